@@ -1,0 +1,198 @@
+"""Generate Verilog and a manifest: ``python -m hdl.build --channels 64 --k 16``.
+
+Every argument is validated before anything is generated, and everything is generated in
+memory before a file is written: a bad value prints one line to stderr and exits with status 2,
+leaving no files behind.
+
+Blocks register themselves in ``BLOCKS``: each entry adds its options to the parser, checks
+them, and returns the modules to emit. Later blocks (MAC array, Huffman coder) add entries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from golden.quant import acc_bits
+from hdl.manifest import describe_ports
+from hdl.requantizer import Requantizer
+
+__all__ = ["BLOCKS", "Block", "Module", "generate", "main"]
+
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class Module:
+    """One generated Verilog module: its top name, the component, and manifest extras."""
+
+    name: str
+    component: object
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Block:
+    """A generator: ``add_arguments(parser)``, ``modules(args) -> list[Module]``."""
+
+    name: str
+    add_arguments: object
+    modules: object
+
+
+class UsageError(Exception):
+    """A bad command line; the message is printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _positive(name):
+    def parse(text):
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a positive integer, not {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, not {value}")
+        return value
+    return parse
+
+
+def _width(name, lo, hi):
+    def parse(text):
+        value = _positive(name)(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be between {lo} and {hi}, not {value}")
+        return value
+    return parse
+
+
+def _common_arguments(parser):
+    parser.add_argument("--channels", type=_positive("Channel count"), default=64,
+                        help="feature-map channels C (default 64)")
+    parser.add_argument("--k", type=_positive("Component count"), default=16,
+                        help="projected components K, at most C (default 16)")
+    parser.add_argument("--in-width", type=_width("Input width", 2, 16), default=8,
+                        help="signed MAC input width in bits (default 8)")
+    parser.add_argument("--weight-width", type=_width("Weight width", 2, 16), default=8,
+                        help="signed weight width in bits (default 8)")
+    parser.add_argument("--bias-width", type=_width("Bias width", 2, 32), default=32,
+                        help="signed bias width in bits (default 32)")
+    parser.add_argument("--mult-width", type=_width("Multiplier width", 1, 32), default=16,
+                        help="unsigned requantization multiplier width (default 16)")
+    parser.add_argument("--out-width", type=_width("Output width", 2, 16), default=8,
+                        help="signed output width in bits (default 8)")
+    parser.add_argument("--relu", action="store_true",
+                        help="clamp requantized outputs at zero")
+
+
+def _check_common(args):
+    if args.k > args.channels:
+        raise UsageError(f"Component count {args.k} must not exceed channel count "
+                         f"{args.channels}")
+    args.acc_width = acc_bits(args.in_width, args.weight_width,
+                              max(args.channels, args.k), args.bias_width)
+    if args.acc_width > 48:
+        raise UsageError(f"Accumulator would need {args.acc_width} bits, more than 48; "
+                         f"reduce widths or channels")
+
+
+def _requantizer_modules(args):
+    comp = Requantizer(acc_width=args.acc_width, mult_width=args.mult_width,
+                       out_width=args.out_width, relu=args.relu)
+    return [Module("requantizer", comp, {
+        "latency": Requantizer.LATENCY,
+        "throughput": "1 beat per cycle",
+        "parameters": {"acc_width": args.acc_width, "mult_width": args.mult_width,
+                       "out_width": args.out_width, "relu": args.relu},
+    })]
+
+
+BLOCKS: list[Block] = [
+    Block("requantizer", lambda parser: None, _requantizer_modules),
+]
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m hdl.build",
+                     description="Generate activation-compression hardware as Verilog.")
+    parser.add_argument("--out", default="build", help="output folder (default build/)")
+    _common_arguments(parser)
+    for block in BLOCKS:
+        block.add_arguments(parser)
+    return parser
+
+
+def generate(args) -> dict[str, str]:
+    """Return ``{file name: text}`` for every module and the manifest (nothing written)."""
+    modules = [m for block in BLOCKS for m in block.modules(args)]
+    files = {}
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "parameters": {
+            "channels": args.channels, "k": args.k, "in_width": args.in_width,
+            "weight_width": args.weight_width, "bias_width": args.bias_width,
+            "mult_width": args.mult_width, "out_width": args.out_width,
+            "acc_width": args.acc_width, "relu": args.relu,
+        },
+        "modules": [],
+    }
+    for mod in modules:
+        text = verilog.convert(mod.component, name=mod.name, emit_src=False)
+        files[f"{mod.name}.v"] = text
+        manifest["modules"].append({
+            "name": mod.name, "file": f"{mod.name}.v",
+            "ports": describe_ports(mod.component), **mod.info,
+        })
+    files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
+    return files
+
+
+def write_files(out: Path, files: dict[str, str]) -> None:
+    """Write every file atomically (temp file + rename), creating ``out`` if needed."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, out / name)
+
+
+def parse_args(argv=None):
+    """Parse and validate; raises ``UsageError`` with a one-line message."""
+    args = make_parser().parse_args(argv)
+    _check_common(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"Output path {str(out)!r} exists and is not a folder")
+    return args
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse_args(argv)
+        files = generate(args)
+    except (UsageError, ValueError, TypeError) as exc:
+        print(f"hdl.build: error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    write_files(out, files)
+    names = ", ".join(sorted(files))
+    print(f"wrote {names} to {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

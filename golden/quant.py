@@ -95,7 +95,8 @@ def requantize(acc, mult, shift, out_bits: int = 8, relu: bool = False) -> np.nd
         Unsigned multipliers (below ``2**16`` keeps the product within int64 for 48-bit
         accumulators), broadcast against ``acc``.
     shift : int or array_like of int
-        Right shifts, ``0 <= shift <= 62``.
+        Right shifts, ``0 <= shift <= 127`` (shifts past the product width give 0 or -1
+        before rounding, exactly as the RTL's wide arithmetic shift does).
     out_bits : int
         Signed output width, 2 to 32.
     relu : bool
@@ -112,18 +113,18 @@ def requantize(acc, mult, shift, out_bits: int = 8, relu: bool = False) -> np.nd
     shift = np.asarray(shift, dtype=np.int64)
     if (mult < 0).any():
         raise ValueError("Requantization multiplier must be non-negative")
-    if (shift < 0).any() or (shift > 62).any():
-        raise ValueError("Requantization shift must be between 0 and 62")
+    if (shift < 0).any() or (shift > 127).any():
+        raise ValueError("Requantization shift must be between 0 and 127")
     # int64 when the product provably fits, Python integers otherwise: exact either way.
     amax = int(np.abs(acc).max(initial=0))
     mmax = int(mult.max(initial=0))
-    if (amax * mmax).bit_length() < 62:
+    if (amax * mmax).bit_length() < 62 and int(shift.max(initial=0)) <= 62:
         half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
         y = (acc * mult + half) >> shift
     else:
-        half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
-        y = (acc.astype(object) * mult.astype(object) + half.astype(object)) >> shift.astype(
-            object)
+        sh = shift.astype(object)
+        half = np.vectorize(lambda s: (1 << s) >> 1, otypes=[object])(sh)
+        y = (acc.astype(object) * mult.astype(object) + half) >> sh
     lo, hi = int_range(out_bits, True)
     if relu:
         lo = 0

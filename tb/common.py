@@ -1,0 +1,272 @@
+"""Shared testbench harness: build-and-run from pytest, stream drivers, flow-control patterns.
+
+Two halves:
+
+* pytest side: ``run_cocotb`` writes generated Verilog into one build directory per parameter
+  set and simulator, builds with ``cocotb_tools.runner`` (Verilator by default, ``SIM=icarus``)
+  and runs a cocotb module, passing the parameter set as JSON in ``TB_CONFIG``. It fails the
+  pytest test when any cocotb test failed or none ran. ``WAVES=1`` keeps a waveform named after
+  the test under ``build/waves/``.
+* cocotb side: ``StreamSource``/``StreamSink`` drive and watch Amaranth stream ports
+  (``<prefix>__payload/valid/ready``) with packed struct payloads, under an idle or
+  backpressure pattern from ``flow()``; every wait is bounded (``with_timeout``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD_ROOT = REPO / "build" / "sim"
+WAVES_DIR = REPO / "build" / "waves"
+
+FLOW_PATTERNS = ("none", "cycle", "random")
+
+
+# ----------------------------------------------------------------------------- pytest side
+
+def simulator() -> str:
+    sim = os.environ.get("SIM", "verilator")
+    if sim not in ("verilator", "icarus"):
+        raise ValueError(f"SIM must be 'verilator' or 'icarus', not {sim!r}")
+    return sim
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` only if it differs, atomically (xdist workers may race)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def config_id(config: dict) -> str:
+    """A short, filesystem-safe name for a parameter set."""
+    parts = []
+    for key, value in config.items():
+        if isinstance(value, (dict, list)):
+            continue
+        parts.append(f"{key}{value}".replace(" ", "").replace("/", "_"))
+    return "-".join(parts) or "default"
+
+
+def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: str,
+               config: dict | None = None, testcase=None, timeout_s: int | None = None):
+    """Build ``sources`` ({file name: Verilog text}) and run cocotb ``test_module`` on them.
+
+    ``name`` names the build directory (one per parameter set); ``config`` reaches the cocotb
+    tests as ``tb.common.load_config()``.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    sim = simulator()
+    build_dir = BUILD_ROOT / sim / name
+    paths = []
+    for fname, text in sources.items():
+        path = build_dir / "src" / fname
+        write_if_changed(path, text)
+        paths.append(path)
+    waves = os.environ.get("WAVES", "0") == "1"
+    build_args = []
+    if sim == "verilator":
+        build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
+                      "-Wno-CASEINCOMPLETE", "-Wno-PINCONNECTEMPTY"]
+    runner = get_runner(sim)
+    runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=build_dir,
+                 build_args=build_args, waves=waves, timescale=("1ns", "1ps"))
+    env = {"TB_CONFIG": json.dumps(config or {}), "PYTHONPATH": _pythonpath()}
+    results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
+                          test_dir=build_dir, extra_env=env, waves=waves, testcase=testcase,
+                          results_xml=str(build_dir / "results.xml"))
+    if waves:
+        _keep_waves(build_dir, name)
+    total, failed = get_results(results)
+    assert total > 0, f"no cocotb test ran in {test_module}"
+    assert failed == 0, f"{failed} of {total} cocotb tests failed in {test_module} ({name})"
+
+
+def _pythonpath() -> str:
+    existing = os.environ.get("PYTHONPATH", "")
+    return str(REPO) + (os.pathsep + existing if existing else "")
+
+
+def _keep_waves(build_dir: Path, name: str) -> None:
+    WAVES_DIR.mkdir(parents=True, exist_ok=True)
+    for ext in ("fst", "vcd"):
+        for wave in build_dir.glob(f"*.{ext}"):
+            shutil.copy(wave, WAVES_DIR / f"{name}.{ext}")
+
+
+# ----------------------------------------------------------------------------- cocotb side
+
+def load_config() -> dict:
+    return json.loads(os.environ.get("TB_CONFIG", "{}"))
+
+
+def flow(pattern: str, seed: int = 0):
+    """An endless iterator of 0/1: 1 lets a beat through this cycle.
+
+    ``none`` never stalls; ``cycle`` is ``1,1,1,0``; ``random`` is seeded bursts of random
+    length (1-8 cycles on, 1-4 off), so long stalls and back-to-back beats both occur.
+    """
+    if pattern == "none":
+        return itertools.repeat(1)
+    if pattern == "cycle":
+        return itertools.cycle([1, 1, 1, 0])
+    if pattern == "random":
+        rng = random.Random(seed)
+
+        def bursts():
+            while True:
+                yield from [1] * rng.randint(1, 8)
+                yield from [0] * rng.randint(1, 4)
+        return bursts()
+    raise ValueError(f"Unknown flow pattern {pattern!r}; expected one of {FLOW_PATTERNS}")
+
+
+class Fields:
+    """Pack and unpack a struct payload given ``[(name, width, signed), ...]`` from bit 0."""
+
+    def __init__(self, fields):
+        self.fields = [(n, int(w), bool(s)) for n, w, s in fields]
+        self.width = sum(w for _, w, _ in self.fields)
+
+    @classmethod
+    def from_manifest(cls, port: dict) -> Fields:
+        return cls([(f["name"], f["width"], f["signed"]) for f in port["fields"]])
+
+    def pack(self, values: dict) -> int:
+        word, offset = 0, 0
+        for name, width, signed in self.fields:
+            v = int(values.get(name, 0))
+            lo = -(1 << (width - 1)) if signed else 0
+            hi = (1 << (width - 1)) - 1 if signed else (1 << width) - 1
+            if not lo <= v <= hi:
+                raise ValueError(f"field {name}={v} does not fit {width} bits")
+            word |= (v & ((1 << width) - 1)) << offset
+            offset += width
+        return word
+
+    def unpack(self, word: int) -> dict:
+        out, offset = {}, 0
+        for name, width, signed in self.fields:
+            v = (word >> offset) & ((1 << width) - 1)
+            if signed and v >> (width - 1):
+                v -= 1 << width
+            out[name] = v
+            offset += width
+        return out
+
+
+class StreamSource:
+    """Drive ``<prefix>__payload/valid`` from a queue of payload dicts (or ints)."""
+
+    def __init__(self, dut, prefix: str, clk, fields: Fields | None = None,
+                 idle: str = "none", seed: int = 0):
+        import cocotb
+
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload", None)
+        self.clk = clk
+        self.fields = fields
+        self.pattern = flow(idle, seed)
+        self.queue: list = []
+        self.sent = 0
+        self.valid.value = 0
+        self._task = cocotb.start_soon(self._run())
+
+    def send(self, items) -> None:
+        self.queue.extend(items)
+
+    def _encode(self, item) -> int:
+        return self.fields.pack(item) if self.fields is not None else int(item)
+
+    async def _run(self):
+        from cocotb.triggers import RisingEdge
+
+        driving = False
+        while True:
+            await RisingEdge(self.clk)
+            if driving and int(self.ready.value):
+                self.queue.pop(0)
+                self.sent += 1
+                driving = False
+            if not driving and self.queue and next(self.pattern):
+                if self.payload is not None:
+                    self.payload.value = self._encode(self.queue[0])
+                driving = True
+            self.valid.value = int(driving)
+
+    async def wait_sent(self, timeout_ns: int) -> None:
+        """Wait until every queued item was accepted, at most ``timeout_ns``."""
+        from cocotb.triggers import RisingEdge, with_timeout
+
+        async def drained():
+            while self.queue:
+                await RisingEdge(self.clk)
+        await with_timeout(drained(), timeout_ns, "ns")
+
+
+class StreamSink:
+    """Accept beats from ``<prefix>__payload/valid/ready`` under a backpressure pattern."""
+
+    def __init__(self, dut, prefix: str, clk, fields: Fields | None = None,
+                 backpressure: str = "none", seed: int = 1):
+        import cocotb
+
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload", None)
+        self.clk = clk
+        self.fields = fields
+        self.pattern = flow(backpressure, seed)
+        self.received: list = []
+        self.beat_cycles: list[int] = []
+        self.cycle = 0
+        self.ready.value = 0
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        from cocotb.triggers import RisingEdge
+
+        while True:
+            await RisingEdge(self.clk)
+            self.cycle += 1
+            if int(self.ready.value) and int(self.valid.value):
+                word = int(self.payload.value) if self.payload is not None else 1
+                self.received.append(self.fields.unpack(word) if self.fields else word)
+                self.beat_cycles.append(self.cycle)
+            self.ready.value = next(self.pattern)
+
+    async def wait_for(self, count: int, timeout_ns: int) -> list:
+        """Wait for ``count`` beats in total, at most ``timeout_ns``; return them."""
+        from cocotb.triggers import RisingEdge, with_timeout
+
+        async def enough():
+            while len(self.received) < count:
+                await RisingEdge(self.clk)
+        await with_timeout(enough(), timeout_ns, "ns")
+        return self.received[:count]
+
+
+async def start_clock_and_reset(dut, period_ns: int = 10, cycles: int = 3):
+    """Start ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
+    from cocotb.clock import Clock
+    from cocotb.triggers import RisingEdge
+
+    Clock(dut.clk, period_ns, unit="ns").start()
+    dut.rst.value = 1
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)

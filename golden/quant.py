@@ -174,15 +174,16 @@ def choose_multiplier(real, mult_bits: int = 16, max_shift: int = 62) -> tuple:
     for idx, r in np.ndenumerate(real):
         if r == 0:
             continue
-        # 2**s * r <= limit  ->  s = floor(log2(limit / r)); then correct for rounding.
-        s = min(max_shift, math.floor(math.log2(limit / r)))
-        if s < 0:
+        # 2**s * r <= limit gives s = floor(log2(limit / r)); rounding down to the limit may
+        # allow one more, so start one higher and step down until the multiplier fits.
+        s = min(max_shift, math.floor(math.log2(limit / r)) + 1)
+        m = round(r * 2.0 ** s) if s >= 0 else limit + 1
+        while m > limit and s >= 0:
+            s -= 1
+            m = round(r * 2.0 ** s)
+        if s < 0 or m > limit:
             raise ValueError(
                 f"Requantization scale {r} needs more than {mult_bits} multiplier bits"
             )
-        m = round(r * (1 << s))
-        while m > limit and s > 0:
-            s -= 1
-            m = round(r * (1 << s))
         mult[idx], shift[idx] = m, s
     return mult, shift

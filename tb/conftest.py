@@ -10,6 +10,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _setup_verilator():
     try:
@@ -29,3 +31,27 @@ def _setup_verilator():
 
 
 _setup_verilator()
+
+
+def _simulators() -> list[str]:
+    """``SIM`` picks the simulator: verilator (default), icarus, or ``all`` for both."""
+    choice = os.environ.get("SIM", "verilator")
+    if choice == "all":
+        return ["verilator", "icarus"]
+    if choice not in ("verilator", "icarus"):
+        raise pytest.UsageError(f"SIM must be verilator, icarus or all, not {choice!r}")
+    return [choice]
+
+
+def pytest_generate_tests(metafunc):
+    # Every testbench runs once per selected simulator; the id shows which.
+    if "sim" in metafunc.fixturenames:
+        metafunc.parametrize("sim", _simulators(), indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def sim(request, monkeypatch):
+    """The simulator of this test, exported as ``SIM`` for ``tb.common.run_cocotb``."""
+    name = getattr(request, "param", None) or _simulators()[0]
+    monkeypatch.setenv("SIM", name)
+    return name

@@ -157,7 +157,32 @@ def generate(args) -> dict[str, str]:
             "ports": describe_ports(mod.component), **mod.info,
         })
     files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
+    files[f"{CORE_NAME}.core"] = fusesoc_core(manifest)
     return files
+
+
+CORE_NAME = "actcomp_generated"
+
+
+def fusesoc_core(manifest: dict) -> str:
+    """A FuseSoC CAPI2 core listing the generated Verilog, one target per top module."""
+    p = manifest["parameters"]
+    lines = [
+        "CAPI=2:",
+        f"name: actcomp:generated:{CORE_NAME}:0.1.0",
+        f"description: actcomp blocks generated for C={p['channels']} K={p['k']}",
+        "filesets:",
+        "  rtl:",
+        "    files:",
+        *[f"      - {m['file']}" for m in manifest["modules"]],
+        "    file_type: verilogSource",
+        "targets:",
+        "  default:",
+        "    filesets: [rtl]",
+    ]
+    for m in manifest["modules"]:
+        lines += [f"  {m['name']}:", "    filesets: [rtl]", f"    toplevel: {m['name']}"]
+    return "\n".join(lines) + "\n"
 
 
 def write_files(out: Path, files: dict[str, str]) -> None:

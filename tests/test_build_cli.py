@@ -72,3 +72,19 @@ def test_headline_command_writes_verilog_and_manifest(tmp_path):
                 f"{port['direction']} [{port['width'] - 1}:0] {port['name']};"
             assert decl in text, f"{module['name']}: {decl!r} not in the Verilog"
     assert not list(out.glob(".*")), "temporary files left behind"
+
+
+def test_fusesoc_core_lists_every_module(tmp_path):
+    result = run_build(tmp_path, "--channels", "32", "--k", "8")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "build"
+    manifest = json.loads((out / "manifest.json").read_text())
+    info = subprocess.run([sys.executable, "-m", "fusesoc.main", "--cores-root", str(out),
+                           "core-info", "actcomp:generated:actcomp_generated"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert info.returncode == 0, info.stdout + info.stderr
+    assert "C=32 K=8" in info.stdout
+    core = (out / "actcomp_generated.core").read_text()
+    for module in manifest["modules"]:
+        assert f"- {module['file']}" in core
+        assert f"toplevel: {module['name']}" in core

@@ -69,13 +69,14 @@ def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: s
     from cocotb_tools.runner import get_results, get_runner
 
     sim = simulator()
-    build_dir = BUILD_ROOT / sim / name
+    waves = os.environ.get("WAVES", "0") == "1"
+    # Icarus rebuilds on source mtime only, so a traced build needs a directory of its own.
+    build_dir = BUILD_ROOT / sim / (name + ("-waves" if waves else ""))
     paths = []
     for fname, text in sources.items():
         path = build_dir / "src" / fname
         write_if_changed(path, text)
         paths.append(path)
-    waves = os.environ.get("WAVES", "0") == "1"
     build_args = []
     if sim == "verilator":
         build_args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
@@ -84,11 +85,15 @@ def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: s
     runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, waves=waves, timescale=("1ns", "1ps"))
     env = {"TB_CONFIG": json.dumps(config or {}), "PYTHONPATH": _pythonpath()}
+    plusargs = []
+    if waves and sim == "icarus":
+        build_dir.mkdir(parents=True, exist_ok=True)
+        plusargs = [f"+dumpfile_path={build_dir / 'waves.fst'}"]
     results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
                           test_dir=build_dir, extra_env=env, waves=waves, testcase=testcase,
-                          results_xml=str(build_dir / "results.xml"))
+                          plusargs=plusargs, results_xml=str(build_dir / "results.xml"))
     if waves:
-        _keep_waves(build_dir, name)
+        _keep_waves(build_dir, _test_name(name, sim))
     total, failed = get_results(results)
     assert total > 0, f"no cocotb test ran in {test_module}"
     assert failed == 0, f"{failed} of {total} cocotb tests failed in {test_module} ({name})"
@@ -97,6 +102,13 @@ def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: s
 def _pythonpath() -> str:
     existing = os.environ.get("PYTHONPATH", "")
     return str(REPO) + (os.pathsep + existing if existing else "")
+
+
+def _test_name(fallback: str, sim: str) -> str:
+    """The running pytest test's name as a file name (the config name outside pytest)."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    test = current.split("::")[-1].split(" ")[0] if current else f"{fallback}[{sim}]"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in test).strip("_")
 
 
 def _keep_waves(build_dir: Path, name: str) -> None:

@@ -43,7 +43,7 @@ class RegisteredIO(wiring.Component):
 
     def _ports(self):
         ins, outs = [], []
-        for path, member, value in self._inner.signature.flatten(self._inner):
+        for _path, member, value in self._inner.signature.flatten(self._inner):
             if not member.is_port:
                 continue
             (ins if member.flow == In else outs).append(Value.cast(value))

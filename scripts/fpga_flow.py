@@ -153,8 +153,8 @@ def _used(util, keys):
 
 
 def print_table(rows):
-    head = f"{'config':28s} {'target':11s} {'LUT':>6s} {'FF':>6s} {'DSP':>4s} {'BRAM':>4s} " \
-           f"{'Fmax MHz':>9s}  seeds"
+    head = (f"{'config':28s} {'target':11s} {'LUT':>6s} {'FF':>6s} {'DSP':>4s} {'BRAM':>4s} "
+            f"{'Fmax MHz':>9s}  seeds")
     print(head)
     print("-" * len(head))
     for r in rows:

@@ -9,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.pipeline import stage_enables
 
-__all__ = ["Requantizer", "requant_layouts"]
+__all__ = ["Requantizer", "requant_layouts", "requant_logic", "requant_round_saturate",
+           "requant_shift"]
 
 
 def _check_width(name, value, lo, hi):
@@ -36,29 +37,50 @@ def requant_layouts(acc_width: int, mult_width: int, out_width: int):
     return i_layout, o_layout
 
 
+def requant_shift(m, prod, shift):
+    """First half of the rule: ``t = (prod << 1) >> shift``, arithmetic (combinational).
+
+    With ``q = prod >> (shift - 1)``, ``(prod + 2**(shift-1)) >> shift == (q + 1) >> 1``, and
+    ``(prod << 1) >> shift`` is ``q`` for ``shift >= 1`` and ``2 * prod`` for ``shift == 0``
+    (where ``(2 * prod + 1) >> 1 == prod``), so one barrel shift serves every shift and the
+    wide rounding adder disappears. Shifts past the width give 0 or -1, and then 0 after
+    rounding, as in ``golden.quant.requantize``.
+    """
+    t = Signal(signed(len(prod) + 1))
+    m.d.comb += t.eq((prod.as_signed() << 1) >> shift)
+    return t
+
+
+def requant_round_saturate(m, t, out_width: int, relu: bool):
+    """Second half: ``y = clip((t + 1) >> 1, lo, hi)`` (combinational).
+
+    ``y > hi`` exactly when ``t >= 2*hi + 1``, and ``y <= lo`` when ``t <= 2*lo - 1``; between
+    the two, ``t`` fits ``out_width + 1`` signed bits, so the saturation tests compare ``t``
+    with constants and the rounding adder is only ``out_width + 2`` bits wide.
+    """
+    lo = 0 if relu else -(1 << (out_width - 1))
+    hi = (1 << (out_width - 1)) - 1
+    low = Signal(signed(out_width + 2))
+    m.d.comb += low.eq(t[:out_width + 1].as_signed() + 1)
+    result = Signal(signed(out_width))
+    with m.If(t >= 2 * hi + 1):
+        m.d.comb += result.eq(hi)
+    with m.Elif(t <= 2 * lo - 1):
+        m.d.comb += result.eq(lo)
+    with m.Else():
+        m.d.comb += result.eq(low >> 1)
+    return result
+
+
 def requant_logic(m, prod, shift, out_width: int, relu: bool):
     """Round, shift and saturate a signed product (combinational); returns the result.
 
-    ``(prod + (1 << shift >> 1)) >> shift``, arithmetic, computed wide enough that no shift
-    value of the field can overflow, then saturated to ``out_width`` (lower bound 0 with
-    ``relu``). Shared with the MAC array so the rule is written once in RTL too.
+    ``clip((prod + (1 << shift >> 1)) >> shift, lo, hi)``, arithmetic, exact for every shift
+    value of the field, saturated to ``out_width`` (lower bound 0 with ``relu``). Shared with
+    the MAC array so the rule is written once in RTL too. Blocks that can afford a register
+    in between call ``requant_shift`` and ``requant_round_saturate`` in two stages.
     """
-    half = (Signal(unsigned(1), init=1) << shift) >> 1
-    width = max(len(prod), len(half)) + 1
-    rounded = Signal(signed(width))
-    m.d.comb += rounded.eq(prod + half)
-    shifted = Signal(signed(width))
-    m.d.comb += shifted.eq(rounded >> shift)
-    lo = 0 if relu else -(1 << (out_width - 1))
-    hi = (1 << (out_width - 1)) - 1
-    result = Signal(signed(out_width))
-    with m.If(shifted > hi):
-        m.d.comb += result.eq(hi)
-    with m.Elif(shifted < lo):
-        m.d.comb += result.eq(lo)
-    with m.Else():
-        m.d.comb += result.eq(shifted)
-    return result
+    return requant_round_saturate(m, requant_shift(m, prod, shift), out_width, relu)
 
 
 class Requantizer(wiring.Component):
@@ -80,11 +102,11 @@ class Requantizer(wiring.Component):
     i_stream : In(stream)  payload ``{acc, mult, shift, last}``
     o_stream : Out(stream) payload ``{data, last}``; ``last`` passes through unchanged.
 
-    Latency is 2 cycles (``LATENCY``); one beat per cycle sustained; valid/ready per
+    Latency is 3 cycles (``LATENCY``); one beat per cycle sustained; valid/ready per
     AXI4-Stream, with ``i_stream.ready`` depending on ``o_stream.ready`` only.
     """
 
-    LATENCY = 2
+    LATENCY = 3
 
     def __init__(self, *, acc_width=32, mult_width=16, out_width=8, relu=False):
         _check_width("Accumulator width", acc_width, 2, 48)
@@ -104,28 +126,34 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        valid, load = stage_enables(m, self.o_stream.ready, 2)
+        valid, load = stage_enables(m, self.o_stream.ready, 3)
         m.d.comb += self.i_stream.ready.eq(load[0])
+        payload = self.i_stream.payload
 
-        # Stage 0: the product. mult is unsigned, so widen it by a zero sign bit.
+        # Stage 0: the product (signed * unsigned: Amaranth zero-extends mult, so it is exact).
         prod = Signal(signed(self._acc_width + self._mult_width + 1))
-        shift = Signal.like(self.i_stream.payload.shift)
-        last0 = Signal()
+        shift = Signal.like(payload.shift)
+        last = [Signal(name=f"last{i}") for i in range(2)]
         with m.If(load[0]):
             m.d.sync += [
                 valid[0].eq(self.i_stream.valid),
-                # signed * unsigned: Amaranth zero-extends mult, so the product is exact.
-                prod.eq(self.i_stream.payload.acc * self.i_stream.payload.mult),
-                shift.eq(self.i_stream.payload.shift),
-                last0.eq(self.i_stream.payload.last),
+                prod.eq(payload.acc * payload.mult),
+                shift.eq(payload.shift),
+                last[0].eq(payload.last),
             ]
 
-        # Stage 1: round, shift, saturate.
-        result = requant_logic(m, prod, shift, self._out_width, self._relu)
+        # Stage 1: the barrel shift.
+        shifted = requant_shift(m, prod, shift)
+        t = Signal.like(shifted)
         with m.If(load[1]):
+            m.d.sync += [t.eq(shifted), last[1].eq(last[0])]
+
+        # Stage 2: round and saturate.
+        result = requant_round_saturate(m, t, self._out_width, self._relu)
+        with m.If(load[2]):
             m.d.sync += [
                 self.o_stream.payload.data.eq(result),
-                self.o_stream.payload.last.eq(last0),
+                self.o_stream.payload.last.eq(last[1]),
             ]
-        m.d.comb += self.o_stream.valid.eq(valid[1])
+        m.d.comb += self.o_stream.valid.eq(valid[2])
         return m

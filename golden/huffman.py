@@ -480,6 +480,35 @@ def _windows(big, pos):
 _CHUNK = 1 << 20
 
 
+def _lut(table):
+    """Primary decode table over the first T = min(L, 14) bits: length (0 = look further) and
+    code-alphabet index of the code that starts there."""
+    cached = getattr(table, "_lut_cache", None)
+    if cached is None:
+        L = table.max_len
+        T = min(L, 14)
+        v = np.arange(1 << T, dtype=np.uint64) << np.uint64(L - T)
+        ln, idx = _slow_lookup(table, v)
+        short = (ln > 0) & (ln <= T)
+        cached = (T, np.where(short, ln, 0).astype(np.int64), np.where(short, idx, 0))
+        table._lut_cache = cached
+    return cached
+
+
+def _slow_lookup(table, v):
+    """Canonical decode of left-justified L-bit windows: (length or 0 if invalid, index)."""
+    L = table.max_len
+    ln = np.searchsorted(table.limits, v, side="right") + 1
+    bad = ln > L
+    ln = np.where(bad, L, ln)
+    prefix = (v >> (L - ln).astype(np.uint64)).astype(np.int64)
+    pos = np.minimum(table.base[ln] + prefix - table.first[ln], table.symbols.size - 1)
+    return np.where(bad, 0, ln), table.symbols[pos]
+
+
+_CHUNK = 1 << 20
+
+
 def _position_tables(big, n_pos, table):
     """Decode a code at every bit position 0 .. n_pos - 1.
 
@@ -487,46 +516,71 @@ def _position_tables(big, n_pos, table):
     decoded entry (symbol pattern, or ``2**b + r`` for a run), with length 0 at an invalid code.
     """
     L, b = table.max_len, table.bits
+    T, lut_len, lut_idx = _lut(table)
     length = np.zeros(n_pos, dtype=np.int32)
     value = np.zeros(n_pos, dtype=np.int32)
-    limits = table.limits
-    first, base = table.first, table.base
-    symbols = table.symbols
     esc = table.esc_index if table.escape else -1
     mask = np.uint64((1 << b) - 1)
     for start in range(0, n_pos, _CHUNK):
         pos = np.arange(start, min(start + _CHUNK, n_pos), dtype=np.int64)
         win = _windows(big, pos)
-        v = win >> np.uint64(64 - L)
-        ln = np.searchsorted(limits, v, side="right") + 1
-        bad = ln > L
-        ln = np.where(bad, L, ln)
-        prefix = (v >> (L - ln).astype(np.uint64)).astype(np.int64)
-        idx = symbols[np.minimum(base[ln] + prefix - first[ln], symbols.size - 1)]
-        is_esc = idx == esc
-        if np.any(is_esc):
-            lit = ((win >> (64 - ln - b).astype(np.uint64)) & mask).astype(np.int64)
-            idx = np.where(is_esc, lit, idx)
-            ln = np.where(is_esc, ln + b, ln)
-        ln = np.where(bad, 0, ln)
+        top = (win >> np.uint64(64 - T)).astype(np.int64)
+        ln = lut_len[top]
+        idx = lut_idx[top]
+        slow = np.flatnonzero(ln == 0)
+        if slow.size:
+            ln[slow], idx[slow] = _slow_lookup(table, win[slow] >> np.uint64(64 - L))
+        if esc >= 0:
+            is_esc = np.flatnonzero(idx == esc)
+            if is_esc.size:
+                e_ln = ln[is_esc]
+                lit = (win[is_esc] >> (64 - e_ln - b).astype(np.uint64)) & mask
+                idx[is_esc] = lit.astype(np.int64)
+                ln[is_esc] = e_ln + b
         length[start:start + pos.size] = ln
         value[start:start + pos.size] = idx
     return length, value
 
 
-def _chain(nxt, steps):
-    """Positions ``nxt^i(0)`` for i = 0 .. steps - 1, by pointer doubling (no per-step loop)."""
-    q = np.zeros(steps, dtype=nxt.dtype)
-    i = np.arange(steps)
-    jump = nxt
-    k = 0
-    while (1 << k) < steps:
-        sel = (i >> k) & 1 == 1
-        q[sel] = jump[q[sel]]
-        k += 1
-        if (1 << k) < steps:
-            jump = jump[jump]
-    return q
+_STRIDE_LOG = 5
+
+
+def _chain(nxt, steps, stop=None):
+    """Positions ``nxt^i(0)`` for i = 0 .. steps - 1.
+
+    The jumps by 2, 4, .. 32 codes are built for every position with numpy; one scalar step per
+    32 codes finds the coarse chain, and the doubling tables refine it back to every code, so
+    the Python-level work is 1/32 of a per-symbol loop.
+    """
+    if stop is None:
+        stop = nxt.size - 2
+    jumps = [nxt]
+    m = 0
+    while m < _STRIDE_LOG and (1 << (m + 1)) < steps:
+        jumps.append(jumps[-1][jumps[-1]])
+        m += 1
+    stride = 1 << m
+    n_coarse = -(-steps // stride)
+    coarse = np.empty(n_coarse, dtype=nxt.dtype)
+    top = jumps[m]
+    p = 0
+    n_done = n_coarse
+    for i in range(n_coarse):
+        coarse[i] = p
+        if p >= stop:
+            n_done = i + 1  # end and error states are absorbing: the rest repeats p
+            coarse[n_done:] = p
+            break
+        p = int(top[p])
+    q = coarse[:n_done]
+    for level in range(m - 1, -1, -1):
+        finer = np.empty(q.size * 2, dtype=nxt.dtype)
+        finer[0::2] = q
+        finer[1::2] = jumps[level][q]
+        q = finer
+    if q.size < steps:
+        q = np.concatenate([q, np.full(steps - q.size, q[-1], dtype=q.dtype)])
+    return q[:steps]
 
 
 def _decode_columns(big, n_pos, tables, rows, end_exact):

@@ -1,0 +1,238 @@
+"""Run-length mode (bitstream version 2): zero runs as their own canonical Huffman symbols.
+
+Plain Huffman spends at least one bit per symbol; deep-layer coefficients are mostly zero and
+have entropies far below that. Run-length mode keeps the canonical framework of
+``golden.huffman`` and only widens the code alphabet, as JPEG's run/value symbols do but
+without pairing a run with the next value (so the decoder still emits one code per cycle and
+no (run, value) product alphabet is needed):
+
+* index ``0 .. 2**b - 1``: a nonzero value (its b-bit pattern; pattern 0 is never coded);
+* index ``2**b``: ESC, followed by b raw bits (a nonzero value without a code of its own);
+* index ``2**b + r``, ``r = 1 .. R``: a run of ``r`` zero values, ``R = run_max`` a power of two.
+
+A maximal run of ``n`` zeros inside a tile is written greedily: the longest coded run length
+``r <= n`` again and again until ``n`` is used up. With escape on (default), ``RUN_1`` always
+gets a code (its count is raised to at least 1), so every run is encodable. Runs never cross a
+tile boundary. ``docs/bitstream.md`` (version 2) is the normative text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from golden.huffman import (
+    AlphabetError,
+    CorruptStreamError,
+    HuffmanError,
+    HuffmanTable,
+    _check_int,
+    _check_payload,
+    _check_word_bits,
+    _pack,
+    _position_tables,
+    _to_values,
+    lengths_from_histogram,
+    symbol_indices,
+)
+
+__all__ = ["build_rl_table", "decode_rl_tile", "encode_rl_tile", "rl_histogram", "rl_indices"]
+
+RUN_MAX_CHOICES = tuple(1 << k for k in range(9))
+
+
+def _runs(idx):
+    """Events of a pattern sequence: (is_run, literal pattern or run length) in order."""
+    nz = idx != 0
+    n = idx.size
+    if n == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
+    # Event starts: every nonzero position, and every zero that follows a nonzero or starts.
+    prev_nz = np.r_[True, nz[:-1]]
+    start = nz | prev_nz
+    starts = np.flatnonzero(start)
+    lengths = np.diff(np.r_[starts, n])
+    is_run = ~nz[starts]
+    val = np.where(is_run, lengths, idx[starts])
+    return is_run, val
+
+
+def _greedy(run_lengths, coded, run_max):
+    """Per run length n (array), the greedy run entries: returns (entries per run, flat list).
+
+    ``coded[r]`` tells whether RUN_r has a code, r = 1 .. run_max.
+    """
+    avail = [r for r in range(1, run_max + 1) if coded[r]]
+    if not avail:
+        if run_lengths.size:
+            raise AlphabetError("A run of zeros has no code and the table has no escape")
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    top = avail[-1]
+    # Greedy decomposition of every remainder 0 .. top - 1, built once per table.
+    plans = []
+    for rem in range(top):
+        plan = []
+        for r in reversed(avail):
+            while rem >= r:
+                plan.append(r)
+                rem -= r
+        plans.append(plan if rem == 0 else None)
+    q, rem = np.divmod(run_lengths, top)
+    plan_len = np.array([len(p) if p is not None else -1 for p in plans], dtype=np.int64)
+    if run_lengths.size and np.any(plan_len[rem] < 0):
+        bad = int(run_lengths[np.flatnonzero(plan_len[rem] < 0)[0]])
+        raise AlphabetError(f"A run of {bad} zeros cannot be written with the coded run "
+                            f"lengths {avail} and the table has no escape")
+    counts = q + plan_len[rem]
+    width = max(1, int(plan_len.max()))
+    grid = np.zeros((top, width), dtype=np.int64)
+    for i, p in enumerate(plans):
+        if p:
+            grid[i, :len(p)] = p
+    # Entries of run e: q_e copies of `top`, then the plan of its remainder.
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(run_lengths.size), counts)
+    first = np.cumsum(counts) - counts
+    k = np.arange(total) - first[owner]
+    flat = np.where(k < q[owner], top, grid[rem[owner], np.maximum(k - q[owner], 0)
+                                           .clip(max=width - 1)])
+    return counts, flat
+
+
+def rl_indices(values, bits, signed, coded, run_max):
+    """Code-alphabet indices of a tile in run-length mode (coded: per index has-a-code)."""
+    idx = symbol_indices(np.asarray(values).ravel(), bits, signed)
+    is_run, val = _runs(idx)
+    run_counts, run_flat = _greedy(val[is_run], coded[(1 << bits):], run_max)
+    per_event = np.ones(val.size, dtype=np.int64)
+    per_event[is_run] = run_counts
+    out = np.empty(int(per_event.sum()), dtype=np.int64)
+    first = np.cumsum(per_event) - per_event
+    out[first[~is_run]] = val[~is_run]
+    run_pos = np.repeat(first[is_run], run_counts)
+    if run_pos.size:
+        within = np.arange(run_pos.size) - np.repeat(np.cumsum(run_counts) - run_counts,
+                                                     run_counts)
+        out[run_pos + within] = (1 << bits) + run_flat
+    return out
+
+
+def rl_histogram(values, bits, signed, run_max):
+    """Histogram over the run-length code alphabet when every run length has a code."""
+    size = (1 << bits) + 1 + run_max
+    coded = np.ones(size, dtype=bool)
+    return np.bincount(rl_indices(values, bits, signed, coded, run_max), minlength=size)
+
+
+def build_rl_table(values, bits, max_len, signed=True, escape=True, run_max=None):
+    """Build a run-length-mode table from the values of a tile (in coding order).
+
+    Parameters
+    ----------
+    values : array_like of int
+        Calibration values, in the order they will be coded (runs are counted in this order).
+    run_max : int or None
+        Longest run symbol R, a power of two 1..256. None (default) tries every R and keeps the
+        one whose code is shortest on ``values``.
+
+    Raises
+    ------
+    HuffmanError
+        When ``max_len`` cannot code the needed entries.
+    """
+    bits = _check_int("Symbol width", bits, 1, 8)
+    max_len = _check_int("Maximum code length", max_len, 1, 24)
+    values = np.asarray(values).ravel()
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"Symbols must be integers, not {values.dtype}")
+    if run_max is None:
+        choices = RUN_MAX_CHOICES
+    else:
+        if run_max not in RUN_MAX_CHOICES:
+            raise ValueError(f"Longest run must be a power of two 1..256, not {run_max}")
+        choices = (run_max,)
+    best = None
+    last_error = None
+    for r in choices:
+        hist = rl_histogram(values, bits, signed, r)
+        if escape:
+            hist[1 << bits] = 1
+            hist[(1 << bits) + 1] = max(hist[(1 << bits) + 1], 1)
+        if not hist.any():
+            raise HuffmanError("No symbols to code: no values and escape disabled")
+        try:
+            lengths = lengths_from_histogram(hist, max_len)
+        except HuffmanError as e:
+            last_error = e
+            continue
+        cost = int((hist * lengths).sum())
+        if best is None or cost < best[0]:
+            best = (cost, r, lengths)
+    if best is None:
+        raise last_error
+    return HuffmanTable(bits, max_len, best[2], escape=escape, signed=signed, run_max=best[1])
+
+
+def encode_rl_tile(values, table, word_bits=32):
+    """Encode one tile in run-length mode; returns ``(words, nbits)`` like ``encode_tile``."""
+    word_bits = _check_word_bits(word_bits)
+    if not table.run_max:
+        raise ValueError("Table is not a run-length table; use encode_tile")
+    entries = rl_indices(values, table.bits, table.signed, table.lengths > 0, table.run_max)
+    lens = table.enc_len[entries]
+    if np.any(lens == 0):
+        i = int(np.flatnonzero(lens == 0)[0])
+        bad = int(entries[i]) if entries[i] < (1 << table.bits) else 0
+        if table.signed and bad >= 1 << (table.bits - 1):
+            bad -= 1 << table.bits
+        raise AlphabetError(f"Value {bad} has no code and the table has no escape")
+    return _pack(table.enc_code[entries], lens, word_bits)
+
+
+def decode_rl_tile(words, nbits, count, table, word_bits=32):
+    """Decode a run-length tile of ``count`` values; ``nbits`` is required (codes end there).
+
+    Raises
+    ------
+    CorruptStreamError
+        An invalid code, a stream that does not end exactly at ``nbits``, or codes that expand
+        to a number of values other than ``count``.
+    """
+    from golden.huffman import _chain
+
+    word_bits = _check_word_bits(word_bits)
+    if not table.run_max:
+        raise ValueError("Table is not a run-length table; use decode_tile")
+    if nbits is None:
+        raise ValueError("Run-length tiles need their payload bit count")
+    count = _check_int("Symbol count", count, 0, 1 << 40)
+    big, n_pos, _ = _check_payload(words, nbits, word_bits)
+    if count > n_pos * table.run_max:
+        raise CorruptStreamError(f"{n_pos} bits cannot hold {count} values")
+    if n_pos == 0:
+        if count:
+            raise CorruptStreamError(f"Empty stream cannot hold {count} values")
+        return np.zeros(0, dtype=np.int64)
+    ln, val = _position_tables(big, n_pos, table)
+    end, sink = n_pos, n_pos + 1
+    nxt = np.arange(n_pos, dtype=np.int64) + ln
+    nxt[(ln == 0) | (nxt > n_pos)] = sink
+    dtype = np.int32 if n_pos + 2 < (1 << 31) else np.int64
+    nxt = np.concatenate([nxt, [sink, sink]]).astype(dtype)
+    pos = _chain(nxt, n_pos + 1, stop=end)
+    n_codes = int(np.argmax(pos >= end))
+    if pos[n_codes] != end:
+        p = int(pos[n_codes - 1])
+        if ln[p] == 0:
+            raise CorruptStreamError(f"Invalid code at bit {p} (code {n_codes - 1})")
+        raise CorruptStreamError(f"Stream of {n_pos} bits ends inside code {n_codes - 1}")
+    entries = val[pos[:n_codes]].astype(np.int64)
+    n_lit = 1 << table.bits
+    is_run = entries > n_lit
+    widths = np.where(is_run, entries - n_lit, 1)
+    total = int(widths.sum())
+    if total != count:
+        raise CorruptStreamError(f"Stream codes {total} values, not {count}")
+    out = np.zeros(count, dtype=np.int64)
+    starts = np.cumsum(widths) - widths
+    out[starts[~is_run]] = entries[~is_run]
+    return _to_values(out, table)

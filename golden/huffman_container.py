@@ -1,0 +1,247 @@
+"""Container files: a table set (``fit`` output) and a coded array (``encode`` output).
+
+Layouts are normative in ``docs/bitstream.md`` ("Container"). Every integer is little-endian;
+payload words are stored big-endian, so the payload bytes are the bit sequence in order. A
+CRC-32 (zlib's) of every preceding byte ends each file. Parsing checks the size, the CRC, the
+magic and the version first, then every field, before allocating anything sized by the file,
+so a corrupt file raises ``ContainerError`` (or ``CorruptStreamError`` from the payload) and
+never hangs or returns a wrong array unnoticed.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from golden.huffman import (
+    ContainerError,
+    HuffmanTable,
+    _check_groups,
+    _check_word_bits,
+    decode_groups,
+    encode_groups,
+)
+from golden.huffman_rl import decode_rl_tile, encode_rl_tile
+
+__all__ = [
+    "Coded",
+    "TableSet",
+    "decode_array",
+    "encode_array",
+    "pack_container",
+    "pack_tables",
+    "unpack_container",
+    "unpack_tables",
+]
+
+MAGIC_TABLES = b"ACHT"
+MAGIC_STREAM = b"ACHC"
+VERSION_PLAIN = 1
+VERSION_RUN_LENGTH = 2
+DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
+_HEAD = struct.Struct("<4sBBBBQIHH")  # magic, version, W, flags, dtype, N, K, G, reserved
+_GROUP = struct.Struct("<IBBHI")      # hi, signed, reserved, reserved, table length
+MAX_ROWS = 1 << 40
+
+
+@dataclass
+class TableSet:
+    """Tables for the column groups of an (N, K) array: ``tables[g]`` codes columns
+    ``bounds[g] .. bounds[g + 1] - 1``. All plain (version 1) or all run-length (version 2)."""
+
+    tables: list
+    bounds: list
+
+    @property
+    def version(self):
+        return VERSION_RUN_LENGTH if self.tables[0].run_max else VERSION_PLAIN
+
+    def check(self):
+        _check_groups(self.tables, self.bounds, self.bounds[-1] if self.bounds else 0)
+        if len({bool(t.run_max) for t in self.tables}) != 1:
+            raise ValueError("Tables must be all plain or all run-length")
+
+
+@dataclass
+class Coded:
+    """A parsed coded-array container."""
+
+    tableset: TableSet
+    shape: tuple
+    dtype: str
+    word_bits: int
+    tiles: list  # (nbits, words) per tile: one in version 1, one per group in version 2
+
+
+def _pack_groups(ts):
+    out = b""
+    for t, hi in zip(ts.tables, ts.bounds[1:]):
+        body = t.serialize()
+        out += _GROUP.pack(hi, int(t.signed), 0, 0, len(body)) + body
+    return out
+
+
+def _finish(body):
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def pack_tables(ts):
+    """Serialize a table set (the ``fit`` output file)."""
+    ts.check()
+    head = _HEAD.pack(MAGIC_TABLES, ts.version, 0, 0, 0, 0, ts.bounds[-1], len(ts.tables), 0)
+    return _finish(head + _pack_groups(ts))
+
+
+def _open(data, magic):
+    data = bytes(data)
+    if len(data) < _HEAD.size + 4:
+        raise ContainerError(f"File is truncated: {len(data)} bytes")
+    if data[:4] != magic:
+        kind = "table set" if magic == MAGIC_TABLES else "coded stream"
+        raise ContainerError(f"Not an actcomp {kind}: bad magic {data[:4]!r}")
+    version = data[4]
+    if version not in (VERSION_PLAIN, VERSION_RUN_LENGTH):
+        raise ContainerError(f"Unsupported version {version}; this reader knows 1 and 2")
+    (crc,) = struct.unpack("<I", data[-4:])
+    if zlib.crc32(data[:-4]) != crc:
+        raise ContainerError("CRC-32 mismatch: the file is corrupt")
+    return data[:-4], _HEAD.unpack_from(data)
+
+
+def _parse_groups(data, off, k, g, version):
+    if g < 1 or g > max(k, 1):
+        raise ContainerError(f"Group count {g} is invalid for {k} columns")
+    tables, bounds = [], [0]
+    for _ in range(g):
+        if off + _GROUP.size > len(data):
+            raise ContainerError("File is truncated in the group records")
+        hi, signed, r1, r2, n = _GROUP.unpack_from(data, off)
+        off += _GROUP.size
+        if signed > 1 or r1 or r2:
+            raise ContainerError("Group record has invalid flags")
+        if hi <= bounds[-1] or hi > k:
+            raise ContainerError(f"Group bounds must rise to {k}, got {hi} after {bounds[-1]}")
+        if off + n > len(data):
+            raise ContainerError("File is truncated in a table")
+        t = HuffmanTable.deserialize(data[off:off + n], signed=bool(signed))
+        off += n
+        if bool(t.run_max) != (version == VERSION_RUN_LENGTH):
+            raise ContainerError(f"Table mode does not match version {version}")
+        tables.append(t)
+        bounds.append(hi)
+    if bounds[-1] != k:
+        raise ContainerError(f"Groups cover {bounds[-1]} of {k} columns")
+    return TableSet(tables, bounds), off
+
+
+def unpack_tables(data):
+    """Parse ``pack_tables`` output. Raises ``ContainerError``."""
+    body, (_, version, w, flags, dt, n, k, g, res) = _open(data, MAGIC_TABLES)
+    if w or flags or dt or n or res:
+        raise ContainerError("Table-set header has nonzero reserved fields")
+    ts, off = _parse_groups(body, _HEAD.size, k, g, version)
+    if off != len(body):
+        raise ContainerError(f"Table set has {len(body) - off} trailing bytes")
+    return ts
+
+
+def pack_container(coded):
+    """Serialize a ``Coded``."""
+    ts = coded.tableset
+    flags = 2 if len(coded.shape) == 2 else 0
+    n = coded.shape[0]
+    head = _HEAD.pack(MAGIC_STREAM, ts.version, coded.word_bits, flags,
+                      DTYPES.index(coded.dtype), n, ts.bounds[-1], len(ts.tables), 0)
+    out = [head, _pack_groups(ts)]
+    for nbits, words in coded.tiles:
+        out.append(struct.pack("<Q", nbits))
+        out.append(np.asarray(words, dtype=np.uint64)
+                   .astype(f">u{coded.word_bits // 8}").tobytes())
+    return _finish(b"".join(out))
+
+
+def unpack_container(data):
+    """Parse a coded-array container (without decoding the payload)."""
+    body, (_, version, w, flags, dt, n, k, g, res) = _open(data, MAGIC_STREAM)
+    try:
+        w = _check_word_bits(w)
+    except ValueError:
+        raise ContainerError(f"Word width {w} is not one of 8, 16, 32, 64") from None
+    if flags & ~2 or res:
+        raise ContainerError("Header has reserved bits set")
+    if dt >= len(DTYPES):
+        raise ContainerError(f"Unknown element type code {dt}")
+    if n > MAX_ROWS or k < 1:
+        raise ContainerError(f"Invalid shape: {n} rows, {k} columns")
+    if not flags & 2 and k != 1:
+        raise ContainerError("A 1-D array must have one column")
+    ts, off = _parse_groups(body, _HEAD.size, k, g, version)
+    tiles = []
+    for _ in range(1 if version == VERSION_PLAIN else g):
+        if off + 8 > len(body):
+            raise ContainerError("File is truncated before a tile's bit count")
+        (nbits,) = struct.unpack_from("<Q", body, off)
+        off += 8
+        nbytes = -(-nbits // w) * (w // 8)
+        if off + nbytes > len(body):
+            raise ContainerError(f"File is truncated in a tile of {nbits} bits")
+        words = np.frombuffer(body, dtype=f">u{w // 8}", count=nbytes // (w // 8), offset=off)
+        tiles.append((nbits, words.astype(np.uint64)))
+        off += nbytes
+    if off != len(body):
+        raise ContainerError(f"File has {len(body) - off} trailing bytes")
+    shape = (n, k) if flags & 2 else (n,)
+    return Coded(ts, shape, DTYPES[dt], w, tiles)
+
+
+def encode_array(array, tableset, word_bits=32):
+    """Encode an (N,) or (N, K) integer array into container bytes.
+
+    Version 1 (plain tables): one tile, row-major, column j coded with its group's table.
+    Version 2 (run-length tables): one tile per group, holding that group's columns row-major.
+    """
+    word_bits = _check_word_bits(word_bits)
+    a = np.asarray(array)
+    if a.ndim not in (1, 2) or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"Array must be a 1-D or 2-D integer array, not {a.ndim}-D {a.dtype}")
+    if a.dtype.name not in DTYPES:
+        raise ValueError(f"Array element type {a.dtype} is not supported")
+    tableset.check()
+    a2 = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(-1, 1)
+    if a2.shape[1] != tableset.bounds[-1]:
+        raise ValueError(f"Array has {a2.shape[1]} columns, the tables cover "
+                         f"{tableset.bounds[-1]}")
+    if tableset.version == VERSION_PLAIN:
+        words, nbits = encode_groups(a2, tableset.tables, tableset.bounds, word_bits)
+        tiles = [(nbits, words)]
+    else:
+        tiles = []
+        for t, lo, hi in zip(tableset.tables, tableset.bounds, tableset.bounds[1:]):
+            words, nbits = encode_rl_tile(a2[:, lo:hi], t, word_bits)
+            tiles.append((nbits, words))
+    return pack_container(Coded(tableset, a.shape, a.dtype.name, word_bits, tiles))
+
+
+def decode_coded(coded):
+    """Decode a parsed container to its array."""
+    ts, w = coded.tableset, coded.word_bits
+    n, k = coded.shape[0], ts.bounds[-1]
+    if ts.version == VERSION_PLAIN:
+        nbits, words = coded.tiles[0]
+        out = decode_groups(words, nbits, n, ts.tables, ts.bounds, w)
+    else:
+        out = np.empty((n, k), dtype=np.int64)
+        for (nbits, words), t, lo, hi in zip(coded.tiles, ts.tables, ts.bounds, ts.bounds[1:]):
+            out[:, lo:hi] = decode_rl_tile(words, nbits, n * (hi - lo), t, w).reshape(n, -1)
+    info = np.iinfo(coded.dtype)
+    if out.size and (out.min() < info.min or out.max() > info.max):
+        raise ContainerError(f"Decoded values do not fit the stored type {coded.dtype}")
+    return out.astype(coded.dtype).reshape(coded.shape)
+
+
+def decode_array(data):
+    """Decode container bytes to the array. Raises ``ContainerError``/``CorruptStreamError``."""
+    return decode_coded(unpack_container(data))

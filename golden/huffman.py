@@ -124,8 +124,9 @@ def lengths_from_histogram(weights, max_len):
     if n == 1:
         lengths[used] = 1
         return lengths
-    # Leaves in ascending weight, ties by index, so the result is deterministic.
-    order = used[np.lexsort((used, w[used]))]
+    # Leaves in ascending weight, ties by descending index, so the result is deterministic and
+    # ESC (the highest index, count 1) is among the longest codes of its weight.
+    order = used[np.lexsort((-used, w[used]))]
     leaf_w = w[order]
     # Package-merge (Larmore and Hirschberg): level L holds the leaves; each shallower level
     # merges the leaves with the pairwise packages of the level below. Only whether each merged

@@ -48,7 +48,7 @@ def _int_list(text, name):
     try:
         vals = [int(x) for x in text.split(",")]
     except ValueError:
-        raise UsageError(f"{name} must be a comma-separated list of integers, not {text!r}")
+        raise UsageError(f"{name} must be a comma-separated list of integers, not {text!r}") from None
     return vals
 
 
@@ -103,7 +103,7 @@ def _per_group(vals, g, name):
 
 def cmd_fit(args):
     a = _load_symbols(args.symbols)
-    a2 = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(-1, 1)
+    a2 = a if a.ndim == 2 else a.reshape(-1, 1)
     k = a2.shape[1]
     splits = _int_list(args.groups, "--groups") if args.groups else []
     bounds = [0, *splits, k]
@@ -150,10 +150,10 @@ def info_lines(data):
     coded = unpack_container(data)
     a = decode_coded(coded)
     ts = coded.tableset
-    a2 = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(-1, 1)
+    a2 = a if a.ndim == 2 else a.reshape(-1, 1)
     mode = "run-length" if ts.version == 2 else "plain"
-    lines = [f"shape {a.shape} {coded.dtype}, version {ts.version} ({mode}), "
-             f"{coded.word_bits}-bit words, {len(ts.tables)} table(s), {len(data)} bytes"]
+    lines = [(f"shape {a.shape} {coded.dtype}, version {ts.version} ({mode}), "
+              f"{coded.word_bits}-bit words, {len(ts.tables)} table(s), {len(data)} bytes")]
     lines.append("table  columns    b   L  symbols      bits/sym  entropy  ratio_vs_raw")
     total_bits = 0
     for g, (t, lo, hi) in enumerate(zip(ts.tables, ts.bounds, ts.bounds[1:])):

@@ -18,6 +18,7 @@ import numpy as np
 
 from golden.huffman import (
     ContainerError,
+    CorruptStreamError,
     HuffmanTable,
     _check_groups,
     _check_word_bits,
@@ -210,7 +211,7 @@ def encode_array(array, tableset, word_bits=32):
     if a.dtype.name not in DTYPES:
         raise ValueError(f"Array element type {a.dtype} is not supported")
     tableset.check()
-    a2 = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(-1, 1)
+    a2 = a if a.ndim == 2 else a.reshape(-1, 1)
     if a2.shape[1] != tableset.bounds[-1]:
         raise ValueError(f"Array has {a2.shape[1]} columns, the tables cover "
                          f"{tableset.bounds[-1]}")
@@ -233,6 +234,11 @@ def decode_coded(coded):
         nbits, words = coded.tiles[0]
         out = decode_groups(words, nbits, n, ts.tables, ts.bounds, w)
     else:
+        # Each code yields at most run_max values: check before allocating the output.
+        for (nbits, _), t, lo, hi in zip(coded.tiles, ts.tables, ts.bounds, ts.bounds[1:]):
+            if n * (hi - lo) > nbits * t.run_max:
+                raise CorruptStreamError(f"A tile of {nbits} bits cannot hold "
+                                         f"{n * (hi - lo)} values")
         out = np.empty((n, k), dtype=np.int64)
         for (nbits, words), t, lo, hi in zip(coded.tiles, ts.tables, ts.bounds, ts.bounds[1:]):
             out[:, lo:hi] = decode_rl_tile(words, nbits, n * (hi - lo), t, w).reshape(n, -1)

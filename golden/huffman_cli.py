@@ -48,7 +48,8 @@ def _int_list(text, name):
     try:
         vals = [int(x) for x in text.split(",")]
     except ValueError:
-        raise UsageError(f"{name} must be a comma-separated list of integers, not {text!r}") from None
+        raise UsageError(f"{name} must be a comma-separated list of integers, "
+                         f"not {text!r}") from None
     return vals
 
 

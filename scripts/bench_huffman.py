@@ -1,0 +1,205 @@
+"""Benchmark of the golden Huffman codec on real MobileNetV2 activations.
+
+    python -m scripts.bench_huffman [--activations ACTS.npz] [--images 4] [--max-len 12]
+                                    [--energy 0.99] [--speed-mb 4] [--dahuffman-kb 256]
+
+Per capture point (ReLU6 outputs and block outputs, channels last), three kinds of table:
+
+* ``act8``: the activations quantized per layer to 8 bits (unsigned max/255 for non-negative
+  maps, else signed max-abs/127), one table per layer, symbols row-major (pixel, channel);
+* ``pca0`` / ``pca1``: PCA coefficients (numpy ``eigh`` of the channel covariance, the fewest
+  components holding ``--energy`` of the variance) scaled to int8 by their max-abs over the
+  layer (``--pca-scale component``: per component), in two groups: the leading quarter of the
+  components and the rest.
+
+For each table it prints the zero-order entropy H of its symbols, the average bits/symbol of a
+plain (version 1) table and of a run-length (version 2) table fitted to the same symbols
+(in-sample, the code efficiency for that data), and their ratios to H; every stream is decoded
+back and checked. Then encode+decode throughput in MB/s (one byte per 8-bit symbol) of both
+modes beside zlib level 6 and dahuffman on the same symbols.
+
+Activations come from ``golden.capture`` on the bundled photos (``golden.mobilenet``,
+``golden.images``), or from ``--activations``: an .npz of NHWC float arrays, one per point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zlib
+
+import numpy as np
+
+from golden.huffman import build_table, decode_tile, encode_tile
+from golden.huffman_rl import build_rl_table, decode_rl_tile, encode_rl_tile
+
+
+def load_activations(args):
+    if args.activations:
+        with np.load(args.activations) as f:
+            return {k: f[k] for k in f.files}, f"file {args.activations}"
+    try:
+        from golden.capture import capture_activations
+        from golden.images import bundled_photos
+        from golden.mobilenet import load_mobilenet_v2
+    except ImportError as e:
+        raise SystemExit(f"bench_huffman: error: no --activations and no capture path ({e})")
+    model = load_mobilenet_v2()
+    images = bundled_photos()[:args.images]
+    return capture_activations(model, images), f"golden.capture, {len(images)} photos"
+
+
+def quantize8(x):
+    """Per-layer 8-bit quantization: (symbols, signed)."""
+    if x.min() >= 0:
+        scale = max(float(x.max()), 1e-12) / 255
+        return np.clip(np.rint(x / scale), 0, 255).astype(np.int64), False
+    scale = max(float(np.abs(x).max()), 1e-12) / 127
+    return np.clip(np.rint(x / scale), -127, 127).astype(np.int64), True
+
+
+def pca_coefficients(x, energy, per_component=False):
+    """(P, C) -> int8 coefficients (P, k): symmetric max-abs scale per layer (DESIGN.md's
+    measured baseline), or per component."""
+    xc = x - x.mean(axis=0)
+    cov = (xc.T @ xc) / max(len(x) - 1, 1)
+    w, v = np.linalg.eigh(cov.astype(np.float64))
+    order = np.argsort(w)[::-1]
+    w, v = np.clip(w[order], 0, None), v[:, order]
+    total = w.sum()
+    k = int(np.searchsorted(np.cumsum(w) / total, energy) + 1) if total > 0 else 1
+    y = xc @ v[:, :min(k, w.size)].astype(np.float32)
+    peak = np.abs(y).max(axis=0) if per_component else np.abs(y).max()
+    scale = np.maximum(peak, 1e-12) / 127
+    return np.clip(np.rint(y / scale), -127, 127).astype(np.int64)
+
+
+def entropy(sym):
+    _, c = np.unique(sym, return_counts=True)
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def code_table(sym, signed, max_len):
+    """Fit, encode and decode one table both ways; return (H, plain bits, RL bits, R)."""
+    flat = sym.ravel()
+    t = build_table(flat, 8, max_len, signed=signed, histogram=False)
+    words, nb = encode_tile(flat, t)
+    assert np.array_equal(decode_tile(words, nb, flat.size, t), flat), "plain round trip"
+    tr = build_rl_table(flat, 8, max_len, signed=signed)
+    words, nbr = encode_rl_tile(flat, tr)
+    assert np.array_equal(decode_rl_tile(words, nbr, flat.size, tr), flat), "RL round trip"
+    return entropy(flat), nb, nbr, tr.run_max
+
+
+def timed(fn, *a):
+    t0 = time.perf_counter()
+    out = fn(*a)
+    return out, time.perf_counter() - t0
+
+
+def speed(symbols, max_len, dahuffman_bytes):
+    """Encode+decode MB/s of each codec on the same 8-bit symbols (one byte each)."""
+    data = (symbols & 0xFF).astype(np.uint8)
+    mb = data.size / 1e6
+    rows = []
+    t = build_table(data, 8, max_len, signed=False, histogram=False)
+    (w, nb), te = timed(encode_tile, data, t)
+    out, td = timed(decode_tile, w, nb, data.size, t)
+    assert np.array_equal(out, data)
+    rows.append(("golden plain (v1)", data.size, nb / data.size, mb / te, mb / td, mb / (te + td)))
+    tr = build_rl_table(data, 8, max_len, signed=False)
+    (w, nb), te = timed(encode_rl_tile, data, tr)
+    out, td = timed(decode_rl_tile, w, nb, data.size, tr)
+    assert np.array_equal(out, data)
+    rows.append(("golden run-length (v2)", data.size, nb / data.size, mb / te, mb / td,
+                 mb / (te + td)))
+    raw = data.tobytes()
+    z, te = timed(zlib.compress, raw, 6)
+    back, td = timed(zlib.decompress, z)
+    assert back == raw
+    rows.append(("zlib level 6", data.size, 8 * len(z) / data.size, mb / te, mb / td,
+                 mb / (te + td)))
+    try:
+        from dahuffman import HuffmanCodec
+    except ImportError:
+        rows.append(("dahuffman (not installed)", 0, 0, 0, 0, 0))
+        return rows
+    small = raw[:dahuffman_bytes]
+    smb = len(small) / 1e6
+    codec = HuffmanCodec.from_data(small)
+    enc, te = timed(codec.encode, small)
+    dec, td = timed(codec.decode, enc)
+    assert bytes(dec) == small
+    rows.append((f"dahuffman (first {len(small)} B)", len(small), 8 * len(enc) / len(small),
+                 smb / te, smb / td, smb / (te + td)))
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_huffman")
+    p.add_argument("--activations", help=".npz of NHWC float activations, one per point")
+    p.add_argument("--images", type=int, default=4, help="photos to capture on")
+    p.add_argument("--max-len", type=int, default=12, help="maximum code length L")
+    p.add_argument("--energy", type=float, default=0.99, help="PCA energy kept")
+    p.add_argument("--pca-scale", choices=["layer", "component"], default="layer",
+                   help="int8 max-abs scale of the PCA coefficients: one per layer or per "
+                   "component")
+    p.add_argument("--speed-mb", type=float, default=4.0, help="MB of symbols to time")
+    p.add_argument("--dahuffman-kb", type=int, default=256, help="KB dahuffman codes")
+    args = p.parse_args(argv)
+    acts, source = load_activations(args)
+    print(f"# activations: {source}; {len(acts)} points; L = {args.max_len}; "
+          f"PCA energy {args.energy}, scale per {args.pca_scale}; tables fitted and measured on the same symbols")
+    head = (f"{'point':<28} {'table':<5} {'cols':>4} {'symbols':>9} {'H':>6} {'plain':>6} "
+            f"{'pl/H':>5} {'RL':>6} {'RL/H':>5} {'R':>4}")
+    print(head)
+    totals = {}
+    speed_syms = []
+    t_start = time.perf_counter()
+    for name, a in acts.items():
+        x = np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1])
+        q, signed = quantize8(x)
+        speed_syms.append(q.ravel())
+        tables = [("act8", q, signed)]
+        y = pca_coefficients(x, args.energy, args.pca_scale == "component")
+        split = max(1, -(-y.shape[1] // 4))
+        tables.append(("pca0", y[:, :split], True))
+        if y.shape[1] > split:
+            tables.append(("pca1", y[:, split:], True))
+        for kind, sym, sgn in tables:
+            h, nb, nbr, r = code_table(sym, sgn, args.max_len)
+            n = sym.size
+            tot = totals.setdefault(kind if kind == "act8" else "pca", [0, 0.0, 0, 0])
+            tot[0] += n
+            tot[1] += h * n
+            tot[2] += nb
+            tot[3] += nbr
+            pl, rl = nb / n, nbr / n
+            print(f"{name:<28} {kind:<5} {sym.shape[1]:>4} {n:>9} {h:6.3f} {pl:6.3f} "
+                  f"{pl / h if h else float('inf'):5.2f} {rl:6.3f} "
+                  f"{rl / h if h else float('inf'):5.2f} {r:>4}", flush=True)
+    print()
+    print("# size-weighted totals (bits/symbol)")
+    print(f"{'tables':<10} {'symbols':>10} {'H':>6} {'plain':>6} {'pl/H':>5} {'RL':>6} "
+          f"{'RL/H':>5} {'RL/plain':>8}")
+    for kind, (n, hn, nb, nbr) in totals.items():
+        h = hn / n
+        print(f"{kind:<10} {n:>10} {h:6.3f} {nb / n:6.3f} {nb / n / h:5.2f} {nbr / n:6.3f} "
+              f"{nbr / n / h:5.2f} {nbr / nb:8.3f}")
+    print(f"# coding and checking all tables took {time.perf_counter() - t_start:.1f} s")
+    print()
+    sym = np.concatenate(speed_syms)[:int(args.speed_mb * 1e6)]
+    print(f"# throughput on the first {sym.size} act8 symbols of all points "
+          f"(MB = 10^6 symbols of 8 bits)")
+    print(f"{'codec':<28} {'symbols':>9} {'bits/sym':>8} {'enc MB/s':>9} {'dec MB/s':>9} "
+          f"{'enc+dec MB/s':>12}")
+    for row in speed(sym, args.max_len, args.dahuffman_kb * 1024):
+        print(f"{row[0]:<28} {row[1]:>9} {row[2]:8.3f} {row[3]:9.2f} {row[4]:9.2f} "
+              f"{row[5]:12.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -44,7 +44,8 @@ def load_activations(args):
         from golden.images import bundled_photos
         from golden.mobilenet import load_mobilenet_v2
     except ImportError as e:
-        raise SystemExit(f"bench_huffman: error: no --activations and no capture path ({e})")
+        raise SystemExit(f"bench_huffman: error: no --activations and no capture path ({e})"
+                         ) from None
     model = load_mobilenet_v2()
     images = bundled_photos()[:args.images]
     return capture_activations(model, images), f"golden.capture, {len(images)} photos"
@@ -108,7 +109,8 @@ def speed(symbols, max_len, dahuffman_bytes):
     (w, nb), te = timed(encode_tile, data, t)
     out, td = timed(decode_tile, w, nb, data.size, t)
     assert np.array_equal(out, data)
-    rows.append(("golden plain (v1)", data.size, nb / data.size, mb / te, mb / td, mb / (te + td)))
+    rows.append(("golden plain (v1)", data.size, nb / data.size, mb / te, mb / td,
+                 mb / (te + td)))
     tr = build_rl_table(data, 8, max_len, signed=False)
     (w, nb), te = timed(encode_rl_tile, data, tr)
     out, td = timed(decode_rl_tile, w, nb, data.size, tr)
@@ -151,7 +153,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     acts, source = load_activations(args)
     print(f"# activations: {source}; {len(acts)} points; L = {args.max_len}; "
-          f"PCA energy {args.energy}, scale per {args.pca_scale}; tables fitted and measured on the same symbols")
+          f"PCA energy {args.energy}, scale per {args.pca_scale}; "
+          "tables fitted and measured on the same symbols")
     head = (f"{'point':<28} {'table':<5} {'cols':>4} {'symbols':>9} {'H':>6} {'plain':>6} "
             f"{'pl/H':>5} {'RL':>6} {'RL/H':>5} {'R':>4}")
     print(head)

@@ -11,17 +11,19 @@ them, and returns the modules to emit. Later blocks (MAC array, Huffman coder) a
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from amaranth.back import verilog
 
 from golden.quant import acc_bits
 from hdl.manifest import describe_ports
+from hdl.registry import Block, Module, UsageError, positive, width
 from hdl.requantizer import Requantizer
 
 __all__ = ["BLOCKS", "Block", "Module", "generate", "main"]
@@ -29,70 +31,25 @@ __all__ = ["BLOCKS", "Block", "Module", "generate", "main"]
 MANIFEST_VERSION = 1
 
 
-@dataclass
-class Module:
-    """One generated Verilog module: its top name, the component, and manifest extras."""
-
-    name: str
-    component: object
-    info: dict = field(default_factory=dict)
-
-
-@dataclass
-class Block:
-    """A generator: ``add_arguments(parser)``, ``modules(args) -> list[Module]``."""
-
-    name: str
-    add_arguments: object
-    modules: object
-
-
-class UsageError(Exception):
-    """A bad command line; the message is printed as one line."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
 
 
-def _positive(name):
-    def parse(text):
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a positive integer, not {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, not {value}")
-        return value
-    return parse
-
-
-def _width(name, lo, hi):
-    def parse(text):
-        value = _positive(name)(text)
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be between {lo} and {hi}, not {value}")
-        return value
-    return parse
-
-
 def _common_arguments(parser):
-    parser.add_argument("--channels", type=_positive("Channel count"), default=64,
+    parser.add_argument("--channels", type=positive("Channel count"), default=64,
                         help="feature-map channels C (default 64)")
-    parser.add_argument("--k", type=_positive("Component count"), default=16,
+    parser.add_argument("--k", type=positive("Component count"), default=16,
                         help="projected components K, at most C (default 16)")
-    parser.add_argument("--in-width", type=_width("Input width", 2, 16), default=8,
+    parser.add_argument("--in-width", type=width("Input width", 2, 16), default=8,
                         help="signed MAC input width in bits (default 8)")
-    parser.add_argument("--weight-width", type=_width("Weight width", 2, 16), default=8,
+    parser.add_argument("--weight-width", type=width("Weight width", 2, 16), default=8,
                         help="signed weight width in bits (default 8)")
-    parser.add_argument("--bias-width", type=_width("Bias width", 2, 32), default=32,
+    parser.add_argument("--bias-width", type=width("Bias width", 2, 32), default=32,
                         help="signed bias width in bits (default 32)")
-    parser.add_argument("--mult-width", type=_width("Multiplier width", 1, 32), default=16,
+    parser.add_argument("--mult-width", type=width("Multiplier width", 1, 32), default=16,
                         help="unsigned requantization multiplier width (default 16)")
-    parser.add_argument("--out-width", type=_width("Output width", 2, 16), default=8,
+    parser.add_argument("--out-width", type=width("Output width", 2, 16), default=8,
                         help="signed output width in bits (default 8)")
     parser.add_argument("--relu", action="store_true",
                         help="clamp requantized outputs at zero")
@@ -120,9 +77,20 @@ def _requantizer_modules(args):
     })]
 
 
-BLOCKS: list[Block] = [
-    Block("requantizer", lambda parser: None, _requantizer_modules),
-]
+# Generator modules that expose ``BLOCK``, in emission order. A module not yet present in the
+# tree is skipped (blocks land one at a time); every listed module is required once released.
+_BLOCK_MODULES = ("hdl.mac_array", "hdl.huffman_encoder", "hdl.huffman_decoder", "hdl.top")
+
+
+def _discover():
+    blocks = [Block("requantizer", lambda parser: None, _requantizer_modules)]
+    for name in _BLOCK_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            blocks.append(importlib.import_module(name).BLOCK)
+    return blocks
+
+
+BLOCKS: list[Block] = _discover()
 
 
 def make_parser() -> argparse.ArgumentParser:

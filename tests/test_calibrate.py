@@ -1,0 +1,276 @@
+"""Coefficient calibration, folding into integer artifacts, artifact files, test vectors."""
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from golden.artifacts import ARTIFACT_KEYS, load_artifact, save_artifact
+from golden.calibrate import (
+    calibrate_layer,
+    clip_scale,
+    coded_bits,
+    component_scales,
+    forward_int,
+    inverse_int,
+    layer_vectors,
+    quantize_input,
+    roundtrip,
+    split_groups,
+)
+from golden.huffman import decode_groups
+from golden.projection import pca_fit
+from golden.quant import int_range
+
+
+def low_rank(n=4000, c=24, rank=5, seed=0, positive=True):
+    """Activations with a few strong directions, a mean and a little noise, like a ReLU map."""
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(rank, c))
+    z = rng.normal(size=(n, rank)) * np.geomspace(3.0, 0.2, rank)
+    x = z @ basis + 0.05 * rng.normal(size=(n, c)) + 1.0
+    return np.clip(x, 0, 6) if positive else x
+
+
+def reference_pixel(art, x_int):
+    """The pipeline in words, with Python integers, for one pixel (independent of golden.mac)."""
+    def requant(acc, mult, shift, bits, relu):
+        v = (acc * mult + ((1 << shift) >> 1)) >> shift
+        lo, hi = int_range(bits)
+        return min(hi, max(0 if relu else lo, v))
+
+    y = []
+    for k in range(art.k):
+        acc = sum(int(w) * int(v) for w, v in zip(art.fwd_weight[k], x_int)) + int(
+            art.fwd_bias[k])
+        v = requant(acc, int(art.fwd_mult[k]), int(art.fwd_shift[k]), art.coef_bits, False)
+        g = int(np.searchsorted(art.group_bounds, k, side="right")) - 1
+        lo, hi = int_range(int(art.group_bits[g]))
+        y.append(min(hi, max(lo, v)))
+    out = []
+    for c in range(art.channels):
+        acc = sum(int(w) * v for w, v in zip(art.inv_weight[c], y)) + int(art.inv_bias[c])
+        out.append(requant(acc, int(art.inv_mult[c]), int(art.inv_shift[c]), art.out_bits,
+                           art.relu))
+    return y, out
+
+
+@pytest.fixture(scope="module")
+def layer():
+    x = low_rank()
+    proj = pca_fit(x[:3000], k=6)
+    return proj, x[:3000], x[3000:]
+
+
+# ---------------------------------------------------------------------------------------------
+# Scales
+
+
+def test_clip_scale_methods():
+    rng = np.random.default_rng(1)
+    v = np.concatenate([rng.laplace(size=20000), [40.0]])  # heavy tail, one outlier
+    s_max = clip_scale(v, 8, "max")
+    assert s_max == pytest.approx(40.0 / 127)
+    s_pct = clip_scale(v, 8, "percentile", percentile=99.0)
+    assert s_pct == pytest.approx(np.percentile(np.abs(v), 99.0) / 127)
+    s_mse = clip_scale(v, 4, "mse")
+    s_kl = clip_scale(v, 4, "kl")
+    assert s_mse < clip_scale(v, 4, "max") and 0 < s_kl < clip_scale(v, 4, "max")
+
+    def mse(s, bits=4):
+        q = np.clip(np.rint(v / s), -(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+        return np.mean((v - q * s) ** 2)
+
+    # The MSE clip beats max-abs and percentile at 4 bits (by far, with the outlier).
+    assert mse(s_mse) < 0.5 * mse(clip_scale(v, 4, "max"))
+    assert mse(s_mse) <= mse(clip_scale(v, 4, "percentile"))
+    assert clip_scale(np.zeros(10), 8, "mse") == 1.0
+
+
+def test_clip_scale_errors():
+    with pytest.raises(ValueError, match=r"^Calibration method must be one of max, percentile, "
+                                         r"mse, kl, not 'median'$"):
+        clip_scale([1.0], 8, "median")
+    with pytest.raises(ValueError, match=r"^Bit width must be an integer between 2 and 16, "
+                                         r"not 1$"):
+        clip_scale([1.0], 1)
+    with pytest.raises(ValueError, match=r"^Calibration values must be finite$"):
+        clip_scale([1.0, np.nan], 8)
+
+
+def test_split_groups():
+    b, g = split_groups(10, [8, 6, 4])
+    assert b.tolist() == [0, 3, 7, 10] and g.tolist() == [8, 6, 4]
+    b, g = split_groups(2, [8, 6, 4])
+    assert b.tolist() == [0, 1, 2] and g.tolist() == [8, 6]
+    with pytest.raises(ValueError, match=r"^Group widths must be a non-empty list of integers "
+                                         r"between 2 and 8, not \[9\]$"):
+        split_groups(4, [9])
+
+
+def test_component_scales_per_layer_and_per_component():
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=(5000, 4)) * np.array([10.0, 1.0, 0.1, 0.01])
+    per_comp = component_scales(y, [0, 4], [8], "max")
+    np.testing.assert_allclose(per_comp, np.abs(y).max(0) / 127)
+    per_layer = component_scales(y, [0, 2, 4], [8, 4], "max", "layer")
+    assert per_layer[0] == per_layer[1] == pytest.approx(np.abs(y[:, :2]).max() / 127)
+    assert per_layer[2] == per_layer[3] == pytest.approx(np.abs(y[:, 2:]).max() / 7)
+
+
+# ---------------------------------------------------------------------------------------------
+# Folding and the integer pipeline
+
+
+def test_roundtrip_tracks_the_float_projection(layer):
+    proj, calib, held = layer
+    art = calibrate_layer(proj, calib, name="toy")
+    x_rec, y_int = roundtrip(art, held)
+    ideal = proj.reconstruct(proj.project(held))
+    err_int = np.mean((x_rec - held) ** 2)
+    err_float = np.mean((ideal - held) ** 2)
+    # Integer effects add little on top of the truncation error of the float projection.
+    assert err_int < 1.3 * err_float + 1e-3, (err_int, err_float)
+    assert y_int.shape == (len(held), 6)
+    # Without truncation the round trip is only quantization noise.
+    full = calibrate_layer(pca_fit(calib), calib)
+    x_full, _ = roundtrip(full, held)
+    assert np.mean((x_full - held) ** 2) < 0.02 * held.var()
+
+
+def test_fast_path_equals_reference_matvec(layer):
+    proj, calib, held = layer
+    art = calibrate_layer(proj, calib, group_bits=(8, 5), w_bits=8)
+    x_int = quantize_input(art, held)
+    y_fast = forward_int(art, x_int)
+    y_ref = forward_int(art, x_int, reference=True)
+    np.testing.assert_array_equal(y_fast, y_ref, err_msg="forward fast path != matvec")
+    np.testing.assert_array_equal(inverse_int(art, y_ref), inverse_int(art, y_ref, True),
+                                  err_msg="inverse fast path != matvec")
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), bits=st.lists(st.integers(2, 8), min_size=1, max_size=3),
+       relu=st.booleans(), method=st.sampled_from(["max", "percentile", "mse"]),
+       w_bits=st.sampled_from([4, 8, 12]))
+def test_pipeline_matches_independent_reference(seed, bits, relu, method, w_bits):
+    x = low_rank(n=600, c=10, rank=4, seed=seed, positive=False)
+    art = calibrate_layer(pca_fit(x, k=5), x, group_bits=bits, relu=relu, method=method,
+                          w_bits=w_bits)
+    vec = layer_vectors(art, x[:7])
+    for n in range(7):
+        y, out = reference_pixel(art, vec["x_int"][n])
+        assert vec["y_int"][n].tolist() == y, f"pixel {n} coefficients"
+        assert vec["x_rec_int"][n].tolist() == out, f"pixel {n} reconstruction"
+
+
+def test_mixed_precision_groups(layer):
+    proj, calib, held = layer
+    art = calibrate_layer(proj, calib, group_bits=(8, 4, 2), method="mse")
+    assert art.group_bounds.tolist() == [0, 2, 4, 6] and art.coef_bits == 8
+    _, y = roundtrip(art, held)
+    for lo, hi, b in zip(art.group_bounds[:-1], art.group_bounds[1:], art.group_bits):
+        lo_v, hi_v = int_range(int(b))
+        assert y[:, lo:hi].min() >= lo_v and y[:, lo:hi].max() <= hi_v
+    assert [t.bits for t in art.tables.tables] == [8, 4, 2]
+    # Fewer bits, fewer coded bits.
+    wide = calibrate_layer(proj, calib, group_bits=(8,), method="mse")
+    assert coded_bits(art, y) < coded_bits(wide, roundtrip(wide, held)[1])
+
+
+def test_relu_clamps_reconstruction(layer):
+    proj, calib, held = layer
+    art = calibrate_layer(proj, calib, relu=True)
+    assert roundtrip(art, held)[0].min() >= 0
+    assert roundtrip(calibrate_layer(proj, calib), held)[0].min() < 0
+
+
+def test_layer_vectors_bitstream(layer):
+    proj, calib, held = layer
+    art = calibrate_layer(proj, calib, group_bits=(8, 6))
+    vec = layer_vectors(art, held.reshape(10, 100, 24))
+    assert vec["x_int"].shape == (1000, 24) and vec["y_int"].shape == (1000, 6)
+    assert vec["nbits"] == coded_bits(art, vec["y_int"])
+    assert len(vec["words"]) == -(-vec["nbits"] // 32)
+    back = decode_groups(vec["words"], vec["nbits"], 1000, art.tables.tables,
+                         art.group_bounds.tolist())
+    np.testing.assert_array_equal(back, vec["y_int"], err_msg="bitstream does not decode")
+    np.testing.assert_array_equal(vec["x_rec"], vec["x_rec_int"] * art.out_scale)
+
+
+def test_calibrate_errors(layer):
+    proj, calib, _ = layer
+    with pytest.raises(ValueError, match=r"^Calibration activations must be channels-last with "
+                                         r"24 channels, not shape \(10, 5\)$"):
+        calibrate_layer(proj, np.zeros((10, 5)))
+    with pytest.raises(TypeError, match=r"^Projection must be a golden.projection.Projection"):
+        calibrate_layer("pca", calib)
+    big = pca_fit(calib + 1000.0, k=3)
+    with pytest.raises(ValueError, match=r"^Forward projection bias needs more than 8 bits"):
+        calibrate_layer(big, calib + 1000.0, bias_bits=8)
+    art = calibrate_layer(proj, calib)
+    with pytest.raises(ValueError, match=r"^Activations must be channels-last with 24 channels"):
+        roundtrip(art, np.zeros((3, 4)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifact files
+
+
+def test_artifact_save_load_round_trip(layer, tmp_path):
+    proj, calib, held = layer
+    art = calibrate_layer(proj, calib, name="features.3", group_bits=(8, 4), relu=True)
+    path = save_artifact(art, tmp_path / "a.npz")
+    with np.load(path) as npz:
+        assert set(npz.files) == ARTIFACT_KEYS
+        assert npz["fwd_weight"].shape == (6, 24) and npz["inv_weight"].shape == (24, 6)
+        assert npz["tables"].dtype == np.uint8
+    back = load_artifact(path)
+    assert back.name == "features.3" and (back.channels, back.k) == (24, 6) and back.relu
+    for key in ("fwd_weight", "fwd_bias", "fwd_mult", "fwd_shift", "inv_weight", "inv_bias",
+                "inv_mult", "inv_shift", "group_bounds", "group_bits"):
+        np.testing.assert_array_equal(getattr(back, key), getattr(art, key), err_msg=key)
+    assert back.tables == art.tables
+    assert back.x_scale == art.x_scale and back.out_scale == art.out_scale
+    np.testing.assert_array_equal(roundtrip(back, held)[0], roundtrip(art, held)[0])
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]  # no temp files left
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as npz:
+        data = {k: npz[k] for k in npz.files}
+    for k, v in changes.items():
+        if v is None:
+            del data[k]
+        else:
+            data[k] = v
+    np.savez(path, **data)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"fwd_bias": None}, r"lacks fwd_bias$"),
+    ({"extra": np.zeros(1)}, r"has unknown extra$"),
+    ({"inv_weight": np.zeros((24, 6))}, r"Artifact inv_weight must hold integers, not float64$"),
+    ({"fwd_mult": np.zeros(5, np.int64)}, r"Artifact fwd_mult must have shape \(6,\), not \(5,\)$"),
+    ({"w_bits": np.int64(3)}, r"Artifact fwd_weight values must fit the 3-bit signed range"),
+    ({"tables": np.zeros(40, np.uint8)}, r"Artifact tables are corrupt: "),
+    ({"group_bits": np.array([8, 9])}, r"Artifact group_bits must be between 2 and 8"),
+    ({"x_scale": np.float64(-1.0)}, r"Artifact x_scale must be positive and finite, not -1.0$"),
+    ({"k": np.int64(7)}, r"Artifact channels/k \(24, 7\) do not match its weights \(24, 6\)$"),
+])
+def test_artifact_load_errors(layer, tmp_path, changes, message):
+    proj, calib, _ = layer
+    path = save_artifact(calibrate_layer(proj, calib, group_bits=(8, 4)), tmp_path / "a.npz")
+    _rewrite(path, **changes)
+    with pytest.raises(ValueError, match=r"^Artifact file '.*a.npz'(:| ).*" + message):
+        load_artifact(path)
+
+
+def test_artifact_load_not_npz(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"^Artifact file '.*x.npz' is not a readable npz"):
+        load_artifact(tmp_path / "x.npz")
+    with pytest.raises(ValueError, match=re.escape("does not exist")):
+        load_artifact(tmp_path / "missing.npz")

@@ -67,11 +67,13 @@ def _mse_clip(v, amax, qmax):
     # Geometric grid from amax down to amax / 256: heavy-tailed coefficients want small clips.
     clips = amax * 2.0 ** -np.linspace(0.0, 8.0, 129)
     best, best_err = amax, np.inf
-    for clip in clips:
-        s = clip / qmax
-        err = np.mean((v - np.clip(np.rint(v / s), -qmax - 1, qmax) * s) ** 2)
-        if err < best_err:
-            best, best_err = clip, err
+    for chunk in np.array_split(clips, 8):
+        s = (chunk / qmax)[:, None]
+        err = np.mean((v[None, :] - np.clip(np.rint(v[None, :] / s), -qmax - 1, qmax) * s) ** 2,
+                      axis=1)
+        i = int(np.argmin(err))
+        if err[i] < best_err:
+            best, best_err = float(chunk[i]), float(err[i])
     return best
 
 
@@ -101,7 +103,7 @@ def _kl_clip(v, amax, qmax, bins=2048):
 
 
 def clip_scale(values, bits: int, method: str = "mse", *, percentile: float = 99.99,
-               max_samples: int = 50_000, seed: int = 0) -> float:
+               max_samples: int = 8192, seed: int = 0) -> float:
     """Symmetric quantization step for ``values`` at ``bits`` bits (signed).
 
     Parameters
@@ -302,7 +304,7 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
                     x_method: str = "max", percentile: float = 99.99, in_bits: int = 8,
                     w_bits: int = 8, bias_bits: int = 32, mult_bits: int = 16,
                     out_bits: int | None = None, relu: bool = False, max_len: int = 12,
-                    ) -> LayerArtifact:
+                    min_step: float = 0.5) -> LayerArtifact:
     """Fold a float projection and calibration activations into an integer ``LayerArtifact``.
 
     Parameters
@@ -324,6 +326,12 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
         has the activation's own format, ``out_scale = x_scale``).
     max_len
         Maximum Huffman code length; every table has an escape code.
+    min_step
+        Floor of every coefficient step, in units of ``x_scale``. A component that barely
+        varies on the calibration pixels (common in deep layers, where a few photos give fewer
+        pixels than channels) would otherwise get a tiny step and saturate on other photos;
+        the input's own rounding noise (``x_scale / sqrt(12)`` per unit-norm row) makes finer
+        steps pointless anyway. 0 disables the floor.
 
     Raises
     ------
@@ -358,6 +366,8 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
     y_float = acc * (w_f * x_scale)
     s = component_scales(y_float, group_bounds, group_bits, method, granularity,
                          percentile=percentile)
+    if min_step > 0:
+        s = np.maximum(s, min_step * x_scale)
     fwd_mult, fwd_shift = choose_multiplier(x_scale * w_f / s, mult_bits)
 
     # Inverse: x ~ (S2 * s) @ y_int + mean, weights per output channel.

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "activation_points", "capture", "replaced"]
+__all__ = ["ACTIVATIONS", "activation_points", "capture", "replaced", "sample_pixels"]
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.SiLU, nn.GELU, nn.Sigmoid,
                nn.Tanh, nn.ELU, nn.Mish, nn.Hardtanh)
@@ -128,6 +129,56 @@ def capture(model: nn.Module, x: torch.Tensor, points, batch: int = 32,
         for h in handles:
             h.remove()
     return {p: torch.cat(parts[p]) if parts[p] else torch.empty(0) for p in points}
+
+
+def sample_pixels(model: nn.Module, x: torch.Tensor, points, max_pixels: int = 20_000,
+                  batch: int = 16, seed: int = 0, progress: bool = False
+                  ) -> dict[str, np.ndarray]:
+    """A seeded random sample of feature-map pixels (channel vectors) at each point.
+
+    Like ``capture`` but keeps, from every batch, only its share of ``max_pixels`` pixels
+    per point (all of them when the map is smaller), so calibrating many points of a large
+    network on many images stays within memory.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        (M, C) float32 per point, ``M <= max_pixels`` (about equal when enough pixels exist).
+    """
+    points = list(points)
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"Pixel count must be a positive integer, not {max_pixels!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"Batch size must be a positive integer, not {batch!r}")
+    modules = _modules(model, points)
+    rng = np.random.default_rng(seed)
+    n = x.shape[0]
+    parts: dict[str, list[np.ndarray]] = {p: [] for p in points}
+    share = {"count": 0}
+
+    def hook_for(point):
+        def hook(_module, _inputs, output):
+            a = _channels_last(output.detach()).float()
+            a = a.reshape(-1, a.shape[-1])
+            want = min(a.shape[0], -(-max_pixels * share["count"] // n))
+            idx = np.sort(rng.choice(a.shape[0], want, replace=False))
+            parts[point].append(a[torch.from_numpy(idx)].numpy())
+        return hook
+
+    handles = [m.register_forward_hook(hook_for(p)) for p, m in modules.items()]
+    starts = range(0, n, batch)
+    if progress:
+        from tqdm import tqdm
+        starts = tqdm(starts, desc="calibration pixels", unit="batch", leave=False)
+    try:
+        with torch.no_grad():
+            for s in starts:
+                share["count"] = min(batch, n - s)
+                model(x[s:s + batch])
+    finally:
+        for h in handles:
+            h.remove()
+    return {p: np.concatenate(parts[p])[:max_pixels] for p in points}
 
 
 @contextmanager

@@ -274,3 +274,22 @@ def test_artifact_load_not_npz(tmp_path):
         load_artifact(tmp_path / "x.npz")
     with pytest.raises(ValueError, match=re.escape("does not exist")):
         load_artifact(tmp_path / "missing.npz")
+
+
+def test_step_floor_keeps_components_unseen_in_calibration():
+    # Like a deep ReLU map seen on a few photos: 3 channels active, 9 almost always exactly 0
+    # (so their components barely vary); other photos use all 12.
+    rng = np.random.default_rng(5)
+    calib = np.zeros((4000, 12))
+    calib[:, :3] = np.abs(rng.normal(size=(4000, 3))) * 2
+    calib[:, 0] = 6.0 * (rng.random(4000) < 0.01)  # pins x_scale to 6 / 127
+    calib[::97, 3:] = 6.0 / 127
+    held = np.abs(rng.normal(size=(500, 12)))
+    proj = pca_fit(calib)  # all 12 components: lossless but for quantization
+
+    def err(art):
+        return np.mean((roundtrip(art, held)[0] - held) ** 2)
+
+    floored = calibrate_layer(proj, calib, method="max")
+    bare = calibrate_layer(proj, calib, method="max", min_step=0)
+    assert err(floored) < 0.2 * err(bare), (err(floored), err(bare))

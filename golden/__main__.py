@@ -1,0 +1,466 @@
+"""``python -m golden``: calibrate a network's projections into integer artifacts; test vectors.
+
+    python -m golden calibrate --model mobilenet_v2|digits [--images DIR] [--eval-images DIR]
+        (--threshold T | --k K | --bits-per-value B | --ceiling X) [--method pca|cap|price]
+        --out DIR [--quick] [--num-images N] [--num-eval N] [--group-bits 8[,6,..]] ...
+    python -m golden vectors --artifact FILE --out DIR [--activations X.npy | --model M]
+        [--pixels N] [--random]
+
+``calibrate`` captures activations at every point (``golden.capture``), fits PCA per point,
+chooses k per layer (energy threshold, a fixed k, or the allocators of ``golden.allocate``),
+optionally learns the projections (``golden.learn``), folds them into integer artifacts
+(``golden.calibrate``), and evaluates all points compressed at once on held-out inputs
+(``golden.report``). It writes ``NN_<point>.npz`` per layer, ``report.json``,
+``bits_per_layer.png`` and ``rate_fidelity.png``. Calibration and evaluation use disjoint
+photos. Bad arguments or inputs print one line on stderr, exit with status 2 and write
+nothing; outputs appear only once complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROG = "python -m golden"
+MODELS = ("mobilenet_v2", "digits")
+METHODS = ("pca", "cap", "price")
+
+
+class UsageError(Exception):
+    """A bad command line or input: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _bits_list(text):
+    try:
+        bits = [int(b) for b in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--group-bits must be a comma-separated list of integers, "
+                         f"not {text!r}") from None
+    if any(not 2 <= b <= 8 for b in bits):
+        raise UsageError(f"--group-bits values must be between 2 and 8, not {text}")
+    return bits
+
+
+def _float_list(text, name):
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{name} must be a comma-separated list of numbers, "
+                         f"not {text!r}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+class _Setup:
+    """Model, calibration inputs, evaluation inputs (and labels), described for the report."""
+
+    def __init__(self, model, x_calib, x_eval, labels, description):
+        self.model, self.x_calib, self.x_eval = model, x_calib, x_eval
+        self.labels, self.description = labels, description
+
+
+def _check_args(args):
+    choice = [a for a in ("threshold", "k", "bits_per_value", "ceiling")
+              if getattr(args, a) is not None]
+    if len(choice) != 1:
+        raise UsageError("give exactly one of --threshold, --k, --bits-per-value, --ceiling")
+    if args.threshold is not None and not 0.0 < args.threshold <= 1.0:
+        raise UsageError(f"--threshold must be in (0, 1], not {args.threshold}")
+    if args.k is not None and args.k < 1:
+        raise UsageError(f"--k must be a positive integer, not {args.k}")
+    if args.bits_per_value is not None and not 0.0 < args.bits_per_value:
+        raise UsageError(f"--bits-per-value must be positive, not {args.bits_per_value}")
+    if args.ceiling is not None and not 0.0 < args.ceiling:
+        raise UsageError(f"--ceiling must be positive, not {args.ceiling}")
+    for name in ("num_images", "num_eval", "max_pixels", "size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, "
+                             f"not {value}")
+    if args.sweep:
+        for t in _float_list(args.sweep, "--sweep"):
+            if not 0.0 < t <= 1.0:
+                raise UsageError(f"--sweep thresholds must be in (0, 1], not {t}")
+    if args.model == "digits" and (args.images or args.eval_images):
+        raise UsageError("--images and --eval-images apply to --model mobilenet_v2 only")
+    if args.images and args.eval_images and (
+            Path(args.images).resolve() == Path(args.eval_images).resolve()):
+        raise UsageError("--images and --eval-images must be different folders "
+                         "(evaluation photos must not be calibration photos)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    if not out.resolve().parent.is_dir():
+        raise UsageError(f"--out {args.out}: parent folder does not exist")
+    if args.method != "pca":
+        _learner(args.method)
+    if args.bits_per_value is not None or args.ceiling is not None:
+        _allocator(args)
+
+
+def _setup(args):
+    import torch
+
+    from golden.images import bundled_photos, load_folder, make_batch, split_photos
+
+    if args.model == "digits":
+        from golden.digits import train_digits_cnn
+
+        model, data = train_digits_cnn(seed=args.seed)
+        x_calib = data.x_train[: args.num_images] if args.num_images else data.x_train
+        x_eval = data.x_test[: args.num_eval] if args.num_eval else data.x_test
+        labels = data.y_test[: len(x_eval)]
+        desc = {"calibration": f"{len(x_calib)} digits (train split)",
+                "evaluation": f"{len(x_eval)} digits (test split, labelled)"}
+        return _Setup(model, x_calib, x_eval, labels, desc)
+    from golden.mobilenet import load_mobilenet_v2
+
+    calib = load_folder(args.images) if args.images else None
+    evaluation = load_folder(args.eval_images) if args.eval_images else None
+    if calib is None or evaluation is None:
+        b_calib, b_eval = split_photos(bundled_photos())
+        calib = calib if calib is not None else b_calib
+        evaluation = evaluation if evaluation is not None else b_eval
+    model = load_mobilenet_v2()
+    n_calib = args.num_images or (8 if args.quick else 128)
+    n_eval = args.num_eval or (8 if args.quick else 200)
+    size = args.size or 224
+    torch.manual_seed(args.seed)
+    x_calib = make_batch(calib, n_calib, size=size, seed=args.seed)
+    x_eval = make_batch(evaluation, n_eval, size=size, seed=args.seed + 1)
+    desc = {"calibration": f"{n_calib} crops of {len(calib)} photos: "
+                           f"{', '.join(n for n, _ in calib)}",
+            "evaluation": f"{n_eval} crops of {len(evaluation)} other photos: "
+                          f"{', '.join(n for n, _ in evaluation)}",
+            "crop_size": size}
+    return _Setup(model, x_calib, x_eval, None, desc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The learner's modules (golden.allocate, golden.learn), used when present
+
+
+def _allocator(args):
+    try:
+        import golden.allocate as allocate
+    except ImportError:
+        allocate = None
+    name = "greedy" if args.bits_per_value is not None else "ceiling"
+    fn = getattr(allocate, "allocate_greedy" if name == "greedy" else "allocate_ceiling", None)
+    if fn is None:
+        option = "--bits-per-value" if name == "greedy" else "--ceiling"
+        raise UsageError(f"allocation {name} ({option}) is not available yet")
+    return fn
+
+
+def _learner(method):
+    try:
+        import golden.learn as learn
+    except ImportError:
+        learn = None
+    fn = getattr(learn, f"learn_{method}", None)
+    if fn is None:
+        raise UsageError(f"method {method} is not available yet")
+    return fn
+
+
+# ---------------------------------------------------------------------------------------------
+# calibrate
+
+
+def _progress(args, iterable, **kw):
+    if args.no_progress:
+        return iterable
+    from tqdm import tqdm
+    return tqdm(iterable, leave=False, **kw)
+
+
+def _choose_k(args, points, projections, samples, setup):
+    if args.threshold is not None:
+        from golden.projection import k_for_energy
+        return {p: k_for_energy(projections[p].eigenvalues, args.threshold) for p in points}
+    if args.k is not None:
+        return {p: min(args.k, projections[p].channels) for p in points}
+    fn = _allocator(args)
+    target = args.bits_per_value if args.bits_per_value is not None else args.ceiling
+    try:
+        ks = fn(projections, samples, target)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return {p: int(ks[p]) for p in points}
+
+
+def _calibrate_all(args, points, projections, ks, samples):
+    from golden.calibrate import calibrate_layer
+
+    group_bits = _bits_list(args.group_bits)
+    arts = {}
+    for p in _progress(args, points, desc="calibrate", unit="layer"):
+        arts[p] = calibrate_layer(projections[p].truncate(ks[p]), samples[p], name=p,
+                                  group_bits=group_bits, method=args.scale_method,
+                                  granularity=args.granularity, in_bits=args.in_bits,
+                                  w_bits=args.w_bits, max_len=args.max_len, relu=args.relu)
+    return arts
+
+
+def cmd_calibrate(args):
+    _check_args(args)
+    _bits_list(args.group_bits)
+    import torch
+
+    from golden.artifacts import save_artifact
+    from golden.capture import activation_points, sample_pixels
+    from golden.projection import pca_fit
+    from golden.report import evaluate, plot_bits_per_layer, plot_rate_fidelity, write_json
+
+    times = {}
+    t0 = time.time()
+    setup = _setup(args)
+    model = setup.model
+    points = activation_points(model, args.where)
+    times["setup_s"] = time.time() - t0
+    if args.quick:
+        args.max_pixels = args.max_pixels or 2000
+    t = time.time()
+    samples = sample_pixels(model, setup.x_calib, points, max_pixels=args.max_pixels or 20000,
+                            seed=args.seed, progress=not args.no_progress)
+    samples = {p: s.astype(np.float64) for p, s in samples.items()}
+    projections = {p: pca_fit(samples[p]) for p in _progress(args, points, desc="pca")}
+    times["capture_pca_s"] = time.time() - t
+    ks = _choose_k(args, points, projections, samples, setup)
+    if args.method != "pca":
+        t = time.time()
+        learn = _learner(args.method)
+        projections = learn(model, setup.x_calib, {p: projections[p].truncate(ks[p])
+                                                   for p in points})
+        times["learn_s"] = time.time() - t
+    t = time.time()
+    arts = _calibrate_all(args, points, projections, ks, samples)
+    times["calibrate_s"] = time.time() - t
+    t = time.time()
+    result = evaluate(model, setup.x_eval, arts, labels=setup.labels,
+                      progress=not args.no_progress)
+    times["evaluate_s"] = time.time() - t
+    operating = [dict(result["network"], label=_label(args))]
+    for thr in (_float_list(args.sweep, "--sweep") if args.sweep else []):
+        from golden.projection import k_for_energy
+        sweep_ks = {p: k_for_energy(projections[p].eigenvalues, thr) for p in points}
+        sweep_arts = _calibrate_all(args, points, projections, sweep_ks, samples)
+        r = evaluate(model, setup.x_eval, sweep_arts, labels=setup.labels,
+                     progress=not args.no_progress)
+        operating.append(dict(r["network"], label=f"T={thr}"))
+    times["total_s"] = time.time() - t0
+
+    layers = []
+    for i, p in enumerate(points):
+        art = arts[p]
+        layers.append({"name": p, "file": f"{i:02d}_{p}.npz", "channels": art.channels,
+                       "k": art.k, "group_bits": art.group_bits.tolist(),
+                       "group_bounds": art.group_bounds.tolist(), "x_scale": art.x_scale,
+                       **result["layers"][p]})
+    report = {"model": args.model, "method": args.method, "points": args.where,
+              "target": {a: getattr(args, a) for a in ("threshold", "k", "bits_per_value",
+                                                       "ceiling") if getattr(args, a)},
+              "inputs": setup.description,
+              "settings": {"group_bits": _bits_list(args.group_bits),
+                           "scale_method": args.scale_method, "granularity": args.granularity,
+                           "in_bits": args.in_bits, "w_bits": args.w_bits,
+                           "max_len": args.max_len, "relu": args.relu, "seed": args.seed,
+                           "calibration_pixels_per_layer": args.max_pixels or 20000},
+              "network": result["network"], "operating_points": operating,
+              "layers": layers, "times": times, "torch_threads": torch.get_num_threads()}
+
+    out = Path(args.out)
+    tmp = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.tmp-"))
+    try:
+        for lay in layers:
+            save_artifact(arts[lay["name"]], tmp / lay["file"])
+        write_json(tmp / "report.json", report)
+        title = (f"{args.model} {args.method} {_label(args)}: "
+                 f"{result['network']['bits_per_value']:.2f} bits/value, top-1 agreement "
+                 f"{100 * result['network']['top1_agreement']:.1f}%")
+        plot_bits_per_layer(layers, tmp / "bits_per_layer.png", title)
+        plot_rate_fidelity(layers, operating, tmp / "rate_fidelity.png")
+        _publish(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    net = result["network"]
+    extra = (f", accuracy {net['accuracy']:.4f} -> {net['compressed_accuracy']:.4f}"
+             if "accuracy" in net else "")
+    print(f"{len(points)} layers -> {out}: {net['bits_per_value']:.3f} bits/value, top-1 "
+          f"agreement {net['top1_agreement']:.4f} +- {net['agreement_stderr']:.4f} "
+          f"(n={net['num_eval_inputs']}), mean KL {net['mean_kl']:.4f}{extra}, "
+          f"{times['total_s']:.0f} s")
+
+
+def _label(args):
+    for a, short in (("threshold", "T"), ("k", "k"), ("bits_per_value", "B"),
+                     ("ceiling", "ceiling")):
+        if getattr(args, a) is not None:
+            return f"{short}={getattr(args, a)}"
+    return ""
+
+
+def _publish(tmp: Path, out: Path):
+    """Move finished files from ``tmp`` into ``out`` (created if needed)."""
+    if not out.exists():
+        os.replace(tmp, out)
+        tmp.mkdir()  # the caller removes it
+        return
+    for f in sorted(tmp.iterdir()):
+        os.replace(f, out / f.name)
+
+
+# ---------------------------------------------------------------------------------------------
+# vectors
+
+
+def _real_activations(args, name):
+    import torch
+
+    from golden.capture import sample_pixels
+    from golden.images import bundled_photos, make_batch, split_photos
+
+    if args.model == "digits":
+        from golden.digits import train_digits_cnn
+        model, data = train_digits_cnn(seed=0)
+        x = data.x_test
+    else:
+        from golden.mobilenet import load_mobilenet_v2
+        model = load_mobilenet_v2()
+        x = make_batch(split_photos(bundled_photos())[1], 4, seed=args.seed)
+    if name not in dict(model.named_modules()):
+        raise UsageError(f"artifact point {name!r} is not a module of {args.model}")
+    with torch.no_grad():
+        return sample_pixels(model, x, [name], max_pixels=args.pixels, seed=args.seed)[name]
+
+
+def cmd_vectors(args):
+    from golden.artifacts import load_artifact
+    from golden.calibrate import layer_vectors
+    from golden.quant import int_range
+
+    if args.pixels < 1:
+        raise UsageError(f"--pixels must be a positive integer, not {args.pixels}")
+    sources = sum(bool(s) for s in (args.activations, args.model, args.random))
+    if sources != 1:
+        raise UsageError("give exactly one of --activations, --model, --random")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    art = load_artifact(args.artifact)
+    if args.activations:
+        try:
+            acts = np.load(args.activations, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise UsageError(f"cannot read {args.activations}: {e}") from None
+        if not isinstance(acts, np.ndarray) or not np.issubdtype(acts.dtype, np.number):
+            raise UsageError(f"{args.activations} must hold a numeric array")
+    elif args.model:
+        acts = _real_activations(args, art.name)
+    else:
+        # Uniform over the whole input range: saturating sums and escape codes included.
+        lo, hi = int_range(art.in_bits)
+        rng = np.random.default_rng(args.seed)
+        acts = rng.integers(lo, hi + 1, size=(args.pixels, art.channels)) * art.x_scale
+    vec = layer_vectors(art, acts)
+    vec["words"] = vec["words"].astype(np.uint32)
+    vec["nbits"] = np.int64(vec["nbits"])
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{art.name}_vectors.npz"
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".vectors-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **vec)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    print(f"{path}: {len(vec['x_int'])} pixels, {vec['nbits']} coded bits "
+          f"({vec['nbits'] / vec['x_int'].size:.3f} bits/value)")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def make_parser():
+    p = _Parser(prog=PROG, description="Golden projections: calibrate artifacts, test vectors.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    c = sub.add_parser("calibrate", help="calibrate a network's projections into artifacts")
+    c.add_argument("--model", required=True, choices=MODELS)
+    c.add_argument("--images", help="folder of calibration photos (mobilenet_v2)")
+    c.add_argument("--eval-images", help="folder of evaluation photos, disjoint from --images")
+    c.add_argument("--threshold", type=float, help="PCA eigenvalue-energy threshold per layer")
+    c.add_argument("--k", type=int, help="the same number of components in every layer")
+    c.add_argument("--bits-per-value", type=float,
+                   help="target network bits/value (greedy allocation, golden.allocate)")
+    c.add_argument("--ceiling", type=float,
+                   help="size ceiling per feature map (ceiling allocation, golden.allocate)")
+    c.add_argument("--method", choices=METHODS, default="pca")
+    c.add_argument("--out", required=True)
+    c.add_argument("--quick", action="store_true",
+                   help="small defaults for a smoke test (8 calibration and 8 eval crops)")
+    c.add_argument("--num-images", type=int, help="calibration crops (default 128) or digits")
+    c.add_argument("--num-eval", type=int, help="evaluation crops (default 200) or digits")
+    c.add_argument("--size", type=int, help="crop size (default 224)")
+    c.add_argument("--max-pixels", type=int, help="calibration pixels per layer (20000)")
+    c.add_argument("--where", choices=("post", "pre"), default="post",
+                   help="post-activation (default) or pre-activation points")
+    c.add_argument("--group-bits", default="8",
+                   help="coefficient widths of equal-size component groups, e.g. 8,6,4")
+    c.add_argument("--scale-method", choices=("max", "percentile", "mse", "kl"), default="mse")
+    c.add_argument("--granularity", choices=("component", "layer"), default="component")
+    c.add_argument("--in-bits", type=int, default=8, help="activation width")
+    c.add_argument("--w-bits", type=int, default=8, help="projection weight width")
+    c.add_argument("--max-len", type=int, default=12, help="maximum Huffman code length")
+    c.add_argument("--relu", action="store_true", help="clamp reconstructions at 0")
+    c.add_argument("--sweep", help="extra PCA thresholds evaluated for the rate plot, e.g. "
+                   "0.97,0.99")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
+    v = sub.add_parser("vectors", help="export a layer's integer test vectors (npz)")
+    v.add_argument("--artifact", required=True)
+    v.add_argument("--out", required=True)
+    v.add_argument("--activations", help="channels-last float activations (.npy)")
+    v.add_argument("--model", choices=MODELS, help="capture the layer on held-out inputs")
+    v.add_argument("--random", action="store_true",
+                   help="uniformly random quantized activations")
+    v.add_argument("--pixels", type=int, default=1024)
+    v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=cmd_vectors)
+    return p
+
+
+def main(argv=None):
+    from golden.huffman import HuffmanError
+
+    try:
+        args = make_parser().parse_args(argv)
+        args.func(args)
+    except (UsageError, HuffmanError, ValueError, TypeError) as e:
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:  # e.g. the weights package is missing
+        print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -68,9 +68,10 @@ def _float_list(text, name):
 class _Setup:
     """Model, calibration inputs, evaluation inputs (and labels), described for the report."""
 
-    def __init__(self, model, x_calib, x_eval, labels, description):
+    def __init__(self, model, x_calib, x_eval, labels, description, calib_labels=None):
         self.model, self.x_calib, self.x_eval = model, x_calib, x_eval
         self.labels, self.description = labels, description
+        self.calib_labels = calib_labels
 
 
 def _check_args(args):
@@ -91,6 +92,12 @@ def _check_args(args):
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, "
                              f"not {value}")
+    for name, lo, hi in (("in_bits", 2, 16), ("w_bits", 2, 16), ("max_len", 1, 24)):
+        if not lo <= getattr(args, name) <= hi:
+            raise UsageError(f"--{name.replace('_', '-')} must be between {lo} and {hi}, "
+                             f"not {getattr(args, name)}")
+    if args.learn_steps is not None and args.learn_steps < 1:
+        raise UsageError(f"--learn-steps must be a positive integer, not {args.learn_steps}")
     if args.sweep:
         for t in _float_list(args.sweep, "--sweep"):
             if not 0.0 < t <= 1.0:
@@ -126,7 +133,8 @@ def _setup(args):
         labels = data.y_test[: len(x_eval)]
         desc = {"calibration": f"{len(x_calib)} digits (train split)",
                 "evaluation": f"{len(x_eval)} digits (test split, labelled)"}
-        return _Setup(model, x_calib, x_eval, labels, desc)
+        return _Setup(model, x_calib, x_eval, labels, desc,
+                      calib_labels=data.y_train[: len(x_calib)])
     from golden.mobilenet import load_mobilenet_v2
 
     calib = load_folder(args.images) if args.images else None
@@ -176,6 +184,17 @@ def _learner(method):
     if fn is None:
         raise UsageError(f"method {method} is not available yet")
     return fn
+
+
+def _learn(args, setup, inits):
+    """Train the PCA-initialised projections of every point with golden.learn."""
+    fn = _learner(args.method)
+    kw = {"seed": args.seed, "progress": not args.no_progress}
+    if args.learn_steps is not None:
+        kw["steps"] = args.learn_steps
+    if args.method == "price" and setup.calib_labels is not None:
+        kw.update(loss="task", labels=setup.calib_labels)
+    return fn(setup.model, setup.x_calib, inits, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,11 +261,10 @@ def cmd_calibrate(args):
     projections = {p: pca_fit(samples[p]) for p in _progress(args, points, desc="pca")}
     times["capture_pca_s"] = time.time() - t
     ks = _choose_k(args, points, projections, samples, setup)
+    pca = projections
     if args.method != "pca":
         t = time.time()
-        learn = _learner(args.method)
-        projections = learn(model, setup.x_calib, {p: projections[p].truncate(ks[p])
-                                                   for p in points})
+        projections = _learn(args, setup, {p: projections[p].truncate(ks[p]) for p in points})
         times["learn_s"] = time.time() - t
     t = time.time()
     arts = _calibrate_all(args, points, projections, ks, samples)
@@ -258,11 +276,11 @@ def cmd_calibrate(args):
     operating = [dict(result["network"], label=_label(args))]
     for thr in (_float_list(args.sweep, "--sweep") if args.sweep else []):
         from golden.projection import k_for_energy
-        sweep_ks = {p: k_for_energy(projections[p].eigenvalues, thr) for p in points}
-        sweep_arts = _calibrate_all(args, points, projections, sweep_ks, samples)
+        sweep_ks = {p: k_for_energy(pca[p].eigenvalues, thr) for p in points}
+        sweep_arts = _calibrate_all(args, points, pca, sweep_ks, samples)
         r = evaluate(model, setup.x_eval, sweep_arts, labels=setup.labels,
                      progress=not args.no_progress)
-        operating.append(dict(r["network"], label=f"T={thr}"))
+        operating.append(dict(r["network"], label=f"PCA T={thr}"))
     times["total_s"] = time.time() - t0
 
     layers = []
@@ -429,8 +447,10 @@ def make_parser():
     c.add_argument("--w-bits", type=int, default=8, help="projection weight width")
     c.add_argument("--max-len", type=int, default=12, help="maximum Huffman code length")
     c.add_argument("--relu", action="store_true", help="clamp reconstructions at 0")
-    c.add_argument("--sweep", help="extra PCA thresholds evaluated for the rate plot, e.g. "
-                   "0.97,0.99")
+    c.add_argument("--learn-steps", type=int,
+                   help="optimiser steps of --method cap|price (golden.learn's default)")
+    c.add_argument("--sweep", help="extra PCA thresholds evaluated for the rate plot (PCA "
+                   "projections, same calibration), e.g. 0.97,0.99")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=cmd_calibrate)

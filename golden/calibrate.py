@@ -327,7 +327,8 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
     max_len
         Maximum Huffman code length; every table has an escape code.
     min_step
-        Floor of every coefficient step, in units of ``x_scale``. A component that barely
+        Floor of every coefficient step, in units of the activation's 8-bit step
+        (``x_scale`` when ``in_bits`` is 8; the clip over 127 in general). A component that barely
         varies on the calibration pixels (common in deep layers, where a few photos give fewer
         pixels than channels) would otherwise get a tiny step and saturate on other photos;
         the input's own rounding noise (``x_scale / sqrt(12)`` per unit-norm row) makes finer
@@ -367,7 +368,8 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
     s = component_scales(y_float, group_bounds, group_bits, method, granularity,
                          percentile=percentile)
     if min_step > 0:
-        s = np.maximum(s, min_step * x_scale)
+        # In units of the activation's 8-bit step, whatever in_bits is.
+        s = np.maximum(s, min_step * x_scale * ((1 << (in_bits - 1)) - 1) / 127)
     fwd_mult, fwd_shift = choose_multiplier(x_scale * w_f / s, mult_bits)
 
     # Inverse: x ~ (S2 * s) @ y_int + mean, weights per output channel.

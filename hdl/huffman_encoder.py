@@ -1,0 +1,561 @@
+"""Canonical Huffman encoder: symbols in, MSB-first W-bit words out, one symbol per cycle.
+
+Golden twin: ``golden.huffman.encode_tile`` / ``encode_groups`` (plain mode, bitstream version 1,
+``docs/bitstream.md``). Ports, the table-loading protocol and the timing are described in
+``docs/huffman_encoder.md``.
+
+Datapath: the input stage looks the symbol up in a code memory (one entry per symbol pattern and
+group: valid, code, length); stage 1 resolves escapes (ESC code followed by the raw b bits, one
+code of up to ``L + b`` bits) and left-justifies the code; the packer appends it to a bit buffer
+of ``2 W + 32`` bits and emits one word per cycle whenever the buffer holds a word. A tile ends
+with a beat flagged ``last``: the packer drains, zero-pads the final word, flags it ``last``
+and reports the tile's payload bit count on ``o_count``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hdl.pipeline import stage_enables
+from hdl.registry import Block, UsageError, huffman_arguments
+from hdl.registry import Module as BuildModule
+
+__all__ = ["BLOCK", "HuffmanEncoder", "encoder_tables"]
+
+LEN_BITS = 6  # code lengths up to L + b <= 32
+CODE_MAX = 32
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def encoder_tables(table):
+    """Normalise ``table`` to ``(tables, bounds)``: a list of plain ``HuffmanTable`` and the
+    group bounds of a table set (None for a bare table or list).
+
+    ``table`` is a table-set file path (``python -m golden.huffman fit`` output), a
+    ``golden.huffman_container.TableSet``, a ``HuffmanTable`` or a sequence of them.
+    """
+    from golden.huffman import HuffmanError, HuffmanTable
+    from golden.huffman_container import TableSet, unpack_tables
+
+    bounds = None
+    if isinstance(table, (str, Path)):
+        try:
+            table = unpack_tables(Path(table).read_bytes())
+        except OSError as e:
+            raise ValueError(f"Cannot read table file {str(table)!r}: {e.strerror}") from None
+        except HuffmanError as e:
+            raise ValueError(f"Table file {str(table)!r} is invalid: {e}") from None
+    if isinstance(table, TableSet):
+        tables, bounds = list(table.tables), [int(x) for x in table.bounds]
+    elif isinstance(table, HuffmanTable):
+        tables = [table]
+    elif isinstance(table, (list, tuple)) and table and all(
+            isinstance(t, HuffmanTable) for t in table):
+        tables = list(table)
+    else:
+        raise TypeError(f"Table must be a table-set file path, a TableSet, a HuffmanTable or a "
+                        f"list of them, not {table!r}")
+    if any(t.run_max for t in tables):
+        raise ValueError("run-length mode is not supported by the RTL yet")
+    return tables, bounds
+
+
+class HuffmanEncoder(wiring.Component):
+    """Canonical Huffman encoder, plain mode (bitstream version 1), one symbol per cycle.
+
+    Parameters
+    ----------
+    symbol_width : int
+        Width b of the symbol field, 1 to 8 (the widest group's b).
+    max_len : int
+        Longest code L a table may use, 1 to 24 (ESC + raw bits: at most ``L + b <= 32``).
+    word_width : int
+        Output word width W: 8, 16, 32 or 64.
+    groups : int
+        Number of table groups G (one table each).
+    group_bounds : sequence of int or None
+        Column edges ``[0, k1, ..., K]`` as in ``golden.huffman.encode_groups``; needed when
+        ``groups > 1``. The encoder counts columns itself: the first symbol of a tile is column
+        0, each symbol advances the column modulo K, and column j uses the group holding j.
+    group_bits : sequence of int or None
+        Symbol width per group, each 1 to ``symbol_width`` (default: every group
+        ``symbol_width``, or the baked tables' widths). A group's symbol is the low b_g bits of
+        the symbol field.
+    table : path, TableSet, HuffmanTable, sequence of HuffmanTable, or None
+        Bake these tables as constants (no ``cfg`` port). None: tables are loaded at run time
+        through ``cfg``.
+    count_width : int
+        Width of the bit count on ``o_count`` (default 32; tiles of more bits wrap).
+
+    Ports
+    -----
+    i_stream : In(stream)  payload ``{symbol, last, empty}``; ``empty`` beats carry no symbol
+        (an empty tile is one beat with ``empty`` and ``last``).
+    o_stream : Out(stream)  payload ``{data, last}``: W-bit words, MSB first, the tile's final
+        word zero-padded and flagged ``last``.
+    o_count : Out(stream)  payload ``{nbits}``: one beat per tile, the payload bits before
+        padding.
+    cfg : In(stream)  payload ``{data, group, last}`` (run-time tables only): the bytes of
+        ``HuffmanTable.serialize()``, ``last`` on the final byte.
+    error : Out(1)  sticky: a malformed table load, or a symbol without a code in a table
+        without escape. Cleared by reset or by the first byte of the next table load.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad parameters (before anything is built); a run-length table raises
+        ``ValueError("run-length mode is not supported by the RTL yet")``.
+    """
+
+    LATENCY = 3  # input handshake -> earliest word holding that symbol's bits
+
+    def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
+                 group_bits=None, table=None, *, count_width=32):
+        b = _check_int("Symbol width", symbol_width, 1, 8)
+        L = _check_int("Maximum code length", max_len, 1, 24)
+        if isinstance(word_width, bool) or not isinstance(word_width, int):
+            raise TypeError(f"Word width must be an integer, not {word_width!r}")
+        if word_width not in (8, 16, 32, 64):
+            raise ValueError(f"Word width must be one of 8, 16, 32, 64, not {word_width}")
+        if isinstance(groups, bool) or not isinstance(groups, int):
+            raise TypeError(f"Table group count must be an integer, not {groups!r}")
+        if groups < 1:
+            raise ValueError(f"Table group count must be a positive integer, not {groups}")
+        self._count_width = _check_int("Count width", count_width, 1, 64)
+        tables, file_bounds = (None, None) if table is None else encoder_tables(table)
+        if tables is not None and len(tables) != groups:
+            raise ValueError(f"Table group count is {groups} but {len(tables)} tables were "
+                             f"given")
+        if group_bounds is None:
+            group_bounds = file_bounds
+        elif file_bounds is not None and [int(x) for x in group_bounds] != file_bounds:
+            raise ValueError(f"Group bounds {list(group_bounds)} differ from the table set's "
+                             f"{file_bounds}")
+        self._bounds = self._check_bounds(group_bounds, groups)
+        if group_bits is None:
+            group_bits = [t.bits for t in tables] if tables else [b] * groups
+        group_bits = list(group_bits) if isinstance(group_bits, (list, tuple)) else group_bits
+        if not isinstance(group_bits, list) or len(group_bits) != groups:
+            raise ValueError(f"Group bit widths must be a list of {groups} integers, not "
+                             f"{group_bits!r}")
+        for g in group_bits:
+            _check_int("Group bit width", g, 1, b)
+        if tables is not None:
+            for i, t in enumerate(tables):
+                if t.bits != group_bits[i]:
+                    raise ValueError(f"Table {i} codes {t.bits}-bit symbols, but group {i} is "
+                                     f"{group_bits[i]} bits wide")
+                if t.max_len > L:
+                    raise ValueError(f"Table {i} has maximum code length {t.max_len}, more "
+                                     f"than {L}")
+        self._b, self._L, self._W, self._G = b, L, word_width, groups
+        self._group_bits = group_bits
+        self._tables = tables
+
+        i_layout = data.StructLayout({"symbol": unsigned(b), "last": 1, "empty": 1})
+        o_layout = data.StructLayout({"data": unsigned(word_width), "last": 1})
+        n_layout = data.StructLayout({"nbits": unsigned(self._count_width)})
+        members = {
+            "i_stream": In(stream.Signature(i_layout)),
+            "o_stream": Out(stream.Signature(o_layout)),
+            "o_count": Out(stream.Signature(n_layout)),
+            "error": Out(1),
+        }
+        if tables is None:
+            cfg = {"data": unsigned(8)}
+            if groups > 1:
+                cfg["group"] = unsigned((groups - 1).bit_length())
+            cfg["last"] = 1
+            members["cfg"] = In(stream.Signature(data.StructLayout(cfg)))
+        super().__init__(members)
+
+    @staticmethod
+    def _check_bounds(bounds, groups):
+        if bounds is None:
+            if groups > 1:
+                raise ValueError(f"Group bounds are needed with {groups} table groups")
+            return None
+        if not isinstance(bounds, (list, tuple)) or not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in bounds):
+            raise TypeError(f"Group bounds must be a list of integers, not {bounds!r}")
+        bounds = list(bounds)
+        if (len(bounds) != groups + 1 or bounds[0] != 0
+                or any(a >= c for a, c in zip(bounds, bounds[1:]))):
+            raise ValueError(f"Group bounds must rise from 0 with one group per table, "
+                             f"not {bounds}")
+        return bounds
+
+    # -----------------------------------------------------------------------------------------
+    @property
+    def buffer_bits(self):
+        """Bits of the packing buffer, ``2 W + 32``."""
+        return 2 * self._W + CODE_MAX
+
+    def _code_width(self):
+        return self._L + self._b
+
+    def _entry(self, valid, code, length):
+        cw = self._code_width()
+        return valid | (code << 1) | (length << (1 + cw))
+
+    def _init(self):
+        """Memory contents of baked tables (escapes folded into every uncoded pattern)."""
+        init = [0] * (self._G << self._b)
+        for g, t in enumerate(self._tables):
+            for s in range(1 << t.bits):
+                if t.enc_len[s]:
+                    init[(g << self._b) | s] = self._entry(1, int(t.enc_code[s]),
+                                                           int(t.enc_len[s]))
+        return init
+
+    def elaborate(self, platform):
+        m = Module()
+        b, L, W, G = self._b, self._L, self._W, self._G
+        C = self.buffer_bits
+        cw = self._code_width()
+        baked = self._tables is not None
+        entry_width = 1 + cw + LEN_BITS
+
+        m.submodules.codes = mem = Memory(shape=unsigned(entry_width), depth=G << b,
+                                          init=self._init() if baked else [])
+        rp = mem.read_port()
+
+        # Stage enables: stage 0 (after the code-memory read) and stage 1 (resolved code).
+        take = Signal()
+        valid, load = stage_enables(m, take, 2)
+        loading = Signal()
+        blocked = loading
+        if not baked:
+            blocked = loading | self.cfg.valid  # a waiting table load holds new symbols back
+        m.d.comb += self.i_stream.ready.eq(load[0] & ~blocked)
+        ip = self.i_stream.payload
+
+        # Column counter -> group (encode_groups' rule), reset at every tile start.
+        group_now = Signal(range(G)) if G > 1 else Const(0, 1)
+        if G > 1:
+            K = self._bounds[-1]
+            col = Signal(range(K))
+            m.d.comb += group_now.eq(sum((col >= edge).as_unsigned()
+                                         for edge in self._bounds[1:-1]))
+            with m.If(self.i_stream.valid & self.i_stream.ready):
+                with m.If(ip.last):
+                    m.d.sync += col.eq(0)
+                with m.Elif(~ip.empty):
+                    m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
+        bits_of = Array(Const(x, 4) for x in self._group_bits)
+        masks = Array(Const((1 << x) - 1, b) for x in self._group_bits)
+        sym_masked = Signal(b)
+        m.d.comb += sym_masked.eq(ip.symbol & masks[group_now])
+        m.d.comb += [rp.addr.eq(Cat(sym_masked, group_now) if G > 1 else sym_masked),
+                     rp.en.eq(load[0])]
+
+        sym0 = Signal(b)
+        grp0 = Signal(range(G)) if G > 1 else Const(0, 1)
+        last0, empty0 = Signal(), Signal()
+        with m.If(load[0]):
+            m.d.sync += [valid[0].eq(self.i_stream.valid & ~blocked), sym0.eq(sym_masked),
+                         last0.eq(ip.last), empty0.eq(ip.empty)]
+            if G > 1:
+                m.d.sync += grp0.eq(group_now)
+
+        # Stage 0 -> 1: resolve the entry, or ESC + raw bits, and left-justify the code.
+        e_valid = rp.data[0]
+        e_code = rp.data[1:1 + cw]
+        e_len = rp.data[1 + cw:]
+        esc_code = Array(Signal(L, name=f"esc_code{g}") for g in range(G))
+        esc_len = Array(Signal(range(L + 1), name=f"esc_len{g}") for g in range(G))
+        esc_present = Array(Signal(name=f"esc_present{g}") for g in range(G))
+        escaped = Array((esc_code[g] << bits) | sym0[:bits]
+                        for g, bits in enumerate(self._group_bits))
+        code0 = Signal(cw)
+        len0 = Signal(LEN_BITS)
+        uncodable = Signal()
+        with m.If(empty0):
+            pass
+        with m.Elif(e_valid):
+            m.d.comb += [code0.eq(e_code), len0.eq(e_len)]
+        with m.Elif(esc_present[grp0] if not baked else Const(0)):
+            m.d.comb += [code0.eq(escaped[grp0]), len0.eq(esc_len[grp0] + bits_of[grp0])]
+        with m.Else():
+            m.d.comb += uncodable.eq(1)
+        shamt = Signal(LEN_BITS)
+        m.d.comb += shamt.eq(CODE_MAX - len0)
+        code_lj = Signal(CODE_MAX)
+        m.d.comb += code_lj.eq(code0 << shamt)
+        code1 = Signal(CODE_MAX)
+        len1 = Signal(LEN_BITS)
+        last1 = Signal()
+        with m.If(load[1]):
+            m.d.sync += [code1.eq(code_lj), len1.eq(len0), last1.eq(last0)]
+        code_error = Signal()
+        m.d.comb += code_error.eq(valid[0] & load[1] & uncodable)
+
+        # Packer: left-aligned bit buffer, one word out per cycle.
+        buf = Signal(C)
+        fill = Signal(range(C + 1))
+        flushing = Signal()
+        tile_bits = Signal(self._count_width)
+        o = self.o_stream
+        # A word that would empty the buffer waits for the next code or the tile's end, so a
+        # tile closed by a flush-only beat still flags its final word ``last``.
+        m.d.comb += [
+            o.valid.eq((fill > W) | (flushing & (fill != 0))),
+            o.payload.data.eq(buf[C - W:]),
+            o.payload.last.eq(flushing & (fill <= W)),
+        ]
+        emit = Signal()
+        m.d.comb += emit.eq(o.valid & o.ready)
+        fill_e = Signal.like(fill)
+        buf_e = Signal.like(buf)
+        m.d.comb += [fill_e.eq(Mux(emit, Mux(fill > W, fill - W, 0), fill)),
+                     buf_e.eq(Mux(emit, buf << W, buf))]
+        # Conservative room check (ignores this cycle's emission): no path from o_ready.
+        m.d.comb += take.eq(valid[1] & ~flushing & (fill + len1 <= C))
+        placed = Signal(C)
+        m.d.comb += placed.eq(Cat(Const(0, C - CODE_MAX), code1) >> fill_e)
+        m.d.sync += [buf.eq(buf_e | Mux(take, placed, 0)),
+                     fill.eq(fill_e + Mux(take, len1, 0))]
+        with m.If(take):
+            m.d.sync += tile_bits.eq(tile_bits + len1)
+            with m.If(last1):
+                m.d.sync += flushing.eq(1)
+
+        # Bit count: one beat per tile, once its final word has gone out.
+        cnt = self.o_count
+        with m.If(cnt.ready):
+            m.d.sync += cnt.valid.eq(0)
+        with m.If(flushing & (fill_e == 0) & (~cnt.valid | cnt.ready)):
+            m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
+                         flushing.eq(0), tile_bits.eq(0)]
+
+        error = Signal()
+        m.d.comb += self.error.eq(error)
+        with m.If(code_error):
+            m.d.sync += error.eq(1)
+
+        if not baked:
+            self._loader(m, mem, valid[0], loading, error, esc_code, esc_len, esc_present)
+        return m
+
+    # -----------------------------------------------------------------------------------------
+    def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present):
+        """Table loading FSM: parse ``HuffmanTable.serialize()`` bytes into the code memory."""
+        b, L, G = self._b, self._L, self._G
+        cw = self._code_width()
+        cfg = self.cfg
+        wp = mem.write_port()
+        byte = cfg.payload.data
+        hs = Signal()
+        m.d.comb += hs.eq(cfg.valid & cfg.ready)
+
+        grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        bits_of = Array(Const(x, 4) for x in self._group_bits)
+        n_max = Signal(range((1 << b) + 2))   # 2**b_g + 1 entries, ESC included
+        m.d.comb += n_max.eq(Array(Const((1 << x) + 1, b + 2) for x in self._group_bits)[grp])
+        t_len = Signal(range(L + 1))
+        esc_flag = Signal()
+        counts = Array(Signal(range((1 << b) + 2), name=f"count{i}") for i in range(L))
+        lo = Signal(8)
+        value = Signal(16)
+        m.d.comb += value.eq(Cat(lo, byte))
+        li = Signal(range(L))
+        total = Signal(range(2 * (1 << b) + 4))
+        clr = Signal(b)
+        cur_len = Signal(range(L + 1))
+        code = Signal(L + 1)
+        remaining = Signal(range((1 << b) + 2))
+        left = Signal(range((1 << b) + 2))
+        code_field = Signal(cw)
+        len_field = Signal(LEN_BITS)
+        m.d.comb += [code_field.eq(code[:L]), len_field.eq(cur_len)]
+
+        def fail():
+            m.d.sync += error.eq(1)
+            with m.If(cfg.payload.last):
+                m.next = "HDR0"
+            with m.Else():
+                m.next = "SKIP"
+
+        def early_last():
+            # A byte flagged last before the table's end.
+            with m.If(cfg.payload.last):
+                m.d.sync += error.eq(1)
+                m.next = "HDR0"
+
+        with m.FSM(name="loader") as fsm:
+            with m.State("HDR0"):
+                m.d.comb += cfg.ready.eq(~busy)
+                with m.If(hs):
+                    m.d.sync += error.eq(0)
+                    g_in = cfg.payload.group if G > 1 else Const(0, 1)
+                    if G > 1:
+                        m.d.sync += grp.eq(g_in)
+                    bad_group = (g_in >= G) if G & (G - 1) else Const(0)
+                    with m.If(bad_group | (byte != bits_of[g_in]) | cfg.payload.last):
+                        fail()
+                    with m.Else():
+                        m.next = "HDR1"
+            with m.State("HDR1"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    m.d.sync += t_len.eq(byte)
+                    with m.If((byte == 0) | (byte > L)):
+                        fail()
+                    with m.Else():
+                        m.next = "HDR2"
+                        early_last()
+            with m.State("HDR2"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    m.d.sync += esc_flag.eq(byte[0])
+                    # Bit 1 is the run-length mode, not supported by this RTL; others reserved.
+                    with m.If(byte[1:] != 0):
+                        fail()
+                    with m.Else():
+                        m.next = "HDR3"
+                        early_last()
+            with m.State("HDR3"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0)]
+                    with m.If(byte != 0):
+                        fail()
+                    with m.Else():
+                        m.next = "CLEAR"
+                        early_last()
+            with m.State("CLEAR"):
+                # Invalidate the group's entries, one per cycle; cfg waits.
+                m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr),
+                             wp.data.eq(0), wp.en.eq(1)]
+                m.d.sync += clr.eq(clr + 1)
+                with m.If(clr == (1 << b) - 1):
+                    m.d.sync += [li.eq(0), total.eq(0)]
+                    m.next = "CNT_LO"
+            with m.State("CNT_LO"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    m.d.sync += lo.eq(byte)
+                    m.next = "CNT_HI"
+                    early_last()
+            with m.State("CNT_HI"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1)]
+                    final = li == t_len - 1
+                    with m.If((value > n_max)
+                              | (final & ((total + value == 0) | (total + value > n_max)))):
+                        fail()
+                    with m.Elif(final):
+                        m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
+                                     left.eq(total + value)]
+                        m.next = "ADVANCE"
+                        early_last()
+                    with m.Else():
+                        m.next = "CNT_LO"
+                        early_last()
+            with m.State("ADVANCE"):
+                # Step to the next length that has codes (canonical: code <<= 1 per length).
+                with m.If(remaining == 0):
+                    m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
+                                 remaining.eq(counts[cur_len])]
+                with m.Else():
+                    m.next = "SYM_LO"
+            with m.State("SYM_LO"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    m.d.sync += lo.eq(byte)
+                    m.next = "SYM_HI"
+                    early_last()
+            with m.State("SYM_HI"):
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs):
+                    lit = value < (n_max - 1)
+                    is_esc = value == (n_max - 1)
+                    m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
+                                 left.eq(left - 1)]
+                    with m.If(lit):
+                        m.d.comb += [
+                            wp.addr.eq(Cat(value[:b], grp) if G > 1 else value[:b]),
+                            wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
+                            wp.en.eq(1),
+                        ]
+                    with m.If(is_esc):
+                        m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(cur_len),
+                                     esc_present[grp].eq(1)]
+                    # Kraft: every code of length l must be below 2**l.
+                    overfull = (code >> cur_len) != 0
+                    with m.If(~(lit | is_esc) | overfull):
+                        fail()
+                    with m.Elif(left == 1):
+                        with m.If(~cfg.payload.last
+                                  | ((esc_present[grp] | is_esc) != esc_flag)):
+                            fail()
+                        with m.Else():
+                            m.next = "HDR0"
+                    with m.Elif(remaining == 1):
+                        m.next = "ADVANCE"
+                        early_last()
+                    with m.Else():
+                        m.next = "SYM_LO"
+                        early_last()
+            with m.State("SKIP"):
+                # After a malformed table: drop bytes up to the one flagged last.
+                m.d.comb += cfg.ready.eq(1)
+                with m.If(hs & cfg.payload.last):
+                    m.next = "HDR0"
+        m.d.comb += loading.eq(~fsm.ongoing("HDR0"))
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m hdl.build
+
+
+def _modules(args):
+    try:
+        tables = None
+        bounds = None
+        if args.table is not None:
+            tables, bounds = encoder_tables(args.table)
+            groups = len(tables)
+            if args.groups not in (1, groups):
+                raise UsageError(f"--groups {args.groups} does not match the table file's "
+                                 f"{groups} groups")
+        else:
+            groups = args.groups
+            if groups > args.k:
+                raise UsageError(f"Table group count {groups} must not exceed component count "
+                                 f"{args.k}")
+            if groups > 1:
+                bounds = [g * args.k // groups for g in range(groups + 1)]
+        b = max(t.bits for t in tables) if tables else args.symbol_width
+        if tables and args.symbol_width < b:
+            raise UsageError(f"Symbol width {args.symbol_width} is narrower than the table "
+                             f"file's {b} bits")
+        comp = HuffmanEncoder(args.symbol_width, args.max_len, args.word_width, groups,
+                              group_bounds=bounds,
+                              table=tables if tables else None)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return [BuildModule("huffman_encoder", comp, {
+        "latency": HuffmanEncoder.LATENCY,
+        "throughput": "1 symbol per cycle",
+        "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
+                       "word_width": args.word_width, "groups": groups,
+                       "group_bounds": bounds, "group_bits": comp._group_bits,
+                       "baked_table": args.table, "buffer_bits": comp.buffer_bits},
+    })]
+
+
+BLOCK = Block("huffman_encoder", huffman_arguments, _modules)

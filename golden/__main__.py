@@ -214,10 +214,15 @@ def _choose_k(args, points, projections, samples, setup):
         return {p: k_for_energy(projections[p].eigenvalues, args.threshold) for p in points}
     if args.k is not None:
         return {p: min(args.k, projections[p].channels) for p in points}
+    from golden.capture import capture
+
     fn = _allocator(args)
     target = args.bits_per_value if args.bits_per_value is not None else args.ceiling
+    one = capture(setup.model, setup.x_calib[:1], points)
+    sizes = {p: int(a.numel()) for p, a in one.items()}
     try:
-        ks = fn(projections, samples, target)
+        ks = fn(projections, samples, target, sizes=sizes, bits=_bits_list(args.group_bits)[0],
+                max_len=args.max_len, method=args.scale_method)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return {p: int(ks[p]) for p in points}
@@ -428,7 +433,8 @@ def make_parser():
     c.add_argument("--bits-per-value", type=float,
                    help="target network bits/value (greedy allocation, golden.allocate)")
     c.add_argument("--ceiling", type=float,
-                   help="size ceiling per feature map (ceiling allocation, golden.allocate)")
+                   help="ceiling in bits per coded feature map and input (ceiling allocation, "
+                   "golden.allocate)")
     c.add_argument("--method", choices=METHODS, default="pca")
     c.add_argument("--out", required=True)
     c.add_argument("--quick", action="store_true",

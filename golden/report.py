@@ -74,7 +74,9 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
     -------
     dict
         ``network``: bits_per_value, top1_agreement (+ stderr, ci95, num_eval_inputs),
-        mean_kl, and with ``labels`` accuracy, compressed_accuracy and accuracy_drop;
+        mean_kl, confident_top1_agreement (over the confident_inputs whose uncompressed top-1
+        probability is at least 0.5), and with ``labels`` accuracy, compressed_accuracy and
+        accuracy_drop;
         ``layers``: per point bits_per_value, values and relative_error (squared
         reconstruction error over the map's variance, on the maps the compressed network
         actually produced).
@@ -102,6 +104,14 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
     network = {"bits_per_value": total_bits / max(total_values, 1),
                "compression_ratio_vs_8bit": 8.0 * total_values / max(total_bits, 1),
                **agreement_stats(agree, n), "mean_kl": kl}
+    # Inputs whose uncompressed top-1 is a near tie flip under any perturbation; report the
+    # agreement on the confident ones too (top-1 probability at least 0.5).
+    confident = logp.exp().max(1).values >= 0.5
+    n_conf = int(confident.sum())
+    network["confident_inputs"] = n_conf
+    network["confident_top1_agreement"] = (
+        float((base_logits.argmax(1) == comp_logits.argmax(1))[confident].float().mean())
+        if n_conf else None)
     if labels is not None:
         acc = float((base_logits.argmax(1) == labels).float().mean())
         cacc = float((comp_logits.argmax(1) == labels).float().mean())

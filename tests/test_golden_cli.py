@@ -1,6 +1,7 @@
 """``python -m golden``: calibrate (digits, and one quick MobileNetV2 run), vectors, bad input."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -115,7 +116,6 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, args, message):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("python -m golden: error: "), err
-    import re
     assert re.search(message, lines[0]), lines[0]
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "empty"]  # no temp dirs
@@ -157,6 +157,16 @@ def test_allocators(tmp_path, capsys):
         assert not out.exists()
         return
     assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["target"] == {"bits_per_value": 3.0}
+    assert 1 <= min(lay["k"] for lay in report["layers"])
+    # A ceiling no k can meet: one line, exit 2, nothing written.
+    code, _, err = run(["calibrate", "--model", "digits", "--ceiling", "100", "--num-images",
+                        "64", "--num-eval", "64", "--no-progress", "--out", tmp_path / "c"],
+                       capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert re.search(r"Ceiling of 100 bits cannot be met: layer 'features.2'", err), err
+    assert not (tmp_path / "c").exists()
 
 
 def test_module_entry_point_quick_mobilenet(tmp_path):
@@ -174,3 +184,13 @@ def test_module_entry_point_quick_mobilenet(tmp_path):
     calib = report["inputs"]["calibration"].split(": ")[1].split(", ")
     held = report["inputs"]["evaluation"].split(": ")[1].split(", ")
     assert calib and held and not set(calib) & set(held)
+
+
+def test_agreement_stats():
+    from golden.report import agreement_stats
+    s = agreement_stats(90, 100)
+    assert s["top1_agreement"] == 0.9 and s["agreement_stderr"] == pytest.approx(0.03)
+    lo, hi = s["agreement_ci95"]
+    assert lo == pytest.approx(0.8256, abs=1e-4) and hi == pytest.approx(0.9448, abs=1e-4)
+    lo, hi = agreement_stats(64, 64)["agreement_ci95"]
+    assert hi == 1.0 and lo == pytest.approx(0.9434, abs=1e-4)  # Wilson, not a zero width

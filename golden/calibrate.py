@@ -38,6 +38,7 @@ from golden.quant import choose_multiplier, int_range, quantize, requantize
 __all__ = [
     "METHODS",
     "calibrate_layer",
+    "calibrate_network",
     "clip_scale",
     "coded_bits",
     "component_scales",
@@ -401,3 +402,50 @@ def _check_bias(which, bias, bits):
     if bias.min() < lo or bias.max() > hi:
         raise ValueError(f"{which} projection bias needs more than {bits} bits "
                          f"(range {int(bias.min())}..{int(bias.max())}); raise the bias width")
+
+
+def calibrate_network(model, x_calib, *, points=None, threshold: float | None = None,
+                      ks: dict | None = None, max_pixels: int = 20_000, seed: int = 0,
+                      progress: bool = False, **layer_kwargs) -> dict[str, LayerArtifact]:
+    """PCA and integer artifacts for every point of any ``torch.nn.Module``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        In eval mode; its points default to ``golden.capture.activation_points(model)``.
+    x_calib : torch.Tensor
+        Calibration inputs (N, ...).
+    threshold : float, optional
+        Eigen-energy threshold choosing k per point (``k_for_energy``).
+    ks : dict of str to int, optional
+        k per point instead (capped at the channel count). Exactly one of the two.
+    max_pixels, seed
+        Calibration pixels sampled per point (``golden.capture.sample_pixels``).
+    layer_kwargs
+        Passed to ``calibrate_layer`` (group widths, scale method, widths, ...).
+
+    Returns
+    -------
+    dict of str to LayerArtifact
+        In point order; evaluate them with ``golden.report.evaluate``.
+    """
+    from golden.capture import activation_points, sample_pixels
+    from golden.projection import k_for_energy, pca_fit
+
+    if (threshold is None) == (ks is None):
+        raise ValueError("Give exactly one of threshold and ks")
+    points = activation_points(model) if points is None else list(points)
+    samples = sample_pixels(model, x_calib, points, max_pixels=max_pixels, seed=seed,
+                            progress=progress)
+    arts = {}
+    for p in points:
+        x = samples[p].astype(np.float64)
+        proj = pca_fit(x)
+        if ks is None:
+            k = k_for_energy(proj.eigenvalues, threshold)
+        elif p not in ks:
+            raise ValueError(f"No component count given for point {p!r}")
+        else:
+            k = min(int(ks[p]), proj.channels)
+        arts[p] = calibrate_layer(proj.truncate(k), x, name=p, **layer_kwargs)
+    return arts

@@ -293,3 +293,29 @@ def test_step_floor_keeps_components_unseen_in_calibration():
     floored = calibrate_layer(proj, calib, method="max")
     bare = calibrate_layer(proj, calib, method="max", min_step=0)
     assert err(floored) < 0.2 * err(bare), (err(floored), err(bare))
+
+
+def test_calibrate_network_on_a_users_module():
+    import torch
+
+    from golden.calibrate import calibrate_network
+    from golden.report import evaluate
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5)).eval()
+    x = torch.randn(40, 3, 12, 12)
+    arts = calibrate_network(model, x[:24], threshold=1.0, max_pixels=2000)
+    assert list(arts) == ["1", "3"] and all(a.channels == 8 for a in arts.values())
+    result = evaluate(model, x[24:], arts)
+    assert result["network"]["num_eval_inputs"] == 16
+    assert result["network"]["top1_agreement"] >= 0.85
+    assert all(lay["relative_error"] < 0.05 for lay in result["layers"].values())
+    few = calibrate_network(model, x[:24], ks={"1": 1, "3": 1}, max_pixels=2000)
+    worse = evaluate(model, x[24:], few)
+    assert worse["network"]["bits_per_value"] < result["network"]["bits_per_value"]
+    assert worse["network"]["mean_kl"] > result["network"]["mean_kl"]
+    with pytest.raises(ValueError, match=r"^Give exactly one of threshold and ks$"):
+        calibrate_network(model, x, threshold=0.9, ks={})

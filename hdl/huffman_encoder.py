@@ -532,6 +532,9 @@ def _modules(args):
             if args.groups not in (1, groups):
                 raise UsageError(f"--groups {args.groups} does not match the table file's "
                                  f"{groups} groups")
+            if groups > 1 and bounds[-1] != args.k:
+                raise UsageError(f"Table file covers {bounds[-1]} components, not --k "
+                                 f"{args.k}")
         else:
             groups = args.groups
             if groups > args.k:

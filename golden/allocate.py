@@ -1,0 +1,305 @@
+"""Allocation of components across layers: CAP's greedy reduction and Price's ceiling.
+
+Every layer (point) is described by a ``LayerCost``: its PCA eigenvalues, its size (activation
+values per input) and ``bits(k)``, the coded size in bits of its feature map for one input when
+the first ``k`` components are kept (quantized and Huffman-coded, as ``layer_costs`` measures
+it with ``golden.calibrate`` and ``golden.huffman`` / ``golden.huffman_rl``).
+
+* ``greedy_allocate`` (CAP, Tai et al. 2022): start from full k everywhere and repeatedly drop
+  the last component of the layer where it costs the least accuracy per bit saved, until the
+  network's size-weighted average bits per value reaches the target. The accuracy cost of
+  dropping component j of a layer is its eigenvalue's share of that layer's energy (the
+  relative reconstruction error it adds; times an optional per-layer ``sensitivity``); the
+  saving is the change of that layer's coded bits per input. CAP writes the ratio as
+  S = d_accuracy / d_bits; the component dropped is the one with the smallest accuracy loss
+  per bit saved (the largest bits saved per unit of accuracy). The share is not weighted by
+  the layer's size: a layer's relative error is what propagates to the output, whatever its
+  size, while the bits already count each layer at its size (the target is an average over
+  all values of the network), so large maps are cheaper to cut per unit of error, as they
+  should be.
+* ``ceiling_allocate`` (Price and Tanner): the smallest compression (largest k) of each layer
+  whose coded map fits under one ceiling in bits (the on-chip buffer); layers that fit at full
+  k keep every component.
+
+The drop sequence of ``greedy_allocate`` does not depend on the target, so lowering the
+target never raises any layer's k.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.projection import Projection
+
+__all__ = ["LayerCost", "allocate_ceiling", "allocate_greedy", "ceiling_allocate",
+           "greedy_allocate", "layer_costs", "network_bits_per_value"]
+
+
+@dataclass
+class LayerCost:
+    """What the allocators know about one layer.
+
+    Attributes
+    ----------
+    name : str
+        The point.
+    eigenvalues : ndarray (C,)
+        PCA spectrum, largest first (``Projection.eigenvalues``).
+    values : int
+        Activation values of the feature map per input (H * W * C).
+    bits : sequence of C numbers, or callable k -> number
+        Coded bits of the feature map per input with k = 1 .. C components (``bits[k - 1]``).
+    sensitivity : float
+        Multiplies the eigenvalue share (1.0: every layer alike).
+    """
+
+    name: str
+    eigenvalues: np.ndarray
+    values: int
+    bits: Sequence[float] | Callable[[int], float]
+    sensitivity: float = 1.0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self.eigenvalues = np.clip(np.asarray(self.eigenvalues, dtype=np.float64), 0.0, None)
+        if self.eigenvalues.ndim != 1 or self.eigenvalues.size < 1:
+            raise ValueError(f"Layer {self.name!r}: eigenvalues must be a non-empty 1-D array, "
+                             f"not shape {self.eigenvalues.shape}")
+        if isinstance(self.values, bool) or not isinstance(self.values, (int, np.integer)) \
+                or self.values < 1:
+            raise ValueError(f"Layer {self.name!r}: value count must be a positive integer, "
+                             f"not {self.values!r}")
+        if not callable(self.bits):
+            table = np.asarray(self.bits, dtype=np.float64)
+            if table.shape != (self.channels,):
+                raise ValueError(f"Layer {self.name!r}: bits table must have {self.channels} "
+                                 f"entries (k = 1 .. {self.channels}), not {table.shape}")
+            self.bits = table
+        if not (isinstance(self.sensitivity, (int, float)) and self.sensitivity > 0):
+            raise ValueError(f"Layer {self.name!r}: sensitivity must be positive, "
+                             f"not {self.sensitivity!r}")
+
+    @property
+    def channels(self) -> int:
+        return self.eigenvalues.size
+
+    def bits_at(self, k: int) -> float:
+        """Coded bits per input with ``k`` components."""
+        if not 1 <= k <= self.channels:
+            raise ValueError(f"Component count must be between 1 and {self.channels}, not {k}")
+        if isinstance(self.bits, np.ndarray):
+            return float(self.bits[k - 1])
+        if k not in self._cache:
+            b = float(self.bits(k))
+            if not np.isfinite(b) or b < 0:
+                raise ValueError(f"Layer {self.name!r}: bits({k}) must be a non-negative "
+                                 f"number, not {b}")
+            self._cache[k] = b
+        return self._cache[k]
+
+    def share(self, j: int) -> float:
+        """Eigenvalue share of component ``j`` (0-based) in the layer's energy."""
+        total = self.eigenvalues.sum()
+        return float(self.eigenvalues[j] / total) if total > 0 else 0.0
+
+
+def _check_layers(layers) -> list[LayerCost]:
+    layers = list(layers.values()) if isinstance(layers, Mapping) else list(layers)
+    if not layers:
+        raise ValueError("Allocation needs at least one layer")
+    for lay in layers:
+        if not isinstance(lay, LayerCost):
+            raise TypeError(f"Layers must be golden.allocate.LayerCost, not "
+                            f"{type(lay).__name__}")
+    names = [lay.name for lay in layers]
+    if len(set(names)) != len(names):
+        raise ValueError("Layer names must be unique")
+    return layers
+
+
+def network_bits_per_value(layers, ks: Mapping[str, int]) -> float:
+    """Size-weighted average coded bits per value of the network with ``ks`` components."""
+    layers = _check_layers(layers)
+    bits = sum(lay.bits_at(int(ks[lay.name])) for lay in layers)
+    return bits / sum(lay.values for lay in layers)
+
+
+def greedy_allocate(layers, target_bits_per_value: float, *, min_k: int = 1,
+                    history: list | None = None) -> dict[str, int]:
+    """CAP's greedy dimension reduction down to ``target_bits_per_value``.
+
+    Parameters
+    ----------
+    layers : sequence or mapping of LayerCost
+    target_bits_per_value : float
+        Network average coded bits per activation value (total bits / total values).
+    min_k : int
+        No layer goes below this many components.
+    history : list, optional
+        Receives one ``(name, new_k, bits_per_value)`` tuple per dropped component.
+
+    Returns
+    -------
+    dict of str to int
+        k per layer, the largest along the greedy path that meets the target.
+
+    Raises
+    ------
+    ValueError
+        If the target is not positive, or not met even with ``min_k`` components everywhere.
+    """
+    layers = _check_layers(layers)
+    if isinstance(target_bits_per_value, bool) or not isinstance(
+            target_bits_per_value, (int, float)) or not target_bits_per_value > 0:
+        raise ValueError(f"Target bits per value must be a positive number, "
+                         f"not {target_bits_per_value!r}")
+    if isinstance(min_k, bool) or not isinstance(min_k, int) or min_k < 1:
+        raise ValueError(f"Minimum component count must be a positive integer, not {min_k!r}")
+    total_values = sum(lay.values for lay in layers)
+    budget = target_bits_per_value * total_values
+    floor = {lay.name: min(min_k, lay.channels) for lay in layers}
+    lowest = sum(lay.bits_at(floor[lay.name]) for lay in layers)
+    ks = {lay.name: lay.channels for lay in layers}
+    bits = {lay.name: lay.bits_at(lay.channels) for lay in layers}
+    total = sum(bits.values())
+    if total <= budget:
+        return ks
+    by_name = {lay.name: lay for lay in layers}
+
+    def key(lay):
+        k = ks[lay.name]
+        saved = bits[lay.name] - lay.bits_at(k - 1)
+        loss = lay.sensitivity * lay.share(k - 1)
+        # Accuracy lost per bit saved; drops that save nothing go last.
+        return loss / saved if saved > 0 else np.inf
+
+    heap = [(key(lay), i, lay.name) for i, lay in enumerate(layers)
+            if ks[lay.name] > floor[lay.name]]
+    heapq.heapify(heap)
+    while total > budget and heap:
+        _, i, name = heapq.heappop(heap)
+        lay = by_name[name]
+        ks[name] -= 1
+        new = lay.bits_at(ks[name])
+        total += new - bits[name]
+        bits[name] = new
+        if history is not None:
+            history.append((name, ks[name], total / total_values))
+        if ks[name] > floor[name]:
+            heapq.heappush(heap, (key(lay), i, name))
+    if total > budget:
+        raise ValueError(f"Target of {target_bits_per_value} bits per value cannot be met: "
+                         f"the greedy path ends at {total / total_values:.4f} with at least "
+                         f"{min_k} component(s) per layer (lowest possible "
+                         f"{lowest / total_values:.4f})")
+    return ks
+
+
+def ceiling_allocate(layers, ceiling_bits: float) -> dict[str, int]:
+    """Price and Tanner's ceiling compression: the largest k per layer whose coded feature map
+    (bits per input) is at most ``ceiling_bits``.
+
+    Raises
+    ------
+    ValueError
+        If the ceiling is not positive, or a layer exceeds it even with one component.
+    """
+    layers = _check_layers(layers)
+    if isinstance(ceiling_bits, bool) or not isinstance(ceiling_bits, (int, float)) or \
+            not ceiling_bits > 0:
+        raise ValueError(f"Ceiling must be a positive number of bits, not {ceiling_bits!r}")
+    ks = {}
+    for lay in layers:
+        fits = [k for k in range(lay.channels, 0, -1) if lay.bits_at(k) <= ceiling_bits]
+        if not fits:
+            raise ValueError(f"Ceiling of {ceiling_bits:g} bits cannot be met: layer "
+                             f"{lay.name!r} needs {lay.bits_at(1):.0f} bits with one component")
+        ks[lay.name] = fits[0]
+    return ks
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring bits(k) from calibration samples
+
+
+def _rl_bits(y_int, bits, max_len, pixels_per_input):
+    from golden.huffman_rl import build_rl_table, rl_indices
+
+    flat = y_int.ravel()
+    table = build_rl_table(flat, bits, max_len)
+    idx = rl_indices(flat, bits, True, table.lengths > 0, table.run_max)
+    return float(table.enc_len[idx].sum()) * pixels_per_input / y_int.shape[0]
+
+
+def layer_costs(projection: Projection, samples, values: int, *, name: str = "layer",
+                bits: int = 8, max_len: int = 12, run_length: bool = False,
+                grid: int | None = 48, **calibrate_kwargs) -> LayerCost:
+    """Measure ``bits(k)`` of one layer on calibration pixels.
+
+    The full-k projection is calibrated once (``golden.calibrate.calibrate_layer``: per-
+    component scales, which do not depend on k); for each k the first k coefficients get
+    their own optimal length-limited table (with escape) and the coded size of the sample,
+    scaled to the map's ``values`` per input, is ``bits(k)``. With ``run_length`` the
+    run-length mode (``golden.huffman_rl``, bitstream version 2) is measured instead, coding
+    pixel after pixel, components in order. ``grid`` k values (log-spaced, always including 1
+    and C) are measured and the rest interpolated linearly; None measures every k.
+    """
+    from golden.calibrate import calibrate_layer, forward_int, quantize_input
+    from golden.huffman import build_table
+
+    samples = np.asarray(samples, dtype=np.float64).reshape(-1, projection.channels)
+    c = projection.channels
+    if projection.k != c:
+        raise ValueError(f"Layer costs need the full projection (k = C = {c}), not k = "
+                         f"{projection.k}")
+    art = calibrate_layer(projection, samples, name=name, group_bits=(bits,), max_len=max_len,
+                          **calibrate_kwargs)
+    y = forward_int(art, quantize_input(art, samples))
+    pixels_per_input = values / c
+    if grid is None or grid >= c:
+        ks = np.arange(1, c + 1)
+    else:
+        ks = np.unique(np.r_[1, np.rint(np.geomspace(1, c, grid)).astype(int), c])
+    measured = []
+    if run_length:
+        for k in ks:
+            measured.append(_rl_bits(y[:, :k], bits, max_len, pixels_per_input))
+    else:
+        mask = (1 << bits) - 1
+        hists = np.stack([np.bincount(y[:, j] & mask, minlength=1 << bits) for j in range(c)])
+        cum = np.cumsum(hists, axis=0)
+        for k in ks:
+            t = build_table(cum[k - 1], bits, max_len, histogram=True)
+            measured.append(float((cum[k - 1] * t.enc_len[:1 << bits]).sum())
+                            * pixels_per_input / y.shape[0])
+    table = np.interp(np.arange(1, c + 1), ks, measured)
+    return LayerCost(name, projection.eigenvalues, int(values), table)
+
+
+def _costs_from_cli(projections, samples, sizes, **kwargs):
+    if sizes is None:
+        raise ValueError("Allocation needs the feature-map sizes: pass sizes={point: values "
+                         "per input}")
+    return [layer_costs(projections[p], samples[p], int(sizes[p]), name=p, **kwargs)
+            for p in projections]
+
+
+def allocate_greedy(projections: Mapping[str, Projection], samples: Mapping[str, np.ndarray],
+                    target: float, *, sizes: Mapping[str, int] | None = None,
+                    **kwargs) -> dict[str, int]:
+    """``greedy_allocate`` from full PCA projections and calibration pixels per point;
+    ``sizes`` gives each point's activation values per input (H * W * C); ``kwargs`` go to
+    ``layer_costs``."""
+    return greedy_allocate(_costs_from_cli(projections, samples, sizes, **kwargs), target)
+
+
+def allocate_ceiling(projections: Mapping[str, Projection], samples: Mapping[str, np.ndarray],
+                     ceiling: float, *, sizes: Mapping[str, int] | None = None,
+                     **kwargs) -> dict[str, int]:
+    """``ceiling_allocate`` (ceiling in bits per feature map and input) from full PCA
+    projections and calibration pixels, like ``allocate_greedy``."""
+    return ceiling_allocate(_costs_from_cli(projections, samples, sizes, **kwargs), ceiling)

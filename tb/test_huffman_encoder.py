@@ -42,6 +42,7 @@ CONFIGS = [
 ]
 
 THROUGHPUT_SYMBOLS = 100_000
+LATENCY_SEEN = 3  # testbench cycles from a tile's last handshake to its final word
 
 
 def config_name(c):
@@ -380,7 +381,18 @@ async def run_throughput(dut):
     else:
         table = every_length_table(cfg["b"], cfg["L"], rng)
         values = values_from(table, THROUGHPUT_SYMBOLS, rng)
+    # Latency first: a single-symbol tile, from its handshake to its (only, final) word.
     plan.load([table])
+    plan.tile(values[:1])
+    await tb.play(plan, 100_000)
+    await tb.check(plan, 100_000)
+    latency = tb.sink.beat_cycles[0] - tb.source.handshakes[0]
+    dut._log.info(f"latency: symbol handshake to its word {latency} cycles")
+    assert latency == LATENCY_SEEN, f"latency {latency}, documented {LATENCY_SEEN}"
+    for seen in (tb.sink.received, tb.sink.beat_cycles, tb.counts.received):
+        seen.clear()
+    plan = Plan(cfg)
+    plan.tables = [table]
     plan.tile(values)
     await tb.play(plan, 100 * THROUGHPUT_SYMBOLS)
     await tb.check(plan, 100 * THROUGHPUT_SYMBOLS)

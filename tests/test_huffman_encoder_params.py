@@ -12,6 +12,9 @@ from golden.huffman_container import TableSet, pack_tables
 from golden.huffman_rl import build_rl_table
 from hdl.huffman_encoder import BLOCK, HuffmanEncoder
 
+# A constructor that raises leaves a half-built Elaboratable behind; Amaranth warns about it.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
 
 def table(bits=4, max_len=8, seed=0):
     rng = np.random.default_rng(seed)
@@ -138,7 +141,6 @@ def _k(extra):
     return [] if "--k" in extra or "set.acht" not in extra else ["--k", "5"]
 
 
-@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_cli_modules_and_manifest(tmp_path):
     from hdl.build import parse_args
 

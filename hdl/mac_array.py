@@ -1,0 +1,520 @@
+"""Matrix-vector MAC array with per-channel requantization, ``M`` physical multipliers.
+
+Golden twin: ``golden.mac.matvec``. ``y = requantize(W @ x + bias, mult, shift)`` per output
+channel, for one pixel per ``channels_out * channels_in / multipliers`` cycles. The inverse
+projection is ``channels_out = C, channels_in = K``; the forward one swaps the sizes.
+Architecture, schedule, latency and the ``cfg`` protocol: ``docs/mac_array.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.quant import acc_bits, int_range
+from hdl.registry import Block, Module as BuildModule, UsageError, positive
+from hdl.requantizer import requant_round_saturate, requant_shift, shift_width
+
+__all__ = ["BLOCK", "MacArray", "load_weights", "schedule", "valid_multipliers"]
+
+
+def _check_int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        if hi is None:
+            raise ValueError(f"{name} must be a positive integer, not {value}")
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
+    return int(value)
+
+
+def valid_multipliers(channels_out: int, channels_in: int) -> list[int]:
+    """Multiplier counts with a clean schedule: divisors of ``channels_in`` (chunks of one
+    output row) and ``channels_in`` times a divisor of ``channels_out`` (whole rows)."""
+    small = [d for d in range(1, channels_in + 1) if channels_in % d == 0]
+    large = [channels_in * d for d in range(2, channels_out + 1) if channels_out % d == 0]
+    return small + large
+
+
+def schedule(channels_out: int, channels_in: int, multipliers: int) -> dict:
+    """The schedule of ``multipliers`` products per cycle (``ValueError`` if not clean).
+
+    Returns ``rows`` R (output rows per step), ``lanes`` L (products per row per step),
+    ``chunks`` S (steps per row group), ``groups`` G (row groups) and ``cycles`` = G * S.
+    """
+    valid = valid_multipliers(channels_out, channels_in)
+    if multipliers not in valid:
+        below = [v for v in valid if v < multipliers]
+        above = [v for v in valid if v > multipliers]
+        near = ([str(below[-1])] if below else []) + ([str(above[0])] if above else [])
+        raise ValueError(
+            f"Multiplier count {multipliers} has no clean schedule for {channels_out} outputs "
+            f"from {channels_in} inputs (it must divide {channels_in} or be {channels_in} times "
+            f"a divisor of {channels_out}); nearest valid: {', '.join(near)}")
+    rows = max(1, multipliers // channels_in)
+    lanes = multipliers // rows
+    chunks = channels_in // lanes
+    groups = channels_out // rows
+    return {"rows": rows, "lanes": lanes, "chunks": chunks, "groups": groups,
+            "cycles": groups * chunks}
+
+
+_KEYS = ("weight", "bias", "mult", "shift")
+
+
+def load_weights(weights, channels_out: int, channels_in: int) -> dict:
+    """Normalise ``weights`` to ``{weight, bias, mult, shift}`` int64 arrays.
+
+    ``weights`` is a dict or a golden artifact path (``.npz``) holding ``inv_*`` or ``fwd_*``
+    keys (or the bare names); the set whose weight shape is ``(channels_out, channels_in)``
+    is taken, the inverse one first.
+    """
+    if isinstance(weights, (str, Path)):
+        from golden.artifacts import load_artifact
+        weights = load_artifact(weights).arrays()
+    if not isinstance(weights, dict):
+        raise TypeError(f"Weights must be a dict or an artifact path, not {weights!r}")
+    shape = (channels_out, channels_in)
+    for prefix in ("inv_", "fwd_", ""):
+        if all(prefix + key in weights for key in _KEYS):
+            w = np.asarray(weights[prefix + "weight"])
+            if w.shape == shape:
+                return {key: np.asarray(weights[prefix + key]).astype(np.int64)
+                        for key in _KEYS}
+    raise ValueError(f"Weights hold no weight/bias/mult/shift set with a weight matrix of shape "
+                     f"{shape}")
+
+
+def _check_values(name, a, shape, lo, hi):
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, not {a.shape}")
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise ValueError(f"{name} values must be between {lo} and {hi}, not "
+                         f"{int(a.min())}..{int(a.max())}")
+
+
+class MacArray(wiring.Component):
+    """``channels_out`` requantized dot products of one ``channels_in`` vector per pixel.
+
+    Parameters
+    ----------
+    channels_out, channels_in : int
+        Output channels (rows of W) and input channels (columns), 1 to 4096.
+    in_width, weight_width : int
+        Signed input and weight widths, 2 to 16.
+    bias_width : int
+        Signed bias width, 2 to 32.
+    mult_width : int
+        Unsigned requantization multiplier width, 1 to 32.
+    out_width : int
+        Signed output width, 2 to 16.
+    multipliers : int
+        Physical multipliers M: a divisor of ``channels_in`` or ``channels_in`` times a divisor
+        of ``channels_out`` (``valid_multipliers``). One pixel per ``C_out * C_in / M`` cycles.
+    out_group : int
+        Output channels per ``o_stream`` beat; divides ``channels_out`` and is a multiple of
+        the rows done per cycle ``max(1, M / channels_in)`` (so the output keeps up).
+    relu : bool
+        Clamp outputs at zero.
+    weights : dict, str, Path or None
+        Bake these constants (``load_weights``); no ``cfg`` port. None: loaded through ``cfg``
+        (all zero after reset, i.e. every output 0 until loaded).
+
+    Ports
+    -----
+    i_stream : In(stream)  payload ``ArrayLayout(signed(in_width), channels_in)``, element 0
+        in the low bits: one pixel.
+    o_stream : Out(stream) payload ``{data: ArrayLayout(signed(out_width), out_group), last}``;
+        channels ascend from element 0; ``last`` marks the final beat of a pixel.
+    cfg : In(stream)  payload ``{data, last}`` (run-time weights only): the values in the
+        fixed order W (row-major), bias, mult, shift; applied between pixels (see the docs).
+
+    ``LATENCY`` cycles from an input handshake to the first output handshake when nothing
+    stalls; ``CYCLES_PER_PIXEL`` between input handshakes after the pipeline fills.
+    """
+
+    def __init__(self, channels_out, channels_in, in_width=8, weight_width=8, bias_width=32,
+                 mult_width=16, out_width=8, multipliers=1, out_group=1, relu=False,
+                 weights=None):
+        self._co = _check_int("Output channel count", channels_out, 1, 4096)
+        self._ci = _check_int("Input channel count", channels_in, 1, 4096)
+        self._in_w = _check_int("Input width", in_width, 2, 16)
+        self._w_w = _check_int("Weight width", weight_width, 2, 16)
+        self._b_w = _check_int("Bias width", bias_width, 2, 32)
+        self._m_w = _check_int("Multiplier width", mult_width, 1, 32)
+        self._o_w = _check_int("Output width", out_width, 2, 16)
+        self._m = _check_int("Multiplier count", multipliers, 1)
+        self._og = _check_int("Output group", out_group, 1)
+        if not isinstance(relu, bool):
+            raise TypeError(f"ReLU flag must be a bool, not {relu!r}")
+        self._relu = relu
+        self._sched = schedule(self._co, self._ci, self._m)
+        rows = self._sched["rows"]
+        if self._co % self._og or self._og % rows:
+            raise ValueError(f"Output group must divide {self._co} output channels and be a "
+                             f"multiple of {rows} (rows finished per cycle), not {self._og}")
+        self._acc_w = acc_bits(self._in_w, self._w_w, self._ci, self._b_w)
+        if self._acc_w > 48:
+            raise ValueError(f"Accumulator would need {self._acc_w} bits, more than 48")
+        self._sh_w = shift_width(self._acc_w, self._m_w)
+        self._consts = None
+        if weights is not None:
+            self._consts = load_weights(weights, self._co, self._ci)
+            c = self._consts
+            _check_values("Weight", c["weight"], (self._co, self._ci), *int_range(self._w_w))
+            _check_values("Bias", c["bias"], (self._co,), *int_range(self._b_w))
+            _check_values("Multiplier", c["mult"], (self._co,), 0, (1 << self._m_w) - 1)
+            _check_values("Shift", c["shift"], (self._co,), 0, (1 << self._sh_w) - 1)
+        members = {
+            "i_stream": In(stream.Signature(data.ArrayLayout(signed(self._in_w), self._ci))),
+            "o_stream": Out(stream.Signature(data.StructLayout({
+                "data": data.ArrayLayout(signed(self._o_w), self._og),
+                "last": unsigned(1)}))),
+        }
+        if self._consts is None:
+            members["cfg"] = In(stream.Signature(data.StructLayout({
+                "data": unsigned(self.cfg_data_width), "last": unsigned(1)})))
+        super().__init__(members)
+
+    # ------------------------------------------------------------------ derived facts
+
+    @property
+    def acc_width(self) -> int:
+        return self._acc_w
+
+    @property
+    def cfg_data_width(self) -> int:
+        return max(self._w_w, self._b_w, self._m_w, self._sh_w)
+
+    @property
+    def cfg_beats(self) -> int:
+        """Beats of a full configuration load: C_out * C_in weights, then 3 * C_out."""
+        return self._co * self._ci + 3 * self._co
+
+    @property
+    def CYCLES_PER_PIXEL(self) -> int:  # noqa: N802 - a constant of the instance
+        return self._sched["cycles"]
+
+    @property
+    def _tree_stages(self) -> int:
+        levels = (self._sched["lanes"] - 1).bit_length()
+        return (levels + 1) // 2
+
+    @property
+    def LATENCY(self) -> int:  # noqa: N802
+        s = self._sched
+        steps = (self._og // s["rows"]) * s["chunks"]
+        return 6 + self._tree_stages + steps
+
+    # ------------------------------------------------------------------ storage
+
+    def _table(self, m, name, field_w, depth, lanes, init_rows):
+        """A memory of ``depth`` words of ``lanes`` fields; returns (read port, write port).
+
+        Baked single-word tables are constants (no register in between, so synthesis folds
+        them); ``init_rows`` is a (depth, lanes) array for baked tables, else None.
+        """
+        mask = (1 << field_w) - 1
+        init = None
+        if init_rows is not None:
+            init = [sum((int(v) & mask) << (field_w * j) for j, v in enumerate(row))
+                    for row in init_rows]
+            if depth == 1:
+                return Const(init[0], field_w * lanes), None
+        mem = Memory(shape=unsigned(field_w * lanes), depth=depth, init=init or [])
+        m.submodules[name] = mem
+        rd = mem.read_port()
+        wr = mem.write_port(granularity=field_w) if init_rows is None else None
+        return rd, wr
+
+    def elaborate(self, platform):
+        m = Module()
+        s = self._sched
+        R, L, S, G, T = s["rows"], s["lanes"], s["chunks"], s["groups"], s["cycles"]
+        Q = self._og // R
+        c = self._consts
+
+        # Constants, laid out by step: word t = g*S + s holds W[g*R + r, s*L + l] at r*L + l.
+        w_init = b_init = m_init = s_init = None
+        if c is not None:
+            w = c["weight"].reshape(G, R, S, L).transpose(0, 2, 1, 3).reshape(T, R * L)
+            w_init, b_init = w, c["bias"].reshape(G, R)
+            m_init, s_init = c["mult"].reshape(G, R), c["shift"].reshape(G, R)
+        w_rd, w_wr = self._table(m, "weights", self._w_w, T, R * L, w_init)
+        b_rd, b_wr = self._table(m, "bias", self._b_w, G, R, b_init)
+        m_rd, m_wr = self._table(m, "mult", self._m_w, G, R, m_init)
+        s_rd, s_wr = self._table(m, "shift", self._sh_w, G, R, s_init)
+
+        # Global stall: only a finished group meeting a full, unaccepted output holds the array.
+        en = Signal()
+        o = self.o_stream
+
+        def token(name):
+            return {"valid": Signal(name=f"{name}_valid"),
+                    "first": Signal(name=f"{name}_first"),
+                    "done": Signal(name=f"{name}_done"),
+                    "gend": Signal(name=f"{name}_gend"),
+                    "pend": Signal(name=f"{name}_pend"),
+                    "g": Signal(range(G), name=f"{name}_g")}
+
+        def advance(dst, src):
+            m.d.sync += [dst[k].eq(src[k]) for k in dst]
+
+        # Stage A: the pixel register and the step counters.
+        x_reg = Signal(self._ci * self._in_w)
+        active = Signal()
+        t = Signal(range(T))
+        sc = Signal(range(S))
+        gc = Signal(range(G))
+        qc = Signal(range(Q))
+        tok_a = {"valid": active, "first": sc == 0, "done": sc == S - 1, "gend": qc == Q - 1,
+                 "pend": gc == G - 1, "g": gc}
+        last_step = t == T - 1
+        hold = Signal()  # a configuration load is pending or under way
+        m.d.comb += self.i_stream.ready.eq(en & (~active | last_step) & ~hold)
+        with m.If(en):
+            with m.If(self.i_stream.valid & self.i_stream.ready):
+                m.d.sync += [x_reg.eq(self.i_stream.payload.as_value()), active.eq(1)]
+            with m.Elif(last_step):
+                m.d.sync += active.eq(0)
+            with m.If(active):
+                m.d.sync += t.eq(Mux(last_step, 0, t + 1))
+                m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
+                with m.If(sc == S - 1):
+                    m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
+                                 qc.eq(Mux(qc == Q - 1, 0, qc + 1))]
+        if not isinstance(w_rd, Const):
+            m.d.comb += [w_rd.addr.eq(t), w_rd.en.eq(en)]
+            w_word = w_rd.data
+        else:
+            w_word = w_rd
+
+        # Stage 1: operands (the weight word arrives from the memory's read register).
+        tok1 = token("op")
+        xs = Signal(L * self._in_w)
+        with m.If(en):
+            advance(tok1, tok_a)
+            m.d.sync += xs.eq(x_reg.word_select(sc, L * self._in_w))
+
+        # Stage 2: the products.
+        pw = self._in_w + self._w_w
+        tok2 = token("mul")
+        prods = [[Signal(signed(pw), name=f"p{r}_{j}") for j in range(L)] for r in range(R)]
+        with m.If(en):
+            advance(tok2, tok1)
+            for r in range(R):
+                for j in range(L):
+                    a = xs.word_select(j, self._in_w).as_signed()
+                    b = w_word.word_select(r * L + j, self._w_w).as_signed()
+                    m.d.sync += prods[r][j].eq(a * b)
+
+        # Adder trees, a register after every two levels.
+        toks = [tok1, tok2]
+        sums = prods
+        n_levels = (L - 1).bit_length()
+        for level in range(n_levels):
+            nxt = []
+            for r in range(R):
+                terms = sums[r]
+                pairs = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+                nxt.append(pairs)
+            if level % 2 == 1 or level == n_levels - 1:
+                tok = token(f"tree{level}")
+                regs = []
+                with m.If(en):
+                    advance(tok, toks[-1])
+                    for r in range(R):
+                        row = []
+                        for i, v in enumerate(nxt[r]):
+                            reg = Signal(signed(pw + level + 1), name=f"s{level}_{r}_{i}")
+                            m.d.sync += reg.eq(v)
+                            row.append(reg)
+                        regs.append(row)
+                toks.append(tok)
+                nxt = regs
+            sums = nxt
+        row_sum = [sums[r][0] for r in range(R)]
+
+        # Bias is read one stage ahead of the accumulator, mult one ahead of Rq1, shift of Rq2.
+        def read(rd, tok):
+            if isinstance(rd, Const):
+                return rd
+            m.d.comb += [rd.addr.eq(tok["g"]), rd.en.eq(en)]
+            return rd.data
+
+        bias_word = read(b_rd, toks[-2])
+
+        # Accumulator stage: bias + first chunk, then + later chunks.
+        tok_acc = token("acc")
+        acc = [Signal(signed(self._acc_w), name=f"acc{r}") for r in range(R)]
+        with m.If(en):
+            advance(tok_acc, toks[-1])
+            with m.If(toks[-1]["valid"]):
+                for r in range(R):
+                    b = bias_word.word_select(r, self._b_w).as_signed()
+                    m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
+        mult_word = read(m_rd, toks[-1])
+
+        # Rq1: exact product of the finished accumulator and the multiplier.
+        tok_q1 = token("rq1")
+        prod = [Signal(signed(self._acc_w + self._m_w + 1), name=f"rq{r}") for r in range(R)]
+        with m.If(en):
+            advance(tok_q1, tok_acc)
+            m.d.sync += tok_q1["valid"].eq(tok_acc["valid"] & tok_acc["done"])
+            for r in range(R):
+                m.d.sync += prod[r].eq(acc[r] * mult_word.word_select(r, self._m_w))
+        shift_word = read(s_rd, tok_acc)
+
+        # Rq2: the barrel shift.
+        tok_q2 = token("rq2")
+        shifted = []
+        for r in range(R):
+            sh = requant_shift(m, prod[r], shift_word.word_select(r, self._sh_w))
+            reg = Signal.like(sh, name=f"t{r}")
+            with m.If(en):
+                m.d.sync += reg.eq(sh)
+            shifted.append(reg)
+        with m.If(en):
+            advance(tok_q2, tok_q1)
+
+        # Round and saturate into the gather register / the output register.
+        y = Cat(*[requant_round_saturate(m, shifted[r], self._o_w, self._relu)
+                  for r in range(R)])
+        push = tok_q2["valid"] & tok_q2["gend"]
+        m.d.comb += en.eq(~(o.valid & ~o.ready & push))
+        if Q > 1:
+            gather = Signal((Q - 1) * R * self._o_w)
+            with m.If(en & tok_q2["valid"] & ~tok_q2["gend"]):
+                m.d.sync += gather.eq(Cat(gather[R * self._o_w:], y))
+            beat = Cat(gather, y)
+        else:
+            beat = y
+        with m.If(en & push):
+            m.d.sync += [o.valid.eq(1), o.payload.data.eq(beat),
+                         o.payload.last.eq(tok_q2["pend"])]
+        with m.Elif(o.ready):
+            m.d.sync += o.valid.eq(0)
+
+        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc, tok_q1, tok_q2]]).any()
+        if c is None:
+            self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
+        return m
+
+    def _loader(self, m, busy, hold, ports):
+        """The ``cfg`` port: a fixed-order stream of values written between pixels."""
+        s = self._sched
+        R, L, S, G = s["rows"], s["lanes"], s["chunks"], s["groups"]
+        w_wr, b_wr, m_wr, s_wr = ports
+        cfg = self.cfg
+        loading = Signal()
+        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | ~busy)]
+        hs = cfg.valid & cfg.ready
+        d = cfg.payload.data
+        phase = Signal(range(5))  # weights, bias, mult, shift, done (extra beats ignored)
+        lc = Signal(range(L))
+        sc = Signal(range(S))
+        rc = Signal(range(R))
+        gc = Signal(range(G))
+        tbase = Signal(range(G * S))
+        lbase = Signal(range(R * L))
+        row_end = rc == R - 1
+        for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
+                              (s_wr, self._sh_w, 3)):
+            m.d.comb += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
+                         wr.en.eq(Mux(hs & (phase == ph), 1 << rc, 0))]
+        m.d.comb += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
+                     w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
+        with m.If(hs):
+            m.d.sync += loading.eq(~cfg.payload.last)
+            with m.If(cfg.payload.last):
+                m.d.sync += [phase.eq(0), lc.eq(0), sc.eq(0), rc.eq(0), gc.eq(0),
+                             tbase.eq(0), lbase.eq(0)]
+            with m.Elif(phase == 0):
+                m.d.sync += lc.eq(Mux(lc == L - 1, 0, lc + 1))
+                with m.If(lc == L - 1):
+                    m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
+                    with m.If(sc == S - 1):
+                        m.d.sync += [rc.eq(Mux(row_end, 0, rc + 1)),
+                                     lbase.eq(Mux(row_end, 0, lbase + L))]
+                        with m.If(row_end):
+                            m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
+                                         tbase.eq(Mux(gc == G - 1, 0, tbase + S))]
+                            with m.If(gc == G - 1):
+                                m.d.sync += phase.eq(1)
+            with m.Elif(phase < 4):
+                m.d.sync += rc.eq(Mux(row_end, 0, rc + 1))
+                with m.If(row_end):
+                    m.d.sync += gc.eq(Mux(gc == G - 1, 0, gc + 1))
+                    with m.If(gc == G - 1):
+                        m.d.sync += phase.eq(phase + 1)
+
+
+# ---------------------------------------------------------------------------- hdl.build
+
+def _add_arguments(parser):
+    parser.add_argument("--multipliers", type=positive("Multiplier count"), default=16,
+                        help="physical multipliers M of the MAC arrays (default 16: C*K/16 "
+                             "cycles per pixel)")
+    parser.add_argument("--out-group", type=positive("Output group"), default=None,
+                        help="output channels per MAC output beat (default: the fewest the "
+                             "schedule allows)")
+    parser.add_argument("--weights", default=None, metavar="FILE",
+                        help="bake a golden artifact (.npz) into the MAC arrays")
+
+
+def _one(args, name, co, ci, in_width, out_width, relu, consts):
+    try:
+        rows = schedule(co, ci, args.multipliers)["rows"]
+        group = args.out_group or rows
+        comp = MacArray(co, ci, in_width=in_width, weight_width=args.weight_width,
+                        bias_width=args.bias_width, mult_width=args.mult_width,
+                        out_width=out_width, multipliers=args.multipliers,
+                        out_group=group, relu=relu,
+                        weights=consts)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{name}: {e}") from None
+    info = {
+        "latency": comp.LATENCY,
+        "cycles_per_pixel": comp.CYCLES_PER_PIXEL,
+        "throughput": f"1 pixel per C*K/M = {comp.CYCLES_PER_PIXEL} cycles",
+        "parameters": {"channels_out": co, "channels_in": ci, "multipliers": args.multipliers,
+                       "out_group": group, "acc_width": comp.acc_width,
+                       "baked": consts is not None},
+    }
+    if consts is None:
+        info["configuration"] = (
+            f"cfg stream of {comp.cfg_beats} beats {{data, last}}: W row-major "
+            f"({co}x{ci}), bias, mult, shift (low bits of data); last ends the load (early "
+            f"last keeps the rest); applied between pixels: cfg waits for in-flight pixels, "
+            f"new pixels wait for last (docs/mac_array.md)")
+    return BuildModule(name, comp, info)
+
+
+def _modules(args):
+    art = None
+    if args.weights is not None:
+        from golden.artifacts import load_artifact
+        try:
+            art = load_artifact(args.weights).arrays()
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if (int(art["channels"]), int(art["k"])) != (args.channels, args.k):
+            raise UsageError(f"--weights file has C={int(art['channels'])} K={int(art['k'])}, "
+                             f"not --channels {args.channels} --k {args.k}")
+    inv = {key: art[f"inv_{key}"] for key in _KEYS} if art is not None else None
+    fwd = {key: art[f"fwd_{key}"] for key in _KEYS} if art is not None else None
+    # Inverse: coefficients (in_width) -> activations (out_width, optional ReLU); the forward
+    # projection maps activations back to coefficients.
+    return [_one(args, "mac_array", args.channels, args.k, args.in_width, args.out_width,
+                 args.relu, inv),
+            _one(args, "mac_array_fwd", args.k, args.channels, args.out_width, args.in_width,
+                 False, fwd)]
+
+
+BLOCK = Block("mac_array", _add_arguments, _modules)

@@ -17,7 +17,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.quant import acc_bits, int_range
-from hdl.registry import Block, Module as BuildModule, UsageError, positive
+from hdl.registry import Block, UsageError, positive
+from hdl.registry import Module as BuildModule
 from hdl.requantizer import requant_round_saturate, requant_shift, shift_width
 
 __all__ = ["BLOCK", "MacArray", "load_weights", "schedule", "valid_multipliers"]

@@ -1,0 +1,118 @@
+"""MacArray parameters: schedule rule, derived facts and error messages (no simulator)."""
+
+import numpy as np
+import pytest
+
+from golden.quant import acc_bits
+from hdl.build import main as build_main
+from hdl.mac_array import MacArray, schedule, valid_multipliers
+
+
+def test_valid_multipliers_rule():
+    assert valid_multipliers(64, 16) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+    assert valid_multipliers(6, 4) == [1, 2, 4, 8, 12, 24]
+    assert valid_multipliers(4, 3) == [1, 3, 6, 12]
+
+
+@pytest.mark.parametrize("co, ci", [(64, 16), (16, 64), (6, 4), (4, 3), (5, 7), (1, 1)])
+def test_schedule_covers_every_product_once(co, ci):
+    for m in valid_multipliers(co, ci):
+        s = schedule(co, ci, m)
+        assert s["rows"] * s["lanes"] == m
+        assert s["rows"] * s["groups"] == co and s["lanes"] * s["chunks"] == ci
+        assert s["cycles"] * m == co * ci
+
+
+@pytest.mark.parametrize("m, near", [(3, "2, 4"), (17, "16, 32"), (2000, "1024"),
+                                     (48, "32, 64")])
+def test_bad_multiplier_count_names_neighbours(m, near):
+    with pytest.raises(ValueError, match=rf"^Multiplier count {m} has no clean schedule for 64 "
+                                         rf"outputs from 16 inputs .*; nearest valid: {near}$"):
+        MacArray(64, 16, multipliers=m)
+
+
+def test_derived_facts():
+    mac = MacArray(64, 16, multipliers=16)
+    assert mac.CYCLES_PER_PIXEL == 64
+    assert mac.acc_width == acc_bits(8, 8, 16, 32)
+    # 16 lanes: 4 adder levels in 2 registered stages; one output per step.
+    assert mac.LATENCY == 6 + 2 + 1
+    assert mac.cfg_beats == 64 * 16 + 3 * 64
+    full = MacArray(4, 3, multipliers=12, out_group=4)
+    assert full.CYCLES_PER_PIXEL == 1
+    assert MacArray(4, 3, multipliers=1, out_group=2).LATENCY == 6 + 0 + 2 * 3
+
+
+def test_ports():
+    mac = MacArray(6, 4, multipliers=2, out_group=3, in_width=4, out_width=5)
+    members = mac.signature.members
+    assert set(members) == {"i_stream", "o_stream", "cfg"}
+    baked = MacArray(2, 2, multipliers=4, out_group=2,
+                     weights={"weight": np.ones((2, 2)), "bias": [0, 1], "mult": [1, 1],
+                              "shift": [0, 0]})
+    assert set(baked.signature.members) == {"i_stream", "o_stream"}
+
+
+@pytest.mark.parametrize("kwargs, exc, msg", [
+    ({"channels_out": 0}, ValueError, (r"^Output channel count must be between 1 and 4096, "
+                                      r"not 0$")),
+    ({"channels_in": "16"}, TypeError, r"^Input channel count must be an integer, not '16'$"),
+    ({"in_width": 1}, ValueError, r"^Input width must be between 2 and 16, not 1$"),
+    ({"weight_width": 8.0}, TypeError, r"^Weight width must be an integer, not 8\.0$"),
+    ({"bias_width": 33}, ValueError, r"^Bias width must be between 2 and 32, not 33$"),
+    ({"mult_width": 0}, ValueError, r"^Multiplier width must be between 1 and 32, not 0$"),
+    ({"out_width": 17}, ValueError, r"^Output width must be between 2 and 16, not 17$"),
+    ({"multipliers": 0}, ValueError, r"^Multiplier count must be a positive integer, not 0$"),
+    ({"multipliers": True}, TypeError, r"^Multiplier count must be an integer, not True$"),
+    ({"out_group": 3}, ValueError, (r"^Output group must divide 64 output channels and be a "
+                                   r"multiple of 1 \(rows finished per cycle\), not 3$")),
+    ({"multipliers": 64, "out_group": 2}, ValueError, (r"^Output group must divide 64 output "
+                                                      r"channels and be a multiple of 4")),
+    ({"relu": 1}, TypeError, r"^ReLU flag must be a bool, not 1$"),
+    ({"weights": 3}, TypeError, r"^Weights must be a dict or an artifact path, not 3$"),
+    ({"weights": {"inv_weight": np.zeros((16, 64))}}, ValueError,
+     r"^Weights hold no weight/bias/mult/shift set with a weight matrix of shape \(64, 16\)$"),
+])
+def test_bad_parameters(kwargs, exc, msg):
+    args = {"channels_out": 64, "channels_in": 16, "multipliers": 16, **kwargs}
+    with pytest.raises(exc, match=msg):
+        MacArray(**args)
+
+
+def _consts(co=4, ci=3, **over):
+    c = {"inv_weight": np.zeros((co, ci), np.int64), "inv_bias": np.zeros(co, np.int64),
+         "inv_mult": np.ones(co, np.int64), "inv_shift": np.zeros(co, np.int64)}
+    c.update(over)
+    return c
+
+
+@pytest.mark.parametrize("over, msg", [
+    ({"inv_weight": np.full((4, 3), 128)}, (r"^Weight values must be between -128 and 127, not "
+                                           r"128\.\.128$")),
+    ({"inv_bias": np.zeros(5, np.int64)}, r"^Bias must have shape \(4,\), not \(5,\)$"),
+    ({"inv_mult": np.full(4, -1)}, r"^Multiplier values must be between 0 and 65535"),
+    ({"inv_shift": np.full(4, 64)}, r"^Shift values must be between 0 and 63, not 64\.\.64$"),
+])
+def test_bad_baked_values(over, msg):
+    with pytest.raises(ValueError, match=msg):
+        MacArray(4, 3, multipliers=3, weights=_consts(**over))
+
+
+def test_accumulator_never_overflows_the_bound():
+    # The widest legal point still fits the 48-bit limit of the contract.
+    mac = MacArray(2, 4096, in_width=16, weight_width=16, bias_width=32, multipliers=1)
+    assert mac.acc_width == acc_bits(16, 16, 4096, 32) <= 48
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--multipliers", "5"], "mac_array: Multiplier count 5 has no clean schedule"),
+    (["--multipliers", "1024", "--out-group", "2"],
+     "mac_array: Output group must divide 64 output channels and be a multiple of 64"),
+    (["--weights", "/nonexistent/a.npz"], "does not exist"),
+])
+def test_build_cli_errors(argv, msg, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert build_main(["--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and msg in err
+    assert not out.exists()

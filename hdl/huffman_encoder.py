@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -29,6 +29,21 @@ __all__ = ["BLOCK", "HuffmanEncoder", "encoder_tables"]
 
 LEN_BITS = 6  # code lengths up to L + b <= 32
 CODE_MAX = 32
+
+
+def _pick(items, index):
+    """``items[index]`` as one shift expression (a continuous assignment in Verilog).
+
+    Amaranth turns ``Array`` reads into ``always @*`` case processes; Icarus never runs such a
+    process until one of its inputs changes, so a mux whose select sits at its reset value
+    would read X there. ``word_select`` on a packed vector avoids the process.
+    """
+    items = [Value.cast(x) for x in items]
+    if isinstance(index, Const) or len(items) == 1:
+        return items[0]
+    width = max(len(x) for x in items)
+    items += [items[-1]] * ((1 << len(index)) - len(items))
+    return Cat(*(Cat(x, Const(0, width - len(x))) for x in items)).word_select(index, width)
 
 
 def _check_int(name, value, lo, hi):
@@ -254,10 +269,10 @@ class HuffmanEncoder(wiring.Component):
                     m.d.sync += col.eq(0)
                 with m.Elif(~ip.empty):
                     m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
-        bits_of = Array(Const(x, 4) for x in self._group_bits)
-        masks = Array(Const((1 << x) - 1, b) for x in self._group_bits)
+        bits_of = [Const(x, 4) for x in self._group_bits]
+        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
         sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & masks[group_now])
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
         m.d.comb += [rp.addr.eq(Cat(sym_masked, group_now) if G > 1 else sym_masked),
                      rp.en.eq(load[0])]
 
@@ -277,19 +292,21 @@ class HuffmanEncoder(wiring.Component):
         esc_code = Array(Signal(L, name=f"esc_code{g}") for g in range(G))
         esc_len = Array(Signal(range(L + 1), name=f"esc_len{g}") for g in range(G))
         esc_present = Array(Signal(name=f"esc_present{g}") for g in range(G))
-        escaped = Array((esc_code[g] << bits) | sym0[:bits]
-                        for g, bits in enumerate(self._group_bits))
+        escaped = _pick([(esc_code[g] << bits) | sym0[:bits]
+                         for g, bits in enumerate(self._group_bits)], grp0)
+        esc_ok = Const(0) if baked else _pick(list(esc_present), grp0)
+        use_entry = Signal()
+        use_esc = Signal()
+        m.d.comb += [use_entry.eq(~empty0 & e_valid), use_esc.eq(~empty0 & ~e_valid & esc_ok)]
         code0 = Signal(cw)
         len0 = Signal(LEN_BITS)
         uncodable = Signal()
-        with m.If(empty0):
-            pass
-        with m.Elif(e_valid):
-            m.d.comb += [code0.eq(e_code), len0.eq(e_len)]
-        with m.Elif(esc_present[grp0] if not baked else Const(0)):
-            m.d.comb += [code0.eq(escaped[grp0]), len0.eq(esc_len[grp0] + bits_of[grp0])]
-        with m.Else():
-            m.d.comb += uncodable.eq(1)
+        m.d.comb += [
+            code0.eq(Mux(use_entry, e_code, Mux(use_esc, escaped, 0))),
+            len0.eq(Mux(use_entry, e_len, Mux(use_esc, _pick(list(esc_len), grp0)
+                                              + _pick(bits_of, grp0), 0))),
+            uncodable.eq(~empty0 & ~e_valid & ~esc_ok),
+        ]
         shamt = Signal(LEN_BITS)
         m.d.comb += shamt.eq(CODE_MAX - len0)
         code_lj = Signal(CODE_MAX)
@@ -361,9 +378,9 @@ class HuffmanEncoder(wiring.Component):
         m.d.comb += hs.eq(cfg.valid & cfg.ready)
 
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
-        bits_of = Array(Const(x, 4) for x in self._group_bits)
+        bits_of = [Const(x, 4) for x in self._group_bits]
         n_max = Signal(range((1 << b) + 2))   # 2**b_g + 1 entries, ESC included
-        m.d.comb += n_max.eq(Array(Const((1 << x) + 1, b + 2) for x in self._group_bits)[grp])
+        m.d.comb += n_max.eq(_pick([Const((1 << x) + 1, b + 2) for x in self._group_bits], grp))
         t_len = Signal(range(L + 1))
         esc_flag = Signal()
         counts = Array(Signal(range((1 << b) + 2), name=f"count{i}") for i in range(L))
@@ -396,19 +413,17 @@ class HuffmanEncoder(wiring.Component):
 
         with m.FSM(name="loader") as fsm:
             with m.State("HDR0"):
-                m.d.comb += cfg.ready.eq(~busy)
                 with m.If(hs):
                     m.d.sync += error.eq(0)
                     g_in = cfg.payload.group if G > 1 else Const(0, 1)
                     if G > 1:
                         m.d.sync += grp.eq(g_in)
                     bad_group = (g_in >= G) if G & (G - 1) else Const(0)
-                    with m.If(bad_group | (byte != bits_of[g_in]) | cfg.payload.last):
+                    with m.If(bad_group | (byte != _pick(bits_of, g_in)) | cfg.payload.last):
                         fail()
                     with m.Else():
                         m.next = "HDR1"
             with m.State("HDR1"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     m.d.sync += t_len.eq(byte)
                     with m.If((byte == 0) | (byte > L)):
@@ -417,7 +432,6 @@ class HuffmanEncoder(wiring.Component):
                         m.next = "HDR2"
                         early_last()
             with m.State("HDR2"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     m.d.sync += esc_flag.eq(byte[0])
                     # Bit 1 is the run-length mode, not supported by this RTL; others reserved.
@@ -427,7 +441,6 @@ class HuffmanEncoder(wiring.Component):
                         m.next = "HDR3"
                         early_last()
             with m.State("HDR3"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     m.d.sync += [clr.eq(0), esc_present[grp].eq(0)]
                     with m.If(byte != 0):
@@ -444,13 +457,11 @@ class HuffmanEncoder(wiring.Component):
                     m.d.sync += [li.eq(0), total.eq(0)]
                     m.next = "CNT_LO"
             with m.State("CNT_LO"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     m.d.sync += lo.eq(byte)
                     m.next = "CNT_HI"
                     early_last()
             with m.State("CNT_HI"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1)]
                     final = li == t_len - 1
@@ -469,17 +480,15 @@ class HuffmanEncoder(wiring.Component):
                 # Step to the next length that has codes (canonical: code <<= 1 per length).
                 with m.If(remaining == 0):
                     m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
-                                 remaining.eq(counts[cur_len])]
+                                 remaining.eq(_pick(list(counts), cur_len))]
                 with m.Else():
                     m.next = "SYM_LO"
             with m.State("SYM_LO"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     m.d.sync += lo.eq(byte)
                     m.next = "SYM_HI"
                     early_last()
             with m.State("SYM_HI"):
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs):
                     lit = value < (n_max - 1)
                     is_esc = value == (n_max - 1)
@@ -500,7 +509,7 @@ class HuffmanEncoder(wiring.Component):
                         fail()
                     with m.Elif(left == 1):
                         with m.If(~cfg.payload.last
-                                  | ((esc_present[grp] | is_esc) != esc_flag)):
+                                  | ((_pick(list(esc_present), grp) | is_esc) != esc_flag)):
                             fail()
                         with m.Else():
                             m.next = "HDR0"
@@ -512,10 +521,14 @@ class HuffmanEncoder(wiring.Component):
                         early_last()
             with m.State("SKIP"):
                 # After a malformed table: drop bytes up to the one flagged last.
-                m.d.comb += cfg.ready.eq(1)
                 with m.If(hs & cfg.payload.last):
                     m.next = "HDR0"
         m.d.comb += loading.eq(~fsm.ongoing("HDR0"))
+        # cfg waits in HDR0 until no accepted symbol still needs the old table, and while the
+        # entries are cleared or a length is stepped. One expression (a continuous assignment
+        # in Verilog): a per-state process would stay X in Icarus until its inputs changed.
+        m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), ~busy,
+                                     ~(fsm.ongoing("CLEAR") | fsm.ongoing("ADVANCE"))))
 
 
 # ---------------------------------------------------------------------------------------------

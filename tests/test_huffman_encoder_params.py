@@ -118,7 +118,7 @@ def run_main(argv, capsys):
     (["--table", "{rl}"], r"run-length mode is not supported by the RTL yet"),
     (["--table", "{set}", "--max-len", "6"], r"Table 0 has maximum code length 8, more than 6"),
     (["--table", "{set}", "--groups", "3"], r"--groups 3 does not match the table file's 2 "),
-    (["--table", "{set}", "--k", "6"], r"Table file covers 5 components, not --k 6"),
+    (["--table", "{set}", "--k", "16"], r"Table file covers 8 components, not --k 16"),
     (["--table", "{set}", "--symbol-width", "3"], r"Symbol width 3 is narrower than the "),
 ])
 def test_cli_errors_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, extra, message):
@@ -126,7 +126,7 @@ def test_cli_errors_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, extr
     (tmp_path / "rl.acht").write_bytes(pack_tables(TableSet(
         [build_rl_table(np.array([0, 0, 0, 1, 2, 0, 0, -1] * 10), 4, 10)], [0, 1])))
     (tmp_path / "set.acht").write_bytes(pack_tables(TableSet([table(4), table(3, seed=1)],
-                                                             [0, 2, 5])))
+                                                             [0, 2, 8])))
     extra = [x.format(rl="rl.acht", set="set.acht") for x in extra]
     status, out = run_main(["--out", "out", *_k(extra), *extra], capsys)
     assert status == 2
@@ -137,22 +137,22 @@ def test_cli_errors_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, extr
 
 
 def _k(extra):
-    # Table-set cases run with --k 5 (the set's column count) unless the case sets --k.
-    return [] if "--k" in extra or "set.acht" not in extra else ["--k", "5"]
+    # Table-set cases run with --k 8 (the set's column count) unless the case sets --k.
+    return [] if "--k" in extra or "set.acht" not in extra else ["--k", "8"]
 
 
 def test_cli_modules_and_manifest(tmp_path):
     from hdl.build import parse_args
 
     path = tmp_path / "set.acht"
-    path.write_bytes(pack_tables(TableSet([table(4), table(3, seed=1)], [0, 2, 5])))
-    args = parse_args(["--k", "5", "--table", str(path), "--symbol-width", "4",
+    path.write_bytes(pack_tables(TableSet([table(4), table(3, seed=1)], [0, 2, 8])))
+    args = parse_args(["--k", "8", "--table", str(path), "--symbol-width", "4",
                        "--max-len", "8", "--word-width", "16"])
     (mod,) = BLOCK.modules(args)
     assert mod.name == "huffman_encoder"
     assert mod.info["latency"] == HuffmanEncoder.LATENCY
     assert mod.info["throughput"] == "1 symbol per cycle"
-    assert mod.info["parameters"]["group_bounds"] == [0, 2, 5]
+    assert mod.info["parameters"]["group_bounds"] == [0, 2, 8]
     assert "cfg" not in mod.component.signature.members
     args = parse_args(["--groups", "4"])
     (mod,) = BLOCK.modules(args)

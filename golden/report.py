@@ -37,7 +37,7 @@ def agreement_stats(agree: int, n: int) -> dict:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return {"top1_agreement": p, "agreement_stderr": math.sqrt(p * (1 - p) / n),
-            "agreement_ci95": [max(0.0, centre - half), min(1.0, centre + half)],
+            "agreement_ci95": [min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))],
             "num_eval_inputs": n}
 
 
@@ -177,8 +177,9 @@ def plot_rate_fidelity(layers: list[dict], points: list[dict], path) -> None:
     for pt in sorted(points, key=lambda q: q["bits_per_value"]):
         lo, hi = pt["agreement_ci95"]
         p = pt["top1_agreement"]
-        b.errorbar(pt["bits_per_value"], 100 * p, yerr=[[100 * (p - lo)], [100 * (hi - p)]],
-                   fmt="o", capsize=3)
+        # Rounding can put a bound a hair inside p at p = 0 or 1.
+        err = [[100 * max(0.0, p - lo)], [100 * max(0.0, hi - p)]]
+        b.errorbar(pt["bits_per_value"], 100 * p, yerr=err, fmt="o", capsize=3)
         b.annotate(pt.get("label", ""), (pt["bits_per_value"], 100 * p), fontsize=7,
                    xytext=(4, 4), textcoords="offset points")
     b.axvline(1.34, color="gray", ls=":", lw=1)

@@ -194,3 +194,14 @@ def test_agreement_stats():
     assert lo == pytest.approx(0.8256, abs=1e-4) and hi == pytest.approx(0.9448, abs=1e-4)
     lo, hi = agreement_stats(64, 64)["agreement_ci95"]
     assert hi == 1.0 and lo == pytest.approx(0.9434, abs=1e-4)  # Wilson, not a zero width
+
+
+@pytest.mark.parametrize("agree, n", [(0, 3), (10, 10), (0, 200), (5, 8)])
+def test_rate_plot_at_the_edges_of_agreement(tmp_path, agree, n):
+    from golden.report import agreement_stats, plot_rate_fidelity
+    point = dict(agreement_stats(agree, n), bits_per_value=2.0, label="x")
+    lo, hi = point["agreement_ci95"]
+    assert lo <= agree / n <= hi
+    plot_rate_fidelity([{"bits_per_value": 1.0, "relative_error": 0.1}], [point],
+                       tmp_path / "r.png")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

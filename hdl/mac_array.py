@@ -261,7 +261,7 @@ class MacArray(wiring.Component):
                     "done": Signal(name=f"{name}_done"),
                     "gend": Signal(name=f"{name}_gend"),
                     "pend": Signal(name=f"{name}_pend"),
-                    "g": Signal(range(G), name=f"{name}_g")}
+                    "g": Signal(range(max(G, 2)), name=f"{name}_g")}
 
         def advance(dst, src):
             m.d.sync += [dst[k].eq(src[k]) for k in dst]
@@ -269,10 +269,10 @@ class MacArray(wiring.Component):
         # Stage A: the pixel register and the step counters.
         x_reg = Signal(self._ci * self._in_w)
         active = Signal()
-        t = Signal(range(T))
-        sc = Signal(range(S))
-        gc = Signal(range(G))
-        qc = Signal(range(Q))
+        t = Signal(range(max(T, 2)))
+        sc = Signal(range(max(S, 2)))
+        gc = Signal(range(max(G, 2)))
+        qc = Signal(range(max(Q, 2)))
         tok_a = {"valid": active, "first": sc == 0, "done": sc == S - 1, "gend": qc == Q - 1,
                  "pend": gc == G - 1, "g": gc}
         last_step = t == T - 1
@@ -418,12 +418,12 @@ class MacArray(wiring.Component):
         hs = cfg.valid & cfg.ready
         d = cfg.payload.data
         phase = Signal(range(5))  # weights, bias, mult, shift, done (extra beats ignored)
-        lc = Signal(range(L))
-        sc = Signal(range(S))
-        rc = Signal(range(R))
-        gc = Signal(range(G))
-        tbase = Signal(range(G * S))
-        lbase = Signal(range(R * L))
+        lc = Signal(range(max(L, 2)))
+        sc = Signal(range(max(S, 2)))
+        rc = Signal(range(max(R, 2)))
+        gc = Signal(range(max(G, 2)))
+        tbase = Signal(range(max(G * S, 2)))
+        lbase = Signal(range(max(R * L, 2)))
         row_end = rc == R - 1
         for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                               (s_wr, self._sh_w, 3)):

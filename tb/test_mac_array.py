@@ -5,8 +5,9 @@ configuration, a saturation-corner configuration (rows cycle through extreme wei
 multiplier and shift against extreme pixels), a partial reload (weights and bias only, the
 requantization parameters kept), and, where marked, real MobileNetV2 data (PCA of a real
 layer's activations folded by ``golden.calibrate`` into integer weights, real coefficient
-vectors). Every reload is queued while the previous pixels are still in flight. A separate
-no-stall run over many pixels measures the cycles between input handshakes (must be
+vectors). Every reload is queued while the previous pixels are still in flight, and the next
+pixels compete with the load (queued with it, or once it is under way). A separate no-stall
+run over many pixels measures the cycles between input handshakes (must be
 ``C*K/M`` exactly), the latency (must be ``LATENCY``) and the output beat count.
 """
 
@@ -237,6 +238,24 @@ class TB:
         self.loader.send(beats)
         await self.loader.wait_sent(timeout_ns=100 * len(beats) + 10_000)
 
+    async def load_then_pixels(self, params, pixels, partial, together):
+        """Queue a load and the pixels that must see it, so that they compete for the array:
+        ``together`` queues both at once (the offered cfg beat must win); otherwise the pixels
+        are queued once the first beat is in (the load under way must hold them back)."""
+        from cocotb.triggers import RisingEdge, with_timeout
+
+        beats = cfg_beats(self.cfg, params, partial)
+        start = self.loader.sent
+        self.loader.send(beats)
+        if not together:
+            async def started():
+                while self.loader.sent == start:
+                    await RisingEdge(self.dut.clk)
+            await with_timeout(started(), 100 * self.cfg["latency"] + 10_000, "ns")
+        self.source.send(pack_pixel(self.cfg, px) for px in pixels)
+        await self.loader.wait_sent(timeout_ns=100 * len(beats) + 10_000)
+        await self.source.wait_sent(timeout_ns=100 * len(pixels) * self.cfg["cycles"] + 10_000)
+
     async def pixels(self, pixels):
         self.source.send(pack_pixel(self.cfg, px) for px in pixels)
         await self.source.wait_sent(timeout_ns=100 * len(pixels) * self.cfg["cycles"] + 10_000)
@@ -290,9 +309,10 @@ async def run_test(dut, idle, backpressure):
     expect = []
     for params, pixels, load in segments:
         # The previous pixels may still be in the array: the load must wait for them.
-        if load is not None:
-            await tb.load(params, partial=load == "partial")
-        await tb.pixels(pixels)
+        if load is None:
+            await tb.pixels(pixels)
+        else:
+            await tb.load_then_pixels(params, pixels, load == "partial", idle == "none")
         expect.append(golden(cfg, params, pixels))
     expect = np.concatenate(expect)
     beats = expect.shape[0] * cfg["co"] // cfg["out_group"]

@@ -508,6 +508,14 @@ def _modules(args):
         if (int(art["channels"]), int(art["k"])) != (args.channels, args.k):
             raise UsageError(f"--weights file has C={int(art['channels'])} K={int(art['k'])}, "
                              f"not --channels {args.channels} --k {args.k}")
+        # The baked array must compute what golden.calibrate.inverse_int computes.
+        coef_bits = int(np.max(art["group_bits"]))
+        for what, have, want in (("relu", bool(art["relu"]), args.relu),
+                                 ("out_bits", int(art["out_bits"]), args.out_width),
+                                 ("coefficient bits", coef_bits, args.in_width)):
+            if have != want:
+                raise UsageError(f"--weights file has {what} {have}, but the build asks for "
+                                 f"{want} (--relu, --out-width, --in-width)")
     inv = {key: art[f"inv_{key}"] for key in _KEYS} if art is not None else None
     fwd = {key: art[f"fwd_{key}"] for key in _KEYS} if art is not None else None
     # Inverse: coefficients (in_width) -> activations (out_width, optional ReLU); the forward

@@ -7,6 +7,9 @@ from golden.quant import acc_bits
 from hdl.build import main as build_main
 from hdl.mac_array import MacArray, schedule, valid_multipliers
 
+# Components built only to inspect parameters or errors are never elaborated, on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore:.* created but never used")
+
 
 def test_valid_multipliers_rule():
     assert valid_multipliers(64, 16) == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -116,3 +119,29 @@ def test_build_cli_errors(argv, msg, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and msg in err
     assert not out.exists()
+
+
+def test_build_bakes_an_artifact(tmp_path, capsys):
+    import json
+
+    from golden.artifacts import save_artifact
+    from golden.calibrate import calibrate_layer
+    from golden.projection import pca_fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 8)) * np.linspace(3, 0.1, 8) + 1
+    art = save_artifact(calibrate_layer(pca_fit(x, 4), x), tmp_path / "a.npz")
+    out = tmp_path / "out"
+    base = ["--out", str(out), "--channels", "8", "--k", "4", "--weights", str(art)]
+    assert build_main([*base, "--relu"]) == 2
+    assert "--weights file has relu False, but the build asks for True" in \
+        capsys.readouterr().err
+    assert not out.exists()
+    assert build_main([*base, "--multipliers", "4"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    mods = {m["name"]: m for m in manifest["modules"]}
+    for name in ("mac_array", "mac_array_fwd"):
+        assert mods[name]["parameters"]["baked"] is True
+        assert "configuration" not in mods[name]
+        assert not any(p["name"].startswith("cfg") for p in mods[name]["ports"])
+    assert mods["mac_array"]["cycles_per_pixel"] == 8

@@ -237,7 +237,7 @@ def _rl_bits(y_int, bits, max_len, pixels_per_input):
 
 def layer_costs(projection: Projection, samples, values: int, *, name: str = "layer",
                 bits: int = 8, max_len: int = 12, run_length: bool = False,
-                grid: int | None = 48, **calibrate_kwargs) -> LayerCost:
+                grid: int | None = 48, artifact=None, **calibrate_kwargs) -> LayerCost:
     """Measure ``bits(k)`` of one layer on calibration pixels.
 
     The full-k projection is calibrated once (``golden.calibrate.calibrate_layer``: per-
@@ -247,6 +247,8 @@ def layer_costs(projection: Projection, samples, values: int, *, name: str = "la
     run-length mode (``golden.huffman_rl``, bitstream version 2) is measured instead, coding
     pixel after pixel, components in order. ``grid`` k values (log-spaced, always including 1
     and C) are measured and the rest interpolated linearly; None measures every k.
+    ``artifact``: the full-k ``LayerArtifact`` of ``projection`` when the caller already has
+    it (skips the calibration; ``bits``, ``max_len`` and ``calibrate_kwargs`` are then unused).
     """
     from golden.calibrate import calibrate_layer, forward_int, quantize_input
     from golden.huffman import build_table
@@ -256,8 +258,15 @@ def layer_costs(projection: Projection, samples, values: int, *, name: str = "la
     if projection.k != c:
         raise ValueError(f"Layer costs need the full projection (k = C = {c}), not k = "
                          f"{projection.k}")
-    art = calibrate_layer(projection, samples, name=name, group_bits=(bits,), max_len=max_len,
-                          **calibrate_kwargs)
+    if artifact is None:
+        art = calibrate_layer(projection, samples, name=name, group_bits=(bits,),
+                              max_len=max_len, **calibrate_kwargs)
+    else:
+        art = artifact
+        if art.k != c or art.channels != c or len(art.group_bits) != 1:
+            raise ValueError(f"Layer costs need a one-group artifact with k = C = {c}, not "
+                             f"k = {art.k}, C = {art.channels}, {len(art.group_bits)} groups")
+        bits, max_len = int(art.group_bits[0]), int(art.tables.tables[0].max_len)
     y = forward_int(art, quantize_input(art, samples))
     pixels_per_input = values / c
     if grid is None or grid >= c:

@@ -85,6 +85,7 @@ class Setting:
 
 def _prepare(name, model, x_calib, x_eval, labels_calib, labels_eval, args, t0):
     from golden.allocate import layer_costs
+    from golden.calibrate import calibrate_layer
     from golden.capture import activation_points, capture, sample_pixels
     from golden.projection import pca_fit
 
@@ -96,11 +97,15 @@ def _prepare(name, model, x_calib, x_eval, labels_calib, labels_eval, args, t0):
              f"{len(x_calib)} calibration / {len(x_eval)} evaluation inputs")
     pcas = {p: pca_fit(samples[p]) for p in points}
     _log(t0, f"{name}: PCA fitted")
-    costs = {p: layer_costs(pcas[p], samples[p], sizes[p], name=p, method=args.scale_method)
+    full = {p: calibrate_layer(pcas[p], samples[p], name=p, method=args.scale_method)
+            for p in points}
+    costs = {p: layer_costs(pcas[p], samples[p], sizes[p], name=p, artifact=full[p])
              for p in points}
-    _log(t0, f"{name}: bits(k) measured per layer (plain Huffman)")
-    return Setting(name, model, x_calib, x_eval, labels_calib, labels_eval, points, samples,
-                   pcas, costs)
+    _log(t0, f"{name}: full-k artifacts calibrated, bits(k) measured per layer (plain Huffman)")
+    s = Setting(name, model, x_calib, x_eval, labels_calib, labels_eval, points, samples,
+                pcas, costs)
+    s.full = full
+    return s
 
 
 def _projections(s: Setting, method, ks, args):
@@ -127,23 +132,32 @@ def _projections(s: Setting, method, ks, args):
 
 
 def _run(s: Setting, method, target, args, t0):
+    """One configuration; ``target`` None is the full-k baseline (8-bit coefficients of every
+    component: the quantization pipeline alone)."""
     from golden.allocate import greedy_allocate, network_bits_per_value
     from golden.calibrate import calibrate_layer
     from golden.report import evaluate
 
     t = time.time()
-    ks = greedy_allocate(s.costs, target)
+    if target is None:
+        ks = {p: s.costs[p].channels for p in s.points}
+    else:
+        ks = greedy_allocate(s.costs, target)
     predicted = network_bits_per_value(s.costs, ks)
-    projections = _projections(s, method, ks, args)
-    t_learn = time.time() - t
-    arts = {p: calibrate_layer(projections[p], s.samples[p], name=p, method=args.scale_method)
-            for p in s.points}
+    t_learn = 0.0
+    if target is None:
+        arts = s.full
+    else:
+        projections = _projections(s, method, ks, args)
+        t_learn = time.time() - t
+        arts = {p: calibrate_layer(projections[p], s.samples[p], name=p,
+                                   method=args.scale_method) for p in s.points}
     result = evaluate(s.model, s.x_eval, arts, labels=s.labels_eval, progress=args.progress)
     net = result["network"]
     values = {p: s.costs[p].values for p in s.points}
     coef_share = sum(ks[p] * values[p] / s.costs[p].channels for p in s.points) / sum(
         values.values())
-    row = {"model": s.name, "method": method, "target": target,
+    row = {"model": s.name, "method": method, "target": "full" if target is None else target,
            "bits_per_value": net["bits_per_value"], "calib_bits_per_value": predicted,
            "coefficients_per_value": coef_share, "top1_agreement": net["top1_agreement"],
            "agreement_stderr": net["agreement_stderr"],
@@ -154,8 +168,9 @@ def _run(s: Setting, method, target, args, t0):
         row.update(accuracy=net["accuracy"], accuracy_drop=net["accuracy_drop"])
     if args.run_length:
         row["calib_rl_bits_per_value"] = network_bits_per_value(s.rl_costs, ks)
-    _log(t0, f"{s.name} {method} target {target}: {net['bits_per_value']:.3f} bits/value, "
-             f"agreement {net['top1_agreement']:.3f}, KL {net['mean_kl']:.4f}"
+    _log(t0, f"{s.name} {method} target {row['target']}: "
+             f"{net['bits_per_value']:.3f} bits/value, agreement {net['top1_agreement']:.3f}, "
+             f"KL {net['mean_kl']:.4f}"
              + (f", accuracy drop {100 * net['accuracy_drop']:.2f}%"
                 if "accuracy_drop" in net else "") + f" ({row['total_s']:.0f} s)")
     return row
@@ -205,7 +220,8 @@ def _table(rows):
                f"({r['num_eval']})")
         drop = f"{100 * r['accuracy_drop']:.2f}%" if "accuracy_drop" in r else "-"
         rl = f"{r['calib_rl_bits_per_value']:.2f}" if "calib_rl_bits_per_value" in r else "-"
-        lines.append(f"{r['model']:13} {r['method']:6} {r['target']:6.2f} "
+        target = r["target"] if isinstance(r["target"], str) else f"{r['target']:.2f}"
+        lines.append(f"{r['model']:13} {r['method']:6} {target:>6} "
                      f"{r['bits_per_value']:8.3f} {r['coefficients_per_value']:8.3f} "
                      f"{r['calib_bits_per_value']:6.2f} {rl:>6} {agr:>17} "
                      f"{r['mean_kl']:8.4f} {drop:>8} {r['total_s']:6.0f}")
@@ -272,6 +288,8 @@ def make_parser():
     p.add_argument("--qat", action="store_true", help="straight-through 8-bit rounding in training")
     p.add_argument("--run-length", action="store_true",
                    help="also measure the allocation's bits in run-length mode (slow)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the full-k row (8-bit coefficients of every component)")
     p.add_argument("--skip-digits", action="store_true")
     p.add_argument("--skip-mobilenet", action="store_true")
     p.add_argument("--threads", type=int, default=2)
@@ -327,6 +345,8 @@ def main(argv=None):
             s = make(args, t0)
             if args.run_length:
                 _rl(s, args, t0)
+            if not args.no_baseline:
+                rows.append(_run(s, "pca", None, args, t0))
             for target in tgts:
                 for method in methods:
                     if method == "price" and target not in p_tgts:

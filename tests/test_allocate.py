@@ -170,6 +170,12 @@ def test_layer_costs_match_the_calibrated_codec(samples):
         y = forward_int(art, quantize_input(art, samples))
         assert cost.bits_at(k) == coded_bits(art, y), f"k={k}"
     assert np.all(np.diff(cost.bits) > 0)
+    art = calibrate_layer(proj, samples)
+    again = layer_costs(proj, samples, values=12 * 3000, grid=None, artifact=art)
+    np.testing.assert_array_equal(again.bits, cost.bits)
+    with pytest.raises(ValueError, match=r"^Layer costs need a one-group artifact"):
+        layer_costs(proj, samples, 1200, artifact=calibrate_layer(proj, samples,
+                                                                  group_bits=(8, 4)))
     coarse = layer_costs(proj, samples, values=12 * 3000, grid=4)
     assert coarse.bits_at(12) == cost.bits_at(12) and coarse.bits_at(1) == cost.bits_at(1)
     rl = layer_costs(proj, samples, values=12 * 3000, grid=None, run_length=True)

@@ -299,6 +299,32 @@ class Source:
         await with_timeout(empty(), timeout_ns, "ns")
 
 
+class Stability:
+    """AXI4-Stream rule on an output: once valid, valid and payload hold until ready."""
+
+    def __init__(self, dut, prefix, clk):
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.ready = getattr(dut, f"{prefix}__ready")
+        self.payload = getattr(dut, f"{prefix}__payload")
+        self.clk = clk
+        self.prefix = prefix
+        self.violations = []
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self):
+        from cocotb.triggers import RisingEdge
+
+        held = None
+        while True:
+            await RisingEdge(self.clk)
+            valid = self.valid.value
+            if held is not None and (str(valid) != "1" or str(self.payload.value) != held):
+                self.violations.append(f"{self.prefix} changed while not ready")
+            held = None
+            if str(valid) == "1" and str(self.ready.value) != "1":
+                held = str(self.payload.value)
+
+
 class TB:
     def __init__(self, dut, cfg, idle, backpressure, seed):
         from tb.common import StreamSink
@@ -316,6 +342,7 @@ class TB:
             self.cfg_source = Source(dut, "cfg", dut.clk, idle, seed + 7)
         self.sink = StreamSink(dut, "o_stream", dut.clk, self.o_fields, backpressure, seed + 1)
         self.counts = StreamSink(dut, "o_count", dut.clk, self.n_fields, backpressure, seed + 2)
+        self.stable = [Stability(dut, p, dut.clk) for p in ("o_stream", "o_count")]
 
     async def reset(self):
         from tb.common import start_clock_and_reset
@@ -354,6 +381,8 @@ class TB:
         assert len(self.sink.received) == len(plan.words), "encoder emitted extra words"
         assert len(self.counts.received) == len(plan.counts), "encoder emitted extra counts"
         assert int(self.dut.error.value) == 0, "error flag set on a valid stream"
+        for monitor in self.stable:
+            assert not monitor.violations, monitor.violations[0]
 
 
 async def run_test(dut, idle, backpressure):

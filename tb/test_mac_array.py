@@ -214,6 +214,9 @@ class TB:
         self.sink = StreamSink(dut, "o_stream", dut.clk, None, backpressure, seed + 1)
         self.loader = (StreamSource(dut, "cfg", dut.clk, None, idle, seed + 2)
                        if not cfg.get("baked") else None)
+        self.paused = False
+        pattern = self.sink.pattern
+        self.sink.pattern = (0 if self.paused else next(pattern) for _ in iter(int, 1))
         self.in_cycles: list[int] = []
         self.out_cycles: list[int] = []
         cocotb.start_soon(self._watch())
@@ -240,6 +243,14 @@ class TB:
         beats = cfg_beats(self.cfg, params, partial)
         self.loader.send(beats)
         await self.loader.wait_sent(timeout_ns=100 * len(beats) + 10_000)
+
+    async def pause_output(self, cycles):
+        """Hold ``o_stream.ready`` low for ``cycles``: the array stalls with pixels inside."""
+        from cocotb.triggers import ClockCycles
+
+        self.paused = True
+        await ClockCycles(self.dut.clk, cycles)
+        self.paused = False
 
     async def load_then_pixels(self, params, pixels, partial, together):
         """Queue a load and the pixels that must see it, so that they compete for the array:
@@ -313,8 +324,11 @@ async def run_test(dut, idle, backpressure):
         # Large points keep fewer loads (1216 beats each at C=64, K=16) to save sim time.
         segments = [plan[key] for key in cfg.get("segments", plan)]
     expect = []
-    for params, pixels, load in segments:
-        # The previous pixels may still be in the array: the load must wait for them.
+    for i, (params, pixels, load) in enumerate(segments):
+        # The previous pixels may still be in the array: the load must wait for them. Once
+        # per run they are also frozen there (output held) for longer than the load takes.
+        if i == 1 and load is not None:
+            cocotb.start_soon(tb.pause_output(len(cfg_beats(cfg, params)) + 20))
         if load is None:
             await tb.pixels(pixels)
         else:

@@ -207,8 +207,22 @@ def _projectors(inits, train_mean, quant_bits, quant_steps):
     return out
 
 
+def _groups(projectors, lr):
+    """Adam parameter groups with steps relative to each tensor's scale: ``lr / sqrt(C)`` for
+    S1 and S2 (the RMS entry of an orthonormal basis), ``lr * RMS(mean)`` for the mean. An
+    absolute step that suits C = 16 would scramble a 960-channel basis in a few dozen steps."""
+    groups = []
+    for m in projectors:
+        scale = 1.0 / float(np.sqrt(m.channels))
+        groups.append({"params": [m.s1, m.s2], "lr": lr * scale})
+        if m.mean.requires_grad:
+            rms = float(m.mean.detach().pow(2).mean().sqrt())
+            groups.append({"params": [m.mean], "lr": lr * max(rms, 1e-3)})
+    return groups
+
+
 def _train(model, x, fns, params, loss_fn, steps, lr, batch, seed, progress, desc):
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params)
     gen = torch.Generator().manual_seed(seed)
     it = range(steps)
     if progress:
@@ -224,7 +238,7 @@ def _train(model, x, fns, params, loss_fn, steps, lr, batch, seed, progress, des
 
 
 def learn_cap(model: nn.Module, x_calib: torch.Tensor, point, init: Projection | None = None,
-              steps: int = 50, lr: float = 1e-3, hint_weight: float = 1.0, *,
+              steps: int = 50, lr: float = 1e-2, hint_weight: float = 1.0, *,
               temperature: float = 1.0, batch: int = 8, train_mean: bool = False,
               quant_bits: int | None = None, quant_steps=None, seed: int = 0,
               progress: bool = False):
@@ -242,7 +256,8 @@ def learn_cap(model: nn.Module, x_calib: torch.Tensor, point, init: Projection |
     init : Projection
         PCA initialisation (truncated to the chosen k) when ``point`` is a name.
     steps, lr, batch, seed
-        Adam steps on seeded random mini-batches of ``x_calib``.
+        Adam steps on seeded random mini-batches of ``x_calib``. ``lr`` is relative: S1 and
+        S2 move by about ``lr / sqrt(C)`` per step, the mean by ``lr * RMS(mean)``.
     hint_weight, temperature
         Loss = T^2 KL(softmax(t/T) || softmax(s/T)) + hint_weight * mean relative hint MSE.
     train_mean : bool
@@ -274,14 +289,14 @@ def learn_cap(model: nn.Module, x_calib: torch.Tensor, point, init: Projection |
         hint = torch.stack([f.hint for f in fns.values()]).mean()
         return _kd(out, teacher[idx], temperature) + hint_weight * hint
 
-    params = [q for m in projectors.values() for q in m.parameters() if q.requires_grad]
+    params = _groups(projectors.values(), lr)
     _train(model, x_calib, fns, params, loss_fn, steps, lr, batch, seed, progress, "cap")
     result = {p: m.projection() for p, m in projectors.items()}
     return result[next(iter(result))] if single else result
 
 
 def learn_price(model: nn.Module, x_calib: torch.Tensor, points, inits=None, loss: str = "kd",
-                labels: torch.Tensor | None = None, steps: int = 20, lr: float = 1e-3, *,
+                labels: torch.Tensor | None = None, steps: int = 20, lr: float = 1e-2, *,
                 temperature: float = 1.0, batch: int = 8, train_mean: bool = False,
                 quant_bits: int | None = None, quant_steps=None, seed: int = 0,
                 progress: bool = False) -> dict[str, Projection]:
@@ -332,7 +347,7 @@ def learn_price(model: nn.Module, x_calib: torch.Tensor, points, inits=None, los
     fns = {}
     for i, p in enumerate(points):
         fns[p] = projectors[p]
-        params = [q for q in projectors[p].parameters() if q.requires_grad]
+        params = _groups([projectors[p]], lr)
         _train(model, x_calib, fns, params, loss_fn, steps, lr, batch, seed + i, progress,
                f"price {p}")
         projectors[p].requires_grad_(False)

@@ -1,7 +1,8 @@
 """Rate against fidelity of PCA, CAP-learned and Price-learned projections, in one run.
 
-    python -m scripts.bench_projections [--targets 1.34,2.0] [--methods pca,cap,price]
-        [--num-calib 64] [--num-eval 48] [--cap-steps 40] [--price-steps 4]
+    python -m scripts.bench_projections [--targets 1.34,2.0,3.0] [--cap-targets 2.0]
+        [--price-targets T,..] [--methods pca,cap,price] [--num-calib 64] [--num-eval 48]
+        [--cap-steps 20] [--price-steps 3] [--qat] [--run-length] [--no-baseline]
         [--out build/bench/projections.png] [--json FILE] [--skip-digits] [--skip-mobilenet]
 
 For each target average bits per value, CAP's greedy allocation (``golden.allocate``, bits(k)
@@ -269,21 +270,25 @@ def _plot(rows, path):
 
 def make_parser():
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--targets", default="1.34,2.0", help="network bits/value targets")
+    p.add_argument("--targets", default="1.34,2.0,3.0",
+                   help="MobileNetV2 bits/value targets for PCA")
     p.add_argument("--digits-targets", default="1.0,1.34,2.0")
     p.add_argument("--methods", default="pca,cap,price")
-    p.add_argument("--price-targets", default="1.34",
-                   help="MobileNetV2 targets for Price (costly: points x steps passes)")
+    p.add_argument("--cap-targets", default="2.0", help="MobileNetV2 targets for CAP")
+    p.add_argument("--price-targets", default="",
+                   help="MobileNetV2 targets for Price (none by default: 52 points x steps "
+                   "forward-backward passes)")
     p.add_argument("--num-calib", type=int, default=64, help="MobileNetV2 calibration crops")
     p.add_argument("--num-eval", type=int, default=48, help="MobileNetV2 evaluation crops")
     p.add_argument("--max-pixels", type=int, default=5000, help="calibration pixels per layer")
     p.add_argument("--scale-method", default="mse", choices=("max", "percentile", "mse", "kl"))
-    p.add_argument("--cap-steps", type=int, default=40, help="CAP Adam steps (MobileNetV2)")
+    p.add_argument("--cap-steps", type=int, default=20, help="CAP Adam steps (MobileNetV2)")
     p.add_argument("--price-steps", type=int, default=3,
                    help="Price Adam steps per layer (MobileNetV2)")
     p.add_argument("--digits-steps", type=int, default=150, help="Adam steps on digits")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-2,
+                   help="relative Adam step (golden.learn: lr / sqrt(C) on S1, S2)")
     p.add_argument("--hint-weight", type=float, default=1.0)
     p.add_argument("--qat", action="store_true", help="straight-through 8-bit rounding in training")
     p.add_argument("--run-length", action="store_true",
@@ -325,7 +330,9 @@ def main(argv=None):
         _check(args)
         targets = _floats(args.targets, "--targets")
         digits_targets = _floats(args.digits_targets, "--digits-targets")
-        price_targets = _floats(args.price_targets, "--price-targets")
+        cap_targets = _floats(args.cap_targets, "--cap-targets") if args.cap_targets else []
+        price_targets = (_floats(args.price_targets, "--price-targets")
+                         if args.price_targets else [])
         methods = _methods(args.methods)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
@@ -335,11 +342,11 @@ def main(argv=None):
     rows = []
     jobs = []
     if not args.skip_digits:
-        jobs.append((_digits, digits_targets, digits_targets))
+        jobs.append((_digits, {m: digits_targets for m in METHODS}))
     if not args.skip_mobilenet:
-        jobs.append((_mobilenet, targets, price_targets))
+        jobs.append((_mobilenet, {"pca": targets, "cap": cap_targets, "price": price_targets}))
     try:
-        for make, tgts, p_tgts in jobs:
+        for make, per_method in jobs:
             # The digits CNN is tiny: one thread avoids thread start-up costs and contention.
             torch.set_num_threads(1 if make is _digits else args.threads)
             s = make(args, t0)
@@ -347,10 +354,8 @@ def main(argv=None):
                 _rl(s, args, t0)
             if not args.no_baseline:
                 rows.append(_run(s, "pca", None, args, t0))
-            for target in tgts:
-                for method in methods:
-                    if method == "price" and target not in p_tgts:
-                        continue
+            for method in methods:
+                for target in per_method[method]:
                     rows.append(_run(s, method, target, args, t0))
     except (ValueError, FileNotFoundError) as e:
         print(f"{PROG}: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -56,7 +56,7 @@ def test_learn_cap_lowers_distillation_plus_hint_loss(setting):
     model, x, _, _, inits = setting
     before_state = _state(model)
     before = objective(model, x, inits, hint_weight=1.0)
-    learned = learn_cap(model, x, inits, steps=60, lr=1e-2, batch=32)
+    learned = learn_cap(model, x, inits, steps=60, lr=4e-2, batch=32)
     after = objective(model, x, learned, hint_weight=1.0)
     assert after < 0.95 * before, (before, after)
     for k, v in model.state_dict().items():
@@ -71,7 +71,7 @@ def test_learn_cap_single_point_and_zero_steps(setting):
     same = learn_cap(model, x, "1", inits["1"], steps=0)
     assert isinstance(same, Projection)
     np.testing.assert_allclose(same.forward, inits["1"].forward, atol=1e-6)
-    learned = learn_cap(model, x, "1", inits["1"], steps=60, lr=1e-2, hint_weight=0.1,
+    learned = learn_cap(model, x, "1", inits["1"], steps=60, lr=4e-2, hint_weight=0.1,
                         batch=32, train_mean=True)
     assert not np.allclose(learned.mean, inits["1"].mean)
     assert objective(model, x, {"1": learned}, hint_weight=0.1) < objective(
@@ -82,7 +82,7 @@ def test_learn_cap_quantization_aware(setting):
     model, x, _, maps, inits = setting
     steps = {p: pca_steps(inits[p], maps[p].numpy(), bits=4) for p in POINTS}
     before = objective(model, x, inits, hint_weight=1.0, steps=steps, quant_bits=4)
-    learned = learn_cap(model, x, inits, steps=60, lr=1e-2, batch=32, quant_bits=4,
+    learned = learn_cap(model, x, inits, steps=60, lr=4e-2, batch=32, quant_bits=4,
                         quant_steps=steps)
     after = objective(model, x, learned, hint_weight=1.0, steps=steps, quant_bits=4)
     assert after < before, (before, after)
@@ -94,7 +94,7 @@ def test_learn_price_task_loss_layer_by_layer(setting):
     model, x, labels, _, inits = setting
     before = objective(model, x, inits, loss="task", labels=labels)
     learned = learn_price(model, x, POINTS, inits, loss="task", labels=labels, steps=40,
-                          lr=1e-2, batch=32)
+                          lr=4e-2, batch=32)
     after = objective(model, x, learned, loss="task", labels=labels)
     assert after < 0.8 * before, (before, after)
 
@@ -102,14 +102,14 @@ def test_learn_price_task_loss_layer_by_layer(setting):
 def test_learn_price_kd_loss(setting):
     model, x, _, _, inits = setting
     before = objective(model, x, inits)
-    learned = learn_price(model, x, inits, steps=40, lr=1e-2, batch=32)
+    learned = learn_price(model, x, inits, steps=40, lr=4e-2, batch=32)
     assert list(learned) == POINTS
     assert objective(model, x, learned) < before
 
 
 def test_learned_projection_replaces_the_point(setting):
     model, x, _, _, inits = setting
-    learned = learn_cap(model, x, inits, steps=5, lr=1e-2)
+    learned = learn_cap(model, x, inits, steps=5, lr=4e-2)
     with torch.no_grad(), replaced(model, {p: Projector(v) for p, v in learned.items()}):
         out = model(x)
     with torch.no_grad():

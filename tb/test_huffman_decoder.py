@@ -1,0 +1,501 @@
+"""Huffman decoder testbench: symbol for symbol against ``golden.huffman`` on both simulators.
+
+Per configuration (b, L, W, groups; tables loaded through ``cfg`` or baked): tiles coded by
+``encode_tile`` / ``encode_groups`` (every code length 1..L, the longest codes and escapes
+straddling words, empty and single-symbol tiles, runs of one symbol, table reloads between
+tiles, random alphabets and histograms, real quantized MobileNetV2 PCA coefficients) and, in
+the configurations marked ``errors``, corrupt tiles (flipped bits, dropped, truncated and extra
+words, non-zero padding, invalid codes, a golden ``CorruptStreamError`` case) followed by good
+ones, all under the 3 x 3 grid of idle and backpressure patterns. The expected output of every
+tile comes from the golden decoder: the symbols it decodes before the first bad code, the error
+flag when no payload bit count makes ``decode_tile`` accept the tile. One configuration also
+measures throughput over 100,000 symbols with no stalls (asserted 1.00 symbol per cycle) and
+the latency.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from golden.huffman import (
+    CorruptStreamError,
+    HuffmanTable,
+    build_table,
+    decode_groups,
+    decode_tile,
+    encode_groups,
+    encode_tile,
+    symbol_indices,
+)
+
+try:
+    import cocotb
+except ImportError:  # pragma: no cover - cocotb is a test dependency
+    cocotb = None
+
+from tb.common import BUILD_ROOT, FLOW_PATTERNS, Fields, StreamSink, load_config, run_cocotb
+from tb.test_huffman_encoder import (
+    Source,
+    every_length_table,
+    random_table,
+    real_coefficients,
+    to_values,
+    values_from,
+)
+
+CONFIGS = [
+    # Main point: run-time tables, real data, corrupt streams, throughput.
+    {"b": 8, "L": 12, "W": 32, "bounds": None, "bits": None, "baked": False,
+     "real": True, "throughput": True, "errors": True},
+    # 32-bit codes (ESC of length 24 + 8 raw bits) from 8-bit words: codes span 4 words.
+    {"b": 8, "L": 24, "W": 8, "bounds": None, "bits": None, "baked": False},
+    # Small alphabet, short codes, 16-bit words, corrupt streams.
+    {"b": 3, "L": 5, "W": 16, "bounds": None, "bits": None, "baked": False, "errors": True},
+    # Three groups of mixed widths, run-time tables loaded per group, real data.
+    {"b": 6, "L": 16, "W": 16, "bounds": [0, 2, 5, 8], "bits": [4, 6, 5], "baked": False,
+     "real": True},
+    # Baked table set, two groups, 64-bit words.
+    {"b": 5, "L": 10, "W": 64, "bounds": [0, 3, 7], "bits": [5, 3], "baked": True},
+]
+
+THROUGHPUT_SYMBOLS = 100_000
+LATENCY_SEEN = 3  # cycles from the handshake of a tile's only word to its symbol
+ERROR_NAMES = {1: "invalid code", 2: "ended early", 3: "excess words", 4: "padding",
+               5: "bad table", 6: "no table"}
+
+
+def config_name(c):
+    g = f"-g{len(c['bounds']) - 1}" if c["bounds"] else ""
+    return f"b{c['b']}L{c['L']}W{c['W']}{g}{'-baked' if c['baked'] else ''}"
+
+
+# ----------------------------------------------------------------------------- golden side
+
+def golden_outcome(words, count, table, word_bits):
+    """What the decoder must do with one single-group tile, from the golden decoder.
+
+    Returns ``(patterns, error)``: the symbols ``decode_tile`` decodes before the first bad
+    code (all ``count`` when none), and whether the tile is corrupt, i.e. no payload bit count
+    makes ``decode_tile(words, nbits, count)`` accept it.
+    """
+    words = np.asarray(words, dtype=np.uint64)
+
+    def decodes(c):
+        try:
+            return decode_tile(words, None, c, table, word_bits)
+        except CorruptStreamError:
+            return None
+
+    lo, hi = 0, count        # decodes(lo) holds; find the largest c that decodes
+    if decodes(count) is not None:
+        lo = count
+    while lo < hi - 1 and lo != count:
+        mid = (lo + hi) // 2
+        if decodes(mid) is not None:
+            lo = mid
+        else:
+            hi = mid
+    values = decodes(lo)
+    pats = [int(p) for p in symbol_indices(values, table.bits, table.signed)] if lo else []
+    if lo < count:
+        return pats, True
+    n = words.size
+    candidates = [0] if n == 0 else range((n - 1) * word_bits + 1, n * word_bits + 1)
+    for nbits in candidates:
+        try:
+            decode_tile(words, nbits, count, table, word_bits)
+            return pats, False
+        except CorruptStreamError:
+            pass
+    return pats, True
+
+
+def incomplete_table(bits, max_len, rng):
+    """A table whose code space is not full (Kraft sum below 1): some codes are invalid."""
+    size = 1 << bits
+    n = min(size, max_len - 1, 4)
+    assert n >= 1, "needs L >= 2"
+    lengths = np.zeros(size + 1, dtype=np.int64)
+    pats = rng.choice(size, size=n, replace=False) if n else []
+    # ESC first (length 1), literals 2 .. n + 1, leaving 2**-(n+1) of the code space unused.
+    # ESC is not the last entry in canonical order on purpose: golden.huffman's decoder reads
+    # an unassigned code as ESC + raw bits when ESC is last (see docs/huffman_decoder.md).
+    lengths[size] = 1
+    lengths[pats] = np.arange(2, n + 2)
+    return HuffmanTable(bits, max_len, lengths)
+
+
+class Plan:
+    """A host-side script of table loads and tiles with the decoder's expected output."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.W = cfg["W"]
+        self.bounds = cfg["bounds"]
+        self.groups = len(self.bounds) - 1 if self.bounds else 1
+        self.bits = cfg["bits"] or [cfg["b"]] * self.groups
+        self.steps = []        # ("load", [(group, bytes)]) or ("tile", count, [words])
+        self.symbols = []      # expected (symbol, last)
+        self.errors = []       # per tile: expected error (bool) and accepted codes
+        self.tables = None
+
+    def load(self, tables):
+        self.tables = list(tables)
+        self.steps.append(("load", [(g, t.serialize()) for g, t in enumerate(tables)]))
+
+    def tile(self, values):
+        """A good tile: values (n,) for one group, (N, K) for several."""
+        values = np.asarray(values, dtype=np.int64)
+        if self.groups == 1:
+            words, nbits = encode_tile(values.ravel(), self.tables[0], self.W)
+            back = decode_tile(words, nbits, values.size, self.tables[0], self.W)
+            pats = symbol_indices(back, self.bits[0], self.tables[0].signed)
+        else:
+            words, nbits = encode_groups(values, self.tables, self.bounds, self.W)
+            back = decode_groups(words, nbits, values.shape[0], self.tables, self.bounds,
+                                 self.W)
+            pats = np.empty(values.shape, dtype=np.int64)
+            for t, lo, hi in zip(self.tables, self.bounds, self.bounds[1:]):
+                pats[:, lo:hi] = symbol_indices(back[:, lo:hi], t.bits, t.signed)
+        np.testing.assert_array_equal(back, values, err_msg="golden round trip")
+        pats = [int(p) for p in np.asarray(pats).ravel()]
+        self.steps.append(("tile", len(pats), [int(w) for w in words]))
+        self.symbols += [(p, int(i == len(pats) - 1)) for i, p in enumerate(pats)]
+        self.errors.append((False, None))
+        return [int(w) for w in words], int(nbits)
+
+    def raw_tile(self, words, count, codes=None):
+        """Any word list (single group); the expected output comes from the golden decoder."""
+        pats, error = golden_outcome(words, count, self.tables[0], self.W)
+        self.steps.append(("tile", count, [int(w) for w in words]))
+        # The final symbol is flagged last whenever all count symbols decode (a padding or
+        # excess-word error is only found after it).
+        self.symbols += [(p, int(i == count - 1)) for i, p in enumerate(pats)]
+        if error:
+            assert codes is None or codes, "an error case must allow some code"
+        self.errors.append((error, codes))
+
+    def rows(self, n, rng, escapes=0.05):
+        cols = []
+        for t, lo, hi in zip(self.tables, self.bounds, self.bounds[1:]):
+            cols.append(values_from(t, n * (hi - lo), rng, escapes).reshape(n, hi - lo))
+        return np.concatenate(cols, axis=1)
+
+
+def baked_tables(cfg):
+    rng = np.random.default_rng(4321)
+    return [every_length_table(b, cfg["L"], rng) if i == 0 else random_table(b, cfg["L"], rng)
+            for i, b in enumerate(cfg["bits"] or [cfg["b"]])]
+
+
+def good_plan(plan, cfg, rng):
+    """Named corner cases, random tables and tiles, reloads between tiles."""
+    L = cfg["L"]
+    tables = baked_tables(cfg) if cfg["baked"] else [every_length_table(b, L, rng)
+                                                       for b in plan.bits]
+    plan.load(tables)
+    if plan.groups == 1:
+        t = tables[0]
+        b = t.bits
+        lens = np.where(t.enc_len[:1 << b] > 0, t.enc_len[:1 << b], 99)
+        longest = int(np.argmax(t.enc_len[:1 << b]))
+        shortest = int(np.argmin(lens))
+        plan.tile(to_values([shortest], b, t.signed))                   # single symbol
+        plan.tile([])                                                   # empty tile
+        plan.tile(to_values([longest] * 40, b, t.signed))               # run, straddles
+        plan.tile(to_values(rng.permutation(1 << b), b, t.signed))      # every code, escapes
+        plan.tile(to_values([shortest] * (2 * plan.W), b, t.signed))    # ends on a word edge
+        esc = np.flatnonzero(t.lengths[:1 << b] == 0)
+        if esc.size:
+            plan.tile(to_values(esc[:1], b, t.signed))                  # a lone escape
+        plan.tile(values_from(t, 300, rng))
+    else:
+        k = plan.bounds[-1]
+        plan.tile(np.zeros((0, k), dtype=np.int64))                     # empty tile
+        plan.tile(plan.rows(1, rng))                                    # one row
+        run = np.zeros((30, k), dtype=np.int64)
+        for t, lo, hi in zip(tables, plan.bounds, plan.bounds[1:]):
+            run[:, lo:hi] = to_values([np.argmax(t.enc_len[:1 << t.bits])], t.bits, t.signed)
+        plan.tile(run)                                                  # longest codes
+        plan.tile(plan.rows(60, rng))
+    for _ in range(2):
+        if not cfg["baked"]:
+            plan.load([random_table(b, L, rng) for b in plan.bits])     # reload between tiles
+        for _ in range(2):
+            if plan.groups == 1:
+                plan.tile(values_from(plan.tables[0], int(rng.integers(0, 300)), rng))
+            else:
+                plan.tile(plan.rows(int(rng.integers(0, 40)), rng))
+
+
+def real_tiles(plan, cfg, q, rng):
+    """Tables fitted on the first half of the pixels, tiles from the second half."""
+    half = q.shape[0] // 2
+    fit, use = q[:half], q[half:]
+    rows = use[rng.choice(use.shape[0], size=min(150, use.shape[0]), replace=False)]
+    if plan.groups == 1:
+        plan.load([build_table(fit.ravel(), cfg["b"], cfg["L"], histogram=False)])
+        plan.tile(rows.ravel())
+        return
+    tables, cols = [], []
+    for b, lo, hi in zip(plan.bits, plan.bounds, plan.bounds[1:]):
+        shift = 8 - b      # narrower groups keep the top bits of the value (mixed precision)
+        tables.append(build_table((fit[:, lo:hi] >> shift).ravel(), b, cfg["L"],
+                                  histogram=False))
+        cols.append(rows[:, lo:hi].astype(np.int64) >> shift)
+    plan.load(tables)
+    plan.tile(np.concatenate(cols, axis=1))
+
+
+def corrupt_tiles(plan, cfg, rng):
+    """Corrupt tiles, each followed by a good one (recovery), on a complete and an
+    incomplete code."""
+    W = plan.W
+    b, L = cfg["b"], cfg["L"]
+    mask = (1 << W) - 1
+    for table in (every_length_table(b, L, rng), incomplete_table(b, L, rng)):
+        plan.load([table])
+        for case in ("flip", "flip", "drop", "truncate", "extra", "padding", "invalid"):
+            values = values_from(table, int(rng.integers(20, 120)), rng)
+            words, nbits = encode_tile(values, table, W)
+            words = [int(w) for w in words]
+            n = len(values)
+            codes = None
+            if case == "flip":
+                bit = int(rng.integers(0, nbits))
+                words[bit // W] ^= 1 << (W - 1 - bit % W)
+            elif case == "drop" and len(words) > 2:
+                del words[int(rng.integers(0, len(words) - 1))]
+            elif case == "truncate":
+                if len(words) < 2:
+                    continue          # a tile with a count needs at least one word
+                words = words[:-1]
+                codes = {1, 2}
+                with pytest.raises(CorruptStreamError):   # golden agrees: corrupt
+                    decode_tile(np.array(words, np.uint64), nbits, n, table, W)
+            elif case == "extra":
+                words = words + [int(rng.integers(0, 1 << min(W, 62)))]
+                codes = {3}
+            elif case == "padding":
+                if nbits % W == 0:
+                    continue
+                words[-1] |= 1
+                codes = {4}
+            elif case == "invalid":
+                if table.limits[-1] >= (1 << L):
+                    continue          # complete code: every bit pattern is some code
+                # A tile that starts with the first unassigned code, all ones below it.
+                words = [mask] * max(1, -(-L // W))
+                codes = {1}
+            plan.raw_tile(words, n, codes)
+            plan.tile(values_from(table, int(rng.integers(1, 60)), rng))
+    # A tile on an empty table slot is impossible with one group; a zero-count tile between.
+    plan.tile([])
+
+
+def make_plan(cfg, seed):
+    rng = np.random.default_rng(seed)
+    plan = Plan(cfg)
+    good_plan(plan, cfg, rng)
+    if cfg.get("real_path"):
+        real_tiles(plan, cfg, np.load(cfg["real_path"]), rng)
+    if cfg.get("errors"):
+        corrupt_tiles(plan, cfg, rng)
+        plan.tile(values_from(plan.tables[0], 50, rng))
+    return plan
+
+
+# ----------------------------------------------------------------------------- cocotb
+
+class TB:
+    def __init__(self, dut, cfg, idle, backpressure, seed):
+        self.dut = dut
+        ports = cfg["ports"]
+        self.w_fields = Fields.from_manifest(ports["i_stream__payload"])
+        self.n_fields = Fields.from_manifest(ports["i_count__payload"])
+        self.o_fields = Fields.from_manifest(ports["o_stream__payload"])
+        self.words = Source(dut, "i_stream", dut.clk, idle, seed)
+        self.counts = Source(dut, "i_count", dut.clk, idle, seed + 3)
+        self.cfg_source = None
+        if "cfg__payload" in ports:
+            self.c_fields = Fields.from_manifest(ports["cfg__payload"])
+            self.cfg_source = Source(dut, "cfg", dut.clk, idle, seed + 7)
+        self.sink = StreamSink(dut, "o_stream", dut.clk, self.o_fields, backpressure, seed + 1)
+        self.tile_errors = {}       # tile index -> error code seen
+        self.headers = 0
+        cocotb.start_soon(self._watch())
+
+    async def _watch(self):
+        """Attribute every cycle with the error flag set to the tile whose header came last."""
+        from cocotb.triggers import RisingEdge
+
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.clk)
+            if int(dut.error.value):
+                self.tile_errors.setdefault(self.headers - 1, int(dut.error_code.value))
+            if int(dut.i_count__valid.value) and int(dut.i_count__ready.value):
+                self.headers += 1
+
+    async def reset(self):
+        from tb.common import start_clock_and_reset
+
+        await start_clock_and_reset(self.dut)
+
+    async def load(self, tables, timeout_ns):
+        """Send serialized tables after every earlier header and word was taken."""
+        await self.counts.drain(timeout_ns)
+        await self.words.drain(timeout_ns)
+        for group, raw in tables:
+            self.cfg_source.send(self.c_fields.pack({"data": x, "group": group,
+                                                     "last": int(i == len(raw) - 1)})
+                                 for i, x in enumerate(raw))
+        await self.cfg_source.drain(timeout_ns)
+
+    async def play(self, plan, timeout_ns):
+        for step in plan.steps:
+            if step[0] == "load":
+                if self.cfg_source is not None:
+                    await self.load(step[1], timeout_ns)
+            else:
+                _, count, words = step
+                self.counts.send([self.n_fields.pack({"count": count})])
+                self.words.send(self.w_fields.pack({"data": w, "last": int(i == len(words) - 1)})
+                                for i, w in enumerate(words))
+        await self.counts.drain(timeout_ns)
+        await self.words.drain(timeout_ns)
+
+    async def check(self, plan, timeout_ns):
+        from cocotb.triggers import ClockCycles
+
+        from cocotb.triggers import SimTimeoutError
+
+        try:
+            got = await self.sink.wait_for(len(plan.symbols), timeout_ns)
+        except SimTimeoutError:
+            got = self.sink.received
+        for n, (g, e) in enumerate(zip(got, plan.symbols)):
+            assert (g["symbol"], g["last"]) == e, (
+                f"symbol {n}: got {g['symbol']} last={g['last']}, expected {e[0]} last={e[1]}")
+        assert len(got) == len(plan.symbols), (
+            f"decoder emitted {len(got)} of {len(plan.symbols)} symbols; errors seen "
+            f"{self.tile_errors}, {self.headers} tile headers taken")
+        await ClockCycles(self.dut.clk, 30)
+        assert len(self.sink.received) == len(plan.symbols), "decoder emitted extra symbols"
+        for tile, (expect, codes) in enumerate(plan.errors):
+            seen = self.tile_errors.get(tile)
+            if not expect:
+                assert seen is None, (f"tile {tile}: error {ERROR_NAMES.get(seen, seen)} on a "
+                                      f"good tile")
+            else:
+                assert seen is not None, f"tile {tile}: corrupt tile did not set the error flag"
+                assert codes is None or seen in codes, (
+                    f"tile {tile}: error code {seen}, expected one of {sorted(codes)}")
+        assert self.headers == len(plan.errors), "not every tile header was taken"
+
+
+async def run_test(dut, idle, backpressure):
+    cfg = load_config()
+    seed = zlib.crc32(f"{idle}/{backpressure}".encode())
+    tb = TB(dut, cfg, idle, backpressure, seed)
+    await tb.reset()
+    plan = make_plan(cfg, seed)
+    timeout = 40 * (len(plan.symbols) + sum(len(s[2]) for s in plan.steps
+                                             if s[0] == "tile")) + 200_000
+    await tb.play(plan, timeout)
+    await tb.check(plan, timeout)
+
+
+async def run_throughput(dut):
+    """100,000 symbols in one tile, no idle, no backpressure: one symbol per cycle."""
+    cfg = load_config()
+    tb = TB(dut, cfg, "none", "none", 5)
+    await tb.reset()
+    q = np.load(cfg["real_path"])
+    table = build_table(q.ravel(), cfg["b"], cfg["L"], histogram=False)
+    plan = Plan(cfg)
+    plan.load([table])
+    plan.tile(q.ravel()[:1])
+    await tb.play(plan, 100_000)
+    await tb.check(plan, 100_000)
+    latency = tb.sink.beat_cycles[0] - tb.words.handshakes[0]
+    dut._log.info(f"latency: word handshake to its symbol {latency} cycles")
+    assert latency == LATENCY_SEEN, f"latency {latency}, documented {LATENCY_SEEN}"
+    tb.sink.received.clear()
+    tb.sink.beat_cycles.clear()
+    tb.headers = 0
+    tb.tile_errors.clear()
+    plan = Plan(cfg)
+    plan.tables = [table]
+    words, nbits = plan.tile(np.resize(q.ravel(), THROUGHPUT_SYMBOLS))
+    await tb.play(plan, 100 * THROUGHPUT_SYMBOLS)
+    await tb.check(plan, 100 * THROUGHPUT_SYMBOLS)
+    beats = tb.sink.beat_cycles
+    cycles = beats[-1] - beats[0] + 1
+    rate = THROUGHPUT_SYMBOLS / cycles
+    dut._log.info(f"throughput: {THROUGHPUT_SYMBOLS} symbols in {cycles} cycles = "
+                  f"{rate:.4f} symbols/cycle ({nbits} bits, {len(words)} words)")
+    assert f"{rate:.2f}" == "1.00" and cycles == THROUGHPUT_SYMBOLS, (
+        f"{rate:.4f} symbols per cycle over {THROUGHPUT_SYMBOLS} symbols")
+
+
+if cocotb is not None:
+    @cocotb.test()
+    @cocotb.parametrize(idle=list(FLOW_PATTERNS), backpressure=list(FLOW_PATTERNS))
+    async def decoder_matches_golden(dut, idle, backpressure):
+        await run_test(dut, idle, backpressure)
+
+    @cocotb.test()
+    async def decoder_throughput(dut):
+        if load_config().get("throughput"):
+            await run_throughput(dut)
+
+
+# ----------------------------------------------------------------------------- pytest
+
+def build_decoder(cfg):
+    from golden.huffman_container import TableSet
+    from hdl.huffman_decoder import HuffmanDecoder
+
+    groups = len(cfg["bounds"]) - 1 if cfg["bounds"] else 1
+    table = None
+    if cfg["baked"]:
+        tables = baked_tables(cfg)
+        table = TableSet(tables, cfg["bounds"]) if cfg["bounds"] else tables[0]
+    return HuffmanDecoder(cfg["b"], cfg["L"], cfg["W"], groups, group_bounds=cfg["bounds"],
+                          group_bits=cfg["bits"], table=table)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)
+def test_huffman_decoder(cfg):
+    from amaranth.back import verilog
+
+    from hdl.manifest import describe_ports
+
+    comp = build_decoder(cfg)
+    ports = {p["name"]: p for p in describe_ports(comp)}
+    text = verilog.convert(comp, name="huffman_decoder", emit_src=False)
+    extra = {}
+    if cfg.get("real"):
+        real_coefficients()
+        extra["real_path"] = str(BUILD_ROOT / "huffman_encoder_mobilenet_v2.npy")
+    run_cocotb(f"huffman_decoder-{config_name(cfg)}", {"huffman_decoder.v": text},
+               "huffman_decoder", "tb.test_huffman_decoder",
+               {**cfg, **extra, "ports": ports})
+
+
+def test_golden_outcome_model():
+    """The expected-output model itself: good, truncated and padded tiles."""
+    rng = np.random.default_rng(3)
+    t = every_length_table(4, 6, rng)
+    v = values_from(t, 50, rng)
+    words, nbits = encode_tile(v, t, 16)
+    pats, err = golden_outcome(words, 50, t, 16)
+    assert not err and pats == [int(p) for p in symbol_indices(v, 4)]
+    pats, err = golden_outcome(words[:-1], 50, t, 16)
+    assert err and len(pats) < 50
+    assert golden_outcome(list(words) + [0], 50, t, 16)[1]
+    assert golden_outcome([], 0, t, 16) == ([], False)

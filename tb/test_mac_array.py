@@ -265,7 +265,7 @@ class TB:
             async def started():
                 while self.loader.sent == start:
                     await RisingEdge(self.dut.clk)
-            await with_timeout(started(), 100 * self.cfg["latency"] + 10_000, "ns")
+            await with_timeout(started(), 100 * len(beats) + 20_000, "ns")
         self.source.send(pack_pixel(self.cfg, px) for px in pixels)
         await self.loader.wait_sent(timeout_ns=100 * len(beats) + 10_000)
         await self.source.wait_sent(timeout_ns=100 * len(pixels) * self.cfg["cycles"] + 10_000)

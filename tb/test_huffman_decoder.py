@@ -16,6 +16,7 @@ the latency.
 from __future__ import annotations
 
 import zlib
+from collections import deque
 
 import numpy as np
 import pytest
@@ -36,9 +37,8 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import BUILD_ROOT, FLOW_PATTERNS, Fields, StreamSink, load_config, run_cocotb
+from tb.common import BUILD_ROOT, FLOW_PATTERNS, Fields, load_config, run_cocotb
 from tb.test_huffman_encoder import (
-    Source,
     every_length_table,
     random_table,
     real_coefficients,
@@ -311,34 +311,96 @@ def make_plan(cfg, seed):
 # ----------------------------------------------------------------------------- cocotb
 
 class TB:
+    """Drives ``i_count``, ``i_stream`` and ``cfg``, takes ``o_stream`` and watches ``error``.
+
+    One coroutine does all of it per clock cycle (the simulation is dominated by Python work
+    per cycle); waits are events it sets, each bounded by ``with_timeout``.
+    """
+
     def __init__(self, dut, cfg, idle, backpressure, seed):
+        from cocotb.triggers import Event
+
+        from tb.common import flow
+
         self.dut = dut
         ports = cfg["ports"]
         self.w_fields = Fields.from_manifest(ports["i_stream__payload"])
         self.n_fields = Fields.from_manifest(ports["i_count__payload"])
         self.o_fields = Fields.from_manifest(ports["o_stream__payload"])
-        self.words = Source(dut, "i_stream", dut.clk, idle, seed)
-        self.counts = Source(dut, "i_count", dut.clk, idle, seed + 3)
-        self.cfg_source = None
-        if "cfg__payload" in ports:
-            self.c_fields = Fields.from_manifest(ports["cfg__payload"])
-            self.cfg_source = Source(dut, "cfg", dut.clk, idle, seed + 7)
-        self.sink = StreamSink(dut, "o_stream", dut.clk, self.o_fields, backpressure, seed + 1)
-        self.tile_errors = {}       # tile index -> error code seen
+        self.c_fields = (Fields.from_manifest(ports["cfg__payload"])
+                         if "cfg__payload" in ports else None)
+        names = ["i_count", "i_stream"] + (["cfg"] if self.c_fields else [])
+        self.inputs = {n: (getattr(dut, f"{n}__valid"), getattr(dut, f"{n}__ready"),
+                           getattr(dut, f"{n}__payload"), flow(idle, seed + k), deque(), [])
+                       for k, n in enumerate(names)}
+        self.out = (dut.o_stream__valid, dut.o_stream__ready, dut.o_stream__payload,
+                    flow(backpressure, seed + 101))
+        self.received = []          # (symbol, last)
+        self.beat_cycles = []
+        self.tile_errors = {}       # tile index -> first error code seen
         self.headers = 0
-        cocotb.start_soon(self._watch())
+        self.cycle = 0
+        self.cond = None
+        self.event = Event()
+        for valid, *_ in self.inputs.values():
+            valid.value = 0
+        self.out[1].value = 0
+        cocotb.start_soon(self._run())
 
-    async def _watch(self):
-        """Attribute every cycle with the error flag set to the tile whose header came last."""
+    def handshakes(self, name):
+        return self.inputs[name][5]
+
+    def send(self, name, items):
+        self.inputs[name][4].extend(items)
+
+    async def _run(self):
         from cocotb.triggers import RisingEdge
 
         dut = self.dut
+        driving = {n: False for n in self.inputs}
+        o_valid, o_ready, o_payload, o_flow = self.out
+        ready_now = 0
+        unpack = self.o_fields.unpack
         while True:
             await RisingEdge(dut.clk)
+            self.cycle += 1
+            # Error first: a flag raised at a tile's end belongs to it, not to the next header.
             if int(dut.error.value):
                 self.tile_errors.setdefault(self.headers - 1, int(dut.error_code.value))
-            if int(dut.i_count__valid.value) and int(dut.i_count__ready.value):
-                self.headers += 1
+            for name, (valid, ready, payload, pattern, queue, hs) in self.inputs.items():
+                if driving[name] and int(ready.value):
+                    queue.popleft()
+                    hs.append(self.cycle)
+                    driving[name] = False
+                    if name == "i_count":
+                        self.headers += 1
+                if not driving[name] and queue and next(pattern):
+                    payload.value = queue[0]
+                    driving[name] = True
+                    valid.value = 1
+                elif not driving[name]:
+                    valid.value = 0
+            if ready_now and int(o_valid.value):
+                beat = unpack(int(o_payload.value))
+                self.received.append((beat["symbol"], beat["last"]))
+                self.beat_cycles.append(self.cycle)
+            ready_now = next(o_flow)
+            o_ready.value = ready_now
+            if self.cond is not None and self.cond():
+                self.cond = None
+                self.event.set()
+
+    async def until(self, cond, timeout_ns):
+        from cocotb.triggers import with_timeout
+
+        if cond():
+            return
+        self.event.clear()
+        self.cond = cond
+        await with_timeout(self.event.wait(), timeout_ns, "ns")
+
+    async def drained(self, *names, timeout_ns):
+        await self.until(lambda: not any(self.inputs[n][4] for n in names), timeout_ns)
 
     async def reset(self):
         from tb.common import start_clock_and_reset
@@ -347,44 +409,42 @@ class TB:
 
     async def load(self, tables, timeout_ns):
         """Send serialized tables after every earlier header and word was taken."""
-        await self.counts.drain(timeout_ns)
-        await self.words.drain(timeout_ns)
+        await self.drained("i_count", "i_stream", timeout_ns=timeout_ns)
         for group, raw in tables:
-            self.cfg_source.send(self.c_fields.pack({"data": x, "group": group,
-                                                     "last": int(i == len(raw) - 1)})
-                                 for i, x in enumerate(raw))
-        await self.cfg_source.drain(timeout_ns)
+            self.send("cfg", (self.c_fields.pack({"data": x, "group": group,
+                                                  "last": int(i == len(raw) - 1)})
+                              for i, x in enumerate(raw)))
+        await self.drained("cfg", timeout_ns=timeout_ns)
 
     async def play(self, plan, timeout_ns):
         for step in plan.steps:
             if step[0] == "load":
-                if self.cfg_source is not None:
+                if self.c_fields is not None:
                     await self.load(step[1], timeout_ns)
             else:
                 _, count, words = step
-                self.counts.send([self.n_fields.pack({"count": count})])
-                self.words.send(self.w_fields.pack({"data": w, "last": int(i == len(words) - 1)})
-                                for i, w in enumerate(words))
-        await self.counts.drain(timeout_ns)
-        await self.words.drain(timeout_ns)
+                self.send("i_count", [self.n_fields.pack({"count": count})])
+                self.send("i_stream", (self.w_fields.pack({"data": w,
+                                                           "last": int(i == len(words) - 1)})
+                                       for i, w in enumerate(words)))
+        await self.drained("i_count", "i_stream", timeout_ns=timeout_ns)
 
     async def check(self, plan, timeout_ns):
-        from cocotb.triggers import ClockCycles
+        from cocotb.triggers import ClockCycles, SimTimeoutError
 
-        from cocotb.triggers import SimTimeoutError
-
+        n = len(plan.symbols)
         try:
-            got = await self.sink.wait_for(len(plan.symbols), timeout_ns)
+            await self.until(lambda: len(self.received) >= n, timeout_ns)
         except SimTimeoutError:
-            got = self.sink.received
-        for n, (g, e) in enumerate(zip(got, plan.symbols)):
-            assert (g["symbol"], g["last"]) == e, (
-                f"symbol {n}: got {g['symbol']} last={g['last']}, expected {e[0]} last={e[1]}")
-        assert len(got) == len(plan.symbols), (
-            f"decoder emitted {len(got)} of {len(plan.symbols)} symbols; errors seen "
-            f"{self.tile_errors}, {self.headers} tile headers taken")
+            pass
+        got = self.received[:n]
+        for k, (g, e) in enumerate(zip(got, plan.symbols)):
+            assert g == e, f"symbol {k}: got {g[0]} last={g[1]}, expected {e[0]} last={e[1]}"
+        assert len(got) == n, (
+            f"decoder emitted {len(got)} of {n} symbols; errors seen {self.tile_errors}, "
+            f"{self.headers} tile headers taken")
         await ClockCycles(self.dut.clk, 30)
-        assert len(self.sink.received) == len(plan.symbols), "decoder emitted extra symbols"
+        assert len(self.received) == n, "decoder emitted extra symbols"
         for tile, (expect, codes) in enumerate(plan.errors):
             seen = self.tile_errors.get(tile)
             if not expect:
@@ -421,11 +481,11 @@ async def run_throughput(dut):
     plan.tile(q.ravel()[:1])
     await tb.play(plan, 100_000)
     await tb.check(plan, 100_000)
-    latency = tb.sink.beat_cycles[0] - tb.words.handshakes[0]
+    latency = tb.beat_cycles[0] - tb.handshakes("i_stream")[0]
     dut._log.info(f"latency: word handshake to its symbol {latency} cycles")
     assert latency == LATENCY_SEEN, f"latency {latency}, documented {LATENCY_SEEN}"
-    tb.sink.received.clear()
-    tb.sink.beat_cycles.clear()
+    tb.received.clear()
+    tb.beat_cycles.clear()
     tb.headers = 0
     tb.tile_errors.clear()
     plan = Plan(cfg)
@@ -433,7 +493,7 @@ async def run_throughput(dut):
     words, nbits = plan.tile(np.resize(q.ravel(), THROUGHPUT_SYMBOLS))
     await tb.play(plan, 100 * THROUGHPUT_SYMBOLS)
     await tb.check(plan, 100 * THROUGHPUT_SYMBOLS)
-    beats = tb.sink.beat_cycles
+    beats = tb.beat_cycles
     cycles = beats[-1] - beats[0] + 1
     rate = THROUGHPUT_SYMBOLS / cycles
     dut._log.info(f"throughput: {THROUGHPUT_SYMBOLS} symbols in {cycles} cycles = "

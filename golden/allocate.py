@@ -36,7 +36,7 @@ import numpy as np
 from golden.projection import Projection
 
 __all__ = ["LayerCost", "allocate_ceiling", "allocate_greedy", "ceiling_allocate",
-           "greedy_allocate", "layer_costs", "network_bits_per_value"]
+           "greedy_allocate", "layer_costs", "layer_sensitivity", "network_bits_per_value"]
 
 
 @dataclass
@@ -312,3 +312,53 @@ def allocate_ceiling(projections: Mapping[str, Projection], samples: Mapping[str
     """``ceiling_allocate`` (ceiling in bits per feature map and input) from full PCA
     projections and calibration pixels, like ``allocate_greedy``."""
     return ceiling_allocate(_costs_from_cli(projections, samples, sizes, **kwargs), ceiling)
+
+
+def layer_sensitivity(model, x, projections: Mapping[str, Projection], threshold: float = 0.9,
+                      batch: int = 8) -> dict[str, float]:
+    """Measured sensitivity of the network output to each point's reconstruction error.
+
+    For each point alone, its float PCA projection truncated to the ``threshold`` energy
+    (at most C - 1 components) replaces the feature map on inputs ``x``; the sensitivity is
+    the mean KL divergence of the output from the uncompressed network's divided by the
+    relative reconstruction error (squared error over variance) it caused. CAP's eigenvalue
+    share treats every layer alike; on MobileNetV2 an error early in the network compounds
+    through every later layer. Use as ``LayerCost.sensitivity`` (only ratios matter).
+    Costs ``len(projections) + 1`` passes over ``x``.
+    """
+    import torch
+
+    from golden.capture import replaced
+    from golden.learn import Projector
+    from golden.projection import k_for_energy
+
+    def logits():
+        return torch.cat([model(x[s:s + batch]).float() for s in range(0, x.shape[0], batch)])
+
+    with torch.no_grad():
+        base = logits().log_softmax(1)
+    out = {}
+    for point, proj in projections.items():
+        k = min(k_for_energy(proj.eigenvalues, threshold), proj.channels - 1)
+        projector = Projector(proj.truncate(max(k, 1)))
+        acc = {"err": 0.0, "n": 0, "sum": 0.0, "sq": 0.0}
+
+        def fn(a, projector=projector, acc=acc):
+            r = projector(a)
+            flat = (a.permute(0, 2, 3, 1) if a.dim() == 4 else a).reshape(-1, a.shape[1])
+            flat = flat.double()
+            acc["err"] += float(((r - a).double() ** 2).sum())
+            acc["n"] += flat.shape[0]
+            acc["sum"] = acc["sum"] + flat.sum(0)
+            acc["sq"] = acc["sq"] + (flat ** 2).sum(0)
+            return r
+
+        with torch.no_grad(), replaced(model, {point: fn}):
+            logq = logits().log_softmax(1)
+        kl = float((base.exp() * (base - logq)).sum(1).mean())
+        var = float((acc["sq"] - acc["sum"] ** 2 / max(acc["n"], 1)).sum())
+        rel = acc["err"] / var if var > 0 else 0.0
+        out[point] = kl / rel if rel > 1e-12 else 0.0
+    positive = [v for v in out.values() if v > 0]
+    floor = min(positive) if positive else 1.0
+    return {p: max(v, floor) for p, v in out.items()}

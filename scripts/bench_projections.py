@@ -103,6 +103,14 @@ def _prepare(name, model, x_calib, x_eval, labels_calib, labels_eval, args, t0):
     costs = {p: layer_costs(pcas[p], samples[p], sizes[p], name=p, artifact=full[p])
              for p in points}
     _log(t0, f"{name}: full-k artifacts calibrated, bits(k) measured per layer (plain Huffman)")
+    if args.sensitivity:
+        from golden.allocate import layer_sensitivity
+
+        sens = layer_sensitivity(model, x_calib[:16], pcas)
+        for p in points:
+            costs[p].sensitivity = sens[p]
+        _log(t0, f"{name}: measured sensitivities, max/min "
+                 f"{max(sens.values()) / min(sens.values()):.3g}")
     s = Setting(name, model, x_calib, x_eval, labels_calib, labels_eval, points, samples,
                 pcas, costs)
     s.full = full
@@ -158,7 +166,8 @@ def _run(s: Setting, method, target, args, t0):
     values = {p: s.costs[p].values for p in s.points}
     coef_share = sum(ks[p] * values[p] / s.costs[p].channels for p in s.points) / sum(
         values.values())
-    row = {"model": s.name, "method": method, "target": "full" if target is None else target,
+    row = {"model": s.name, "method": method + ("+s" if args.sensitivity else ""),
+           "target": "full" if target is None else target,
            "bits_per_value": net["bits_per_value"], "calib_bits_per_value": predicted,
            "coefficients_per_value": coef_share, "top1_agreement": net["top1_agreement"],
            "agreement_stderr": net["agreement_stderr"],
@@ -250,7 +259,8 @@ def _plot(rows, path):
                                   ("digits", b, "accuracy_drop", "accuracy drop (%)")):
         for method in METHODS:
             pts = sorted((r["bits_per_value"], 100 * r[key], r) for r in rows
-                         if r["model"] == model and r["method"] == method and key in r)
+                         if r["model"] == model and r["method"].split("+")[0] == method
+                         and key in r)
             if not pts:
                 continue
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
@@ -299,6 +309,9 @@ def make_parser():
     p.add_argument("--qat", action="store_true", help="straight-through 8-bit rounding in training")
     p.add_argument("--run-length", action="store_true",
                    help="also measure the allocation's bits in run-length mode (slow)")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="weight the greedy allocation by measured per-layer sensitivities "
+                   "(golden.allocate.layer_sensitivity) instead of treating layers alike")
     p.add_argument("--no-baseline", action="store_true",
                    help="skip the full-k row (8-bit coefficients of every component)")
     p.add_argument("--skip-digits", action="store_true")
@@ -374,7 +387,7 @@ def main(argv=None):
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     print(f"\nplot: {out}; {time.time() - t0:.0f} s in all, {args.threads} threads")
     for r in rows:
-        if r["model"] == "mobilenet_v2" and r["method"] == "pca":
+        if r["model"] == "mobilenet_v2" and r["method"].startswith("pca"):
             print(f"k per layer ({r['method']}, target {r['target']}): "
                   + " ".join(f"{p}={k}" for p, k in r["k"].items()))
     return 0

@@ -199,3 +199,37 @@ def test_cli_adapters(samples):
         allocate_greedy({"a": proj}, {"a": samples}, 1.0)
     with pytest.raises(ValueError, match=r"^Layer costs need the full projection"):
         layer_costs(proj.truncate(3), samples, 1200)
+
+
+def test_layer_sensitivity_is_kl_per_relative_error():
+    import torch
+    from torch import nn
+
+    from golden.allocate import layer_sensitivity
+    from golden.capture import capture, replaced
+    from golden.learn import Projector
+    from golden.projection import k_for_energy
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(8 * 4 * 4, 10)).eval()
+    x = torch.randn(32, 3, 4, 4)
+    maps = capture(model, x, ["1", "3"])
+    proj = {p: pca_fit(maps[p].numpy()) for p in ("1", "3")}
+    sens = layer_sensitivity(model, x, proj, threshold=0.8, batch=5)
+    for p in ("1", "3"):
+        k = k_for_energy(proj[p].eigenvalues, 0.8)
+        with torch.no_grad():
+            base = model(x).log_softmax(1)
+            with replaced(model, {p: Projector(proj[p].truncate(k))}):
+                logq = model(x).log_softmax(1)
+            kl = float((base.exp() * (base - logq)).sum(1).mean())
+            a = maps[p].double().numpy().reshape(-1, 8)
+            t = proj[p].truncate(k)
+            rec = t.reconstruct(t.project(a))
+        rel = ((rec - a) ** 2).sum() / ((a - a.mean(0)) ** 2).sum()
+        assert sens[p] == pytest.approx(kl / rel, rel=1e-3), p
+    dead = nn.Sequential(*model[:5], nn.Linear(8 * 4 * 4, 10)).eval()
+    with torch.no_grad():
+        dead[5].weight.zero_()  # output ignores every map: no sensitivity, the floor is 1
+    assert layer_sensitivity(dead, x, proj) == {"1": 1.0, "3": 1.0}

@@ -355,14 +355,20 @@ class MacArray(wiring.Component):
             sums = nxt
         row_sum = [sums[r][0] for r in range(R)]
 
-        # Bias is read one stage ahead of the accumulator, mult one ahead of Rq1, shift of Rq2.
-        def read(rd, tok):
+        # Bias, mult and shift are read two stages ahead of the stage that uses them and
+        # registered once after the block RAM (its clock-to-output is slow).
+        def read(rd, tok, name):
             if isinstance(rd, Const):
                 return rd
             m.d.comb += [rd.addr.eq(tok["g"]), rd.en.eq(en)]
-            return rd.data
+            reg = Signal.like(rd.data, name=name)
+            with m.If(en):
+                m.d.sync += reg.eq(rd.data)
+            return reg
 
-        bias_word = read(b_rd, toks[-2])
+        bias_word = read(b_rd, toks[-3], "bias_reg")
+        mult_word = read(m_rd, toks[-2], "mult_reg")
+        shift_word = read(s_rd, toks[-1], "shift_reg")
 
         # Accumulator stage: bias + first chunk, then + later chunks.
         tok_acc = token("acc")
@@ -373,7 +379,6 @@ class MacArray(wiring.Component):
                 for r in range(R):
                     b = bias_word.word_select(r, self._b_w).as_signed()
                     m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
-        mult_word = read(m_rd, toks[-1])
 
         # Rq1: exact product of the finished accumulator and the multiplier.
         tok_q1 = token("rq1")
@@ -383,7 +388,6 @@ class MacArray(wiring.Component):
             m.d.sync += tok_q1["valid"].eq(tok_acc["valid"] & tok_acc["done"])
             for r in range(R):
                 m.d.sync += prod[r].eq(acc[r] * mult_word.word_select(r, self._m_w))
-        shift_word = read(s_rd, tok_acc)
 
         # Rq2: the barrel shift.
         tok_q2 = token("rq2")

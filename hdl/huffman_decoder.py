@@ -47,6 +47,19 @@ def _check_int(name, value, lo, hi):
     return value
 
 
+def _lookup(values, width, index):
+    """``values[index]`` as a shift of one constant (a continuous assignment in Verilog).
+
+    An ``Array`` of constants becomes a ``case`` process that Icarus never evaluates while its
+    only input, the index, keeps its reset value: group 0 then read as X.
+    """
+    packed = sum(int(v) << (i * width) for i, v in enumerate(values))
+    table = Const(packed, width * max(len(values), 1))
+    if len(values) == 1:
+        return table[:width]
+    return table.word_select(index, width)
+
+
 def _canonical(counts, max_len):
     """Per length 1..L: (first code, base position, left-justified limit) of a canonical code."""
     first, base, limit = [], [], []
@@ -277,7 +290,7 @@ class HuffmanDecoder(wiring.Component):
                        cur["esc_lo"].eq(Array(r["esc_lo"] for r in regs)[g_sig]),
                        cur["esc_hi"].eq(Array(r["esc_hi"] for r in regs)[g_sig]),
                        cur["ok"].eq(Array(r["ok"] for r in regs)[g_sig]),
-                       cur["bits"].eq(Array(Const(x, 4) for x in self._group_bits)[g_sig])]
+                       cur["bits"].eq(_lookup(self._group_bits, 4, g_sig))]
                 for i in range(L):
                     out.append(cur["lim"][i].eq(Array(r["lim"][i] for r in regs)[g_sig]))
                 return out
@@ -341,7 +354,7 @@ class HuffmanDecoder(wiring.Component):
         offs = Array(Array(r["off"][j] for j in range(L)) for r in regs)
         pos = Signal(A)
         m.d.comb += pos.eq(prefix[:A] + offs[grp0][len0 - 1])
-        bits0 = Array(Const(x, 4) for x in self._group_bits)[grp0]
+        bits0 = _lookup(self._group_bits, 4, grp0)
         after = Signal(CW)
         m.d.comb += after.eq(win0 << len0)
         sh_raw = Signal(range(b + 1))
@@ -427,9 +440,9 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += hs.eq(cfg.valid & cfg.ready)
 
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
-        bits_of = Array(Const(x, 4) for x in self._group_bits)
+        bits_of = self._group_bits
         n_max = Signal(b + 2)   # 2**b_g + 1 entries, ESC included
-        m.d.comb += n_max.eq(Array(Const((1 << x) + 1, b + 2) for x in self._group_bits)[grp])
+        m.d.comb += n_max.eq(_lookup([(1 << x) + 1 for x in self._group_bits], b + 2, grp))
         t_len = Signal(range(L + 1))
         esc_flag = Signal()
         counts = Array(Signal(b + 2, name=f"count{j}") for j in range(L))
@@ -475,7 +488,7 @@ class HuffmanDecoder(wiring.Component):
                     bad_group = (g_in >= G) if G & (G - 1) else Const(0)
                     with m.If(~bad_group):
                         m.d.sync += oks[g_in].eq(0)
-                    with m.If(bad_group | (byte != bits_of[g_in]) | cfg.payload.last):
+                    with m.If(bad_group | (byte != _lookup(bits_of, 4, g_in)) | cfg.payload.last):
                         fail()
                     with m.Else():
                         m.next = "HDR1"

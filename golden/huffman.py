@@ -532,7 +532,8 @@ def _position_tables(big, n_pos, table):
         if slow.size:
             ln[slow], idx[slow] = _slow_lookup(table, win[slow] >> np.uint64(64 - L))
         if esc >= 0:
-            is_esc = np.flatnonzero(idx == esc)
+            # ln == 0 marks an invalid code, whose idx is meaningless (may equal esc).
+            is_esc = np.flatnonzero((idx == esc) & (ln > 0))
             if is_esc.size:
                 e_ln = ln[is_esc]
                 lit = (win[is_esc] >> (64 - e_ln - b).astype(np.uint64)) & mask

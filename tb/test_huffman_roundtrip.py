@@ -27,7 +27,6 @@ from tb.test_huffman_decoder import (
     baked_tables,
     good_plan,
     real_tiles,
-    verilator_pch_workaround,
 )
 from tb.test_huffman_encoder import real_coefficients
 
@@ -196,8 +195,7 @@ def build_roundtrip(cfg):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)
-def test_huffman_roundtrip(cfg, monkeypatch):
-    verilator_pch_workaround(monkeypatch)
+def test_huffman_roundtrip(cfg):
     from amaranth.back import verilog
 
     from hdl.manifest import describe_ports

@@ -156,6 +156,17 @@ def test_single_coded_entry_gets_code_0_and_code_1_is_invalid():
     assert t.lengths.tolist() == [0, 0, 0, 0, 1]
 
 
+def test_unassigned_code_with_escape_table_is_invalid_not_an_escape():
+    # Lengths 1 (value 0), 2 (value 1), 3 (ESC) leave code 111 unassigned. An invalid code must
+    # raise, not be taken for ESC and decode its raw bits as a value.
+    t = HuffmanTable(2, 3, [1, 2, 0, 0, 3])
+    assert t.escape and t.esc_index == 4
+    with pytest.raises(CorruptStreamError, match=r"^Invalid code at bit 0 \(symbol 0\)$"):
+        decode_tile(np.array([0b111 << 29], np.uint64), None, 1, t, 32)
+    # The real ESC (110) followed by raw bits still decodes.
+    assert decode_tile(np.array([0b11010 << 27], np.uint64), 5, 1, t, 32).tolist() == [-2]
+
+
 def test_unsigned_and_signed_patterns():
     ts = build_table([-1, -1, 1], bits=4, max_len=6, escape=False)
     assert ts.lengths[15] > 0 and ts.lengths[1] > 0

@@ -106,6 +106,9 @@ def make_parser() -> argparse.ArgumentParser:
 def generate(args) -> dict[str, str]:
     """Return ``{file name: text}`` for every module and the manifest (nothing written)."""
     modules = [m for block in BLOCKS for m in block.modules(args)]
+    top = getattr(args, "top", "all")
+    if top not in ("all", "blocks"):
+        modules = [m for m in modules if m.name == top]
     files = {}
     manifest = {
         "version": MANIFEST_VERSION,

@@ -104,8 +104,10 @@ class HuffmanDecoder(wiring.Component):
     i_count : In(stream)  payload ``{count}``: one beat per tile, before its words.
     i_stream : In(stream)  payload ``{data, last}``: the tile's W-bit words, MSB first, the
         final (padded) word flagged ``last``. A tile with count 0 has no words.
-    o_stream : Out(stream)  payload ``{symbol, last}``: the b-bit symbol pattern (the low
-        ``group_bits[g]`` bits, higher bits zero), ``last`` on the tile's final symbol.
+    o_stream : Out(stream)  payload ``{symbol, last, first}``: the b-bit symbol pattern (the
+        low ``group_bits[g]`` bits, higher bits zero), ``last`` on the tile's final symbol,
+        ``first`` on its first (a corrupt tile ends without ``last``; ``first`` tells where
+        the next tile's symbols begin).
     cfg : In(stream)  payload ``{data, group, last}`` (run-time tables only): the bytes of
         ``HuffmanTable.serialize()``, ``last`` on the final byte.
     error : Out(1)  sticky error flag; ``error_code`` : Out(3), a ``DecoderError`` value.
@@ -170,7 +172,7 @@ class HuffmanDecoder(wiring.Component):
             "i_stream": In(stream.Signature(data.StructLayout(
                 {"data": unsigned(word_width), "last": 1}))),
             "o_stream": Out(stream.Signature(data.StructLayout(
-                {"symbol": unsigned(b), "last": 1}))),
+                {"symbol": unsigned(b), "last": 1, "first": 1}))),
             "error": Out(1),
             "error_code": Out(3),
         }
@@ -338,11 +340,14 @@ class HuffmanDecoder(wiring.Component):
         esc0 = Signal()
         grp0 = Signal.like(grp)
         last0 = Signal()
+        first0 = Signal()
+        first_pend = Signal()   # the tile's first symbol is yet to be decoded
         with m.If(load[0]):
             m.d.sync += valid[0].eq(step)
             with m.If(step):
                 m.d.sync += [win0.eq(buf[B - CW:]), len0.eq(code_len), esc0.eq(is_esc),
-                             last0.eq(remaining == 1)]
+                             last0.eq(remaining == 1), first0.eq(first_pend),
+                             first_pend.eq(0)]
                 if G > 1:
                     m.d.sync += grp0.eq(grp)
 
@@ -365,11 +370,12 @@ class HuffmanDecoder(wiring.Component):
         esc1 = Signal()
         raw1 = Signal(b)
         last1 = Signal()
+        first1 = Signal()
         with m.If(load[1]):
-            m.d.sync += [esc1.eq(esc0), raw1.eq(raw), last1.eq(last0)]
+            m.d.sync += [esc1.eq(esc0), raw1.eq(raw), last1.eq(last0), first1.eq(first0)]
         m.d.comb += [o.valid.eq(valid[1]),
                      o.payload.symbol.eq(Mux(esc1, raw1, rp.data)),
-                     o.payload.last.eq(last1)]
+                     o.payload.last.eq(last1), o.payload.first.eq(first1)]
 
         with m.FSM(name="tile") as fsm:
             with m.State("IDLE"):
@@ -377,7 +383,7 @@ class HuffmanDecoder(wiring.Component):
                 with m.If(cnt.valid & cnt.ready):
                     m.d.comb += clear.eq(1)
                     m.d.sync += [remaining.eq(cnt.payload.count), seen_last.eq(0),
-                                 buf.eq(0), fill.eq(0)]
+                                 buf.eq(0), fill.eq(0), first_pend.eq(1)]
                     if G > 1:
                         m.d.sync += [col.eq(0), grp.eq(0)] + select(0)
                     with m.If(cnt.payload.count != 0):

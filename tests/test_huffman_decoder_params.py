@@ -93,7 +93,8 @@ def test_ports():
     from hdl.manifest import describe_ports
     ports = {p["name"]: p for p in describe_ports(dec)}
     assert [f["name"] for f in ports["i_stream__payload"]["fields"]] == ["data", "last"]
-    assert [f["name"] for f in ports["o_stream__payload"]["fields"]] == ["symbol", "last"]
+    assert [f["name"] for f in ports["o_stream__payload"]["fields"]] == ["symbol", "last",
+                                                                       "first"]
     assert [f["name"] for f in ports["cfg__payload"]["fields"]] == ["data", "group", "last"]
     assert ports["i_count__payload"]["width"] == 32
     assert ports["error_code"]["width"] == 3
@@ -158,7 +159,7 @@ def test_cli_modules_and_manifest(tmp_path):
 
 def simulate(dec, steps, cycles=60):
     """Drive ``steps`` (("cfg", bytes) or ("tile", count, words)) through the Amaranth
-    simulator; return the (symbol, last) beats and the error code after every step."""
+    simulator; return the (symbol, last, first) beats and the error code after every step."""
     from amaranth.sim import Simulator
 
     out, codes = [], []
@@ -185,7 +186,7 @@ def simulate(dec, steps, cycles=60):
     async def watch(ctx):
         async for _, _, ov, od in ctx.tick().sample(dec.o_stream.valid, dec.o_stream.payload):
             if ov:
-                out.append((int(od.symbol), int(od.last)))
+                out.append((int(od.symbol), int(od.last), int(od.first)))
 
     sim = Simulator(dec)
     sim.add_clock(1e-8)
@@ -204,7 +205,7 @@ def test_amaranth_sim_baked_matches_golden():
     for v in tiles:
         words, _ = encode_tile(v, t, 8)
         steps.append(("tile", len(v), [int(w) for w in words]))
-        want += [(int(x) & 15, int(i == len(v) - 1)) for i, x in enumerate(v)]
+        want += [(int(x) & 15, int(i == len(v) - 1), int(i == 0)) for i, x in enumerate(v)]
     out, codes = simulate(HuffmanDecoder(4, 8, 8, table=t), steps)
     assert out == want
     assert codes == [0] * len(tiles)
@@ -218,7 +219,7 @@ def test_amaranth_sim_table_loads_and_errors():
     v = np.arange(-8, 8)
     words, nbits = encode_tile(v, t, 16)
     words = [int(w) for w in words]
-    want = [(int(x) & 15, int(i == 15)) for i, x in enumerate(v)]
+    want = [(int(x) & 15, int(i == 15), int(i == 0)) for i, x in enumerate(v)]
     dec = HuffmanDecoder(4, 8, 16)
     bad_len = raw[:1] + bytes([9]) + raw[2:]                   # L above max_len
     steps = [("cfg", raw[:-2]), ("tile", 16, words), ("cfg", bad_len), ("cfg", raw),
@@ -232,3 +233,7 @@ def test_amaranth_sim_table_loads_and_errors():
     assert nbits % 16, "the padding case needs padding bits"
     assert out[:16] == want and out[16:32] == want and out[32:48] == want
     assert out[-16:] == want
+    # The ENDED_EARLY tile's prefix starts with ``first`` and has no ``last``.
+    prefix = out[48:-16]
+    assert prefix and prefix[0][2] == 1 and not any(b[1] or b[2] for b in prefix[1:])
+    assert prefix[0][1] == 0

@@ -1,0 +1,322 @@
+"""End to end: a real MobileNetV2 feature map through the RTL compressor and decompressor.
+
+The artifact is golden's: PCA of ``features.10`` (a 64-channel block output) on two photo
+crops, folded by ``golden.calibrate.calibrate_layer``; the activations are other crops' pixels,
+quantized by ``quantize_input``. One Verilog toplevel holds both tops side by side (``c_*`` and
+``d_*`` ports) so one build serves both checks:
+
+* compressor: the pixels in tiles -> its words and tile bit counts equal
+  ``forward_int`` + ``encode_groups`` of each tile, word for word;
+* decompressor: golden's words of each tile -> its output equals ``inverse_int`` of the tile's
+  coefficients bit for bit, ``tlast`` on each tile's final beat; a truncated tile raises
+  ENDED_EARLY, yields only correct whole pixels and no ``tlast``, and the next tile decodes;
+
+under idle/backpressure patterns on every AXI port, with run-time loaded and baked constants,
+and the steady-state cycles per pixel checked against ``max(C*K/M, K)`` when nothing stalls.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+try:
+    import cocotb
+except ImportError:  # the pytest side does not need cocotb imported
+    cocotb = None
+
+from tb.common import BUILD_ROOT, load_config, run_cocotb
+
+REAL_POINT = "features.10"
+
+CONFIGS = [
+    # Run-time weights and tables, one 8-bit group, 64 cycles per pixel.
+    {"name": "c64k16m16-runtime", "m": 16, "w": 32, "group_bits": [8], "baked": False},
+    # Baked constants, mixed precision (6-bit and 4-bit groups), 16 cycles per pixel, 4
+    # channels per output beat, 16-bit words.
+    {"name": "c64k16m64-baked-g6g4", "m": 64, "w": 16, "group_bits": [6, 4], "baked": True},
+]
+TILES = (1, 40, 23)          # pixels per tile (a one-pixel tile, a long one, another)
+TIMEOUT_NS = 20_000_000
+
+
+# ----------------------------------------------------------------------------- golden data
+
+def real_layer(group_bits):
+    """``(artifact path, x_int path)`` for ``REAL_POINT``, cached under build/sim."""
+    tag = "-".join(str(b) for b in group_bits)
+    art_path = BUILD_ROOT / f"top_mobilenet_v2_g{tag}.npz"
+    x_path = BUILD_ROOT / f"top_mobilenet_v2_g{tag}_x.npy"
+    if art_path.exists() and x_path.exists():
+        return art_path, x_path
+    from golden.artifacts import save_artifact
+    from golden.calibrate import calibrate_layer, quantize_input
+    from golden.capture import capture
+    from golden.images import bundled_photos, make_batch
+    from golden.mobilenet import load_mobilenet_v2
+    from golden.projection import pca_fit
+
+    model = load_mobilenet_v2().eval()
+    x = make_batch(bundled_photos(), 4, size=160, seed=0)
+    act = capture(model, x, [REAL_POINT])[REAL_POINT].numpy()
+    fit = act[:2].reshape(-1, act.shape[-1])
+    held = act[2:].reshape(-1, act.shape[-1])
+    art = calibrate_layer(pca_fit(fit, k=16), fit, name=REAL_POINT,
+                          group_bits=tuple(group_bits))
+    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+    tmp = BUILD_ROOT / f".top.{os.getpid()}"
+    save_artifact(art, tmp.with_suffix(".npz"))
+    np.save(tmp.with_suffix(".npy"), quantize_input(art, held).astype(np.int64))
+    os.replace(tmp.with_suffix(".npy"), x_path)
+    os.replace(tmp.with_suffix(".npz"), art_path)
+    return art_path, x_path
+
+
+def build(cfg, art_path):
+    """The pair wrapper: a Compressor and a Decompressor side by side."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    from golden.artifacts import load_artifact
+    from hdl.top import Compressor, Decompressor
+
+    art = load_artifact(art_path)
+    keys = ("weight", "bias", "mult", "shift")
+    common = dict(multipliers=cfg["m"], word_width=cfg["w"], max_len=12,
+                  group_bounds=art.group_bounds.tolist(), group_bits=art.group_bits.tolist())
+    if cfg["baked"]:
+        c = Compressor(64, 16, act_width=art.in_bits, table=art.tables,
+                       weights={k: getattr(art, f"fwd_{k}") for k in keys}, **common)
+        d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu, table=art.tables,
+                         weights={k: getattr(art, f"inv_{k}") for k in keys}, **common)
+    else:
+        c = Compressor(64, 16, act_width=art.in_bits, **common)
+        d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu, **common)
+
+    class Pair(wiring.Component):
+        def __init__(self):
+            members = {f"c_{n}": mm for n, mm in c.signature.members.items()}
+            members.update({f"d_{n}": mm for n, mm in d.signature.members.items()})
+            super().__init__(members)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.compressor = c
+            m.submodules.decompressor = d
+            for prefix, comp in (("c_", c), ("d_", d)):
+                for n, mm in comp.signature.members.items():
+                    outer, inner = getattr(self, prefix + n), getattr(comp, n)
+                    m.d.comb += (inner.eq(outer) if mm.flow == wiring.In else outer.eq(inner))
+            return m
+
+    info = {"c_cycles": c.cycles_per_pixel, "d_cycles": d.cycles_per_pixel,
+            "og": len(d.mac.o_stream.payload.data), "c_cfg_width": c.mac.cfg_data_width,
+            "d_cfg_width": d.mac.cfg_data_width}
+    return Pair(), info
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[c["name"] for c in CONFIGS])
+def test_top(cfg):
+    from amaranth.back import verilog
+
+    art_path, x_path = real_layer(cfg["group_bits"])
+    pair, info = build(cfg, art_path)
+    text = verilog.convert(pair, name="top_pair", emit_src=False)
+    run_cocotb(f"top-{cfg['name']}", {"top_pair.v": text}, "top_pair", "tb.test_top",
+               {**cfg, **info, "art": str(art_path), "x": str(x_path)})
+
+
+def test_real_layer_is_not_trivial():
+    """The data the end-to-end test uses exercises the datapath: varied coefficients and a
+    reconstruction that tracks the input."""
+    from golden.artifacts import load_artifact
+    from golden.calibrate import forward_int, inverse_int
+
+    art_path, x_path = real_layer([6, 4])
+    art, x = load_artifact(art_path), np.load(x_path)
+    y = forward_int(art, x)
+    assert len(np.unique(y[:, 0])) > 20 and art.group_bits.tolist() == [6, 4]
+    assert y[:, 8:].min() >= -8 and y[:, 8:].max() <= 7
+    rec = inverse_int(art, y)
+    assert np.corrcoef(rec.ravel(), x.ravel())[0, 1] > 0.5   # 16 of 64 components, 6 + 4 bits
+
+
+# ----------------------------------------------------------------------------- cocotb side
+
+class Golden:
+    """Per-tile golden words, bit counts and reconstructions for the configured layer."""
+
+    def __init__(self, cfg):
+        from golden.artifacts import load_artifact
+        from golden.calibrate import forward_int, inverse_int
+        from golden.huffman import encode_groups
+
+        self.art = art = load_artifact(cfg["art"])
+        x = np.load(cfg["x"])
+        n = sum(TILES)
+        self.x = x[:n]
+        self.tiles = []
+        start = 0
+        for size in TILES:
+            xt = self.x[start:start + size]
+            y = forward_int(art, xt, reference=True)
+            words, nbits = encode_groups(y, art.tables.tables, art.group_bounds.tolist(),
+                                         word_bits=cfg["w"])
+            rec = inverse_int(art, y, reference=True)
+            self.tiles.append({"x": xt, "words": [int(w) for w in words], "nbits": int(nbits),
+                               "rec": rec})
+            start += size
+        self.aw, self.ow = art.in_bits, art.out_bits
+
+    def pixel_beats(self, x):
+        mask = (1 << self.aw) - 1
+        return [{"tdata": sum((int(v) & mask) << (self.aw * j) for j, v in enumerate(px))}
+                for px in x]
+
+    def out_beats(self, rec, og, tile_end=True):
+        mask = (1 << self.ow) - 1
+        beats = []
+        for p, px in enumerate(rec):
+            for b in range(0, len(px), og):
+                data = sum((int(v) & mask) << (self.ow * j) for j, v in enumerate(px[b:b + og]))
+                end = tile_end and p == len(rec) - 1 and b + og == len(px)
+                beats.append({"tdata": data, "tlast": int(end)})
+        return beats
+
+
+def cfg_beats(weight, bias, mult, shift, width):
+    mask = (1 << width) - 1
+    values = np.concatenate([weight.ravel(), bias, mult, shift])
+    return [{"tdata": int(v) & mask, "tlast": int(i == len(values) - 1)}
+            for i, v in enumerate(values)]
+
+
+def table_beats(tables):
+    beats = []
+    for g, t in enumerate(tables):
+        raw = t.serialize()
+        beats += [{"tdata": b, "tlast": int(i == len(raw) - 1), "tuser": g}
+                  for i, b in enumerate(raw)]
+    return beats
+
+
+async def run_top(dut, idle, backpressure, measure):
+    from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+
+    from tb.common import AxiSink, AxiSource, start_clock_and_reset
+
+    cfg = load_config()
+    g = Golden(cfg)
+    art = g.art
+    seed = zlib.crc32(f"{cfg['name']}-{idle}-{backpressure}".encode())
+    clk = dut.clk
+    await start_clock_and_reset(dut)
+    src = {name: AxiSource(dut, name, clk, idle, seed + i) for i, name in enumerate(
+        ("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
+    sink = {name: AxiSink(dut, name, clk, backpressure, seed + 10 + i) for i, name in enumerate(
+        ("c_m_axis", "c_m_axis_bits", "d_m_axis"))}
+
+    if not cfg["baked"]:
+        loads = [("c_s_axis_weights", cfg_beats(art.fwd_weight, art.fwd_bias, art.fwd_mult,
+                                                art.fwd_shift, cfg["c_cfg_width"])),
+                 ("d_s_axis_weights", cfg_beats(art.inv_weight, art.inv_bias, art.inv_mult,
+                                                art.inv_shift, cfg["d_cfg_width"])),
+                 ("c_s_axis_table", table_beats(art.tables.tables)),
+                 ("d_s_axis_table", table_beats(art.tables.tables))]
+        for i, (name, beats) in enumerate(loads):
+            s = AxiSource(dut, name, clk, idle, seed + 20 + i)
+            s.send(beats)
+            src[name] = s
+        for name, _ in loads:
+            await src[name].wait_sent(TIMEOUT_NS)
+
+    # Compressor: every tile's pixels, tlast on the tile's final pixel.
+    for t in g.tiles:
+        beats = g.pixel_beats(t["x"])
+        beats[-1]["tlast"] = 1
+        src["c_s_axis"].send(beats)
+    # Decompressor: header then words per tile.
+    for t in g.tiles:
+        src["d_s_axis_pixels"].send([{"tdata": len(t["x"])}])
+        src["d_s_axis"].send([{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                              for i, w in enumerate(t["words"])])
+
+    want_words = [{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                  for t in g.tiles for i, w in enumerate(t["words"])]
+    want_bits = [{"tdata": t["nbits"]} for t in g.tiles]
+    og = cfg["og"]
+    want_out = [b for t in g.tiles for b in g.out_beats(t["rec"], og)]
+    got_words = await sink["c_m_axis"].wait_for(len(want_words), TIMEOUT_NS)
+    got_bits = await sink["c_m_axis_bits"].wait_for(len(want_bits), TIMEOUT_NS)
+    got_out = await sink["d_m_axis"].wait_for(len(want_out), TIMEOUT_NS)
+    assert got_bits == want_bits, f"tile bit counts {got_bits} != golden {want_bits}"
+    for i, (got, want) in enumerate(zip(got_words, want_words)):
+        assert got == want, f"compressor word {i}: {got} != golden {want}"
+    for i, (got, want) in enumerate(zip(got_out, want_out)):
+        assert got == want, f"decompressor beat {i} (pixel {i * og // 64}): {got} != {want}"
+    await ClockCycles(clk, 50)
+    assert len(sink["c_m_axis"].received) == len(want_words), "extra compressor words"
+    assert len(sink["d_m_axis"].received) == len(want_out), "extra decompressor beats"
+    assert int(dut.c_error.value) == 0 and int(dut.d_error.value) == 0
+
+    if measure:
+        # Steady state inside the long tile: one pixel per max(C*K/M, K) cycles exactly.
+        first = TILES[0]
+        acc = src["c_s_axis"].handshake_cycles[first + 4:first + TILES[1]]
+        gaps = set(np.diff(acc).tolist())
+        dut._log.info(f"compressor: cycles between pixels {sorted(gaps)}, "
+                      f"expected {cfg['c_cycles']}")
+        assert gaps == {cfg["c_cycles"]}
+        beats = 64 // og
+        ends = sink["d_m_axis"].beat_cycles[beats - 1::beats][first + 4:first + TILES[1]]
+        gaps = set(np.diff(ends).tolist())
+        dut._log.info(f"decompressor: cycles between pixels {sorted(gaps)}, "
+                      f"expected {cfg['d_cycles']}")
+        assert gaps == {cfg["d_cycles"]}
+
+    # A truncated tile: ENDED_EARLY, only correct whole pixels, no tlast; then a good tile.
+    t = g.tiles[1]
+    before = len(sink["d_m_axis"].received)
+    src["d_s_axis_pixels"].send([{"tdata": len(t["x"])}])
+    cut = t["words"][:len(t["words"]) // 2]
+    src["d_s_axis"].send([{"tdata": w, "tlast": int(i == len(cut) - 1)}
+                          for i, w in enumerate(cut)])
+    await src["d_s_axis"].wait_sent(TIMEOUT_NS)
+
+    async def flagged():
+        while not int(dut.d_error.value):
+            await RisingEdge(clk)
+    await with_timeout(flagged(), TIMEOUT_NS, "ns")
+    assert int(dut.d_error_code.value) == 2, "truncated tile must report ENDED_EARLY"
+    await ClockCycles(clk, 800)
+    partial = sink["d_m_axis"].received[before:]
+    assert len(partial) % (64 // og) == 0, "a corrupt tile must yield whole pixels only"
+    assert 0 < len(partial) < len(t["x"]) * 64 // og
+    whole = len(partial) // (64 // og)
+    assert partial == g.out_beats(t["rec"][:whole], og, tile_end=False)
+    t = g.tiles[2]
+    mark = len(sink["d_m_axis"].received)
+    src["d_s_axis_pixels"].send([{"tdata": len(t["x"])}])
+    src["d_s_axis"].send([{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                          for i, w in enumerate(t["words"])])
+    want = g.out_beats(t["rec"], og)
+    got = await sink["d_m_axis"].wait_for(mark + len(want), TIMEOUT_NS)
+    assert got[mark:] == want, "the tile after a corrupt one must decode exactly"
+    assert int(dut.d_error.value) == 0, "the next header clears the error flag"
+
+
+if cocotb is not None:
+    @cocotb.test()
+    async def top_no_stalls(dut):
+        await run_top(dut, "none", "none", measure=True)
+
+    @cocotb.test()
+    async def top_random_stalls(dut):
+        await run_top(dut, "random", "random", measure=False)
+
+    @cocotb.test()
+    async def top_cycle_idle_random_backpressure(dut):
+        await run_top(dut, "cycle", "random", measure=False)

@@ -108,6 +108,9 @@ def generate(args) -> dict[str, str]:
     modules = [m for block in BLOCKS for m in block.modules(args)]
     top = getattr(args, "top", "all")
     if top not in ("all", "blocks"):
+        for m in modules:
+            if m.name != top:
+                _silence(m.component)
         modules = [m for m in modules if m.name == top]
     files = {}
     manifest = {
@@ -130,6 +133,20 @@ def generate(args) -> dict[str, str]:
     files["manifest.json"] = json.dumps(manifest, indent=2) + "\n"
     files[f"{CORE_NAME}.core"] = fusesoc_core(manifest)
     return files
+
+
+def _silence(obj, seen=None):
+    """Mark a built but unused component (and the ones it holds) as used, so Amaranth does
+    not warn about it when ``--top`` leaves it out."""
+    from amaranth.hdl import Elaboratable
+
+    seen = set() if seen is None else seen
+    if not isinstance(obj, Elaboratable) or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    obj._MustUse__silence = True
+    for value in vars(obj).values():
+        _silence(value, seen)
 
 
 CORE_NAME = "actcomp_generated"

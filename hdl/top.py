@@ -492,8 +492,9 @@ def _modules(args):
         bits = [args.in_width] * g
         fwd = inv = table = None
         if args.in_width > 8:
-            raise UsageError(f"The tops code coefficients of at most 8 bits, not --in-width "
-                             f"{args.in_width}")
+            raise UsageError(f"The compressor and decompressor code coefficients of at most 8 "
+                             f"bits, not --in-width {args.in_width} (--top blocks builds the "
+                             f"blocks alone)")
     if args.table is not None:
         from hdl.huffman_encoder import encoder_tables
         try:

@@ -40,15 +40,18 @@ def load_activations(args):
         with np.load(args.activations) as f:
             return {k: f[k] for k in f.files}, f"file {args.activations}"
     try:
-        from golden.capture import capture_activations
-        from golden.images import bundled_photos
+        from golden.capture import activation_points, capture
+        from golden.images import bundled_photos, make_batch
         from golden.mobilenet import load_mobilenet_v2
     except ImportError as e:
         raise SystemExit(f"bench_huffman: error: no --activations and no capture path ({e})"
                          ) from None
-    model = load_mobilenet_v2()
-    images = bundled_photos()[:args.images]
-    return capture_activations(model, images), f"golden.capture, {len(images)} photos"
+    model = load_mobilenet_v2().eval()
+    photos = bundled_photos()
+    x = make_batch(photos, args.images, size=224, seed=0)
+    acts = capture(model, x, activation_points(model))
+    return ({name: t.numpy() for name, t in acts.items()},
+            f"golden.capture, {args.images} crops of {len(photos)} bundled photos at 224 x 224")
 
 
 def quantize8(x):

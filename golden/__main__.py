@@ -96,6 +96,9 @@ def _check_args(args):
         if not lo <= getattr(args, name) <= hi:
             raise UsageError(f"--{name.replace('_', '-')} must be between {lo} and {hi}, "
                              f"not {getattr(args, name)}")
+    if args.unsigned == "auto" and args.in_bits > 15:
+        raise UsageError(f"--in-bits must be at most 15 with --unsigned auto (unsigned points "
+                         f"need one more bit at the MACs), not {args.in_bits}")
     if args.learn_steps is not None and args.learn_steps < 1:
         raise UsageError(f"--learn-steps must be a positive integer, not {args.learn_steps}")
     if args.sweep:
@@ -222,22 +225,29 @@ def _choose_k(args, points, projections, samples, setup):
     sizes = {p: int(a.numel()) for p, a in one.items()}
     try:
         ks = fn(projections, samples, target, sizes=sizes, bits=_bits_list(args.group_bits)[0],
-                max_len=args.max_len, method=args.scale_method)
+                max_len=args.max_len, method=args.scale_method, x_method=args.x_method,
+                in_bits=args.in_bits, unsigned=_unsigned(args), relu=args.relu)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return {p: int(ks[p]) for p in points}
 
 
+def _unsigned(args):
+    return "auto" if args.unsigned == "auto" else False
+
+
 def _calibrate_all(args, points, projections, ks, samples):
-    from golden.calibrate import calibrate_layer
+    from golden.calibrate import activation_format, calibrate_layer
 
     group_bits = _bits_list(args.group_bits)
     arts = {}
     for p in _progress(args, points, desc="calibrate", unit="layer"):
+        in_bits, relu = activation_format(samples[p], args.in_bits, _unsigned(args))
         arts[p] = calibrate_layer(projections[p].truncate(ks[p]), samples[p], name=p,
                                   group_bits=group_bits, method=args.scale_method,
-                                  granularity=args.granularity, in_bits=args.in_bits,
-                                  w_bits=args.w_bits, max_len=args.max_len, relu=args.relu)
+                                  granularity=args.granularity, in_bits=in_bits,
+                                  x_method=args.x_method, w_bits=args.w_bits,
+                                  max_len=args.max_len, relu=relu or args.relu)
     return arts
 
 
@@ -294,6 +304,7 @@ def cmd_calibrate(args):
         layers.append({"name": p, "file": f"{i:02d}_{p}.npz", "channels": art.channels,
                        "k": art.k, "group_bits": art.group_bits.tolist(),
                        "group_bounds": art.group_bounds.tolist(), "x_scale": art.x_scale,
+                       "in_bits": art.in_bits, "relu": art.relu,
                        **result["layers"][p]})
     report = {"model": args.model, "method": args.method, "points": args.where,
               "target": {a: getattr(args, a) for a in ("threshold", "k", "bits_per_value",
@@ -301,6 +312,7 @@ def cmd_calibrate(args):
               "inputs": setup.description,
               "settings": {"group_bits": _bits_list(args.group_bits),
                            "scale_method": args.scale_method, "granularity": args.granularity,
+                           "x_method": args.x_method, "unsigned": args.unsigned,
                            "in_bits": args.in_bits, "w_bits": args.w_bits,
                            "max_len": args.max_len, "relu": args.relu, "seed": args.seed,
                            "calibration_pixels_per_layer": args.max_pixels or 20000},
@@ -443,13 +455,20 @@ def make_parser():
     c.add_argument("--num-eval", type=int, help="evaluation crops (default 200) or digits")
     c.add_argument("--size", type=int, help="crop size (default 224)")
     c.add_argument("--max-pixels", type=int, help="calibration pixels per layer (20000)")
-    c.add_argument("--where", choices=("post", "pre"), default="post",
-                   help="post-activation (default) or pre-activation points")
+    c.add_argument("--where", choices=("post", "pre", "act"), default="post",
+                   help="post-activation (default), pre-activation points, or act: the "
+                   "activation modules' outputs only (MobileNetV2: ReLU6 outputs, no block "
+                   "outputs)")
     c.add_argument("--group-bits", default="8",
                    help="coefficient widths of equal-size component groups, e.g. 8,6,4")
     c.add_argument("--scale-method", choices=("max", "percentile", "mse", "kl"), default="mse")
     c.add_argument("--granularity", choices=("component", "layer"), default="component")
-    c.add_argument("--in-bits", type=int, default=8, help="activation width")
+    c.add_argument("--x-method", choices=("max", "percentile", "mse", "kl"), default="mse",
+                   help="activation step calibration (golden.calibrate.clip_scale)")
+    c.add_argument("--in-bits", type=int, default=8, help="stored activation width")
+    c.add_argument("--unsigned", choices=("auto", "off"), default="auto",
+                   help="auto: points without negative values stored unsigned (in-bits + 1 "
+                   "at the MACs, reconstruction clamped at 0); off: every point signed")
     c.add_argument("--w-bits", type=int, default=8, help="projection weight width")
     c.add_argument("--max-len", type=int, default=12, help="maximum Huffman code length")
     c.add_argument("--relu", action="store_true", help="clamp reconstructions at 0")

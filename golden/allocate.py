@@ -289,12 +289,21 @@ def layer_costs(projection: Projection, samples, values: int, *, name: str = "la
     return LayerCost(name, projection.eigenvalues, int(values), table)
 
 
-def _costs_from_cli(projections, samples, sizes, **kwargs):
+def _costs_from_cli(projections, samples, sizes, unsigned="auto", **kwargs):
+    from golden.calibrate import activation_format
+
     if sizes is None:
         raise ValueError("Allocation needs the feature-map sizes: pass sizes={point: values "
                          "per input}")
-    return [layer_costs(projections[p], samples[p], int(sizes[p]), name=p, **kwargs)
-            for p in projections]
+    costs = []
+    for p in projections:
+        # Each point's storage format, as golden.calibrate.calibrate_network chooses it.
+        kw = dict(kwargs)
+        in_bits, relu = activation_format(samples[p], kw.pop("in_bits", 8), unsigned)
+        kw["relu"] = relu or kw.get("relu", False)
+        costs.append(layer_costs(projections[p], samples[p], int(sizes[p]), name=p,
+                                 in_bits=in_bits, **kw))
+    return costs
 
 
 def allocate_greedy(projections: Mapping[str, Projection], samples: Mapping[str, np.ndarray],
@@ -302,7 +311,8 @@ def allocate_greedy(projections: Mapping[str, Projection], samples: Mapping[str,
                     **kwargs) -> dict[str, int]:
     """``greedy_allocate`` from full PCA projections and calibration pixels per point;
     ``sizes`` gives each point's activation values per input (H * W * C); ``kwargs`` go to
-    ``layer_costs``."""
+    ``layer_costs`` (``in_bits``, default 8, and ``unsigned``, default ``"auto"``, choose
+    each point's format with ``golden.calibrate.activation_format``)."""
     return greedy_allocate(_costs_from_cli(projections, samples, sizes, **kwargs), target)
 
 

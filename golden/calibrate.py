@@ -17,9 +17,12 @@ reconstructed activation). The integer pipeline, shared with the RTL through
 
 Scales: the activation scale and the coefficient scales come from ``clip_scale`` (max-abs,
 percentile, an MSE-optimal clip, or TensorRT's KL-divergence calibration), per component or
-one per group ("per layer"). The per-component coefficient scales ``s`` are folded into the
-integers, never carried by the hardware: the forward multiplier of component ``k`` is
-``x_scale * w_k / s_k`` (``w_k`` its weight row's scale) and the inverse weights quantize
+one per group ("per layer"); the activation step defaults to the MSE clip. A non-negative
+point (a ReLU or ReLU6 output) is best stored unsigned: ``activation_format`` gives the widths
+(``in_bits + 1`` signed at the MACs, ``relu`` on the reconstruction) that
+``calibrate_network`` and the CLI use for it. The per-component coefficient scales ``s`` are
+folded into the integers, never carried by the hardware: the forward multiplier of component
+``k`` is ``x_scale * w_k / s_k`` (``w_k`` its weight row's scale) and the inverse weights quantize
 ``S2 * s`` per output channel. Mixed precision: components split into index groups
 (``group_bounds``), each with its own width (``group_bits``) and table.
 """
@@ -37,6 +40,7 @@ from golden.quant import choose_multiplier, int_range, quantize, requantize
 
 __all__ = [
     "METHODS",
+    "activation_format",
     "calibrate_layer",
     "calibrate_network",
     "clip_scale",
@@ -300,9 +304,50 @@ def _row_scales(m, bits):
     return np.where(amax > 0, amax / qmax, 1.0)
 
 
+def activation_format(x, in_bits: int = 8, unsigned="auto") -> tuple[int, bool]:
+    """The ``(in_bits, relu)`` of ``calibrate_layer`` that store a point's activations in
+    ``in_bits`` bits.
+
+    A signed map keeps ``(in_bits, False)``. A non-negative map (a ReLU or ReLU6 output) is
+    stored unsigned, as 8-bit inference stores it: ``x_int`` in ``0 .. 2**in_bits - 1``, a step
+    half as large as a signed code of the same width gives. At the MACs that is an
+    ``in_bits + 1``-bit signed integer (the stored bits plus a zero sign bit), and the
+    reconstruction clamps at 0 (``relu``) into the same range, so the next layer reads the
+    format it would have read without compression: ``(in_bits + 1, True)``.
+
+    Parameters
+    ----------
+    x : array_like of float
+        Calibration activations of the point.
+    in_bits : int
+        Stored width, 2 to 15.
+    unsigned : {"auto", True, False}
+        ``"auto"``: unsigned when no calibration value is negative.
+
+    Raises
+    ------
+    ValueError
+        On a bad width or ``unsigned`` value, or ``unsigned=True`` with negative activations.
+    """
+    if isinstance(in_bits, bool) or not isinstance(in_bits, (int, np.integer)) or \
+            not 2 <= in_bits <= 15:
+        raise ValueError(f"Activation width must be an integer between 2 and 15, "
+                         f"not {in_bits!r}")
+    if isinstance(unsigned, (bool, np.bool_)):
+        unsigned = bool(unsigned)
+    elif not (isinstance(unsigned, str) and unsigned == "auto"):
+        raise ValueError(f"Unsigned must be 'auto', True or False, not {unsigned!r}")
+    if unsigned is False:
+        return int(in_bits), False
+    negative = float(np.min(np.asarray(x, dtype=np.float64), initial=0.0)) < 0.0
+    if unsigned is True and negative:
+        raise ValueError("Activations stored unsigned must not be negative")
+    return (int(in_bits), False) if negative else (int(in_bits) + 1, True)
+
+
 def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bits=(8,),
                     group_bounds=None, method: str = "mse", granularity: str = "component",
-                    x_method: str = "max", percentile: float = 99.99, in_bits: int = 8,
+                    x_method: str = "mse", percentile: float = 99.99, in_bits: int = 8,
                     w_bits: int = 8, bias_bits: int = 32, mult_bits: int = 16,
                     out_bits: int | None = None, relu: bool = False, max_len: int = 12,
                     min_step: float = 0.5) -> LayerArtifact:
@@ -320,8 +365,9 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
     method, granularity, percentile
         Coefficient scale calibration (``clip_scale``; per component or one per group).
     x_method
-        Calibration of the activation step ``x_scale``. Default ``max``: on MobileNetV2's
-        block outputs a tighter clip fitted on a few photos saturates other photos' peaks.
+        Calibration of the activation step ``x_scale`` (``clip_scale``). Default ``mse``: on
+        MobileNetV2 the max-abs step's rounding, not the MSE clip's saturation, is what costs
+        agreement on held-out photos (docs/projections.md).
     in_bits, w_bits, bias_bits, mult_bits, out_bits, relu
         Widths of the datapath (``out_bits`` defaults to ``in_bits``; the reconstruction then
         has the activation's own format, ``out_scale = x_scale``).
@@ -406,7 +452,8 @@ def _check_bias(which, bias, bits):
 
 def calibrate_network(model, x_calib, *, points=None, threshold: float | None = None,
                       ks: dict | None = None, max_pixels: int = 20_000, seed: int = 0,
-                      progress: bool = False, **layer_kwargs) -> dict[str, LayerArtifact]:
+                      unsigned="auto", progress: bool = False,
+                      **layer_kwargs) -> dict[str, LayerArtifact]:
     """PCA and integer artifacts for every point of any ``torch.nn.Module``.
 
     Parameters
@@ -421,8 +468,13 @@ def calibrate_network(model, x_calib, *, points=None, threshold: float | None = 
         k per point instead (capped at the channel count). Exactly one of the two.
     max_pixels, seed
         Calibration pixels sampled per point (``golden.capture.sample_pixels``).
+    unsigned : {"auto", True, False}
+        Storage of each point's activations (``activation_format`` with ``layer_kwargs``'
+        ``in_bits``, default 8): by default a point with no negative calibration value is
+        stored unsigned (``in_bits + 1`` at the MACs, ``relu`` on the reconstruction).
     layer_kwargs
-        Passed to ``calibrate_layer`` (group widths, scale method, widths, ...).
+        Passed to ``calibrate_layer`` (group widths, scale method, widths, ...); ``relu=True``
+        clamps every point's reconstruction.
 
     Returns
     -------
@@ -447,5 +499,8 @@ def calibrate_network(model, x_calib, *, points=None, threshold: float | None = 
             raise ValueError(f"No component count given for point {p!r}")
         else:
             k = min(int(ks[p]), proj.channels)
-        arts[p] = calibrate_layer(proj.truncate(k), x, name=p, **layer_kwargs)
+        kw = dict(layer_kwargs)
+        in_bits, relu = activation_format(x, kw.pop("in_bits", 8), unsigned)
+        kw["relu"] = relu or kw.get("relu", False)
+        arts[p] = calibrate_layer(proj.truncate(k), x, name=p, in_bits=in_bits, **kw)
     return arts

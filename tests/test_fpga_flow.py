@@ -1,9 +1,13 @@
-"""The FPGA flow script end to end on the smallest block: real yosys and nextpnr (YoWASP)."""
+"""The FPGA flow script: end to end on the smallest block (real yosys and nextpnr, YoWASP),
+and its parsing and bookkeeping on canned tool output."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,3 +35,111 @@ def test_flow_rejects_unknown_configuration(tmp_path):
         capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown configuration 'nonesuch'" in result.stderr
+
+
+# Parsing and bookkeeping on canned tool output (no tools run).
+
+_spec = importlib.util.spec_from_file_location("fpga_flow", REPO / "scripts" / "fpga_flow.py")
+fpga_flow = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fpga_flow)
+
+# The tail of a real synth_ecp5 log (mac_array_m16): an earlier block must not be counted.
+CANNED_STAT = """
+=== top ===
+        1   $scopeinfo
+      999   LUT4
+=== top ===
+
+     3283 cells
+        1   $scopeinfo
+      151   CCU2C
+        5   DP16KD
+       65   L6MUX21
+     1360   LUT4
+       18   MULT18X18D
+      198   PFUMX
+       24   TRELLIS_DPR16X4
+     1461   TRELLIS_FF
+
+End of script.
+"""
+
+
+def _step(kind, cell_from, cell_to, delay, sources=()):
+    step = {"type": kind, "delay": delay, "from": {"cell": cell_from, "port": "Q"},
+            "to": {"cell": cell_to, "port": "D"}}
+    if kind == "routing":
+        step["net"] = "n"
+        step["sources"] = list(sources)
+    return step
+
+
+CANNED_REPORT = {"critical_paths": [{"from": "posedge clk", "to": "posedge clk", "path": [
+    _step("clk-to-q", "inner.codes.0.0", "inner.codes.0.0", 5.6),
+    _step("routing", "inner.codes.0.0", "inner.x_LUT4_Z", 1.0,
+          ["/work/main/hdl/huffman_encoder.py:311", "/share/lattice/cells_map_trellis.v:108"]),
+    _step("logic", "inner.x_LUT4_Z", "inner.x_LUT4_Z", 0.4),
+    _step("routing", "inner.x_LUT4_Z", "inner.y$CCU2_COMB0", 0.9),
+    _step("logic", "inner.y$CCU2_COMB0", "inner.y$CCU2_COMB0", 0.45),
+    _step("logic", "inner.y$CCU2_COMB1", "inner.y$CCU2_COMB1", 0.45),
+    _step("setup", "inner.code1_TRELLIS_FF_Q_27", "inner.code1_TRELLIS_FF_Q_27", 0.1),
+]}]}
+
+
+def test_count_cells_reads_the_last_statistics_block():
+    counts = fpga_flow.count_cells(CANNED_STAT)
+    # A CCU2C carry cell is two LUT4s; distributed RAM is not block RAM.
+    assert counts == {"lut": 1360 + 2 * 151, "ff": 1461, "dsp": 18, "bram": 5, "lutram": 24}
+
+
+def test_critical_path_summary():
+    cp = fpga_flow.critical_path(CANNED_REPORT, {"inner.codes.0.0": "DP16KD",
+                                                 "inner.x_LUT4_Z": "LUT4"})
+    assert cp["from"] == "codes.0.0" and cp["to"] == "code1_TRELLIS_FF_Q_27"
+    assert cp["logic_steps"] == 3
+    assert cp["logic_ns"] == pytest.approx(5.6 + 0.4 + 0.9 + 0.1)
+    assert cp["routing_ns"] == pytest.approx(1.9)
+    assert cp["largest"] == ["DP16KD clk-to-q 5.60 ns", "CCU2 0.90 ns", "LUT4 0.40 ns"]
+    assert cp["sources"] == ["hdl/huffman_encoder.py:311"]
+    assert fpga_flow.critical_path({"critical_paths": []}) is None
+
+
+def _fake_config():
+    from hdl.requantizer import Requantizer
+    comp = Requantizer(acc_width=8, mult_width=4, out_width=4)
+    comp._MustUse__silence = True
+    return comp, {"family": "fake", "parallelism": 2, "multipliers": 2, "values_per_cycle": 2}
+
+
+def test_does_not_fit_is_a_result_not_a_failure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(fpga_flow.CONFIGS, "fake", _fake_config)
+    monkeypatch.setattr(fpga_flow, "synthesize", lambda *a: {k: 1 for k in fpga_flow.CELL_CLASSES})
+
+    def no_room(*args):
+        raise RuntimeError("Unable to place cell 'x', no BELs remaining to implement cell type "
+                           "'ICESTORM_DSP'")
+    monkeypatch.setattr(fpga_flow, "place_and_route", no_room)
+    row = fpga_flow.run_config("fake", "ecp5-25k", 1, tmp_path)
+    assert row["status"].startswith("does not fit (Unable to place cell"), row
+
+    def broken(*args):
+        raise RuntimeError("nextpnr exit 1")
+    monkeypatch.setattr(fpga_flow, "place_and_route", broken)
+    assert fpga_flow.run_config("fake", "ecp5-25k", 1, tmp_path)["status"] == \
+        "failed: nextpnr exit 1"
+
+    # More multipliers than DSP tiles: recorded without running any tool.
+    monkeypatch.setitem(fpga_flow.TARGETS["ice40-up5k"], "dsp", 1)
+    row = fpga_flow.run_config("fake", "ice40-up5k", 1, tmp_path)
+    assert row["status"] == "does not fit (not run: 2 multipliers > 1 SB_MAC16 on ice40-up5k)"
+    fpga_flow.print_table([row])
+    assert "does not fit (not run" in capsys.readouterr().out
+
+
+def test_configurations_cover_the_issue():
+    names = set(fpga_flow.CONFIGS)
+    assert {"huffman_encoder", "huffman_decoder", "mac_array_m4", "mac_array_m16",
+            "mac_array_m64"} <= names
+    _comp, info = fpga_flow.CONFIGS["mac_array_m64"]()
+    _comp._MustUse__silence = True
+    assert info["values_per_cycle"] == 4 and info["cycles_per_pixel"] == 16

@@ -350,7 +350,7 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
                     x_method: str = "mse", percentile: float = 99.99, in_bits: int = 8,
                     w_bits: int = 8, bias_bits: int = 32, mult_bits: int = 16,
                     out_bits: int | None = None, relu: bool = False, max_len: int = 12,
-                    min_step: float = 0.5) -> LayerArtifact:
+                    min_step: float = 0.5, bias_correction: bool = False) -> LayerArtifact:
     """Fold a float projection and calibration activations into an integer ``LayerArtifact``.
 
     Parameters
@@ -380,6 +380,11 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
         pixels than channels) would otherwise get a tiny step and saturate on other photos;
         the input's own rounding noise (``x_scale / sqrt(12)`` per unit-norm row) makes finer
         steps pointless anyway. 0 disables the floor.
+    bias_correction
+        Fold the mean reconstruction error per channel on the calibration pixels into
+        ``inv_bias`` (three passes, since the ``relu`` clamp moves the mean again): truncation,
+        rounding and the clamp of a non-negative map at 0 bias every channel the same way
+        pixel after pixel, and the next layers sum that bias coherently.
 
     Raises
     ------
@@ -439,6 +444,13 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
                                        histogram=False)
                            for lo, hi, b in zip(group_bounds[:-1], group_bounds[1:],
                                                 group_bits)], group_bounds.tolist())
+    if bias_correction:
+        # Bounded: a channel stuck at a saturation limit must not drive its bias away.
+        reach = out_scale * (1 << (out_bits - 1))
+        lo, hi = int_range(bias_bits)
+        for _ in range(3):
+            err = np.clip((inverse_int(art, y_int) * out_scale - x).mean(axis=0), -reach, reach)
+            art.inv_bias = np.clip(art.inv_bias - np.rint(err / v), lo, hi).astype(np.int64)
     art.validate()
     return art
 

@@ -296,10 +296,16 @@ def _plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11.0, 4.2))
-    for model, ax, key, label in (("mobilenet_v2", a, "top1_agreement",
-                                   "top-1 agreement with uncompressed (%)"),
-                                  ("digits", b, "accuracy_drop", "accuracy drop (%)")):
+    panels = [(model, key, label, title) for model, key, label, title in (
+        ("mobilenet_v2", "top1_agreement", "top-1 agreement with uncompressed (%)",
+         "MobileNetV2, held-out photos (CAP: 1.34 bits/value)"),
+        ("digits", "accuracy_drop", "accuracy drop (%)", "digits CNN, test set"))
+        if any(r["model"] == model for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4.2),
+                             squeeze=False)
+    names = {"act": "activations only (8-bit stored, no compression)", "pca": "PCA",
+             "cap": "CAP", "price": "Price"}
+    for ax, (model, key, label, title) in zip(axes[0], panels):
         for method in (*METHODS, "act"):
             pts = sorted((r["bits_per_value"], 100 * r[key], r) for r in rows
                          if r["model"] == model and r["method"].split("+")[0] == method
@@ -307,20 +313,20 @@ def _plot(rows, path):
             if not pts:
                 continue
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            line, = ax.plot(xs, ys, "o-", label=method)
+            line, = ax.plot(xs, ys, "o-", label=names[method])
             if key == "top1_agreement":
                 for x, y, r in pts:
                     lo, hi = r["agreement_ci95"]
                     ax.errorbar(x, y, yerr=[[y - 100 * lo], [100 * hi - y]], fmt="none",
                                 color=line.get_color(), capsize=3)
         ax.axvline(1.34, color="gray", ls=":", lw=1)
+        if key == "top1_agreement":
+            ax.axhline(98.0, color="gray", ls="--", lw=1)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         ax.set_xlabel("coded bits per activation value")
         ax.set_ylabel(label)
-    a.axhline(98.0, color="gray", ls="--", lw=1)
-    a.set_title("MobileNetV2, held-out photos (CAP: 1.34 bits/value)")
-    b.set_title("digits CNN, test set")
+        ax.set_title(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -330,7 +336,8 @@ def _plot(rows, path):
 def make_parser():
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", default="1.34,2.0,3.0",
-                   help="MobileNetV2 bits/value targets for PCA")
+                   help="MobileNetV2 bits/value targets for PCA ('' for none: the act and "
+                   "full-k rows only)")
     p.add_argument("--digits-targets", default="1.0,1.34,2.0")
     p.add_argument("--methods", default="pca,cap,price")
     p.add_argument("--cap-targets", default="2.0", help="MobileNetV2 targets for CAP")
@@ -403,7 +410,7 @@ def main(argv=None):
     try:
         args = make_parser().parse_args(argv)
         _check(args)
-        targets = _floats(args.targets, "--targets")
+        targets = _floats(args.targets, "--targets") if args.targets else []
         digits_targets = _floats(args.digits_targets, "--digits-targets")
         cap_targets = _floats(args.cap_targets, "--cap-targets") if args.cap_targets else []
         price_targets = (_floats(args.price_targets, "--price-targets")

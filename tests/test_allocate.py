@@ -233,3 +233,21 @@ def test_layer_sensitivity_is_kl_per_relative_error():
     with torch.no_grad():
         dead[5].weight.zero_()  # output ignores every map: no sensitivity, the floor is 1
     assert layer_sensitivity(dead, x, proj) == {"1": 1.0, "3": 1.0}
+
+
+def test_allocators_measure_each_point_in_its_stored_format(samples):
+    # A ReLU map is stored unsigned (golden.calibrate.activation_format): its bits(k) are those
+    # of the 9-bit-at-the-MACs artifact calibrate_network builds, a signed map's the 8-bit one.
+    from golden.allocate import _costs_from_cli
+
+    relu_map = np.clip(samples, 0.0, None)
+    projs = {"relu": pca_fit(relu_map), "signed": pca_fit(samples)}
+    data = {"relu": relu_map, "signed": samples}
+    sizes = {"relu": 1200, "signed": 1200}
+    costs = _costs_from_cli(projs, data, sizes, grid=None)
+    want = layer_costs(projs["relu"], relu_map, 1200, grid=None, in_bits=9, relu=True)
+    np.testing.assert_array_equal(costs[0].bits, want.bits)
+    want = layer_costs(projs["signed"], samples, 1200, grid=None)
+    np.testing.assert_array_equal(costs[1].bits, want.bits)
+    off = _costs_from_cli(projs, data, sizes, grid=None, unsigned=False)
+    assert off[0].bits[-1] < costs[0].bits[-1]  # the finer unsigned step costs bits at full k

@@ -381,3 +381,25 @@ def test_default_activation_step_is_the_mse_clip():
         return np.mean((roundtrip(a, x[4000:])[0] - x[4000:]) ** 2)
 
     assert err(art) < 0.5 * err(coarse), (err(art), err(coarse))
+
+
+def test_bias_correction_removes_the_mean_error_of_a_clamped_truncation():
+    # A ReLU map truncated to 2 of 24 components and clamped at 0 on reconstruction: the
+    # clamp turns zero-mean truncation error into a positive bias on every channel.
+    from golden.calibrate import activation_format
+
+    x = low_rank(n=6000, rank=8)
+    calib, held = x[:4000], x[4000:]
+    in_bits, relu = activation_format(calib)
+    proj = pca_fit(calib, k=2)
+    plain = calibrate_layer(proj, calib, in_bits=in_bits, relu=relu)
+    fixed = calibrate_layer(proj, calib, in_bits=in_bits, relu=relu, bias_correction=True)
+    np.testing.assert_array_equal(fixed.fwd_weight, plain.fwd_weight)
+    np.testing.assert_array_equal(fixed.inv_weight, plain.inv_weight)
+
+    def bias(art, data):
+        return np.abs((roundtrip(art, data)[0] - data).mean(axis=0)).mean()
+
+    assert bias(plain, held) > 2 * fixed.x_scale
+    assert bias(fixed, held) < 0.5 * bias(plain, held), (bias(fixed, held), bias(plain, held))
+    assert bias(fixed, calib) < 0.5 * fixed.x_scale

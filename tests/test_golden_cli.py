@@ -91,6 +91,11 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
     (["calibrate", "--model", "digits", "--k", "0"], r"--k must be a positive integer, not 0"),
     (["calibrate", "--model", "digits", "--k", "3", "--group-bits", "8,9"],
      r"--group-bits values must be between 2 and 8, not 8,9"),
+    (["calibrate", "--model", "digits", "--k", "3", "--in-bits", "16"],
+     r"--in-bits must be at most 15 with --unsigned auto \(unsigned points need one more bit "
+     r"at the MACs\), not 16"),
+    (["calibrate", "--model", "digits", "--k", "3", "--where", "mid"],
+     r"argument --where: invalid choice"),
     (["calibrate", "--model", "digits", "--k", "3", "--images", "."],
      r"--images and --eval-images apply to --model mobilenet_v2 only"),
     (["calibrate", "--model", "mobilenet_v2", "--k", "3", "--images", "{tmp}/missing"],
@@ -180,6 +185,12 @@ def test_module_entry_point_quick_mobilenet(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert len(report["layers"]) == 52 and report["network"]["num_eval_inputs"] == 4
     assert all(lay["k"] == 4 for lay in report["layers"])
+    # ReLU6 outputs stored unsigned (9 bits at the MACs), block outputs signed; MSE steps.
+    fmt = {lay["name"]: (lay["in_bits"], lay["relu"]) for lay in report["layers"]}
+    assert fmt["features.0.2"] == fmt["features.18.2"] == (9, True)
+    assert fmt["features.17"] == (8, False)
+    assert sum(f == (9, True) for f in fmt.values()) == 35
+    assert report["settings"]["x_method"] == "mse"
     assert "photos" in report["inputs"]["evaluation"]
     calib = report["inputs"]["calibration"].split(": ")[1].split(", ")
     held = report["inputs"]["evaluation"].split(": ")[1].split(", ")

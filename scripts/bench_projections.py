@@ -184,7 +184,7 @@ def _run(s: Setting, method, target, args, t0):
     coef_share = sum(ks[p] * values[p] / s.costs[p].channels for p in s.points) / sum(
         values.values())
     row = {"model": s.name, "method": method + ("+s" if args.sensitivity else ""),
-           "target": "full" if target is None else target,
+           "target": "full" if target is None else target, "points": args.where,
            "bits_per_value": net["bits_per_value"], "calib_bits_per_value": predicted,
            "coefficients_per_value": coef_share, "top1_agreement": net["top1_agreement"],
            "agreement_stderr": net["agreement_stderr"],
@@ -216,7 +216,8 @@ def _act_row(s: Setting, args, t0):
     values = sum(s.costs[p].values for p in s.points)
     stored = sum(s.costs[p].values * (s.full[p].in_bits - s.full[p].relu)
                  for p in s.points) / values
-    row = {"model": s.name, "method": "act", "target": "none", "bits_per_value": stored,
+    row = {"model": s.name, "method": "act", "target": "none", "points": args.where,
+           "bits_per_value": stored,
            "calib_bits_per_value": stored, "coefficients_per_value": 0.0,
            "top1_agreement": net["top1_agreement"], "agreement_stderr": net["agreement_stderr"],
            "agreement_ci95": net["agreement_ci95"], "mean_kl": net["mean_kl"],
@@ -326,6 +327,8 @@ def _plot(rows, path):
             ax.legend(fontsize=8)
         ax.set_xlabel("coded bits per activation value")
         ax.set_ylabel(label)
+        if any(r.get("points") == "act" for r in rows if r["model"] == model):
+            title += "\nactivation modules' outputs only"
         ax.set_title(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,8 +92,8 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
     (["calibrate", "--model", "digits", "--k", "3", "--group-bits", "8,9"],
      r"--group-bits values must be between 2 and 8, not 8,9"),
     (["calibrate", "--model", "digits", "--k", "3", "--in-bits", "16"],
-     r"--in-bits must be at most 15 with --unsigned auto \(unsigned points need one more bit "
-     r"at the MACs\), not 16"),
+     (r"--in-bits must be at most 15 with --unsigned auto \(unsigned points need one more "
+      r"bit at the MACs\), not 16")),
     (["calibrate", "--model", "digits", "--k", "3", "--where", "mid"],
      r"argument --where: invalid choice"),
     (["calibrate", "--model", "digits", "--k", "3", "--images", "."],

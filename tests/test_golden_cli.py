@@ -89,6 +89,8 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
     (["calibrate", "--model", "digits", "--bits-per-value", "-1"],
      r"--bits-per-value must be positive, not -1.0"),
     (["calibrate", "--model", "digits", "--k", "0"], r"--k must be a positive integer, not 0"),
+    (["calibrate", "--model", "digits", "--k", "3", "--method", "cap", "--learn-rate", "0"],
+     r"--learn-rate must be positive, not 0.0"),
     (["calibrate", "--model", "digits", "--k", "3", "--group-bits", "8,9"],
      r"--group-bits values must be between 2 and 8, not 8,9"),
     (["calibrate", "--model", "digits", "--k", "3", "--in-bits", "16"],

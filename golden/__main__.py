@@ -34,6 +34,10 @@ METHODS = ("pca", "cap", "price")
 # Relative Adam step (golden.learn) per model. On MobileNetV2, 1e-2 raised the calibration
 # KL of a 3-bit/value PCA start from 0.40 to 2.2 in 20 steps; 1e-4 lowered it to 0.085.
 LEARN_RATE = {"digits": 1e-2, "mobilenet_v2": 1e-4}
+# Mini-batch per model and digits' step count, as scripts.bench_projections trains them
+# (MobileNetV2 keeps golden.learn's step defaults: each step is a network pass at batch 8).
+LEARN_BATCH = {"digits": 64, "mobilenet_v2": 8}
+LEARN_STEPS = {"digits": 150}
 
 
 class UsageError(Exception):
@@ -119,8 +123,11 @@ def _check_args(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
-    if not out.resolve().parent.is_dir():
-        raise UsageError(f"--out {args.out}: parent folder does not exist")
+    above = out.resolve().parent
+    while not above.exists():
+        above = above.parent
+    if not above.is_dir():
+        raise UsageError(f"--out {args.out}: {above} is not a folder")
     if args.method != "pca":
         _learner(args.method)
     if args.bits_per_value is not None or args.ceiling is not None:
@@ -200,7 +207,10 @@ def _learn(args, setup, inits):
     kw = {"seed": args.seed, "progress": not args.no_progress}
     if args.learn_steps is not None:
         kw["steps"] = args.learn_steps
+    elif args.model in LEARN_STEPS:
+        kw["steps"] = LEARN_STEPS[args.model]
     kw["lr"] = args.learn_rate if args.learn_rate is not None else LEARN_RATE[args.model]
+    kw["batch"] = LEARN_BATCH[args.model]
     if args.method == "price" and setup.calib_labels is not None:
         kw.update(loss="task", labels=setup.calib_labels)
     return fn(setup.model, setup.x_calib, inits, **kw)
@@ -326,7 +336,9 @@ def cmd_calibrate(args):
               "layers": layers, "times": times, "torch_threads": torch.get_num_threads()}
 
     out = Path(args.out)
+    made = _make_parents(out)
     tmp = Path(tempfile.mkdtemp(dir=out.resolve().parent, prefix=f".{out.name}.tmp-"))
+    done = False
     try:
         for lay in layers:
             save_artifact(arts[lay["name"]], tmp / lay["file"])
@@ -337,8 +349,12 @@ def cmd_calibrate(args):
         plot_bits_per_layer(layers, tmp / "bits_per_layer.png", title)
         plot_rate_fidelity(layers, operating, tmp / "rate_fidelity.png")
         _publish(tmp, out)
+        done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:  # no partial output: not even the folders made for it
+            for d in made:
+                d.rmdir()
     net = result["network"]
     extra = (f", accuracy {net['accuracy']:.4f} -> {net['compressed_accuracy']:.4f}"
              if "accuracy" in net else "")
@@ -354,6 +370,17 @@ def _label(args):
         if getattr(args, a) is not None:
             return f"{short}={getattr(args, a)}"
     return ""
+
+
+def _make_parents(out: Path) -> list[Path]:
+    """Create the missing folders above ``out``; returns them deepest first."""
+    made, p = [], out.resolve().parent
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    for d in reversed(made):
+        d.mkdir()
+    return made
 
 
 def _publish(tmp: Path, out: Path):
@@ -479,7 +506,8 @@ def make_parser():
     c.add_argument("--max-len", type=int, default=12, help="maximum Huffman code length")
     c.add_argument("--relu", action="store_true", help="clamp reconstructions at 0")
     c.add_argument("--learn-steps", type=int,
-                   help="optimiser steps of --method cap|price (golden.learn's default)")
+                   help="optimiser steps of --method cap|price (default 150 on digits, "
+                   "golden.learn's on mobilenet_v2)")
     c.add_argument("--learn-rate", type=float,
                    help="relative Adam step of --method cap|price (default 1e-2 on digits, "
                    "1e-4 on mobilenet_v2)")

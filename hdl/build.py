@@ -11,12 +11,15 @@ them, and returns the modules to emit. Later blocks (MAC array, Huffman coder) a
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import importlib.util
 import json
 import os
 import sys
 import tempfile
+import traceback
+import warnings
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -183,14 +186,51 @@ def write_files(out: Path, files: dict[str, str]) -> None:
         os.replace(tmp, out / name)
 
 
+def _artifact_defaults(path) -> dict:
+    """Defaults that make the build match a golden artifact: C, K, ReLU and the widths the
+    baked MAC arrays need. Options given on the command line still win (and are checked
+    against the artifact)."""
+    from golden.artifacts import load_artifact
+
+    try:
+        art = load_artifact(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return {"channels": art.channels, "k": art.k, "relu": bool(art.relu),
+            "out_width": int(art.out_bits), "in_width": int(max(art.group_bits))}
+
+
 def parse_args(argv=None):
     """Parse and validate; raises ``UsageError`` with a one-line message."""
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "weights", None) is not None:
+        parser.set_defaults(**_artifact_defaults(args.weights))
+        args = parser.parse_args(argv)
     _check_common(args)
+    if getattr(args, "multipliers", False) is None:
+        from hdl.mac_array import default_multipliers
+
+        args.multipliers = default_multipliers(args.channels, args.k)
+        if args.multipliers != 16:
+            print(f"hdl.build: note: 16 multipliers have no clean schedule for C={args.channels} "
+                  f"K={args.k}; using --multipliers {args.multipliers}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"Output path {str(out)!r} exists and is not a folder")
     return args
+
+
+def _release_quietly(exc: BaseException) -> None:
+    """Free the components a failed build had made, without Amaranth's warning that they
+    were never used: the one-line error is all the user should see."""
+    from amaranth.hdl import UnusedElaboratable
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        traceback.clear_frames(exc.__traceback__)
+        exc.__traceback__ = None
+        gc.collect()
 
 
 def main(argv=None) -> int:
@@ -199,6 +239,7 @@ def main(argv=None) -> int:
         files = generate(args)
     except (UsageError, ValueError, TypeError) as exc:
         print(f"hdl.build: error: {exc}", file=sys.stderr)
+        _release_quietly(exc)
         return 2
     out = Path(args.out)
     write_files(out, files)

@@ -42,6 +42,13 @@ def valid_multipliers(channels_out: int, channels_in: int) -> list[int]:
     return small + large
 
 
+def default_multipliers(channels: int, k: int, preferred: int = 16) -> int:
+    """``preferred`` if both the inverse (C from K) and the forward (K from C) array have a
+    clean schedule with it, else the nearest count both have (the larger on a tie)."""
+    both = sorted(set(valid_multipliers(channels, k)) & set(valid_multipliers(k, channels)))
+    return min(both, key=lambda m: (abs(m - preferred), -m))
+
+
 def schedule(channels_out: int, channels_in: int, multipliers: int) -> dict:
     """The schedule of ``multipliers`` products per cycle (``ValueError`` if not clean).
 
@@ -476,9 +483,10 @@ class MacArray(wiring.Component):
 # ---------------------------------------------------------------------------- hdl.build
 
 def _add_arguments(parser):
-    parser.add_argument("--multipliers", type=positive("Multiplier count"), default=16,
+    parser.add_argument("--multipliers", type=positive("Multiplier count"), default=None,
                         help="physical multipliers M of the MAC arrays (default 16: C*K/16 "
-                             "cycles per pixel)")
+                             "cycles per pixel; if C and K give 16 no clean schedule, the "
+                             "nearest M that both arrays can use)")
     parser.add_argument("--out-group", type=positive("Output group"), default=None,
                         help="output channels per MAC output beat (default: the fewest the "
                              "schedule allows)")

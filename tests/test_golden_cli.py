@@ -155,7 +155,7 @@ def test_allocators(tmp_path, capsys):
         import golden.allocate as allocate
     except ImportError:
         allocate = None
-    out = tmp_path / "o"
+    out = tmp_path / "runs" / "digits"  # missing parents are made, as README's examples need
     code, _, err = run(["calibrate", "--model", "digits", "--bits-per-value", "3",
                         "--num-images", "64", "--num-eval", "64", "--no-progress", "--out", out],
                        capsys)
@@ -169,11 +169,20 @@ def test_allocators(tmp_path, capsys):
     assert 1 <= min(lay["k"] for lay in report["layers"])
     # A ceiling no k can meet: one line, exit 2, nothing written.
     code, _, err = run(["calibrate", "--model", "digits", "--ceiling", "100", "--num-images",
-                        "64", "--num-eval", "64", "--no-progress", "--out", tmp_path / "c"],
-                       capsys)
+                        "64", "--num-eval", "64", "--no-progress", "--out",
+                        tmp_path / "new" / "c"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert re.search(r"Ceiling of 100 bits cannot be met: layer 'features.2'", err), err
-    assert not (tmp_path / "c").exists()
+    assert not (tmp_path / "new").exists()
+
+
+def test_out_below_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("")
+    code, _, err = run(["calibrate", "--model", "digits", "--k", "3", "--no-progress",
+                        "--out", tmp_path / "f" / "sub" / "o"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert re.search(r"--out .*f/sub/o: .*f is not a folder", err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
 
 
 def test_module_entry_point_quick_mobilenet(tmp_path):

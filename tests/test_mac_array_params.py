@@ -145,3 +145,44 @@ def test_build_bakes_an_artifact(tmp_path, capsys):
         assert "configuration" not in mods[name]
         assert not any(p["name"].startswith("cfg") for p in mods[name]["ports"])
     assert mods["mac_array"]["cycles_per_pixel"] == 8
+
+
+def test_weights_alone_set_channels_k_relu_and_widths(tmp_path, capsys):
+    import json
+
+    from golden.artifacts import save_artifact
+    from golden.calibrate import calibrate_layer
+    from golden.projection import pca_fit
+
+    # A non-negative map: stored unsigned (relu, 9 bits at the MACs), as calibrate does it.
+    rng = np.random.default_rng(1)
+    x = np.abs(rng.normal(size=(500, 8)) * np.linspace(3, 0.1, 8))
+    art = calibrate_layer(pca_fit(x, 4), x, in_bits=9, relu=True, group_bits=(6, 4))
+    path = save_artifact(art, tmp_path / "a.npz")
+    out = tmp_path / "out"
+    assert build_main(["--out", str(out), "--weights", str(path)]) == 0
+    assert "note: 16 multipliers have no clean schedule for C=8 K=4" not in \
+        capsys.readouterr().out
+    p = json.loads((out / "manifest.json").read_text())["parameters"]
+    assert (p["channels"], p["k"], p["relu"], p["out_width"], p["in_width"]) == (8, 4, True, 9, 6)
+    # An option given on the command line still has to agree with the artifact.
+    assert build_main(["--out", str(tmp_path / "o2"), "--weights", str(path),
+                       "--k", "3"]) == 2
+    assert "--weights file has C=8 K=4, not --channels 8 --k 3" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+
+
+@pytest.mark.parametrize("c, k, m", [(64, 16, 16), (8, 4, 16), (16, 14, 2), (32, 27, 1),
+                                     (40, 40, 20)])
+def test_default_multipliers_suit_both_arrays(c, k, m):
+    from hdl.mac_array import default_multipliers
+
+    assert default_multipliers(c, k) == m
+    schedule(c, k, m), schedule(k, c, m)  # neither raises
+
+
+def test_default_multipliers_note(tmp_path, capsys):
+    assert build_main(["--out", str(tmp_path / "o"), "--channels", "16", "--k", "14"]) == 0
+    out = capsys.readouterr().out
+    assert ("hdl.build: note: 16 multipliers have no clean schedule for C=16 K=14; using "
+            "--multipliers 2") in out

@@ -116,6 +116,8 @@ def _check_args(args):
                 raise UsageError(f"--sweep thresholds must be in (0, 1], not {t}")
     if args.model == "digits" and (args.images or args.eval_images):
         raise UsageError("--images and --eval-images apply to --model mobilenet_v2 only")
+    if args.model == "digits" and args.extra_photos:
+        raise UsageError("--extra-photos applies to --model mobilenet_v2 only")
     if args.images and args.eval_images and (
             Path(args.images).resolve() == Path(args.eval_images).resolve()):
         raise UsageError("--images and --eval-images must be different folders "
@@ -137,7 +139,7 @@ def _check_args(args):
 def _setup(args):
     import torch
 
-    from golden.images import bundled_photos, load_folder, make_batch, split_photos
+    from golden.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
 
     if args.model == "digits":
         from golden.digits import train_digits_cnn
@@ -158,6 +160,8 @@ def _setup(args):
         b_calib, b_eval = split_photos(bundled_photos())
         calib = calib if calib is not None else b_calib
         evaluation = evaluation if evaluation is not None else b_eval
+    if args.extra_photos:
+        calib = calib + extra_photos()
     model = load_mobilenet_v2()
     n_calib = args.num_images or (8 if args.quick else 128)
     n_eval = args.num_eval or (8 if args.quick else 200)
@@ -473,6 +477,9 @@ def make_parser():
     c.add_argument("--model", required=True, choices=MODELS)
     c.add_argument("--images", help="folder of calibration photos (mobilenet_v2)")
     c.add_argument("--eval-images", help="folder of evaluation photos, disjoint from --images")
+    c.add_argument("--extra-photos", action="store_true",
+                   help="also calibrate on the other pictures bundled with scikit-image and "
+                   "matplotlib (grey photos, textures; golden.images.extra_photos)")
     c.add_argument("--threshold", type=float, help="PCA eigenvalue-energy threshold per layer")
     c.add_argument("--k", type=int, help="the same number of components in every layer")
     c.add_argument("--bits-per-value", type=float,

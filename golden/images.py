@@ -20,6 +20,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "bundled_photos",
+    "extra_photos",
     "load_folder",
     "make_batch",
     "split_photos",
@@ -41,6 +42,13 @@ _SKIMAGE_PHOTOS = {
     "rocket.jpg": "rocket",
 }
 _MATPLOTLIB_PHOTOS = {"grace_hopper.jpg": "grace_hopper"}
+# Further pictures in the same packages: grey photographs and textures, a colour chart and a
+# small colour picture. Unlike ImageNet, but they widen a calibration set that has only six
+# colour photos (docs/learning.md); never used for evaluation.
+_SKIMAGE_EXTRA = {name: name.split(".")[0] for name in (
+    "brick.png", "camera.png", "cell.png", "clock_motion.png", "coins.png", "color.png",
+    "grass.png", "gravel.png", "microaneurysms.png", "moon.png", "page.png", "text.png")}
+_MATPLOTLIB_EXTRA = {"Minduka_Present_Blue_Pack.png": "present"}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 
 
@@ -77,20 +85,32 @@ def bundled_photos() -> list[tuple[str, np.ndarray]]:
     ValueError
         If no bundled photograph is found at all.
     """
+    photos = _read_bundled(_SKIMAGE_PHOTOS, _MATPLOTLIB_PHOTOS)
+    if not photos:
+        raise ValueError("No bundled photographs were found in scikit-image or matplotlib")
+    return photos
+
+
+def extra_photos() -> list[tuple[str, np.ndarray]]:
+    """The other pictures bundled in scikit-image and matplotlib (grey photographs such as
+    ``camera`` and ``moon``, textures, a colour chart), as (name, RGB), sorted by name: extra
+    calibration material, disjoint from ``bundled_photos``. Missing files are skipped."""
+    return _read_bundled(_SKIMAGE_EXTRA, _MATPLOTLIB_EXTRA)
+
+
+def _read_bundled(skimage_names, matplotlib_names):
     import matplotlib
     import skimage.data
     import skimage.io
 
     photos = []
-    sources = [(Path(skimage.data.__file__).parent, _SKIMAGE_PHOTOS),
-               (Path(matplotlib.get_data_path()) / "sample_data", _MATPLOTLIB_PHOTOS)]
+    sources = [(Path(skimage.data.__file__).parent, skimage_names),
+               (Path(matplotlib.get_data_path()) / "sample_data", matplotlib_names)]
     for folder, names in sources:
         for filename, name in names.items():
             path = folder / filename
             if path.is_file():
                 photos.append((name, _to_rgb(skimage.io.imread(path))))
-    if not photos:
-        raise ValueError("No bundled photographs were found in scikit-image or matplotlib")
     return sorted(photos, key=lambda p: p[0])
 
 

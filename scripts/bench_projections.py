@@ -244,11 +244,13 @@ def _digits(args, t0):
 
 
 def _mobilenet(args, t0):
-    from golden.images import bundled_photos, make_batch, split_photos
+    from golden.images import bundled_photos, extra_photos, make_batch, split_photos
     from golden.mobilenet import load_mobilenet_v2
 
     model = load_mobilenet_v2()
     calib, evaluation = split_photos(bundled_photos())
+    if args.extra_photos:
+        calib = calib + extra_photos()
     _log(t0, f"MobileNetV2 loaded; calibration photos {', '.join(n for n, _ in calib)}; "
              f"evaluation photos {', '.join(n for n, _ in evaluation)}")
     x_calib = make_batch(calib, args.num_calib, seed=args.seed)
@@ -350,6 +352,8 @@ def make_parser():
                    "forward-backward passes)")
     p.add_argument("--num-calib", type=int, default=64, help="MobileNetV2 calibration crops")
     p.add_argument("--num-eval", type=int, default=48, help="MobileNetV2 evaluation crops")
+    p.add_argument("--extra-photos", action="store_true",
+                   help="calibrate MobileNetV2 on golden.images.extra_photos too")
     p.add_argument("--max-pixels", type=int, default=5000, help="calibration pixels per layer")
     p.add_argument("--scale-method", default="mse", choices=("max", "percentile", "mse", "kl"),
                    help="coefficient steps (golden.calibrate.clip_scale)")

@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--num-calib", type=int, default=64)
     p.add_argument("--num-eval", type=int, default=48)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--extra-photos", action="store_true",
+                   help="calibrate on golden.images.extra_photos too")
     args = p.parse_args(argv)
     try:
         rows = json.loads(open(args.ks).read())
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
     import torch
 
     from golden.capture import activation_points, sample_pixels
-    from golden.images import bundled_photos, make_batch, split_photos
+    from golden.images import bundled_photos, extra_photos, make_batch, split_photos
     from golden.learn import learn_cap, objective
     from golden.mobilenet import load_mobilenet_v2
     from golden.projection import pca_fit
@@ -55,6 +57,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     model = load_mobilenet_v2()
     calib, held_out = split_photos(bundled_photos())
+    if args.extra_photos:
+        calib = calib + extra_photos()
     x_calib = make_batch(calib, args.num_calib, seed=0)
     x_eval = make_batch(held_out, args.num_eval, seed=1)
     points = activation_points(model, "post")

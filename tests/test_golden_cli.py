@@ -100,6 +100,8 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
      r"argument --where: invalid choice"),
     (["calibrate", "--model", "digits", "--k", "3", "--images", "."],
      r"--images and --eval-images apply to --model mobilenet_v2 only"),
+    (["calibrate", "--model", "digits", "--k", "3", "--extra-photos"],
+     r"--extra-photos applies to --model mobilenet_v2 only"),
     (["calibrate", "--model", "mobilenet_v2", "--k", "3", "--images", "{tmp}/missing"],
      r"Image folder '.*missing' does not exist"),
     (["calibrate", "--model", "mobilenet_v2", "--k", "3", "--images", "{tmp}/empty"],

@@ -8,7 +8,7 @@ import torch
 
 from golden.capture import activation_points, capture, replaced
 from golden.digits import accuracy, train_digits_cnn
-from golden.images import bundled_photos, load_folder, make_batch, split_photos
+from golden.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
 from golden.mobilenet import MobileNetV2, load_mobilenet_v2, weights_path
 
 # ImageNet indices (no label file on disk): 281-285 domestic cats, 967 espresso, 968 cup,
@@ -63,6 +63,19 @@ def test_bundled_photos_are_rgb_uint8_and_split_by_scene(photos):
     assert c and e and not c & e and c | e == set(photos)
     # A stereo pair is one scene.
     assert ("motorcycle_left" in c) == ("motorcycle_right" in c)
+
+
+def test_extra_photos_are_rgb_and_disjoint_from_the_photos(photos):
+    extra = extra_photos()
+    assert len(extra) >= 10  # the packages' other pictures: camera, moon, textures, ...
+    assert [n for n, _ in extra] == sorted(n for n, _ in extra)
+    assert not {n for n, _ in extra} & set(photos)
+    for name, image in extra:
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, name
+    # Never the same picture as an evaluation photo under another name.
+    for name, image in extra:
+        for other, photo in photos.items():
+            assert image.shape != photo.shape or not np.array_equal(image, photo), (name, other)
 
 
 def test_make_batch_is_deterministic_and_normalised(photos):

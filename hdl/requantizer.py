@@ -54,18 +54,37 @@ def requant_shift(m, prod, shift):
 def requant_round_saturate(m, t, out_width: int, relu: bool):
     """Second half: ``y = clip((t + 1) >> 1, lo, hi)`` (combinational).
 
-    ``y > hi`` exactly when ``t >= 2*hi + 1``, and ``y <= lo`` when ``t <= 2*lo - 1``; between
-    the two, ``t`` fits ``out_width + 1`` signed bits, so the saturation tests compare ``t``
-    with constants and the rounding adder is only ``out_width + 2`` bits wide.
+    ``y > hi`` exactly when ``t >= 2*hi + 1 = 2**n - 1`` (``n = out_width``), and ``y <= lo``
+    when ``t <= 2*lo - 1``: ``t < -2**n``, or ``t < 0`` with ``relu``. Both are tests of
+    ``t``'s bits rather than magnitude compares (which map to a carry chain the width of the
+    product: the requantizer's iCE40 critical path): with ``h = t >> n``, ``t >= 2**n - 1``
+    is ``h >= 1``, or ``h == 0`` with the low ``n`` bits all ones; ``t < -2**n`` is ``h < -1``.
+    Between the two, ``t`` fits ``n + 1`` signed bits, so the rounding adder is only ``n + 2``
+    bits wide.
     """
-    lo = 0 if relu else -(1 << (out_width - 1))
-    hi = (1 << (out_width - 1)) - 1
-    low = Signal(signed(out_width + 2))
-    m.d.comb += low.eq(t[:out_width + 1].as_signed() + 1)
-    result = Signal(signed(out_width))
-    with m.If(t >= 2 * hi + 1):
+    n = out_width
+    lo = 0 if relu else -(1 << (n - 1))
+    hi = (1 << (n - 1)) - 1
+    w = len(t)
+    sign = t[w - 1]
+    # The bits of h below its sign; none when t is at most n + 1 bits wide.
+    mid = t[n:w - 1] if w - 1 > n else None
+    mid_any = mid.any() if mid is not None else 0
+    mid_all = mid.all() if mid is not None else 1
+    # With w - 1 < n, t < 2**(w-1) <= 2**n - 1 can never saturate high.
+    low_ones = t[:n].all() if w - 1 >= n else 0
+    sat_hi = Signal()
+    sat_lo = Signal()
+    m.d.comb += [
+        sat_hi.eq(~sign & (mid_any | low_ones)),
+        sat_lo.eq(sign if relu else sign & ~mid_all),
+    ]
+    low = Signal(signed(n + 2))
+    m.d.comb += low.eq(t[:n + 1].as_signed() + 1)
+    result = Signal(signed(n))
+    with m.If(sat_hi):
         m.d.comb += result.eq(hi)
-    with m.Elif(t <= 2 * lo - 1):
+    with m.Elif(sat_lo):
         m.d.comb += result.eq(lo)
     with m.Else():
         m.d.comb += result.eq(low >> 1)

@@ -125,9 +125,8 @@ def _check_args(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
-    above = out.resolve().parent
-    while not above.exists():
-        above = above.parent
+    missing = _missing_parents(out)
+    above = missing[-1].parent if missing else out.resolve().parent
     if not above.is_dir():
         raise UsageError(f"--out {args.out}: {above} is not a folder")
     if args.method != "pca":
@@ -376,12 +375,18 @@ def _label(args):
     return ""
 
 
+def _missing_parents(out: Path) -> list[Path]:
+    """The folders above ``out`` that do not exist yet, deepest first."""
+    missing, p = [], out.resolve().parent
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
 def _make_parents(out: Path) -> list[Path]:
     """Create the missing folders above ``out``; returns them deepest first."""
-    made, p = [], out.resolve().parent
-    while not p.exists():
-        made.append(p)
-        p = p.parent
+    made = _missing_parents(out)
     for d in reversed(made):
         d.mkdir()
     return made

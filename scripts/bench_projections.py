@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.__main__ import LEARN_RATE
+
 PROG = "python -m scripts.bench_projections"
 METHODS = ("pca", "cap", "price")
 PAPERS = [
@@ -374,8 +376,9 @@ def make_parser():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-2,
                    help="relative Adam step on digits (golden.learn: lr / sqrt(C) on S1, S2)")
-    p.add_argument("--mnv2-lr", type=float, default=1e-4,
-                   help="relative Adam step on MobileNetV2 (1e-2 raised its calibration KL)")
+    p.add_argument("--mnv2-lr", type=float, default=LEARN_RATE["mobilenet_v2"],
+                   help="relative Adam step on MobileNetV2 (golden calibrate's default; 1e-2 "
+                   "raised its calibration KL)")
     p.add_argument("--hint-weight", type=float, default=1.0)
     p.add_argument("--qat", action="store_true", help="straight-through 8-bit rounding in training")
     p.add_argument("--run-length", action="store_true",

@@ -1,6 +1,7 @@
 """Network-level calibration choices: which points, how each point's activations are stored,
 and the activation-format-only reference (issue 4's first limit)."""
 
+import copy
 import re
 
 import numpy as np
@@ -66,28 +67,44 @@ def test_activation_only_is_the_quantized_network(net):
     model, x_calib, x_eval = net
     points = [p for p, m in model.named_modules() if isinstance(m, ACTIVATIONS)]
     arts = calibrate_network(model, x_calib, threshold=1.0, max_pixels=2000)
-    got = activation_only(model, x_eval, arts)
+    # Confident logits (the random head gives |logits| < 0.2, where 8-bit activations move the
+    # KL by ~1e-8, the size of float32 rounding noise in the KL itself): here ~1e-6.
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        model[-1].weight *= 100
+    # In float64 the reference below is the same arithmetic as activation_only's: one batch,
+    # the same convolutions, and x / x_scale, round half to even, clamp, * x_scale correctly
+    # rounded in both torch and numpy. Equal logits, so equal figures, exactly, on any CPU
+    # (in float32 a near-tie x / x_scale may round differently from quantize's float64).
+    model64, x64 = model.double(), x_eval.double()
+    got = activation_only(model64, x64, arts, batch=len(x64))
 
     def fn_for(art):
         def hook(_module, _inputs, a):
-            q = quantize(a.detach().double().numpy(), art.x_scale, art.in_bits) * art.x_scale
-            return torch.from_numpy(q).float()
+            return torch.from_numpy(quantize(a.numpy(), art.x_scale, art.in_bits) * art.x_scale)
         return hook
 
     with torch.no_grad():
-        base = model(x_eval)
-        mods = dict(model.named_modules())
+        base = model64(x64)
+        mods = dict(model64.named_modules())
         handles = [mods[p].register_forward_hook(fn_for(arts[p])) for p in points]
         try:
-            comp = model(x_eval)
+            comp = model64(x64)
         finally:
             for h in handles:
                 h.remove()
-    want = compare_logits(base, comp)
-    assert got["mean_kl"] == pytest.approx(want["mean_kl"], rel=1e-4, abs=1e-9)
-    assert got["top1_agreement"] == want["top1_agreement"]
-    assert got["mean_kl"] > 0
+    want = compare_logits(base.float(), comp.float())
+    assert got == want
+    # Far above float32 noise in the KL (~1e-9 for these logits), so the checks below mean
+    # something.
+    assert got["mean_kl"] > 1e-7
+    # The float32 network as used: logits off by ~1e-6 relative, and a near-tie x / x_scale
+    # rounded in float32 may land one step away (expected < 1 of the 38,400 values, each step
+    # under 1e-3 of the quantization error's energy): the KL agrees to well under 1%.
+    model32 = model.float()
+    assert activation_only(model32, x_eval, arts)["mean_kl"] == pytest.approx(
+        got["mean_kl"], rel=0.01)
     # The compressed network at full k cannot be closer to the float one than its format.
-    full = evaluate(model, x_eval, arts)["network"]
+    full = evaluate(model32, x_eval, arts)["network"]
     assert full["mean_kl"] >= 0.5 * got["mean_kl"]
     assert np.isfinite(full["bits_per_value"])

@@ -94,7 +94,7 @@ def _check_args(args):
         raise UsageError(f"--bits-per-value must be positive, not {args.bits_per_value}")
     if args.ceiling is not None and not 0.0 < args.ceiling:
         raise UsageError(f"--ceiling must be positive, not {args.ceiling}")
-    for name in ("num_images", "num_eval", "max_pixels", "size"):
+    for name in ("num_images", "num_eval", "max_pixels", "size", "crops_per_photo"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, "
@@ -114,8 +114,9 @@ def _check_args(args):
         for t in _float_list(args.sweep, "--sweep"):
             if not 0.0 < t <= 1.0:
                 raise UsageError(f"--sweep thresholds must be in (0, 1], not {t}")
-    if args.model == "digits" and (args.images or args.eval_images):
-        raise UsageError("--images and --eval-images apply to --model mobilenet_v2 only")
+    if args.model == "digits" and args.eval_images:
+        raise UsageError("--eval-images applies to --model mobilenet_v2 only (digits are "
+                         "evaluated on their labelled test split)")
     if args.model == "digits" and args.extra_photos:
         raise UsageError("--extra-photos applies to --model mobilenet_v2 only")
     if args.images and args.eval_images and (
@@ -135,6 +136,38 @@ def _check_args(args):
         _allocator(args)
 
 
+def calibration_source(folder) -> str:
+    """``"synthetic"`` for a folder written by ``python -m golden distill`` (it holds that
+    command's manifest), else the folder itself."""
+    from golden.distill import MANIFEST
+
+    path = Path(folder) / MANIFEST
+    if path.is_file():
+        import json
+        try:
+            if "settings" in json.loads(path.read_text()):
+                return "synthetic"
+        except (OSError, ValueError):
+            pass
+    return str(folder)
+
+
+def _digits_images(folder):
+    """A folder of 8 x 8 pictures (e.g. distilled for the digits CNN) as (N, 1, 8, 8) in
+    [0, 1]."""
+    import torch
+
+    from golden.images import load_folder
+
+    photos = load_folder(folder)
+    bad = [name for name, a in photos if a.shape[:2] != (8, 8)]
+    if bad:
+        raise UsageError(f"--images for --model digits must hold 8 x 8 pictures; {bad[0]} is "
+                         f"not")
+    x = np.stack([a.astype(np.float32).mean(axis=2) / 255.0 for _, a in photos])
+    return torch.from_numpy(x)[:, None]
+
+
 def _setup(args):
     import torch
 
@@ -144,36 +177,70 @@ def _setup(args):
         from golden.digits import train_digits_cnn
 
         model, data = train_digits_cnn(seed=args.seed)
-        x_calib = data.x_train[: args.num_images] if args.num_images else data.x_train
+        if args.images:
+            x_calib = _digits_images(args.images)
+            x_calib = x_calib[: args.num_images] if args.num_images else x_calib
+            source, calib_labels = calibration_source(args.images), None
+            what = f"{len(x_calib)} pictures of {args.images} ({source})"
+        else:
+            x_calib = data.x_train[: args.num_images] if args.num_images else data.x_train
+            source, calib_labels = "digits train split", data.y_train[: len(x_calib)]
+            what = f"{len(x_calib)} digits (train split)"
         x_eval = data.x_test[: args.num_eval] if args.num_eval else data.x_test
         labels = data.y_test[: len(x_eval)]
-        desc = {"calibration": f"{len(x_calib)} digits (train split)",
-                "evaluation": f"{len(x_eval)} digits (test split, labelled)"}
-        return _Setup(model, x_calib, x_eval, labels, desc,
-                      calib_labels=data.y_train[: len(x_calib)])
+        desc = {"calibration": what, "calibration_source": source,
+                "evaluation": f"{len(x_eval)} digits (test split, labelled)",
+                "num_eval_photos": len(x_eval), "num_eval_crops": len(x_eval)}
+        setup = _Setup(model, x_calib, x_eval, labels, desc, calib_labels=calib_labels)
+        setup.groups = np.arange(len(x_eval))  # every test digit is its own picture
+        return setup
     from golden.mobilenet import load_mobilenet_v2
 
-    calib = load_folder(args.images) if args.images else None
-    evaluation = load_folder(args.eval_images) if args.eval_images else None
-    if calib is None or evaluation is None:
-        b_calib, b_eval = split_photos(bundled_photos())
-        calib = calib if calib is not None else b_calib
-        evaluation = evaluation if evaluation is not None else b_eval
-    if args.extra_photos:
+    # Evaluation is on real photos only, never those calibrated on: with a folder of one's
+    # own (or distilled) calibration images that is every bundled photo, the extra pictures
+    # included; with the bundled photos it is the held-out half plus the extra pictures
+    # (which move to calibration with --extra-photos).
+    if args.images:
+        calib = load_folder(args.images)
+        source = calibration_source(args.images)
+        evaluation = bundled_photos() + extra_photos()
+    else:
+        calib, evaluation = split_photos(bundled_photos())
+        source = "bundled photos"
+        if args.extra_photos:
+            calib = calib + extra_photos()
+        else:
+            evaluation = evaluation + extra_photos()
+    if args.images and args.extra_photos:
         calib = calib + extra_photos()
+        extra = {n for n, _ in extra_photos()}
+        evaluation = [p for p in evaluation if p[0] not in extra]
+    if args.eval_images:
+        evaluation = load_folder(args.eval_images)
     model = load_mobilenet_v2()
     n_calib = args.num_images or (8 if args.quick else 128)
-    n_eval = args.num_eval or (8 if args.quick else 200)
+    per_photo = args.crops_per_photo or (2 if args.quick else 16)
+    n_eval = args.num_eval or per_photo * len(evaluation)
     size = args.size or 224
     torch.manual_seed(args.seed)
-    x_calib = make_batch(calib, n_calib, size=size, seed=args.seed)
+    if source == "synthetic":
+        # Distilled images are already what the network expects: whole, at their own size.
+        x_calib = make_batch(calib, n_calib, size=size, seed=args.seed, scale=(1.0, 1.0),
+                             ratio=(1.0, 1.0))
+    else:
+        x_calib = make_batch(calib, n_calib, size=size, seed=args.seed)
     x_eval = make_batch(evaluation, n_eval, size=size, seed=args.seed + 1)
-    desc = {"calibration": f"{n_calib} crops of {len(calib)} photos: "
-                           f"{', '.join(n for n, _ in calib)}",
-            "evaluation": f"{n_eval} crops of {len(evaluation)} other photos: "
-                          f"{', '.join(n for n, _ in evaluation)}",
-            "crop_size": size}
-    return _Setup(model, x_calib, x_eval, None, desc)
+    n_photos = min(len(evaluation), n_eval)
+    desc = {"calibration": f"{n_calib} crops of {len(calib)} images"
+                           + ("" if source == "synthetic"
+                              else f": {', '.join(n for n, _ in calib)}"),
+            "calibration_source": source,
+            "evaluation": f"{n_eval} crops of {n_photos} real photos not calibrated on: "
+                          f"{', '.join(n for n, _ in evaluation[:n_photos])}",
+            "num_eval_photos": n_photos, "num_eval_crops": n_eval, "crop_size": size}
+    setup = _Setup(model, x_calib, x_eval, None, desc)
+    setup.groups = np.arange(n_eval) % len(evaluation)  # make_batch takes photos in turn
+    return setup
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,6 +540,64 @@ def cmd_vectors(args):
 
 
 # ---------------------------------------------------------------------------------------------
+# distill
+
+# Per model: input channels, normalisation, classes, and the default DistillSettings fields.
+DISTILL = {
+    "mobilenet_v2": {"channels": 3, "classes": 1000, "size": 224, "low_size": 112},
+    "digits": {"channels": 1, "classes": 10, "size": 8, "low_size": None},
+}
+
+
+def cmd_distill(args):
+    from golden.distill import DistillSettings
+
+    spec = DISTILL[args.model]
+    fields = {"size": args.size or spec["size"], "low_size": spec["low_size"]}
+    if args.low_size is not None:
+        fields["low_size"] = args.low_size or None
+    for name in ("low_steps", "steps", "lr", "ce_weight", "tv_weight", "l2_weight"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    if fields["low_size"] is not None and fields["low_size"] >= fields["size"]:
+        fields["low_size"] = None
+    settings = DistillSettings(**fields)
+    try:
+        settings.check()
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    for name in ("num_images", "batch"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, "
+                             f"not {getattr(args, name)}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    import torch
+
+    from golden.distill import distill_to_folder
+
+    if args.model == "digits":
+        from golden.digits import train_digits_cnn
+        model, _ = train_digits_cnn(seed=0)
+        mean, std = (0.0,), (1.0,)
+    else:
+        from golden.images import IMAGENET_MEAN, IMAGENET_STD
+        from golden.mobilenet import load_mobilenet_v2
+        model = load_mobilenet_v2()
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    log = (lambda line: None) if args.no_progress else (
+        lambda line: print(line, file=sys.stderr, flush=True))
+    manifest = distill_to_folder(model, out, args.num_images, batch=args.batch,
+                                 settings=settings, seed=args.seed, channels=spec["channels"],
+                                 mean=mean, std=std, classes=spec["classes"],
+                                 model_name=args.model, log=log)
+    print(f"{args.num_images} images -> {out}: BatchNorm loss {manifest['start_bn']:.3f} -> "
+          f"{manifest['final_bn']:.3f}, {manifest['seconds']:.0f} s of optimisation "
+          f"({torch.get_num_threads()} threads)")
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def make_parser():
@@ -497,7 +622,10 @@ def make_parser():
     c.add_argument("--quick", action="store_true",
                    help="small defaults for a smoke test (8 calibration and 8 eval crops)")
     c.add_argument("--num-images", type=int, help="calibration crops (default 128) or digits")
-    c.add_argument("--num-eval", type=int, help="evaluation crops (default 200) or digits")
+    c.add_argument("--num-eval", type=int, help="evaluation crops (default: --crops-per-photo "
+                   "of every evaluation photo) or digits")
+    c.add_argument("--crops-per-photo", type=int,
+                   help="evaluation crops per photo when --num-eval is not given (16)")
     c.add_argument("--size", type=int, help="crop size (default 224)")
     c.add_argument("--max-pixels", type=int, help="calibration pixels per layer (20000)")
     c.add_argument("--where", choices=("post", "pre", "act"), default="post",
@@ -528,6 +656,26 @@ def make_parser():
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=cmd_calibrate)
+    d = sub.add_parser("distill", help="synthesise calibration images from the network's "
+                       "BatchNorm statistics (no real data)")
+    d.add_argument("--model", required=True, choices=MODELS)
+    d.add_argument("--num-images", type=int, required=True)
+    d.add_argument("--out", required=True, help="folder for the PNGs and manifest.json; a "
+                   "stopped run resumes in the same folder")
+    d.add_argument("--size", type=int, help="image side (default 224; digits 8)")
+    d.add_argument("--low-size", type=int, help="side of the first, low-resolution phase "
+                   "(default 112; 0: none)")
+    d.add_argument("--low-steps", type=int, help="Adam steps at the low resolution (200)")
+    d.add_argument("--steps", type=int, help="Adam steps at full size (40)")
+    d.add_argument("--batch", type=int, default=32, help="images optimised together (32)")
+    d.add_argument("--lr", type=float, help="Adam learning rate (0.2)")
+    d.add_argument("--ce-weight", type=float, help="weight of the random-class cross-entropy "
+                   "(0.1; 0: BatchNorm statistics and priors only, as ZeroQ)")
+    d.add_argument("--tv-weight", type=float, help="total-variation prior weight (1e-4)")
+    d.add_argument("--l2-weight", type=float, help="L2 prior weight (1e-5)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=cmd_distill)
     v = sub.add_parser("vectors", help="export a layer's integer test vectors (npz)")
     v.add_argument("--artifact", required=True)
     v.add_argument("--out", required=True)

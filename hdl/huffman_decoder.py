@@ -263,10 +263,12 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += [self.error.eq(error), self.error_code.eq(error_code)]
         raise_code = Signal(3)  # set by the decode and loader logic, comb
         clear = Signal()
-        with m.If(clear):
-            m.d.sync += [error.eq(0), error_code.eq(0)]
-        with m.Elif((raise_code != 0) & ~error):
+        # An error raised in the cycle that clears the flag (a table's first byte that is
+        # already malformed) is recorded, not lost.
+        with m.If((raise_code != 0) & (~error | clear)):
             m.d.sync += [error.eq(1), error_code.eq(raise_code)]
+        with m.Elif(clear):
+            m.d.sync += [error.eq(0), error_code.eq(0)]
 
         # Current group: column counter, and that group's registers selected one symbol ahead
         # so the decode loop sees plain registers.
@@ -585,11 +587,14 @@ class HuffmanDecoder(wiring.Component):
                     with m.If(~(lit | is_esc)):
                         fail()
                     with m.Elif(left == 1):
+                        # The table's final byte (its length follows from the header and the
+                        # counts): the load ends here, with or without ``last``; without it, or
+                        # with the wrong ESC presence, the table is bad.
+                        m.next = "HDR0"
                         with m.If(~cfg.payload.last | ((esc_seen | is_esc) != esc_flag)):
-                            fail()
+                            m.d.comb += raise_code.eq(DecoderError.BAD_TABLE)
                         with m.Else():
                             m.d.sync += [oks[grp].eq(1), escs[grp].eq(esc_flag)]
-                            m.next = "HDR0"
                     with m.Elif(remaining == 1):
                         m.next = "ADVANCE"
                         early_last()
@@ -597,13 +602,16 @@ class HuffmanDecoder(wiring.Component):
                         m.next = "SYM_LO"
                         early_last()
             with m.State("SKIP"):
-                # After a malformed table: drop bytes up to the one flagged last.
+                # After a malformed table: drop bytes up to the one flagged last. Tiles are
+                # not held back meanwhile (the group is already unusable), so a bad load
+                # that never sends ``last`` cannot block the decoder.
                 with m.If(hs & cfg.payload.last):
                     m.next = "HDR0"
         # cfg waits in HDR0 until the decoder is between tiles with its pipeline empty, and
         # while a length is stepped. One expression (see hdl/huffman_encoder.py on Icarus).
         m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), may_load, ~fsm.ongoing("ADVANCE")))
-        m.d.comb += busy_cfg.eq(cfg.valid | ~fsm.ongoing("HDR0"))
+        # Headers wait while a byte is offered or a good load is unfinished.
+        m.d.comb += busy_cfg.eq(cfg.valid | ~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,13 @@ Two halves:
   the test under ``build/waves/``.
 * cocotb side: ``StreamSource``/``StreamSink`` drive and watch Amaranth stream ports
   (``<prefix>__payload/valid/ready``) with packed struct payloads, under an idle or
-  backpressure pattern from ``flow()``; every wait is bounded (``with_timeout``).
+  backpressure pattern from ``flow()``; every wait is bounded (``with_timeout``). Every sink
+  (and the testbenches' own output loops) checks the AXI4-Stream rule with ``StreamRule``:
+  once valid and not ready, valid and payload hold until the handshake; a break fails the test.
+* ``flow_pairs(main)``: the (idle, backpressure) pairs a configuration runs: the 3 x 3 grid of
+  ``none``/``cycle``/``random`` plus the stress pairs (long stalls, ready or valid toggling
+  every cycle, backpressure held until the block stops taking input) on a block's main
+  configuration, the diagonal elsewhere.
 """
 
 from __future__ import annotations
@@ -27,6 +33,18 @@ BUILD_ROOT = REPO / "build" / "sim"
 WAVES_DIR = REPO / "build" / "waves"
 
 FLOW_PATTERNS = ("none", "cycle", "random")
+STRESS_PATTERNS = ("long", "toggle", "fill")   # fill: backpressure only
+GRID = [(i, b) for i in FLOW_PATTERNS for b in FLOW_PATTERNS]
+DIAGONAL = [("none", "none"), ("cycle", "random"), ("random", "cycle")]
+# Input at full rate against ready toggling every cycle; valid toggling against long
+# backpressure stalls; long idle stalls; backpressure held until the block's buffers are full.
+STRESS = [("none", "toggle"), ("toggle", "long"), ("long", "random"), ("none", "fill")]
+
+
+def flow_pairs(main: bool) -> list[tuple[str, str]]:
+    """The (idle, backpressure) pairs of a configuration: grid and stress pairs on a block's
+    main configuration, the diagonal on the others (CI time)."""
+    return GRID + STRESS if main else list(DIAGONAL)
 
 
 # ----------------------------------------------------------------------------- pytest side
@@ -60,11 +78,13 @@ def config_id(config: dict) -> str:
 
 
 def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: str,
-               config: dict | None = None, testcase=None, timeout_s: int | None = None):
+               config: dict | None = None, testcase=None, timeout_s: int | None = None,
+               tests: int | None = None):
     """Build ``sources`` ({file name: Verilog text}) and run cocotb ``test_module`` on them.
 
     ``name`` names the build directory (one per parameter set); ``config`` reaches the cocotb
-    tests as ``tb.common.load_config()``.
+    tests as ``tb.common.load_config()`` (the test modules generate their tests from it).
+    ``tests``: the number of cocotb tests that must have run (None: at least one).
     """
     from cocotb_tools.runner import get_results, get_runner
 
@@ -96,6 +116,8 @@ def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: s
         _keep_waves(build_dir, _test_name(name, sim))
     total, failed = get_results(results)
     assert total > 0, f"no cocotb test ran in {test_module}"
+    assert tests is None or total == tests, (
+        f"{total} cocotb tests ran in {test_module} ({name}), expected {tests}")
     assert failed == 0, f"{failed} of {total} cocotb tests failed in {test_module} ({name})"
 
 
@@ -124,25 +146,124 @@ def load_config() -> dict:
     return json.loads(os.environ.get("TB_CONFIG", "{}"))
 
 
-def flow(pattern: str, seed: int = 0):
-    """An endless iterator of 0/1: 1 lets a beat through this cycle.
+def flow(pattern: str, seed: int = 0, watch=None, threshold: int = 16):
+    """An endless iterator of 0/1, drawn once per cycle: 1 lets a beat through this cycle.
 
     ``none`` never stalls; ``cycle`` is ``1,1,1,0``; ``random`` is seeded bursts of random
-    length (1-8 cycles on, 1-4 off), so long stalls and back-to-back beats both occur.
+    length (1-8 cycles on, 1-4 off); ``long`` is bursts of 1-16 cycles with 1-4-cycle gaps
+    and, one gap in five, a stall of 64-160 cycles; ``toggle`` is ``1,0,1,0``; ``fill``
+    (backpressure only) is a ``Fill``: ready held low until the block refuses the input
+    ``watch`` = ``(valid, ready)`` for ``threshold`` cycles in a row (its buffers are full),
+    then released for a while, again and again.
     """
     if pattern == "none":
         return itertools.repeat(1)
     if pattern == "cycle":
         return itertools.cycle([1, 1, 1, 0])
-    if pattern == "random":
+    if pattern == "toggle":
+        return itertools.cycle([1, 0])
+    if pattern in ("random", "long"):
         rng = random.Random(seed)
 
         def bursts():
             while True:
-                yield from [1] * rng.randint(1, 8)
-                yield from [0] * rng.randint(1, 4)
+                if pattern == "random":
+                    yield from [1] * rng.randint(1, 8)
+                    yield from [0] * rng.randint(1, 4)
+                else:
+                    yield from [1] * rng.randint(1, 16)
+                    yield from [0] * (rng.randint(64, 160) if rng.random() < 0.2
+                                      else rng.randint(1, 4))
         return bursts()
-    raise ValueError(f"Unknown flow pattern {pattern!r}; expected one of {FLOW_PATTERNS}")
+    if pattern == "fill":
+        if watch is None:
+            raise ValueError("the fill pattern needs the (valid, ready) input to watch")
+        return Fill(*watch, threshold=threshold, seed=seed)
+    raise ValueError(f"Unknown flow pattern {pattern!r}; expected one of "
+                     f"{FLOW_PATTERNS + STRESS_PATTERNS}")
+
+
+class Fill:
+    """Backpressure held until the block is full, then released; the ``fill`` pattern.
+
+    Drawn once per cycle after the clock edge, it watches the block's input ``valid``/``ready``:
+    while holding (0), once the input was offered and refused ``threshold`` cycles in a row
+    the block's buffers are full (``fills`` counts these), and it releases (1) for 1-48
+    cycles, then holds again. A hold also ends when no input was offered for ``4 *
+    threshold`` cycles (nothing left to fill it with). ``threshold`` must exceed the longest
+    refusal of a block that is not stalled (e.g. a MAC array's cycles per pixel).
+    """
+
+    def __init__(self, valid, ready, threshold: int = 16, seed: int = 0):
+        self.valid, self.ready = valid, ready
+        self.threshold = threshold
+        self.rng = random.Random(seed)
+        self.fills = 0
+        self.release = 0
+        self.refused = self.idle = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> int:
+        if self.release:
+            self.release -= 1
+            return 1
+        if int(self.valid.value):
+            self.idle = 0
+            self.refused = 0 if int(self.ready.value) else self.refused + 1
+        else:
+            self.idle += 1
+        if self.refused >= self.threshold or self.idle >= 4 * self.threshold:
+            self.fills += self.refused >= self.threshold
+            self.refused = self.idle = 0
+            self.release = self.rng.randint(1, 48)
+        return 0
+
+
+class StreamRule:
+    """The AXI4-Stream rule on one output stream, checked once per cycle by ``sample()``.
+
+    Once ``valid`` is high and ``ready`` low at a clock edge, ``valid`` must still be high and
+    every payload signal unchanged at the next edge. A break raises ``AssertionError`` at once
+    (from a background task this fails the running cocotb test). ``stalls`` counts the cycles
+    the rule was in force. Call ``sample()`` right after each ``RisingEdge`` (it reads the
+    values the design saw at that edge); ``start()`` runs it in a task of its own.
+    """
+
+    def __init__(self, name: str, valid, ready, payload=()):
+        self.name = name
+        self.valid, self.ready = valid, ready
+        self.payload = list(payload)
+        self.held = None
+        self.stalls = 0
+        self.cycle = 0
+
+    def sample(self) -> None:
+        self.cycle += 1
+        valid = self.valid.value
+        if self.held is not None:
+            now = tuple(p.value for p in self.payload)
+            if str(valid) != "1" or now != self.held:
+                what = "valid dropped" if str(valid) != "1" else "payload changed"
+                raise AssertionError(f"{self.name}: {what} while valid and not ready "
+                                     f"(cycle {self.cycle} of the monitor)")
+        if str(valid) == "1" and str(self.ready.value) != "1":
+            self.held = tuple(p.value for p in self.payload)
+            self.stalls += 1
+        else:
+            self.held = None
+
+    def start(self, clk):
+        import cocotb
+
+        async def run():
+            from cocotb.triggers import RisingEdge
+
+            while True:
+                await RisingEdge(clk)
+                self.sample()
+        return cocotb.start_soon(run())
 
 
 class Fields:
@@ -233,7 +354,7 @@ class StreamSink:
     """Accept beats from ``<prefix>__payload/valid/ready`` under a backpressure pattern."""
 
     def __init__(self, dut, prefix: str, clk, fields: Fields | None = None,
-                 backpressure: str = "none", seed: int = 1):
+                 backpressure: str = "none", seed: int = 1, watch=None, threshold: int = 16):
         import cocotb
 
         self.valid = getattr(dut, f"{prefix}__valid")
@@ -241,7 +362,9 @@ class StreamSink:
         self.payload = getattr(dut, f"{prefix}__payload", None)
         self.clk = clk
         self.fields = fields
-        self.pattern = flow(backpressure, seed)
+        self.pattern = flow(backpressure, seed, watch, threshold)
+        self.rule = StreamRule(prefix, self.valid, self.ready,
+                               [self.payload] if self.payload is not None else [])
         self.received: list = []
         self.beat_cycles: list[int] = []
         self.cycle = 0
@@ -254,6 +377,7 @@ class StreamSink:
         while True:
             await RisingEdge(self.clk)
             self.cycle += 1
+            self.rule.sample()
             if int(self.ready.value) and int(self.valid.value):
                 word = int(self.payload.value) if self.payload is not None else 1
                 self.received.append(self.fields.unpack(word) if self.fields else word)
@@ -329,7 +453,8 @@ class AxiSink(StreamSink):
     """Accept beats from an AXI4-Stream master ``<prefix>_tvalid/tready`` under a
     backpressure pattern; ``received`` holds dicts of ``tdata`` (and ``tlast`` if present)."""
 
-    def __init__(self, dut, prefix: str, clk, backpressure: str = "none", seed: int = 1):
+    def __init__(self, dut, prefix: str, clk, backpressure: str = "none", seed: int = 1,
+                 watch=None, threshold: int = 16):
         import cocotb
 
         self.valid = getattr(dut, f"{prefix}_tvalid")
@@ -339,7 +464,8 @@ class AxiSink(StreamSink):
         self.payload = None
         self.clk = clk
         self.fields = None
-        self.pattern = flow(backpressure, seed)
+        self.pattern = flow(backpressure, seed, watch, threshold)
+        self.rule = StreamRule(prefix, self.valid, self.ready, list(self.signals.values()))
         self.received = []
         self.beat_cycles = []
         self.cycle = 0
@@ -352,6 +478,7 @@ class AxiSink(StreamSink):
         while True:
             await RisingEdge(self.clk)
             self.cycle += 1
+            self.rule.sample()
             if int(self.ready.value) and int(self.valid.value):
                 self.received.append({n: int(s.value) for n, s in self.signals.items()})
                 self.beat_cycles.append(self.cycle)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zlib
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +38,7 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import BUILD_ROOT, FLOW_PATTERNS, Fields, load_config, run_cocotb
+from tb.common import BUILD_ROOT, Fields, StreamRule, flow_pairs, load_config, run_cocotb
 from tb.test_huffman_encoder import (
     every_length_table,
     random_table,
@@ -49,7 +50,7 @@ from tb.test_huffman_encoder import (
 CONFIGS = [
     # Main point: run-time tables, real data, corrupt streams, throughput.
     {"b": 8, "L": 12, "W": 32, "bounds": None, "bits": None, "baked": False,
-     "real": True, "throughput": True, "errors": True, "full_grid": True},
+     "real": True, "throughput": True, "errors": True, "main": True, "fuzz": True},
     # 32-bit codes (ESC of length 24 + 8 raw bits) from 8-bit words: codes span 4 words.
     {"b": 8, "L": 24, "W": 8, "bounds": None, "bits": None, "baked": False},
     # Small alphabet, short codes, 16-bit words, corrupt streams.
@@ -62,7 +63,7 @@ CONFIGS = [
 ]
 
 THROUGHPUT_SYMBOLS = 100_000
-DIAGONAL = [("none", "none"), ("cycle", "random"), ("random", "cycle")]
+FUZZ_TILES = {"verilator": 1000, "icarus": 300}   # mutated tiles per CI run
 LATENCY_SEEN = 3  # cycles from the handshake of a tile's only word to its symbol
 ERROR_NAMES = {1: "invalid code", 2: "ended early", 3: "excess words", 4: "padding",
                5: "bad table", 6: "no table"}
@@ -114,19 +115,26 @@ def golden_outcome(words, count, table, word_bits):
     return pats, True
 
 
-def incomplete_table(bits, max_len, rng):
-    """A table whose code space is not full (Kraft sum below 1): some codes are invalid."""
+def incomplete_table(bits, max_len, rng, esc_last=True):
+    """A table whose code space is not full (Kraft sum below 1): some codes are invalid.
+
+    Lengths 1 .. n + 1 for n literals and ESC, leaving 2**-(n+1) of the code space unused.
+    ``esc_last``: ESC has the longest code, so it is the last entry in canonical order and its
+    code sits right below the unassigned ones; otherwise ESC has the shortest code.
+    """
     size = 1 << bits
     n = min(size, max_len - 1, 4)
     assert n >= 1, "needs L >= 2"
     lengths = np.zeros(size + 1, dtype=np.int64)
-    pats = rng.choice(size, size=n, replace=False) if n else []
-    # ESC first (length 1), literals 2 .. n + 1, leaving 2**-(n+1) of the code space unused.
-    # ESC is not the last entry in canonical order on purpose: golden.huffman's decoder reads
-    # an unassigned code as ESC + raw bits when ESC is last (see docs/huffman_decoder.md).
-    lengths[size] = 1
-    lengths[pats] = np.arange(2, n + 2)
-    return HuffmanTable(bits, max_len, lengths)
+    pats = rng.choice(size, size=n, replace=False)
+    order = np.arange(1, n + 2)
+    if not esc_last:
+        order = np.roll(order, -1)
+    lengths[pats] = order[:n]
+    lengths[size] = order[n]
+    table = HuffmanTable(bits, max_len, lengths)
+    assert (int(np.argmax(table.lengths)) == size) == esc_last
+    return table
 
 
 class Plan:
@@ -139,9 +147,17 @@ class Plan:
         self.groups = len(self.bounds) - 1 if self.bounds else 1
         self.bits = cfg["bits"] or [cfg["b"]] * self.groups
         self.steps = []        # ("load", [(group, bytes)]) or ("tile", count, [words])
-        self.symbols = []      # expected (symbol, last)
+        self.symbols = []      # expected (symbol, last, first)
+        self.tile_symbols = []  # per tile: its expected (symbol, last, first)
         self.errors = []       # per tile: expected error (bool) and accepted codes
         self.tables = None
+
+    def _emit(self, pats, count):
+        """Expected output of one tile: ``last`` on symbol ``count - 1`` (when all decode),
+        ``first`` on its first symbol."""
+        out = [(int(p), int(i == count - 1), int(i == 0)) for i, p in enumerate(pats)]
+        self.symbols += out
+        self.tile_symbols.append(out)
 
     def load(self, tables):
         self.tables = list(tables)
@@ -164,20 +180,22 @@ class Plan:
         np.testing.assert_array_equal(back, values, err_msg="golden round trip")
         pats = [int(p) for p in np.asarray(pats).ravel()]
         self.steps.append(("tile", len(pats), [int(w) for w in words]))
-        self.symbols += [(p, int(i == len(pats) - 1)) for i, p in enumerate(pats)]
+        self._emit(pats, len(pats))
         self.errors.append((False, None))
         return [int(w) for w in words], int(nbits)
 
     def raw_tile(self, words, count, codes=None):
         """Any word list (single group); the expected output comes from the golden decoder."""
         pats, error = golden_outcome(words, count, self.tables[0], self.W)
+        assert count == 0 or len(words) > 0, "a tile with a count needs at least one word"
         self.steps.append(("tile", count, [int(w) for w in words]))
         # The final symbol is flagged last whenever all count symbols decode (a padding or
         # excess-word error is only found after it).
-        self.symbols += [(p, int(i == count - 1)) for i, p in enumerate(pats)]
+        self._emit(pats, count)
         if error:
             assert codes is None or codes, "an error case must allow some code"
         self.errors.append((error, codes))
+        return error
 
     def rows(self, n, rng, escapes=0.05):
         cols = []
@@ -257,7 +275,8 @@ def corrupt_tiles(plan, cfg, rng):
     W = plan.W
     b, L = cfg["b"], cfg["L"]
     mask = (1 << W) - 1
-    for table in (every_length_table(b, L, rng), incomplete_table(b, L, rng)):
+    for table in (every_length_table(b, L, rng), incomplete_table(b, L, rng),
+                  incomplete_table(b, L, rng, esc_last=False)):
         plan.load([table])
         for case in ("flip", "flip", "drop", "truncate", "extra", "padding", "invalid"):
             values = values_from(table, int(rng.integers(20, 120)), rng)
@@ -335,8 +354,10 @@ class TB:
                            getattr(dut, f"{n}__payload"), flow(idle, seed + k), deque(), [])
                        for k, n in enumerate(names)}
         self.out = (dut.o_stream__valid, dut.o_stream__ready, dut.o_stream__payload,
-                    flow(backpressure, seed + 101))
-        self.received = []          # (symbol, last)
+                    flow(backpressure, seed + 101, (dut.i_stream__valid, dut.i_stream__ready)))
+        self.rule = StreamRule("o_stream", dut.o_stream__valid, dut.o_stream__ready,
+                               [dut.o_stream__payload])
+        self.received = []          # (symbol, last, first)
         self.beat_cycles = []
         self.tile_errors = {}       # tile index -> first error code seen
         self.headers = 0
@@ -362,9 +383,11 @@ class TB:
         o_valid, o_ready, o_payload, o_flow = self.out
         ready_now = 0
         unpack = self.o_fields.unpack
+        rule = self.rule
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
+            rule.sample()
             # Error first: a flag raised at a tile's end belongs to it, not to the next header.
             if int(dut.error.value):
                 self.tile_errors.setdefault(self.headers - 1, int(dut.error_code.value))
@@ -383,7 +406,7 @@ class TB:
                     valid.value = 0
             if ready_now and int(o_valid.value):
                 beat = unpack(int(o_payload.value))
-                self.received.append((beat["symbol"], beat["last"]))
+                self.received.append((beat["symbol"], beat["last"], beat["first"]))
                 self.beat_cycles.append(self.cycle)
             ready_now = next(o_flow)
             o_ready.value = ready_now
@@ -440,7 +463,8 @@ class TB:
             pass
         got = self.received[:n]
         for k, (g, e) in enumerate(zip(got, plan.symbols)):
-            assert g == e, f"symbol {k}: got {g[0]} last={g[1]}, expected {e[0]} last={e[1]}"
+            assert g == e, (f"symbol {k}: got {g[0]} last={g[1]} first={g[2]}, expected "
+                            f"{e[0]} last={e[1]} first={e[2]}")
         assert len(got) == n, (
             f"decoder emitted {len(got)} of {n} symbols; errors seen {self.tile_errors}, "
             f"{self.headers} tile headers taken")
@@ -460,16 +484,20 @@ class TB:
 
 async def run_test(dut, idle, backpressure):
     cfg = load_config()
-    if not cfg.get("full_grid") and (idle, backpressure) not in DIAGONAL:
-        return      # the full 3 x 3 grid runs on the main configuration only (CI time)
     seed = zlib.crc32(f"{idle}/{backpressure}".encode())
     tb = TB(dut, cfg, idle, backpressure, seed)
     await tb.reset()
     plan = make_plan(cfg, seed)
     timeout = 40 * (len(plan.symbols) + sum(len(s[2]) for s in plan.steps
                                              if s[0] == "tile")) + 200_000
+    if "long" in (idle, backpressure):
+        timeout *= 10
     await tb.play(plan, timeout)
     await tb.check(plan, timeout)
+    if backpressure == "fill":
+        assert tb.out[3].fills > 0, "backpressure never filled the decoder"
+    if backpressure != "none":
+        assert tb.rule.stalls > 0, "the output was never stalled"
 
 
 async def run_throughput(dut):
@@ -505,16 +533,216 @@ async def run_throughput(dut):
         f"{rate:.4f} symbols per cycle over {THROUGHPUT_SYMBOLS} symbols")
 
 
+# ----------------------------------------------------------------------------- fuzzing
+
+MUTATIONS = ("flip", "flip2", "drop", "duplicate", "truncate", "random_word", "random_tile")
+
+
+def mutate(words, W, rng):
+    """One mutation of a tile's word list (never empty: a tile with a count needs a word)."""
+    words = [int(w) for w in words]
+    top = (1 << W) - 1
+    kind = MUTATIONS[int(rng.integers(len(MUTATIONS)))]
+    n = len(words)
+    if kind in ("drop", "truncate") and n < 2:
+        kind = "flip"
+    if kind.startswith("flip"):
+        for _ in range(1 if kind == "flip" else 2):
+            bit = int(rng.integers(n * W))
+            words[bit // W] ^= 1 << (W - 1 - bit % W)
+    elif kind == "drop":
+        del words[int(rng.integers(n))]
+    elif kind == "duplicate":
+        i = int(rng.integers(n))
+        words.insert(i, words[i])
+    elif kind == "truncate":
+        words = words[:int(rng.integers(1, n))]
+    elif kind == "random_word":
+        words[int(rng.integers(n))] = int(rng.integers(0, top, endpoint=True, dtype=np.uint64))
+    else:
+        words = [int(rng.integers(0, top, endpoint=True, dtype=np.uint64))
+                 for _ in range(max(1, n + int(rng.integers(-1, 2))))]
+    return words, kind
+
+
+def fuzz_plan(cfg, tiles, seed):
+    """``tiles`` mutated tiles, each followed by a good tile; tables reloaded every 100 tiles
+    (complete codes, random alphabets, incomplete codes with ESC last and first)."""
+    rng = np.random.default_rng(seed)
+    plan = Plan(cfg)
+    b, L, W = cfg["b"], cfg["L"], cfg["W"]
+    makers = (lambda: every_length_table(b, L, rng), lambda: random_table(b, L, rng),
+              lambda: incomplete_table(b, L, rng),
+              lambda: incomplete_table(b, L, rng, esc_last=False))
+    kinds = {}
+    for i in range(tiles):
+        if i % 100 == 0:
+            plan.load([makers[(i // 100) % len(makers)]()])
+        table = plan.tables[0]
+        values = values_from(table, int(rng.integers(1, 60)), rng)
+        words, _ = encode_tile(values, table, W)
+        words, kind = mutate(words, W, rng)
+        kinds[kind] = kinds.get(kind, 0) + 1
+        plan.raw_tile(words, len(values))
+        plan.tile(values_from(table, int(rng.integers(1, 30)), rng))
+    return plan, kinds
+
+
+async def run_fuzz(dut):
+    """Mutated tiles back to back through the decoder, each followed by a good tile.
+
+    Per tile: the error flag is raised iff golden rejects the tile (``golden_outcome``), the
+    symbols emitted (with ``last`` and ``first``) are golden's symbols before the error, and
+    the good tile after it decodes exactly. Random idle and backpressure.
+    """
+    import json
+    import time
+
+    from cocotb.triggers import ClockCycles, SimTimeoutError
+
+    cfg = load_config()
+    tiles = int(cfg["fuzz_tiles"])
+    seed = int(cfg.get("fuzz_seed", 2024))
+    t0 = time.time()
+    plan, kinds = fuzz_plan(cfg, tiles, seed)
+    t1 = time.time()
+    tb = TB(dut, cfg, "random", "random", seed)
+    await tb.reset()
+    timeout = 40 * (len(plan.symbols) + sum(len(s[2]) for s in plan.steps
+                                             if s[0] == "tile")) + 200_000
+    await tb.play(plan, timeout)
+    try:
+        await tb.until(lambda: len(tb.received) >= len(plan.symbols), timeout)
+    except SimTimeoutError:
+        pass
+    await ClockCycles(dut.clk, 30)
+    # Walk the output tile by tile: a tile whose symbols or flag differ is one mismatch.
+    mismatches, pos, flagged, expected = [], 0, 0, 0
+    for tile, (want, (error, _)) in enumerate(zip(plan.tile_symbols, plan.errors)):
+        got = tb.received[pos:pos + len(want)]
+        pos += len(want)
+        seen = tile in tb.tile_errors
+        flagged += seen
+        expected += error
+        if got != want or seen != error:
+            mismatches.append(tile)
+    extra = len(tb.received) - len(plan.symbols)
+    report = {"tiles": tiles, "good_tiles": tiles, "golden_errors": expected,
+              "errors_flagged": flagged, "mismatches": len(mismatches),
+              "first_mismatches": mismatches[:10], "extra_symbols": extra,
+              "headers_taken": tb.headers, "mutations": kinds, "cycles": tb.cycle,
+              "symbols": len(plan.symbols), "plan_seconds": round(t1 - t0, 1),
+              "seconds": round(time.time() - t0, 1)}
+    dut._log.info(f"fuzz: {tiles} mutated tiles sent (each followed by a good tile), "
+                  f"{flagged} errors flagged by the RTL, {expected} by golden, "
+                  f"{len(mismatches)} mismatches; {report}")
+    if cfg.get("fuzz_report"):
+        Path(cfg["fuzz_report"]).write_text(json.dumps(report, indent=1) + "\n")
+    assert tb.headers == 2 * tiles, f"{tb.headers} of {2 * tiles} tile headers taken"
+    assert not mismatches and extra == 0, (
+        f"{len(mismatches)} tiles differ from golden (first: {mismatches[:10]}); "
+        f"{extra} symbols more than expected")
+    assert 0 < expected < tiles, "the mutations must make some tiles bad and leave some good"
+
+
+async def run_cfg_framing(dut):
+    """Table loads whose ``last`` is missing or misplaced never block the decoder.
+
+    A load ends at the table's final byte (its length follows from the header and counts):
+    without ``last`` there it is BAD_TABLE and the next tile is taken (NO_TABLE). A load that
+    fails earlier drops bytes up to ``last`` without holding tiles back. A good load then
+    restores decoding. A decoder that waited for ``last`` would time out here.
+    """
+    from cocotb.triggers import ClockCycles
+
+    cfg = load_config()
+    tb = TB(dut, cfg, "none", "none", 77)
+    await tb.reset()
+    rng = np.random.default_rng(77)
+    b, W = cfg["b"], cfg["W"]
+    table = every_length_table(b, cfg["L"], rng)
+    raw = table.serialize()
+    timeout = 200_000
+
+    async def load(data, last_at):
+        tb.send("cfg", [tb.c_fields.pack({"data": x, "last": int(i == last_at)})
+                        for i, x in enumerate(data)])
+        await tb.drained("cfg", timeout_ns=timeout)
+        await ClockCycles(dut.clk, 8)
+        return int(dut.error.value), int(dut.error_code.value)
+
+    async def tile():
+        values = values_from(table, 40, rng)
+        words, _ = encode_tile(values, table, W)
+        mark = len(tb.received)
+        tb.send("i_count", [tb.n_fields.pack({"count": len(values)})])
+        tb.send("i_stream", [tb.w_fields.pack({"data": int(w), "last": int(i == len(words) - 1)})
+                             for i, w in enumerate(words)])
+        await tb.drained("i_count", "i_stream", timeout_ns=timeout)
+        await ClockCycles(dut.clk, 60)
+        pats = symbol_indices(values, b, table.signed)
+        want = [(int(p), int(i == len(pats) - 1), int(i == 0)) for i, p in enumerate(pats)]
+        return tb.received[mark:], want, int(dut.error_code.value)
+
+    bad, nt = 5, 6      # BAD_TABLE, NO_TABLE
+    assert await load(raw, len(raw) - 1) == (0, 0)
+    got, want, code = await tile()
+    assert got == want and code == 0, "good load, good tile"
+    # 1. A whole table without last: BAD_TABLE at its final byte; the next header is taken.
+    assert await load(raw, None) == (1, bad), "table without last: BAD_TABLE"
+    got, _, code = await tile()
+    assert got == [] and code == nt, f"tile after a table without last: {got[:3]}, code {code}"
+    assert await load(raw, len(raw) - 1) == (0, 0)
+    got, want, code = await tile()
+    assert got == want and code == 0, "a good load after a table without last"
+    # 2. A malformed first byte and no last at all: BAD_TABLE, the rest is dropped while
+    #    tiles go on (the group is unusable); a byte with last ends the drop.
+    assert await load(bytes([raw[0] ^ 1]) + raw[1:], None) == (1, bad), "bad first byte"
+    got, _, code = await tile()
+    assert got == [] and code == nt, "tile during a dropped load"
+    assert await load(b"\x00", 0) == (1, nt), "a lone last byte ends the drop"
+    assert await load(raw, len(raw) - 1) == (0, 0)
+    got, want, code = await tile()
+    assert got == want and code == 0, "a good load after a dropped one"
+    # 3. A trailing byte carries the last flag: the table's final byte lacks it.
+    assert await load(raw + b"\x00", len(raw)) == (1, bad), "trailing byte"
+    got, _, code = await tile()
+    assert got == [] and code == nt
+    assert await load(raw, len(raw) - 1) == (0, 0)
+    got, want, code = await tile()
+    assert got == want and code == 0
+    assert tb.headers == 7
+
+
+def cocotb_tests(cfg) -> int:
+    """How many cocotb tests a configuration generates (pytest checks that all of them ran)."""
+    return (len(flow_pairs(cfg.get("main", False))) + bool(cfg.get("throughput"))
+            + bool(cfg.get("fuzz")) + bool(cfg.get("main")))
+
+
 if cocotb is not None:
+    # The tests a configuration runs are generated from it: nothing returns early.
+    _CFG = load_config()
+
     @cocotb.test()
-    @cocotb.parametrize(idle=list(FLOW_PATTERNS), backpressure=list(FLOW_PATTERNS))
+    @cocotb.parametrize((("idle", "backpressure"), flow_pairs(_CFG.get("main", False))))
     async def decoder_matches_golden(dut, idle, backpressure):
         await run_test(dut, idle, backpressure)
 
-    @cocotb.test()
-    async def decoder_throughput(dut):
-        if load_config().get("throughput"):
+    if _CFG.get("throughput"):
+        @cocotb.test()
+        async def decoder_throughput(dut):
             await run_throughput(dut)
+
+    if _CFG.get("fuzz"):
+        @cocotb.test()
+        async def decoder_fuzz(dut):
+            await run_fuzz(dut)
+
+    if _CFG.get("main"):
+        @cocotb.test()
+        async def decoder_cfg_framing(dut):
+            await run_cfg_framing(dut)
 
 
 # ----------------------------------------------------------------------------- pytest
@@ -534,20 +762,27 @@ def build_decoder(cfg):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)
 def test_huffman_decoder(cfg):
+    run_decoder(cfg, tests=cocotb_tests(cfg))
+
+
+def run_decoder(cfg, testcase=None, tests=None, **extra):
+    """Build the decoder of ``cfg`` and run its cocotb tests (``testcase``: one of them)."""
     from amaranth.back import verilog
 
     from hdl.manifest import describe_ports
+    from tb.common import simulator
 
     comp = build_decoder(cfg)
     ports = {p["name"]: p for p in describe_ports(comp)}
     text = verilog.convert(comp, name="huffman_decoder", emit_src=False)
-    extra = {}
     if cfg.get("real"):
         real_coefficients()
         extra["real_path"] = str(BUILD_ROOT / "huffman_encoder_mobilenet_v2.npy")
+    if cfg.get("fuzz"):
+        extra.setdefault("fuzz_tiles", FUZZ_TILES[simulator()])
     run_cocotb(f"huffman_decoder-{config_name(cfg)}", {"huffman_decoder.v": text},
                "huffman_decoder", "tb.test_huffman_decoder",
-               {**cfg, **extra, "ports": ports})
+               {**cfg, **extra, "ports": ports}, testcase=testcase, tests=tests)
 
 
 def test_golden_outcome_model():

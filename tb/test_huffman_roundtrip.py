@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import BUILD_ROOT, load_config, run_cocotb
+from tb.common import BUILD_ROOT, DIAGONAL, load_config, run_cocotb
 from tb.test_huffman_decoder import (
     TB,
     Plan,
@@ -35,7 +35,9 @@ CONFIGS = [
      "throughput": True},
     {"b": 6, "L": 16, "W": 16, "bounds": [0, 2, 5, 8], "bits": [4, 6, 5], "baked": False},
 ]
-FLOWS = [("none", "none"), ("cycle", "random"), ("random", "cycle")]
+# The stall patterns run on the blocks' own testbenches; the pair runs the diagonal plus
+# ready toggling against valid toggling and backpressure held until both blocks are full.
+FLOWS = DIAGONAL + [("toggle", "toggle"), ("none", "fill")]
 THROUGHPUT_SYMBOLS = 20_000
 
 
@@ -76,7 +78,7 @@ def symbol_plan(plan):
     for step in plan.steps:
         if step[0] == "tile":
             _, count, _ = step
-            steps.append(("tile", count, [p for p, _ in plan.symbols[pos:pos + count]]))
+            steps.append(("tile", count, [p for p, _, _ in plan.symbols[pos:pos + count]]))
             pos += count
         else:
             steps.append(step)
@@ -99,6 +101,8 @@ async def run_test(dut, idle, backpressure):
     await tb.play(plan, timeout)
     await tb.check(plan, timeout)
     assert int(dut.enc_error.value) == 0, "encoder error flag set"
+    if backpressure == "fill":
+        assert tb.out[3].fills > 0, "backpressure never filled the pair"
 
 
 async def run_throughput(dut):
@@ -129,13 +133,13 @@ async def run_throughput(dut):
 
 if cocotb is not None:
     @cocotb.test()
-    @cocotb.parametrize(flows=FLOWS)
-    async def roundtrip_matches(dut, flows):
-        await run_test(dut, *flows)
+    @cocotb.parametrize((("idle", "backpressure"), FLOWS))
+    async def roundtrip_matches(dut, idle, backpressure):
+        await run_test(dut, idle, backpressure)
 
-    @cocotb.test()
-    async def roundtrip_throughput(dut):
-        if load_config().get("throughput"):
+    if load_config().get("throughput"):      # generated only where it applies
+        @cocotb.test()
+        async def roundtrip_throughput(dut):
             await run_throughput(dut)
 
 
@@ -209,4 +213,5 @@ def test_huffman_roundtrip(cfg):
         extra["real_path"] = str(BUILD_ROOT / "huffman_encoder_mobilenet_v2.npy")
     run_cocotb(f"huffman_roundtrip-{config_name(cfg)}", {"huffman_roundtrip.v": text},
                "huffman_roundtrip", "tb.test_huffman_roundtrip",
-               {**cfg, **extra, "ports": ports})
+               {**cfg, **extra, "ports": ports},
+               tests=len(FLOWS) + bool(cfg.get("throughput")))

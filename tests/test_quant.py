@@ -1,7 +1,7 @@
 """The integer datapath contract (golden/quant.py) against obviously correct Python integers."""
 
-import math
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,11 +12,12 @@ from golden.quant import acc_bits, choose_multiplier, int_range, quantize, requa
 
 
 def reference_requant(acc, mult, shift, out_bits, relu):
-    """The rule in words: multiply, add half, floor-shift, saturate, clamp at 0 for ReLU."""
+    """The rule in words: multiply, add half, floor-divide by 2**shift, saturate, clamp at 0
+    for ReLU. Python integers throughout (exact at any shift; no float, no ``>>``)."""
     value = acc * mult
     if shift:
         value += 1 << (shift - 1)
-    value = math.floor(value / (1 << shift)) if shift > 60 else value >> shift
+    value = value // (1 << shift)
     lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
     if relu:
         lo = 0
@@ -126,7 +127,8 @@ def test_choose_multiplier_is_accurate(real, mult_bits):
         return
     m, s = int(mult[0]), int(shift[0])
     assert 0 < m < (1 << mult_bits)
-    # Relative error at most half an ulp of the chosen multiplier.
-    assert abs(m / 2 ** s - real) <= 0.5 / 2 ** s + 1e-12 * real
+    # Error at most half an ulp of the chosen multiplier, in exact rational arithmetic.
+    assert abs(Fraction(m, 1 << s) - Fraction(real)) <= Fraction(1, 1 << (s + 1))
     if s < 62:
+        # real * 2**(s + 1) is exact in float64 (a power-of-two scaling).
         assert round(real * 2 ** (s + 1)) >= (1 << mult_bits), "a larger shift would fit"

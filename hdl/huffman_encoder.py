@@ -508,11 +508,13 @@ class HuffmanEncoder(wiring.Component):
                     with m.If(~(lit | is_esc) | overfull):
                         fail()
                     with m.Elif(left == 1):
+                        # The table's final byte (its length follows from the header and the
+                        # counts): the load ends here, with or without ``last``; without it, or
+                        # with the wrong ESC presence, the table is bad.
+                        m.next = "HDR0"
                         with m.If(~cfg.payload.last
                                   | ((_pick(list(esc_present), grp) | is_esc) != esc_flag)):
-                            fail()
-                        with m.Else():
-                            m.next = "HDR0"
+                            m.d.sync += error.eq(1)
                     with m.Elif(remaining == 1):
                         m.next = "ADVANCE"
                         early_last()
@@ -520,10 +522,13 @@ class HuffmanEncoder(wiring.Component):
                         m.next = "SYM_LO"
                         early_last()
             with m.State("SKIP"):
-                # After a malformed table: drop bytes up to the one flagged last.
+                # After a malformed table: drop bytes up to the one flagged last. Symbols are
+                # not held back meanwhile, so a bad load that never sends ``last`` cannot
+                # block the encoder.
                 with m.If(hs & cfg.payload.last):
                     m.next = "HDR0"
-        m.d.comb += loading.eq(~fsm.ongoing("HDR0"))
+        # Symbols wait while a byte is offered or a good load is unfinished.
+        m.d.comb += loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
         # cfg waits in HDR0 until no accepted symbol still needs the old table, and while the
         # entries are cleared or a length is stepped. One expression (a continuous assignment
         # in Verilog): a per-state process would stay X in Icarus until its inputs changed.

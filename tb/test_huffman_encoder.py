@@ -26,12 +26,12 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import BUILD_ROOT, FLOW_PATTERNS, Fields, flow, load_config, run_cocotb
+from tb.common import BUILD_ROOT, Fields, flow, flow_pairs, load_config, run_cocotb
 
 CONFIGS = [
     # Main point: run-time tables, real data, throughput and error checks.
     {"b": 8, "L": 12, "W": 32, "bounds": None, "bits": None, "baked": False,
-     "real": True, "throughput": True, "errors": True},
+     "real": True, "throughput": True, "errors": True, "main": True},
     # 32-bit codes (ESC of length 24 + 8 raw bits) into 8-bit words: several words per symbol.
     {"b": 8, "L": 24, "W": 8, "bounds": None, "bits": None, "baked": False},
     # Three groups of mixed widths, run-time tables loaded per group, real data.
@@ -299,32 +299,6 @@ class Source:
         await with_timeout(empty(), timeout_ns, "ns")
 
 
-class Stability:
-    """AXI4-Stream rule on an output: once valid, valid and payload hold until ready."""
-
-    def __init__(self, dut, prefix, clk):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk = clk
-        self.prefix = prefix
-        self.violations = []
-        self._task = cocotb.start_soon(self._run())
-
-    async def _run(self):
-        from cocotb.triggers import RisingEdge
-
-        held = None
-        while True:
-            await RisingEdge(self.clk)
-            valid = self.valid.value
-            if held is not None and (str(valid) != "1" or str(self.payload.value) != held):
-                self.violations.append(f"{self.prefix} changed while not ready")
-            held = None
-            if str(valid) == "1" and str(self.ready.value) != "1":
-                held = str(self.payload.value)
-
-
 class TB:
     def __init__(self, dut, cfg, idle, backpressure, seed):
         from tb.common import StreamSink
@@ -340,9 +314,11 @@ class TB:
         if "cfg__payload" in ports:
             self.c_fields = Fields.from_manifest(ports["cfg__payload"])
             self.cfg_source = Source(dut, "cfg", dut.clk, idle, seed + 7)
-        self.sink = StreamSink(dut, "o_stream", dut.clk, self.o_fields, backpressure, seed + 1)
-        self.counts = StreamSink(dut, "o_count", dut.clk, self.n_fields, backpressure, seed + 2)
-        self.stable = [Stability(dut, p, dut.clk) for p in ("o_stream", "o_count")]
+        watch = (dut.i_stream__valid, dut.i_stream__ready)
+        self.sink = StreamSink(dut, "o_stream", dut.clk, self.o_fields, backpressure, seed + 1,
+                               watch)
+        self.counts = StreamSink(dut, "o_count", dut.clk, self.n_fields, backpressure,
+                                 seed + 2, watch)
 
     async def reset(self):
         from tb.common import start_clock_and_reset
@@ -381,8 +357,6 @@ class TB:
         assert len(self.sink.received) == len(plan.words), "encoder emitted extra words"
         assert len(self.counts.received) == len(plan.counts), "encoder emitted extra counts"
         assert int(self.dut.error.value) == 0, "error flag set on a valid stream"
-        for monitor in self.stable:
-            assert not monitor.violations, monitor.violations[0]
 
 
 async def run_test(dut, idle, backpressure):
@@ -394,6 +368,10 @@ async def run_test(dut, idle, backpressure):
     timeout = 400 * (plan.symbols + len(plan.words)) + 2_000_000
     await tb.play(plan, timeout)
     await tb.check(plan, timeout)
+    if backpressure == "fill":
+        assert tb.sink.pattern.fills > 0, "backpressure never filled the encoder"
+    if backpressure != "none":
+        assert tb.sink.rule.stalls > 0, "the output was never stalled"
 
 
 async def run_throughput(dut):
@@ -474,21 +452,98 @@ async def run_errors(dut):
     assert [c["nbits"] for c in tb.counts.received] == [0], "uncodable tile count not 0"
 
 
+async def run_cfg_framing(dut):
+    """Table loads whose ``last`` is missing or misplaced never block the encoder.
+
+    A load ends at the table's final byte (its length follows from the header and counts);
+    without ``last`` there the error flag is set, the table (complete) is in place and the
+    next tile is coded. A load that fails earlier drops bytes up to ``last`` without holding
+    symbols back (the codes in place stay). An encoder that waited for ``last`` would time out.
+    """
+    from cocotb.triggers import ClockCycles
+
+    cfg = load_config()
+    tb = TB(dut, cfg, "none", "none", 21)
+    await tb.reset()
+    rng = np.random.default_rng(21)
+    W = cfg["W"]
+    table = every_length_table(cfg["b"], cfg["L"], rng)
+    other = random_table(cfg["b"], cfg["L"], rng)
+    timeout = 200_000
+
+    async def load(t, last_at, extra=b""):
+        data = t.serialize() + extra
+        tb.cfg_source.send(tb.c_fields.pack({"data": x, "last": int(i == last_at)})
+                           for i, x in enumerate(data))
+        await tb.cfg_source.drain(timeout)
+        await ClockCycles(dut.clk, 8)
+        return int(dut.error.value)
+
+    async def tile(t):
+        """A tile coded with ``t``: the words and bit count must be golden's."""
+        values = values_from(t, 50, rng)
+        want, nbits = encode_tile(values, t, W)
+        marks = len(tb.sink.received), len(tb.counts.received)
+        pats = symbol_indices(values, t.bits, t.signed)
+        tb.source.send(tb.i_fields.pack({"symbol": int(p), "last": int(i == len(pats) - 1)})
+                       for i, p in enumerate(pats))
+        await tb.source.drain(timeout)
+        counts = await tb.counts.wait_for(marks[1] + 1, timeout)
+        await ClockCycles(dut.clk, 10)
+        got = [w["data"] for w in tb.sink.received[marks[0]:]]
+        assert got == [int(w) for w in want] and counts[-1]["nbits"] == nbits, "tile differs"
+
+    n = len(table.serialize())
+    assert await load(table, n - 1) == 0
+    await tile(table)
+    # 1. A whole table without last: the flag is set at its final byte; symbols go on.
+    assert await load(other, None) == 1, "a table without last must set the error flag"
+    await tile(other)
+    # 2. A malformed first byte and no last: the rest is dropped while symbols go on with
+    #    the codes in place; a byte with last ends the drop.
+    bad = bytes([table.serialize()[0] ^ 1]) + table.serialize()[1:]
+    tb.cfg_source.send(tb.c_fields.pack({"data": x, "last": 0}) for x in bad)
+    await tb.cfg_source.drain(timeout)
+    await ClockCycles(dut.clk, 8)
+    assert int(dut.error.value) == 1, "a malformed first byte must set the error flag"
+    await tile(other)
+    tb.cfg_source.send([tb.c_fields.pack({"data": 0, "last": 1})])
+    assert await load(table, len(table.serialize()) - 1) == 0, "a good load clears the flag"
+    await tile(table)
+    # 3. A trailing byte carries the last flag: the table's final byte lacks it.
+    assert await load(other, len(other.serialize()), b"\x00") == 1, "trailing byte"
+    await tile(other)
+
+
 if cocotb is not None:
+    # The tests a configuration runs are generated from it: nothing returns early.
+    _CFG = load_config()
+
     @cocotb.test()
-    @cocotb.parametrize(idle=list(FLOW_PATTERNS), backpressure=list(FLOW_PATTERNS))
+    @cocotb.parametrize((("idle", "backpressure"), flow_pairs(_CFG.get("main", False))))
     async def encoder_matches_golden(dut, idle, backpressure):
         await run_test(dut, idle, backpressure)
 
-    @cocotb.test()
-    async def encoder_throughput(dut):
-        if load_config().get("throughput"):
+    if _CFG.get("throughput"):
+        @cocotb.test()
+        async def encoder_throughput(dut):
             await run_throughput(dut)
 
-    @cocotb.test()
-    async def encoder_error_flag(dut):
-        if load_config().get("errors"):
+    if _CFG.get("errors"):
+        @cocotb.test()
+        async def encoder_error_flag(dut):
             await run_errors(dut)
+
+    if _CFG.get("main"):
+        @cocotb.test()
+        async def encoder_cfg_framing(dut):
+            await run_cfg_framing(dut)
+
+
+def cocotb_tests(cfg) -> int:
+    """How many cocotb tests a configuration generates (pytest checks that all of them ran)."""
+    return (len(flow_pairs(cfg.get("main", False))) + bool(cfg.get("throughput"))
+            + bool(cfg.get("errors")) + bool(cfg.get("main")))
 
 
 # ----------------------------------------------------------------------------- pytest
@@ -521,7 +576,7 @@ def test_huffman_encoder(cfg):
         extra["real_path"] = str(BUILD_ROOT / "huffman_encoder_mobilenet_v2.npy")
     run_cocotb(f"huffman_encoder-{config_name(cfg)}", {"huffman_encoder.v": text},
                "huffman_encoder", "tb.test_huffman_encoder",
-               {**cfg, **extra, "ports": ports})
+               {**cfg, **extra, "ports": ports}, tests=cocotb_tests(cfg))
 
 
 def test_real_coefficients_are_not_trivial():

@@ -47,6 +47,7 @@ def test_greedy_meets_target_and_is_monotone(seed, t1, t2):
             greedy_allocate(layers, lo)
         return
     k_lo, k_hi = greedy_allocate(layers, lo), greedy_allocate(layers, hi)
+    # The allocator compares the same float64 sum; 1e-12 covers a different summation order.
     assert network_bits_per_value(layers, k_lo) <= lo + 1e-12
     assert network_bits_per_value(layers, k_hi) <= hi + 1e-12
     for lay in layers:
@@ -217,18 +218,24 @@ def test_layer_sensitivity_is_kl_per_relative_error():
     maps = capture(model, x, ["1", "3"])
     proj = {p: pca_fit(maps[p].numpy()) for p in ("1", "3")}
     sens = layer_sensitivity(model, x, proj, threshold=0.8, batch=5)
+
+    def logits():  # in batches of 5, as asked of layer_sensitivity: the same float32 sums
+        return torch.cat([model(x[s:s + 5]) for s in range(0, len(x), 5)])
+
     for p in ("1", "3"):
         k = k_for_energy(proj[p].eigenvalues, 0.8)
         with torch.no_grad():
-            base = model(x).log_softmax(1)
+            base = logits().log_softmax(1)
             with replaced(model, {p: Projector(proj[p].truncate(k))}):
-                logq = model(x).log_softmax(1)
+                logq = logits().log_softmax(1)
             kl = float((base.exp() * (base - logq)).sum(1).mean())
             a = maps[p].double().numpy().reshape(-1, 8)
             t = proj[p].truncate(k)
             rec = t.reconstruct(t.project(a))
         rel = ((rec - a) ** 2).sum() / ((a - a.mean(0)) ** 2).sum()
-        assert sens[p] == pytest.approx(kl / rel, rel=1e-3), p
+        # The KL is the same float32 arithmetic; the relative error here is float64, there
+        # from the float32 reconstruction (~1e-7 relative per value): they agree to ~1e-7.
+        assert sens[p] == pytest.approx(kl / rel, rel=1e-5), p
     dead = nn.Sequential(*model[:5], nn.Linear(8 * 4 * 4, 10)).eval()
     with torch.no_grad():
         dead[5].weight.zero_()  # output ignores every map: no sensitivity, the floor is 1

@@ -97,8 +97,9 @@ def test_critical_path_summary():
                                                  "inner.x_LUT4_Z": "LUT4"})
     assert cp["from"] == "codes.0.0" and cp["to"] == "code1_TRELLIS_FF_Q_27"
     assert cp["logic_steps"] == 3
-    assert cp["logic_ns"] == pytest.approx(5.6 + 0.4 + 0.9 + 0.1)
-    assert cp["routing_ns"] == pytest.approx(1.9)
+    # Sums of a few decimal delays in float64, in another order: ~1e-15 apart.
+    assert cp["logic_ns"] == pytest.approx(5.6 + 0.4 + 0.9 + 0.1, rel=1e-12)
+    assert cp["routing_ns"] == pytest.approx(1.9, rel=1e-12)
     assert cp["largest"] == ["DP16KD clk-to-q 5.60 ns", "CCU2 0.90 ns", "LUT4 0.40 ns"]
     assert cp["sources"] == ["hdl/huffman_encoder.py:311"]
     assert fpga_flow.critical_path({"critical_paths": []}) is None

@@ -45,7 +45,7 @@ def brute_cost(weights, max_len):
         return w[0]
     best = None
     for ls in itertools.product(range(1, max_len + 1), repeat=len(w)):
-        if sum(2.0 ** -x for x in ls) <= 1:
+        if sum(1 << (max_len - x) for x in ls) <= 1 << max_len:  # Kraft, in integers
             c = sum(a * b for a, b in zip(w, ls))
             best = c if best is None else min(best, c)
     return best

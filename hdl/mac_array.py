@@ -432,7 +432,12 @@ class MacArray(wiring.Component):
         return m
 
     def _loader(self, m, busy, hold, ports):
-        """The ``cfg`` port: a fixed-order stream of values written between pixels."""
+        """The ``cfg`` port: a fixed-order stream of values written between pixels.
+
+        A load ends at its ``last`` beat or at its final value (the last channel's shift),
+        whichever comes first: a load without ``last`` cannot hold pixels back for ever, and
+        the beat after the final value starts the next load.
+        """
         s = self._sched
         R, L, S, G = s["rows"], s["lanes"], s["chunks"], s["groups"]
         w_wr, b_wr, m_wr, s_wr = ports
@@ -441,7 +446,7 @@ class MacArray(wiring.Component):
         m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | ~busy)]
         hs = cfg.valid & cfg.ready
         d = cfg.payload.data
-        phase = Signal(range(5))  # weights, bias, mult, shift, done (extra beats ignored)
+        phase = Signal(range(4))  # weights, bias, mult, shift
         lc = Signal(range(max(L, 2)))
         sc = Signal(range(max(S, 2)))
         rc = Signal(range(max(R, 2)))
@@ -455,9 +460,10 @@ class MacArray(wiring.Component):
                          wr.en.eq(Mux(hs & (phase == ph), 1 << rc, 0))]
         m.d.comb += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
                      w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
+        final = (phase == 3) & row_end & (gc == G - 1)
         with m.If(hs):
-            m.d.sync += loading.eq(~cfg.payload.last)
-            with m.If(cfg.payload.last):
+            m.d.sync += loading.eq(~(cfg.payload.last | final))
+            with m.If(cfg.payload.last | final):
                 m.d.sync += [phase.eq(0), lc.eq(0), sc.eq(0), rc.eq(0), gc.eq(0),
                              tbase.eq(0), lbase.eq(0)]
             with m.Elif(phase == 0):
@@ -472,7 +478,7 @@ class MacArray(wiring.Component):
                                          tbase.eq(Mux(gc == G - 1, 0, tbase + S))]
                             with m.If(gc == G - 1):
                                 m.d.sync += phase.eq(1)
-            with m.Elif(phase < 4):
+            with m.Else():
                 m.d.sync += rc.eq(Mux(row_end, 0, rc + 1))
                 with m.If(row_end):
                     m.d.sync += gc.eq(Mux(gc == G - 1, 0, gc + 1))
@@ -516,9 +522,10 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
     if consts is None:
         info["configuration"] = (
             f"cfg stream of {comp.cfg_beats} beats {{data, last}}: W row-major "
-            f"({co}x{ci}), bias, mult, shift (low bits of data); last ends the load (early "
-            f"last keeps the rest); applied between pixels: cfg waits for in-flight pixels, "
-            f"new pixels wait for last (docs/mac_array.md)")
+            f"({co}x{ci}), bias, mult, shift (low bits of data); the load ends at last (early "
+            f"last keeps the rest) or after its {comp.cfg_beats}th beat; applied between "
+            f"pixels: cfg waits for in-flight pixels, new pixels wait for the load's end "
+            f"(docs/mac_array.md)")
     return BuildModule(name, comp, info)
 
 

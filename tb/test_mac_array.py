@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import BUILD_ROOT, FLOW_PATTERNS, load_config, run_cocotb
+from tb.common import BUILD_ROOT, flow_pairs, load_config, run_cocotb
 
 REAL_POINT = "features.10"  # a 64-channel MobileNetV2 block output (signed values)
 REAL_PATH = BUILD_ROOT / "mac_array_mobilenet_v2.npz"
@@ -46,8 +46,10 @@ CONFIGS = [
     {"name": "c6k4m8", "co": 6, "ci": 4, "multipliers": 8, "out_group": 2, "relu": False,
      "in_width": 16, "weight_width": 16, "bias_width": 32, "mult_width": 32, "out_width": 16},
     # The product's inverse projection, C=64 K=16, with real data.
+    # Main point: every stall pattern pair, the cfg framing test.
     {"name": "c64k16m64", "co": 64, "ci": 16, "multipliers": 64, "out_group": 4,
-     "relu": False, "real": "inv", "pixels": 200, "segments": ("corners", "real"), **W8},
+     "relu": False, "real": "inv", "pixels": 200, "segments": ("corners", "real"),
+     "main": True, **W8},
     # The hdl.build default (M = 16, 64 cycles per pixel): the no-stall run only.
     {"name": "c64k16m16", "co": 64, "ci": 16, "multipliers": 16, "out_group": 1,
      "relu": False, "pixels": 50, "only": "mac_array_throughput", **W8},
@@ -211,7 +213,10 @@ class TB:
         self.dut = dut
         self.cfg = cfg
         self.source = StreamSource(dut, "i_stream", dut.clk, None, idle, seed)
-        self.sink = StreamSink(dut, "o_stream", dut.clk, None, backpressure, seed + 1)
+        self.sink = StreamSink(dut, "o_stream", dut.clk, None, backpressure, seed + 1,
+                               (dut.i_stream__valid, dut.i_stream__ready),
+                               threshold=cfg["cycles"] + 16)
+        self.fill = self.sink.pattern
         self.loader = (StreamSource(dut, "cfg", dut.clk, None, idle, seed + 2)
                        if not cfg.get("baked") else None)
         self.paused = False
@@ -340,13 +345,69 @@ async def run_test(dut, idle, backpressure):
     tb.check(expect, got, f"{idle}/{backpressure}")
     await ClockCycles(dut.clk, cfg["latency"] + 20)
     assert len(tb.sink.received) == beats, "MAC array emitted extra beats"
+    if backpressure == "fill":
+        assert tb.fill.fills > 0, "backpressure never filled the MAC array"
+        assert tb.sink.rule.stalls > 0, "the output was never stalled"
+
+
+async def run_cfg_framing(dut):
+    """A load without ``last`` ends after its ``C_out * C_in + 3 * C_out`` beats.
+
+    A full load with no ``last`` at all is applied and pixels flow after it (an array that
+    waited for ``last`` would hold them for ever and time out here); a full load without
+    ``last`` followed at once by a partial load: the beat after the final value starts the
+    partial load, which replaces weights and bias and keeps the first load's mult and shift.
+    """
+    cfg = load_config()
+    rng = np.random.default_rng(31)
+    tb = TB(dut, cfg, "none", "none", 31)
+    await tb.reset()
+    mask = (1 << cfg["cfg_data_width"]) - 1
+
+    def no_last(beats):
+        return [b & mask for b in beats]
+
+    p1 = random_params(cfg, rng)
+    full = no_last(cfg_beats(cfg, p1))
+    assert len(full) == cfg["co"] * cfg["ci"] + 3 * cfg["co"]
+    tb.loader.send(full)
+    await tb.loader.wait_sent(timeout_ns=100 * len(full) + 10_000)
+    px1 = random_pixels(cfg, rng, 5)
+    await tb.pixels(px1)
+    p2, p3 = random_params(cfg, rng), random_params(cfg, rng)
+    partial = {"weight": p3["weight"], "bias": p3["bias"], "mult": p2["mult"],
+               "shift": p2["shift"]}
+    beats = no_last(cfg_beats(cfg, p2)) + cfg_beats(cfg, p3, partial=True)
+    tb.loader.send(beats)
+    await tb.loader.wait_sent(timeout_ns=100 * len(beats) + 10_000)
+    px2 = random_pixels(cfg, rng, 5)
+    await tb.pixels(px2)
+    expect = np.concatenate([golden(cfg, p1, px1), golden(cfg, partial, px2)])
+    n = expect.shape[0] * cfg["co"] // cfg["out_group"]
+    got = await tb.sink.wait_for(n, timeout_ns=100 * (n + cfg["latency"]) + 100_000)
+    tb.check(expect, got, "cfg framing")
+
+
+def cocotb_tests(cfg) -> int:
+    """The cocotb tests a configuration runs (pytest checks that all of them did)."""
+    if cfg.get("only"):
+        return 1
+    return len(flow_pairs(cfg.get("main", False))) + 1 + bool(cfg.get("main"))
 
 
 if cocotb is not None:
+    # The tests a configuration runs are generated from it: nothing returns early.
+    _CFG = load_config()
+
     @cocotb.test()
-    @cocotb.parametrize(idle=list(FLOW_PATTERNS), backpressure=list(FLOW_PATTERNS))
+    @cocotb.parametrize((("idle", "backpressure"), flow_pairs(_CFG.get("main", False))))
     async def mac_array_matches_golden(dut, idle, backpressure):
         await run_test(dut, idle, backpressure)
+
+    if _CFG.get("main"):
+        @cocotb.test()
+        async def mac_array_cfg_framing(dut):
+            await run_cfg_framing(dut)
 
     @cocotb.test()
     async def mac_array_throughput(dut):
@@ -412,7 +473,7 @@ def test_mac_array(cfg):
     assert cfg["cycles"] == cfg["co"] * cfg["ci"] // cfg["multipliers"]
     text = verilog.convert(comp, name="mac_array", emit_src=False)
     run_cocotb(f"mac_array-{cfg['name']}", {"mac_array.v": text}, "mac_array",
-               "tb.test_mac_array", cfg, testcase=cfg.get("only"))
+               "tb.test_mac_array", cfg, testcase=cfg.get("only"), tests=cocotb_tests(cfg))
 
 
 def test_real_data_is_not_trivial():

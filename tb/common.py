@@ -228,19 +228,24 @@ class StreamRule:
     every payload signal unchanged at the next edge. A break raises ``AssertionError`` at once
     (from a background task this fails the running cocotb test). ``stalls`` counts the cycles
     the rule was in force. Call ``sample()`` right after each ``RisingEdge`` (it reads the
-    values the design saw at that edge); ``start()`` runs it in a task of its own.
+    values the design saw at that edge); ``start()`` runs it in a task of its own. While
+    ``reset`` is high the rule is not in force.
     """
 
-    def __init__(self, name: str, valid, ready, payload=()):
+    def __init__(self, name: str, valid, ready, payload=(), reset=None):
         self.name = name
         self.valid, self.ready = valid, ready
         self.payload = list(payload)
+        self.reset = reset
         self.held = None
         self.stalls = 0
         self.cycle = 0
 
     def sample(self) -> None:
         self.cycle += 1
+        if self.reset is not None and str(self.reset.value) != "0":
+            self.held = None
+            return
         valid = self.valid.value
         if self.held is not None:
             now = tuple(p.value for p in self.payload)
@@ -364,7 +369,8 @@ class StreamSink:
         self.fields = fields
         self.pattern = flow(backpressure, seed, watch, threshold)
         self.rule = StreamRule(prefix, self.valid, self.ready,
-                               [self.payload] if self.payload is not None else [])
+                               [self.payload] if self.payload is not None else [],
+                               getattr(dut, "rst", None))
         self.received: list = []
         self.beat_cycles: list[int] = []
         self.cycle = 0
@@ -465,7 +471,8 @@ class AxiSink(StreamSink):
         self.clk = clk
         self.fields = None
         self.pattern = flow(backpressure, seed, watch, threshold)
-        self.rule = StreamRule(prefix, self.valid, self.ready, list(self.signals.values()))
+        self.rule = StreamRule(prefix, self.valid, self.ready, list(self.signals.values()),
+                               getattr(dut, "rst", None))
         self.received = []
         self.beat_cycles = []
         self.cycle = 0

@@ -356,7 +356,7 @@ class TB:
         self.out = (dut.o_stream__valid, dut.o_stream__ready, dut.o_stream__payload,
                     flow(backpressure, seed + 101, (dut.i_stream__valid, dut.i_stream__ready)))
         self.rule = StreamRule("o_stream", dut.o_stream__valid, dut.o_stream__ready,
-                               [dut.o_stream__payload])
+                               [dut.o_stream__payload], dut.rst)
         self.received = []          # (symbol, last, first)
         self.beat_cycles = []
         self.tile_errors = {}       # tile index -> first error code seen

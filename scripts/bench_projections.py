@@ -1,29 +1,27 @@
-"""Rate against fidelity of PCA, CAP-learned and Price-learned projections, in one run.
+"""Rate against accuracy of PCA, CAP and Price projections, synthetic against real calibration.
 
-    python -m scripts.bench_projections [--targets 1.34,2.0,3.0] [--cap-targets 2.0]
-        [--price-targets T,..] [--methods pca,cap,price] [--num-calib 64] [--num-eval 48]
-        [--cap-steps 20] [--price-steps 3] [--qat] [--run-length] [--no-baseline]
-        [--where post|act] [--x-method mse] [--unsigned auto|off] [--min-step 0.5]
-        [--out build/bench/projections.png] [--json FILE] [--skip-digits] [--skip-mobilenet]
+    python -m scripts.bench_projections [--sources synthetic,real] [--distilled DIR]
+        [--targets 1.34,2.0,3.0,4.0] [--cap-targets 1.34,2.0] [--price-targets 1.34,2.0]
+        [--num-calib 128] [--crops-per-photo 8] [--cap-steps 160] [--price-steps 4]
+        [--allocation kl|share] [--skip-digits] [--skip-mobilenet] [--json FILE]
+        [--out build/bench/projections.png]
 
-For each target average bits per value, CAP's greedy allocation (``golden.allocate``, bits(k)
-measured with ``golden.calibrate``'s quantization and plain Huffman tables on the calibration
-pixels) picks k per layer from the PCA spectra; each method then gives the projections at
-those k: PCA itself, CAP's distillation + hint training (``golden.learn.learn_cap``, all points
-jointly), or Price and Tanner's layer-by-layer end-to-end training (``learn_price``: task loss
-on digits, distillation on MobileNetV2). Every configuration is folded into integer artifacts
-(``golden.calibrate.calibrate_layer``) and evaluated with all points compressed at once
-(``golden.report.evaluate``): coded bits per value as the hardware stores them, top-1
-agreement and mean KL against the uncompressed network on held-out inputs (MobileNetV2: crops
-of photos disjoint from the calibration photos), accuracy drop on digits. Prints a table beside
-the papers' figures and writes a PNG. ``--run-length`` also reports the allocation's bits with
-the run-length mode (bitstream version 2, ``golden.huffman_rl``) on the calibration pixels.
-
-Before the baseline, an ``act`` row measures the activation format alone (every point only
-quantized to its stored width, no projection: ``golden.report.activation_only``), the ceiling
-that no projection can beat. Points store non-negative maps unsigned by default
-(``golden.calibrate.activation_format``); ``--where act`` compresses only the activation
-modules' outputs (MobileNetV2: the 35 ReLU6 outputs, not the 17 block outputs).
+MobileNetV2, every one of its 52 post-activation points compressed at once. For each
+calibration source, ``synthetic`` (the images of ``python -m golden distill`` in
+``--distilled``, no real photo) and ``real`` (crops of half the bundled photos), the benchmark
+fits PCA per point, measures each point's coded bits against k (``golden.allocate.layer_costs``)
+and its output KL against k on held-out calibration inputs (``kl_curves``, with the hardware's
+rounding), and for every target bits per value lets CAP's greedy allocation choose k per point.
+Each method then gives the projections at those k: PCA itself, CAP (``learn_cap``: KD plus
+hint against the teacher, through the integer rounding, early-stopped on a validation split) or
+Price and Tanner (``learn_price``, layer by layer). Every configuration is folded into integer
+artifacts and evaluated on the same real photos for both sources (the held-out half of the
+bundled photos and the 13 extra pictures, ``--crops-per-photo`` crops each): coded bits per
+value as the hardware stores them; top-1 agreement with the float network over all crops and
+over the confident ones (float top-1 probability >= 0.5), with 95% intervals bootstrapped over
+photos; top-5 containment; mean KL. Beside them, on the same crops, the 8-bit activations
+alone (no projection): their agreement, KL and Huffman-coded size (the lossless point). The
+digits CNN gives the same comparison with labelled accuracy. Prints a table, writes a PNG.
 """
 
 from __future__ import annotations
@@ -36,15 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.__main__ import LEARN_RATE
-
 PROG = "python -m scripts.bench_projections"
 METHODS = ("pca", "cap", "price")
-PAPERS = [
-    ("CAP (Tai et al. 2022)", "MobileNetV2", "1.34", "top-1 drop 0.6% (ImageNet, 50k)"),
-    ("CAP (Tai et al. 2022)", "ResNet18", "2.75", "top-1 drop 0.4-0.7%"),
-    ("target of issue 4", "MobileNetV2", "<= 1.34", "top-1 agreement >= 98% held out"),
-]
+SOURCES = ("synthetic", "real")
 
 
 class UsageError(Exception):
@@ -61,21 +53,23 @@ def _log(t0, msg):
 
 
 def _floats(text, name):
+    if not text:
+        return []
     try:
         vals = [float(v) for v in text.split(",")]
     except ValueError:
         raise UsageError(f"{name} must be a comma-separated list of numbers, not {text!r}") \
             from None
-    if not vals or any(not v > 0 for v in vals):
+    if any(not v > 0 for v in vals):
         raise UsageError(f"{name} values must be positive, not {text}")
     return vals
 
 
-def _methods(text):
-    names = [m.strip() for m in text.split(",")]
-    bad = [m for m in names if m not in METHODS]
+def _names(text, allowed, name):
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in allowed]
     if bad or not names:
-        raise UsageError(f"--methods must be a comma-separated subset of {','.join(METHODS)}, "
+        raise UsageError(f"{name} must be a comma-separated subset of {','.join(allowed)}, "
                          f"not {text!r}")
     return names
 
@@ -84,216 +78,245 @@ def _methods(text):
 
 
 class Setting:
-    """One network with its calibration and evaluation inputs, PCA and bits(k) per point."""
-
-    def __init__(self, name, model, x_calib, x_eval, labels_calib, labels_eval, points,
-                 samples, pcas, costs):
-        self.name, self.model, self.x_calib, self.x_eval = name, model, x_calib, x_eval
-        self.labels_calib, self.labels_eval = labels_calib, labels_eval
-        self.points, self.samples, self.pcas, self.costs = points, samples, pcas, costs
+    """One network and calibration source: its inputs, PCA, costs and reference logits."""
 
 
-def _prepare(name, model, x_calib, x_eval, labels_calib, labels_eval, args, t0):
-    from golden.allocate import layer_costs
-    from golden.calibrate import activation_format, calibrate_layer
+def _prepare(name, source, model, x_calib, x_eval, groups, labels_eval, args, t0):
+    import torch
+
+    from golden.allocate import kl_curves, layer_costs
+    from golden.calibrate import calibrate_layer
     from golden.capture import activation_points, capture, sample_pixels
+    from golden.learn import quant_format
     from golden.projection import pca_fit
+    from golden.report import activation_tables, evaluate
 
-    points = activation_points(model, args.where)
-    samples = sample_pixels(model, x_calib, points, max_pixels=args.max_pixels, seed=args.seed)
-    samples = {p: s.astype(np.float64) for p, s in samples.items()}
-    layer_kw = {}
-    for p in points:
-        in_bits, relu = activation_format(samples[p], 8, "auto" if args.unsigned == "auto"
-                                          else False)
-        layer_kw[p] = dict(method=args.scale_method, x_method=args.x_method, in_bits=in_bits,
-                           relu=relu)
-        if args.min_step is not None:
-            layer_kw[p]["min_step"] = args.min_step
-    sizes = {p: int(np.prod(v.shape[1:])) for p, v in capture(model, x_calib[:1], points).items()}
-    _log(t0, f"{name}: {len(points)} points, {sum(sizes.values())} values per input, "
-             f"{len(x_calib)} calibration / {len(x_eval)} evaluation inputs")
-    pcas = {p: pca_fit(samples[p]) for p in points}
-    _log(t0, f"{name}: PCA fitted")
-    full = {p: calibrate_layer(pcas[p], samples[p], name=p, **layer_kw[p]) for p in points}
-    unsigned = sum(layer_kw[p]["relu"] for p in points)
-    _log(t0, f"{name}: {unsigned} of {len(points)} points stored unsigned; activation step "
-             f"{args.x_method}, coefficient steps {args.scale_method}")
-    costs = {p: layer_costs(pcas[p], samples[p], sizes[p], name=p, artifact=full[p])
-             for p in points}
-    _log(t0, f"{name}: full-k artifacts calibrated, bits(k) measured per layer (plain Huffman)")
-    if args.sensitivity:
-        from golden.allocate import layer_sensitivity
-
-        sens = layer_sensitivity(model, x_calib[:16], pcas)
-        for p in points:
-            costs[p].sensitivity = sens[p]
-        _log(t0, f"{name}: measured sensitivities, max/min "
-                 f"{max(sens.values()) / min(sens.values()):.3g}")
-    s = Setting(name, model, x_calib, x_eval, labels_calib, labels_eval, points, samples,
-                pcas, costs)
-    s.full, s.layer_kw = full, layer_kw
+    s = Setting()
+    s.name, s.source, s.model = name, source, model
+    s.x_calib, s.x_eval, s.groups, s.labels = x_calib, x_eval, groups, labels_eval
+    s.points = activation_points(model)
+    samples = sample_pixels(model, x_calib, s.points, max_pixels=args.max_pixels, seed=0)
+    s.samples = {p: v.astype(np.float64) for p, v in samples.items()}
+    sizes = {p: int(np.prod(v.shape[1:])) for p, v in capture(model, x_calib[:1],
+                                                               s.points).items()}
+    s.pcas = {p: pca_fit(s.samples[p]) for p in s.points}
+    s.full = {p: calibrate_layer(s.pcas[p], s.samples[p], name=p,
+                                 **_layer_kw(s.samples[p])) for p in s.points}
+    s.costs = {p: layer_costs(s.pcas[p], s.samples[p], sizes[p], name=p, artifact=s.full[p])
+               for p in s.points}
+    s.quant = {p: quant_format(s.pcas[p], s.samples[p]) for p in s.points}
+    _log(t0, f"{name}/{source}: {len(s.points)} points, {sum(sizes.values())} values per "
+             f"input, {len(x_calib)} calibration / {len(x_eval)} evaluation inputs; PCA, "
+             f"bits(k) measured")
+    if args.allocation == "kl":
+        n_val = max(1, round(len(x_calib) * args.val_fraction))
+        x_val = x_calib[-min(n_val, args.kl_inputs):]
+        curves = kl_curves(model, x_val, s.pcas, quant=s.quant, grid=args.kl_grid)
+        for p in s.points:
+            s.costs[p].distortion = curves[p]
+            s.costs[p].__post_init__()
+        _log(t0, f"{name}/{source}: output KL against k measured per point on {len(x_val)} "
+                 f"held-out calibration inputs")
+    with torch.no_grad():
+        s.base = torch.cat([model(x_eval[i:i + 16]).float() for i in range(0, len(x_eval), 16)])
+    ref = evaluate(model, x_eval, s.full, labels=labels_eval, groups=groups, baseline=True,
+                   baseline_tables=activation_tables(s.full, s.samples),
+                   base_logits=s.base, return_logits=True)
+    s.reference, s.base8 = ref["network"], ref["logits"]["base8"]
+    _log(t0, f"{name}/{source}: reference pass (8-bit activations alone, full-k PCA) done")
     return s
 
 
-def _projections(s: Setting, method, ks, args):
-    from golden.learn import learn_cap, learn_price, pca_steps
+def _layer_kw(samples):
+    from golden.calibrate import activation_format
+
+    in_bits, relu = activation_format(samples, 8, "auto")
+    return dict(in_bits=in_bits, relu=relu)
+
+
+def _projections(s: Setting, method, ks, args, curve):
+    from golden.learn import learn_cap, learn_price
 
     inits = {p: s.pcas[p].truncate(ks[p]) for p in s.points}
     if method == "pca":
         return inits
-    qat = {}
-    if args.qat:
-        qat = dict(quant_bits=8, quant_steps={p: pca_steps(inits[p], s.samples[p])
-                                              for p in s.points})
     small = s.name == "digits"
-    lr = args.lr if small else args.mnv2_lr
+    quant = {p: _truncated(s.quant[p], ks[p]) for p in s.points}
+    common = dict(lr=args.digits_lr if small else args.lr, batch=64 if small else args.batch,
+                  quant=quant, seed=args.seed, progress=args.progress)
     if method == "cap":
-        return learn_cap(s.model, s.x_calib, inits, steps=args.digits_steps if small else
-                         args.cap_steps, lr=lr, hint_weight=args.hint_weight,
-                         batch=64 if small else args.batch, seed=args.seed,
-                         progress=args.progress, **qat)
-    loss = "task" if s.labels_calib is not None else "kd"
-    return learn_price(s.model, s.x_calib, s.points, inits, loss=loss, labels=s.labels_calib,
-                       steps=args.digits_steps if small else args.price_steps, lr=lr,
-                       batch=64 if small else args.batch, seed=args.seed,
-                       progress=args.progress, **qat)
+        return learn_cap(s.model, s.x_calib, inits,
+                         steps=args.digits_steps if small else args.cap_steps,
+                         val_fraction=args.val_fraction, eval_every=10 if small else 16,
+                         history=curve, **common)
+    return learn_price(s.model, s.x_calib, s.points, inits,
+                       steps=args.digits_price_steps if small else args.price_steps, **common)
+
+
+def _truncated(fmt, k):
+    import dataclasses
+
+    return dataclasses.replace(fmt, steps=fmt.steps[:k])
 
 
 def _run(s: Setting, method, target, args, t0):
-    """One configuration; ``target`` None is the full-k baseline (8-bit coefficients of every
-    component: the quantization pipeline alone)."""
     from golden.allocate import greedy_allocate, network_bits_per_value
     from golden.calibrate import calibrate_layer
-    from golden.report import evaluate
+    from golden.report import evaluate, paired_drop_ci
 
     t = time.time()
-    if target is None:
-        ks = {p: s.costs[p].channels for p in s.points}
-    else:
-        ks = greedy_allocate(s.costs, target)
-    predicted = network_bits_per_value(s.costs, ks)
-    t_learn = 0.0
-    if target is None:
-        arts = s.full
-    else:
-        projections = _projections(s, method, ks, args)
-        t_learn = time.time() - t
-        arts = {p: calibrate_layer(projections[p], s.samples[p], name=p, **s.layer_kw[p])
-                for p in s.points}
-    result = evaluate(s.model, s.x_eval, arts, labels=s.labels_eval, progress=args.progress)
+    ks = greedy_allocate(s.costs, target)
+    curve = []
+    projections = _projections(s, method, ks, args, curve)
+    t_learn = time.time() - t
+    arts = {p: calibrate_layer(projections[p], s.samples[p], name=p,
+                               **_layer_kw(s.samples[p])) for p in s.points}
+    result = evaluate(s.model, s.x_eval, arts, labels=s.labels, groups=s.groups,
+                      base_logits=s.base, return_logits=True)
     net = result["network"]
-    values = {p: s.costs[p].values for p in s.points}
-    coef_share = sum(ks[p] * values[p] / s.costs[p].channels for p in s.points) / sum(
-        values.values())
-    row = {"model": s.name, "method": method + ("+s" if args.sensitivity else ""),
-           "target": "full" if target is None else target, "points": args.where,
-           "bits_per_value": net["bits_per_value"], "calib_bits_per_value": predicted,
-           "coefficients_per_value": coef_share, "top1_agreement": net["top1_agreement"],
-           "agreement_stderr": net["agreement_stderr"],
-           "agreement_ci95": net["agreement_ci95"], "mean_kl": net["mean_kl"],
-           "num_eval": net["num_eval_inputs"], "k": ks, "learn_s": t_learn,
-           "total_s": time.time() - t}
-    if "accuracy_drop" in net:
-        row.update(accuracy=net["accuracy"], accuracy_drop=net["accuracy_drop"])
-    if net.get("confident_top1_agreement") is not None:
-        row.update(confident_inputs=net["confident_inputs"],
-                   confident_top1_agreement=net["confident_top1_agreement"])
-    if args.run_length:
-        row["calib_rl_bits_per_value"] = network_bits_per_value(s.rl_costs, ks)
-    _log(t0, f"{s.name} {method} target {row['target']}: "
-             f"{net['bits_per_value']:.3f} bits/value, agreement {net['top1_agreement']:.3f}, "
-             f"KL {net['mean_kl']:.4f}"
-             + (f", accuracy drop {100 * net['accuracy_drop']:.2f}%"
-                if "accuracy_drop" in net else "") + f" ({row['total_s']:.0f} s)")
+    row = _row(s, method, target, net)
+    # The drop below the 8-bit activations on the same crops, bootstrapped over photos with
+    # the same draws for both (paired).
+    row["confident_drop_ci95"] = paired_drop_ci(s.base, s.base8, result["logits"]["comp"],
+                                                s.groups)
+    row.update(calib_bits_per_value=network_bits_per_value(s.costs, ks), k=ks,
+               learn_s=t_learn, total_s=time.time() - t, curve=curve)
+    _log(t0, _line(row))
     return row
 
 
-def _act_row(s: Setting, args, t0):
-    """The activation format alone (every point quantized at its full-k artifact's x_scale and
-    width, no projection): what the compressed network can at best agree to."""
-    from golden.report import activation_only
-
-    t = time.time()
-    net = activation_only(s.model, s.x_eval, s.full, labels=s.labels_eval)
-    values = sum(s.costs[p].values for p in s.points)
-    stored = sum(s.costs[p].values * (s.full[p].in_bits - s.full[p].relu)
-                 for p in s.points) / values
-    row = {"model": s.name, "method": "act", "target": "none", "points": args.where,
-           "bits_per_value": stored,
-           "calib_bits_per_value": stored, "coefficients_per_value": 0.0,
-           "top1_agreement": net["top1_agreement"], "agreement_stderr": net["agreement_stderr"],
-           "agreement_ci95": net["agreement_ci95"], "mean_kl": net["mean_kl"],
-           "num_eval": net["num_eval_inputs"], "k": {}, "learn_s": 0.0,
-           "total_s": time.time() - t}
-    if "accuracy_drop" in net:
-        row.update(accuracy=net["accuracy"], accuracy_drop=net["accuracy_drop"])
-    if net.get("confident_top1_agreement") is not None:
-        row.update(confident_inputs=net["confident_inputs"],
-                   confident_top1_agreement=net["confident_top1_agreement"])
-    _log(t0, f"{s.name} activation format alone: {stored:.2f} stored bits/value, agreement "
-             f"{net['top1_agreement']:.3f}, KL {net['mean_kl']:.4f} ({row['total_s']:.0f} s)")
+def _row(s, method, target, net):
+    ref = s.reference
+    row = {"model": s.name, "source": s.source, "method": method, "target": target,
+           "bits_per_value": net["bits_per_value"], "top1_agreement": net["top1_agreement"],
+           "top1_agreement_ci95": net.get("top1_agreement_ci95_photos"),
+           "top1_agreement_confident": net["top1_agreement_confident"],
+           "top1_agreement_confident_ci95": net.get("top1_agreement_confident_ci95"),
+           "top5_containment": net["top5_containment"], "mean_kl": net["mean_kl"],
+           "num_eval_crops": net["num_eval_crops"],
+           "num_eval_photos": net.get("num_eval_photos"),
+           "num_confident_crops": net["num_confident_crops"],
+           "baseline_top1_agreement_confident": ref["baseline_top1_agreement_confident"],
+           "baseline_mean_kl": ref["baseline_mean_kl"]}
+    if "accuracy" in net:
+        row.update(accuracy=net["accuracy"], compressed_accuracy=net["compressed_accuracy"],
+                   accuracy_drop=net["accuracy_drop"])
     return row
 
 
-def _digits(args, t0):
-    from golden.digits import accuracy, train_digits_cnn
+def _line(r):
+    ci = r.get("top1_agreement_confident_ci95") or [float("nan")] * 2
+    conf = r["top1_agreement_confident"]
+    conf_text = "-" if conf is None else f"{100 * conf:.1f}% [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    acc = (f", accuracy {100 * r['compressed_accuracy']:.2f}% (drop "
+           f"{100 * r['accuracy_drop']:.2f})" if "accuracy" in r else "")
+    return (f"{r['model']}/{r['source']} {r['method']} target {r['target']}: "
+            f"{r['bits_per_value']:.3f} bits/value, confident {conf_text} "
+            f"(8-bit only {100 * r['baseline_top1_agreement_confident']:.1f}%), all "
+            f"{100 * r['top1_agreement']:.1f}%, top-5 {100 * r['top5_containment']:.1f}%, "
+            f"KL {r['mean_kl']:.4f}{acc}")
 
-    model, data = train_digits_cnn(seed=args.seed)
-    _log(t0, f"digits CNN trained: test accuracy {accuracy(model, data.x_test, data.y_test):.4f}")
-    return _prepare("digits", model, data.x_train, data.x_test, data.y_train, data.y_test,
-                    args, t0)
+
+def _lossless_row(s: Setting):
+    ref = s.reference
+    row = {"model": s.name, "source": s.source, "method": "8-bit", "target": None,
+           "bits_per_value": ref["baseline_bits_per_value"],
+           "top1_agreement": ref["baseline_top1_agreement"],
+           "top1_agreement_ci95": None,
+           "top1_agreement_confident": ref["baseline_top1_agreement_confident"],
+           "top1_agreement_confident_ci95": ref.get("baseline_top1_agreement_confident_ci95"),
+           "top5_containment": ref["baseline_top5_containment"],
+           "mean_kl": ref["baseline_mean_kl"], "num_eval_crops": ref["num_eval_crops"],
+           "num_eval_photos": ref.get("num_eval_photos"),
+           "num_confident_crops": ref["num_confident_crops"],
+           "baseline_top1_agreement_confident": ref["baseline_top1_agreement_confident"],
+           "baseline_mean_kl": ref["baseline_mean_kl"], "k": {}, "learn_s": 0.0,
+           "total_s": 0.0, "curve": []}
+    if "accuracy" in ref:
+        drop = ref["baseline_accuracy_drop"]
+        row.update(accuracy=ref["accuracy"], compressed_accuracy=ref["accuracy"] - drop,
+                   accuracy_drop=drop)
+    return row
 
 
-def _mobilenet(args, t0):
-    from golden.images import bundled_photos, extra_photos, make_batch, split_photos
+# ---------------------------------------------------------------------------------------------
+
+
+def _mobilenet(source, args, t0):
+    from golden.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
     from golden.mobilenet import load_mobilenet_v2
 
     model = load_mobilenet_v2()
     calib, evaluation = split_photos(bundled_photos())
-    if args.extra_photos:
-        calib = calib + extra_photos()
-    _log(t0, f"MobileNetV2 loaded; calibration photos {', '.join(n for n, _ in calib)}; "
-             f"evaluation photos {', '.join(n for n, _ in evaluation)}")
-    x_calib = make_batch(calib, args.num_calib, seed=args.seed)
-    x_eval = make_batch(evaluation, args.num_eval, seed=args.seed + 1)
-    return _prepare("mobilenet_v2", model, x_calib, x_eval, None, None, args, t0)
+    evaluation = evaluation + extra_photos()
+    if source == "synthetic":
+        images = load_folder(args.distilled)
+        n = min(args.num_calib, len(images))
+        x_calib = make_batch(images, n, seed=args.seed, scale=(1.0, 1.0), ratio=(1.0, 1.0))
+    else:
+        x_calib = make_batch(calib, args.num_calib, seed=args.seed)
+    n_eval = args.crops_per_photo * len(evaluation)
+    x_eval = make_batch(evaluation, n_eval, seed=args.seed + 1)
+    groups = np.arange(n_eval) % len(evaluation)
+    _log(t0, f"MobileNetV2, {source} calibration; evaluation photos: "
+             f"{', '.join(n for n, _ in evaluation)}")
+    return _prepare("mobilenet_v2", source, model, x_calib, x_eval, groups, None, args, t0)
 
 
-def _rl(s: Setting, args, t0):
-    from golden.allocate import layer_costs
+def _digits(source, args, t0):
+    import torch
 
-    s.rl_costs = {p: layer_costs(s.pcas[p], s.samples[p], s.costs[p].values, name=p,
-                                 method=args.scale_method, run_length=True, grid=8)
-                  for p in s.points}
-    _log(t0, f"{s.name}: bits(k) measured per layer (run-length mode)")
+    from golden.__main__ import _digits_images
+    from golden.digits import train_digits_cnn
+
+    model, data = train_digits_cnn(seed=0)
+    if source == "synthetic":
+        x_calib = _digits_images(args.distilled_digits)
+    else:
+        x_calib = data.x_train
+    groups = np.arange(len(data.x_test))
+    torch.manual_seed(0)
+    return _prepare("digits", source, model, x_calib, data.x_test, groups, data.y_test, args,
+                    t0)
+
+
+def _digits_distilled(args, t0):
+    """Distil the digits images once (cheap) into ``--distilled-digits`` if missing."""
+    from golden.digits import train_digits_cnn
+    from golden.distill import DistillSettings, distill_to_folder
+
+    model, _ = train_digits_cnn(seed=0)
+    settings = DistillSettings(size=8, low_size=None, steps=200)
+    m = distill_to_folder(model, args.distilled_digits, 512, batch=128, settings=settings,
+                          channels=1, classes=10, model_name="digits", log=lambda line: None)
+    _log(t0, f"digits: {m['num_images']} distilled images in {args.distilled_digits} "
+             f"(BatchNorm loss {m['start_bn']:.2f} -> {m['final_bn']:.2f})")
 
 
 # ---------------------------------------------------------------------------------------------
 
 
 def _table(rows):
-    head = (f"{'model':13} {'method':6} {'target':>6} {'bits/val':>8} {'coef/val':>8} "
-            f"{'calib':>6} {'RL':>6} {'top-1 agr (n)':>17} {'confident (n)':>13} "
-            f"{'mean KL':>8} {'acc drop':>8} "
-            f"{'time s':>6}")
+    head = (f"{'model':12} {'source':9} {'method':6} {'target':>6} {'bits/val':>8} "
+            f"{'confident agreement [95%]':>27} {'8-bit':>6} {'all':>6} {'top-5':>6} "
+            f"{'KL':>7} {'acc drop':>8} {'time s':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        agr = (f"{100 * r['top1_agreement']:.1f}+-{100 * r['agreement_stderr']:.1f}% "
-               f"({r['num_eval']})")
+        conf = r["top1_agreement_confident"]
+        ci = r.get("top1_agreement_confident_ci95")
+        conf_text = "-" if conf is None else (
+            f"{100 * conf:5.1f}% ({r['num_confident_crops']})"
+            + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""))
         drop = f"{100 * r['accuracy_drop']:.2f}%" if "accuracy_drop" in r else "-"
-        rl = f"{r['calib_rl_bits_per_value']:.2f}" if "calib_rl_bits_per_value" in r else "-"
-        conf = (f"{100 * r['confident_top1_agreement']:.1f}% ({r['confident_inputs']})"
-                if "confident_inputs" in r else "-")
-        target = r["target"] if isinstance(r["target"], str) else f"{r['target']:.2f}"
-        lines.append(f"{r['model']:13} {r['method']:6} {target:>6} "
-                     f"{r['bits_per_value']:8.3f} {r['coefficients_per_value']:8.3f} "
-                     f"{r['calib_bits_per_value']:6.2f} {rl:>6} {agr:>17} {conf:>13} "
-                     f"{r['mean_kl']:8.4f} {drop:>8} {r['total_s']:6.0f}")
+        target = "-" if r["target"] is None else f"{r['target']:.2f}"
+        lines.append(f"{r['model']:12} {r['source']:9} {r['method']:6} {target:>6} "
+                     f"{r['bits_per_value']:8.3f} {conf_text:>27} "
+                     f"{100 * r['baseline_top1_agreement_confident']:5.1f}% "
+                     f"{100 * r['top1_agreement']:5.1f}% {100 * r['top5_containment']:5.1f}% "
+                     f"{r['mean_kl']:7.4f} {drop:>8} {r['total_s']:6.0f}")
     lines.append("")
-    lines.append("papers:")
-    for who, net, bits, fid in PAPERS:
-        lines.append(f"  {who:24} {net:12} {bits:>8} bits/value  {fid}")
+    lines.append("CAP (Tai et al. 2022) reports MobileNetV2 at 1.34 bits/value with a 0.6% top-1 "
+                 "drop after 3 ImageNet epochs.")
     return "\n".join(lines)
 
 
@@ -302,39 +325,48 @@ def _plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(model, key, label, title) for model, key, label, title in (
-        ("mobilenet_v2", "top1_agreement", "top-1 agreement with uncompressed (%)",
-         "MobileNetV2, held-out photos (CAP: 1.34 bits/value)"),
-        ("digits", "accuracy_drop", "accuracy drop (%)", "digits CNN, test set"))
-        if any(r["model"] == model for r in rows)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4.2),
-                             squeeze=False)
-    names = {"act": "activations only (8-bit stored, no compression)", "pca": "PCA",
-             "cap": "CAP", "price": "Price"}
-    for ax, (model, key, label, title) in zip(axes[0], panels):
-        for method in (*METHODS, "act"):
-            pts = sorted((r["bits_per_value"], 100 * r[key], r) for r in rows
-                         if r["model"] == model and r["method"].split("+")[0] == method
-                         and key in r)
-            if not pts:
-                continue
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            line, = ax.plot(xs, ys, "o-", label=names[method])
-            if key == "top1_agreement":
-                for x, y, r in pts:
-                    lo, hi = r["agreement_ci95"]
-                    ax.errorbar(x, y, yerr=[[y - 100 * lo], [100 * hi - y]], fmt="none",
-                                color=line.get_color(), capsize=3)
-        ax.axvline(1.34, color="gray", ls=":", lw=1)
-        if key == "top1_agreement":
-            ax.axhline(98.0, color="gray", ls="--", lw=1)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-        ax.set_xlabel("coded bits per activation value")
-        ax.set_ylabel(label)
-        if any(r.get("points") == "act" for r in rows if r["model"] == model):
-            title += "\nactivation modules' outputs only"
-        ax.set_title(title)
+    models = [m for m in ("mobilenet_v2", "digits") if any(r["model"] == m for r in rows)]
+    fig, axes = plt.subplots(2, len(models), figsize=(6.0 * len(models), 8.0), squeeze=False)
+    colors = {"pca": "tab:blue", "cap": "tab:red", "price": "tab:green"}
+    for col, model in enumerate(models):
+        top, bottom = axes[0][col], axes[1][col]
+        mrows = [r for r in rows if r["model"] == model]
+        key = "top1_agreement_confident" if model == "mobilenet_v2" else "compressed_accuracy"
+        for source, style in (("synthetic", "-"), ("real", "--")):
+            for method in METHODS:
+                pts = sorted((r["bits_per_value"], r) for r in mrows if r["source"] == source
+                             and r["method"] == method and r.get(key) is not None)
+                if not pts:
+                    continue
+                xs = [p[0] for p in pts]
+                ys = [100 * p[1][key] for p in pts]
+                label = f"{method.upper() if method != 'price' else 'Price'}, {source}"
+                top.plot(xs, ys, "o" + style, color=colors[method], label=label)
+                ci_key = "top1_agreement_confident_ci95" if model == "mobilenet_v2" else None
+                for x, (_, r) in zip(xs, pts):
+                    ci = r.get(ci_key) if ci_key else None
+                    if ci:
+                        top.errorbar(x, 100 * r[key], yerr=[[100 * (r[key] - ci[0])],
+                                                            [100 * (ci[1] - r[key])]],
+                                     fmt="none", color=colors[method], capsize=2, alpha=0.6)
+                bottom.plot(xs, [p[1]["mean_kl"] for p in pts], "o" + style,
+                            color=colors[method], label=label)
+            lossless = [r for r in mrows if r["source"] == source and r["method"] == "8-bit"]
+            for r in lossless:
+                marker = "k*" if source == "synthetic" else "kx"
+                top.plot(r["bits_per_value"], 100 * r[key], marker, ms=10,
+                         label=f"8-bit activations, Huffman ({source})")
+                bottom.plot(r["bits_per_value"], max(r["mean_kl"], 1e-5), marker, ms=10)
+        top.axvline(1.34, color="gray", ls=":", lw=1)
+        bottom.axvline(1.34, color="gray", ls=":", lw=1)
+        top.set_ylabel("top-1 agreement on confident crops (%)" if model == "mobilenet_v2"
+                       else "test accuracy (%)")
+        top.set_title("MobileNetV2, real held-out photos" if model == "mobilenet_v2"
+                      else "digits CNN, labelled test split")
+        bottom.set_yscale("log")
+        bottom.set_ylabel("mean KL (float || compressed)")
+        bottom.set_xlabel("coded bits per activation value")
+        top.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -343,51 +375,35 @@ def _plot(rows, path):
 
 def make_parser():
     p = _Parser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--targets", default="1.34,2.0,3.0",
-                   help="MobileNetV2 bits/value targets for PCA ('' for none: the act and "
-                   "full-k rows only)")
-    p.add_argument("--digits-targets", default="1.0,1.34,2.0")
+    p.add_argument("--sources", default="synthetic,real")
+    p.add_argument("--distilled", default="runs/distill128",
+                   help="folder of `python -m golden distill --model mobilenet_v2` images")
+    p.add_argument("--distilled-digits", default="build/bench/distill_digits",
+                   help="folder for the digits' distilled images (made if missing)")
     p.add_argument("--methods", default="pca,cap,price")
-    p.add_argument("--cap-targets", default="2.0", help="MobileNetV2 targets for CAP")
-    p.add_argument("--price-targets", default="",
-                   help="MobileNetV2 targets for Price (none by default: 52 points x steps "
-                   "forward-backward passes)")
-    p.add_argument("--num-calib", type=int, default=64, help="MobileNetV2 calibration crops")
-    p.add_argument("--num-eval", type=int, default=48, help="MobileNetV2 evaluation crops")
-    p.add_argument("--extra-photos", action="store_true",
-                   help="calibrate MobileNetV2 on golden.images.extra_photos too")
-    p.add_argument("--max-pixels", type=int, default=5000, help="calibration pixels per layer")
-    p.add_argument("--scale-method", default="mse", choices=("max", "percentile", "mse", "kl"),
-                   help="coefficient steps (golden.calibrate.clip_scale)")
-    p.add_argument("--x-method", default="mse", choices=("max", "percentile", "mse", "kl"),
-                   help="activation step of every point (golden.calibrate.clip_scale)")
-    p.add_argument("--unsigned", default="auto", choices=("auto", "off"),
-                   help="auto: non-negative points stored unsigned (activation_format); off: "
-                   "every point signed 8-bit")
-    p.add_argument("--min-step", type=float,
-                   help="coefficient step floor (calibrate_layer's min_step; its default)")
-    p.add_argument("--where", default="post", choices=("post", "act"),
-                   help="points: post (activation and block outputs) or act (activation "
-                   "modules only: MobileNetV2's 35 ReLU6 outputs)")
-    p.add_argument("--cap-steps", type=int, default=20, help="CAP Adam steps (MobileNetV2)")
-    p.add_argument("--price-steps", type=int, default=3,
-                   help="Price Adam steps per layer (MobileNetV2)")
-    p.add_argument("--digits-steps", type=int, default=150, help="Adam steps on digits")
+    p.add_argument("--targets", default="1.34,2.0,3.0,4.0", help="targets for PCA")
+    p.add_argument("--cap-targets", default="1.34,2.0")
+    p.add_argument("--price-targets", default="1.34,2.0")
+    p.add_argument("--digits-targets", default="1.0,1.34,2.0,3.0")
+    p.add_argument("--num-calib", type=int, default=128, help="MobileNetV2 calibration inputs")
+    p.add_argument("--crops-per-photo", type=int, default=8,
+                   help="MobileNetV2 evaluation crops per photo (17 photos)")
+    p.add_argument("--max-pixels", type=int, default=20000, help="calibration pixels per point")
+    p.add_argument("--allocation", default="kl", choices=("kl", "share"))
+    p.add_argument("--kl-inputs", type=int, default=8,
+                   help="held-out calibration inputs of the KL allocation (MobileNetV2)")
+    p.add_argument("--kl-grid", type=int, default=5, help="k values measured per point")
+    p.add_argument("--val-fraction", type=float, default=0.125)
+    p.add_argument("--cap-steps", type=int, default=160,
+                   help="most CAP Adam steps on MobileNetV2 (early-stopped)")
+    p.add_argument("--price-steps", type=int, default=4,
+                   help="Price Adam steps per point on MobileNetV2")
+    p.add_argument("--digits-steps", type=int, default=300)
+    p.add_argument("--digits-price-steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-2,
-                   help="relative Adam step on digits (golden.learn: lr / sqrt(C) on S1, S2)")
-    p.add_argument("--mnv2-lr", type=float, default=LEARN_RATE["mobilenet_v2"],
-                   help="relative Adam step on MobileNetV2 (golden calibrate's default; 1e-2 "
-                   "raised its calibration KL)")
-    p.add_argument("--hint-weight", type=float, default=1.0)
-    p.add_argument("--qat", action="store_true", help="straight-through 8-bit rounding in training")
-    p.add_argument("--run-length", action="store_true",
-                   help="also measure the allocation's bits in run-length mode (slow)")
-    p.add_argument("--sensitivity", action="store_true",
-                   help="weight the greedy allocation by measured per-layer sensitivities "
-                   "(golden.allocate.layer_sensitivity) instead of treating layers alike")
-    p.add_argument("--no-baseline", action="store_true",
-                   help="skip the full-k row (8-bit coefficients of every component)")
+    p.add_argument("--lr", type=float, default=1e-4,
+                   help="relative Adam step on MobileNetV2 (golden.learn)")
+    p.add_argument("--digits-lr", type=float, default=1e-2)
     p.add_argument("--skip-digits", action="store_true")
     p.add_argument("--skip-mobilenet", action="store_true")
     p.add_argument("--threads", type=int, default=2)
@@ -399,19 +415,19 @@ def make_parser():
 
 
 def _check(args):
-    for name in ("num_calib", "num_eval", "max_pixels", "batch", "threads"):
+    for name in ("num_calib", "crops_per_photo", "max_pixels", "batch", "threads", "kl_inputs",
+                 "kl_grid"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, "
                              f"not {getattr(args, name)}")
-    for name in ("cap_steps", "price_steps", "digits_steps"):
+    for name in ("cap_steps", "price_steps", "digits_steps", "digits_price_steps"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative")
-    if args.min_step is not None and args.min_step < 0:
-        raise UsageError(f"--min-step must not be negative, not {args.min_step}")
-    if not args.lr > 0 or not args.mnv2_lr > 0 or args.hint_weight < 0:
-        raise UsageError("--lr and --mnv2-lr must be positive and --hint-weight not negative")
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
+    if not args.lr > 0 or not args.digits_lr > 0:
+        raise UsageError("--lr and --digits-lr must be positive")
+    if not 0 < args.val_fraction < 1:
+        raise UsageError(f"--val-fraction must be in (0, 1), not {args.val_fraction}")
+    if Path(args.out).suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, not {args.out}")
     if args.skip_digits and args.skip_mobilenet:
         raise UsageError("nothing to do: both --skip-digits and --skip-mobilenet")
@@ -423,12 +439,17 @@ def main(argv=None):
     try:
         args = make_parser().parse_args(argv)
         _check(args)
-        targets = _floats(args.targets, "--targets") if args.targets else []
+        targets = {"pca": _floats(args.targets, "--targets"),
+                   "cap": _floats(args.cap_targets, "--cap-targets"),
+                   "price": _floats(args.price_targets, "--price-targets")}
         digits_targets = _floats(args.digits_targets, "--digits-targets")
-        cap_targets = _floats(args.cap_targets, "--cap-targets") if args.cap_targets else []
-        price_targets = (_floats(args.price_targets, "--price-targets")
-                         if args.price_targets else [])
-        methods = _methods(args.methods)
+        methods = _names(args.methods, METHODS, "--methods")
+        sources = _names(args.sources, SOURCES, "--sources")
+        if "synthetic" in sources and not args.skip_mobilenet and not (
+                Path(args.distilled) / "manifest.json").is_file():
+            raise UsageError(f"--distilled {args.distilled} holds no distilled images; make "
+                             f"them with python -m golden distill --model mobilenet_v2 "
+                             f"--num-images 128 --out {args.distilled}")
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
@@ -437,19 +458,18 @@ def main(argv=None):
     rows = []
     jobs = []
     if not args.skip_digits:
-        jobs.append((_digits, {m: digits_targets for m in METHODS}))
+        jobs += [(_digits, source, {m: digits_targets for m in METHODS}) for source in sources]
     if not args.skip_mobilenet:
-        jobs.append((_mobilenet, {"pca": targets, "cap": cap_targets, "price": price_targets}))
+        jobs += [(_mobilenet, source, targets) for source in sources]
     try:
-        for make, per_method in jobs:
+        if not args.skip_digits and "synthetic" in sources:
+            _digits_distilled(args, t0)
+        for make, source, per_method in jobs:
             # The digits CNN is tiny: one thread avoids thread start-up costs and contention.
             torch.set_num_threads(1 if make is _digits else args.threads)
-            s = make(args, t0)
-            if args.run_length:
-                _rl(s, args, t0)
-            if not args.no_baseline:
-                rows.append(_act_row(s, args, t0))
-                rows.append(_run(s, "pca", None, args, t0))
+            s = make(source, args, t0)
+            rows.append(_lossless_row(s))
+            _log(t0, _line(rows[-1]))
             for method in methods:
                 for target in per_method[method]:
                     rows.append(_run(s, method, target, args, t0))
@@ -461,12 +481,9 @@ def main(argv=None):
     out = Path(args.out)
     _plot(rows, out)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     print(f"\nplot: {out}; {time.time() - t0:.0f} s in all, {args.threads} threads")
-    for r in rows:
-        if r["model"] == "mobilenet_v2" and r["method"].startswith("pca"):
-            print(f"k per layer ({r['method']}, target {r['target']}): "
-                  + " ".join(f"{p}={k}" for p, k in r["k"].items()))
     return 0
 
 

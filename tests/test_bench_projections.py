@@ -1,6 +1,8 @@
 """scripts.bench_projections refuses bad arguments with one line on stderr and exit status 2,
 before loading any network."""
 
+import re
+
 import pytest
 
 from scripts.bench_projections import main
@@ -24,5 +26,4 @@ def test_bad_arguments(args, message, capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith("python -m scripts.bench_projections: error: ")
-    import re
     assert re.search(message, err[0]), err[0]

@@ -143,7 +143,7 @@ def _projections(s: Setting, method, ks, args, curve):
     small = s.name == "digits"
     quant = {p: _truncated(s.quant[p], ks[p]) for p in s.points}
     common = dict(lr=args.digits_lr if small else args.lr, batch=64 if small else args.batch,
-                  quant=quant, seed=args.seed, progress=args.progress)
+                  quant=quant, lr_scale=args.lr_scale, seed=args.seed, progress=args.progress)
     if method == "cap":
         return learn_cap(s.model, s.x_calib, inits,
                          steps=args.digits_steps if small else args.cap_steps,
@@ -404,6 +404,9 @@ def make_parser():
     p.add_argument("--lr", type=float, default=1e-4,
                    help="relative Adam step on MobileNetV2 (golden.learn)")
     p.add_argument("--digits-lr", type=float, default=1e-2)
+    p.add_argument("--lr-scale", default="relative", choices=("relative", "absolute"),
+                   help="relative: S1, S2 move by about lr / sqrt(C) per step; absolute: lr "
+                   "(CAP's paper: 1e-3)")
     p.add_argument("--skip-digits", action="store_true")
     p.add_argument("--skip-mobilenet", action="store_true")
     p.add_argument("--threads", type=int, default=2)

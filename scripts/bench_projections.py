@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.__main__ import KL_INPUTS
+
 PROG = "python -m scripts.bench_projections"
 METHODS = ("pca", "cap", "price")
 SOURCES = ("synthetic", "real")
@@ -110,7 +112,8 @@ def _prepare(name, source, model, x_calib, x_eval, groups, labels_eval, args, t0
              f"bits(k) measured")
     if args.allocation == "kl":
         n_val = max(1, round(len(x_calib) * args.val_fraction))
-        x_val = x_calib[-min(n_val, args.kl_inputs):]
+        limit = args.kl_inputs if name == "mobilenet_v2" else KL_INPUTS[name]
+        x_val = x_calib[-min(n_val, limit):]
         curves = kl_curves(model, x_val, s.pcas, quant=s.quant, grid=args.kl_grid)
         for p in s.points:
             s.costs[p].distortion = curves[p]
@@ -391,7 +394,8 @@ def make_parser():
     p.add_argument("--max-pixels", type=int, default=20000, help="calibration pixels per point")
     p.add_argument("--allocation", default="kl", choices=("kl", "share"))
     p.add_argument("--kl-inputs", type=int, default=8,
-                   help="held-out calibration inputs of the KL allocation (MobileNetV2)")
+                   help="held-out calibration inputs of the KL allocation on MobileNetV2 "
+                   "(digits: golden calibrate's)")
     p.add_argument("--kl-grid", type=int, default=5, help="k values measured per point")
     p.add_argument("--val-fraction", type=float, default=0.125)
     p.add_argument("--cap-steps", type=int, default=160,

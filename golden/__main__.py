@@ -382,8 +382,14 @@ def cmd_calibrate(args):
     from golden.artifacts import save_artifact
     from golden.capture import activation_points, sample_pixels
     from golden.projection import pca_fit
-    from golden.report import (activation_tables, evaluate, plot_bits_per_layer,
-                               plot_learning_curve, plot_rate_fidelity, write_json)
+    from golden.report import (
+        activation_tables,
+        evaluate,
+        plot_bits_per_layer,
+        plot_learning_curve,
+        plot_rate_fidelity,
+        write_json,
+    )
 
     times = {}
     t0 = time.time()

@@ -308,6 +308,23 @@ def _write_json(path: Path, data) -> None:
         raise
 
 
+class _Progress:
+    """About ten log lines per batch: step, phase, losses, seconds."""
+
+    def __init__(self, log, index, nbatch, steps_total, t0):
+        self.log, self.index, self.nbatch = log, index, nbatch
+        self.total, self.t0, self.count = steps_total, t0, 0
+        self.every = max(1, steps_total // 10)
+
+    def __call__(self, phase, step, losses):
+        self.count += 1
+        if self.count % self.every == 0 or self.count == self.total:
+            self.log(f"distill: batch {self.index + 1}/{self.nbatch} step {self.count}/"
+                     f"{self.total} (phase {phase + 1}) bn {losses['bn']:.3f} ce "
+                     f"{losses['ce']:.3f} total {losses['total']:.3f}, "
+                     f"{time.time() - self.t0:.0f} s")
+
+
 def distill_to_folder(model: nn.Module, folder, num_images: int, *, batch: int = 32,
                       settings: DistillSettings | None = None, seed: int = 0,
                       channels: int = 3, mean=(0.0,), std=(1.0,), classes: int | None = None,
@@ -354,19 +371,9 @@ def distill_to_folder(model: nn.Module, folder, num_images: int, *, batch: int =
         if b in done and all(f.is_file() for f in files):
             continue
         t0 = time.time()
-        every = max(1, steps_total // 10)
-        count = [0]
-
-        def progress(phase, step, losses, b=b):
-            count[0] += 1
-            if count[0] % every == 0 or count[0] == steps_total:
-                log(f"distill: batch {b + 1}/{nbatch} step {count[0]}/{steps_total} "
-                    f"(phase {phase + 1}) bn {losses['bn']:.3f} ce {losses['ce']:.3f} "
-                    f"total {losses['total']:.3f}, {time.time() - t0:.0f} s")
-
         pixels, info = distill_batch(model, n, settings, channels=channels, mean=mean,
                                      std=std, classes=classes, seed=seed * 100003 + b,
-                                     progress=progress)
+                                     progress=_Progress(log, b, nbatch, steps_total, t0))
         for f, img in zip(files, pixels):
             _write_png(f, img)
         seconds = time.time() - t0

@@ -25,8 +25,8 @@ from golden.calibrate import coded_bits, roundtrip
 from golden.capture import replaced
 from golden.quant import int_range
 
-__all__ = ["activation_only", "agreement_stats", "activation_tables", "compare_logits", "evaluate", "paired_drop_ci",
-           "plot_bits_per_layer", "plot_learning_curve", "plot_rate_fidelity",
+__all__ = ["activation_only", "activation_tables", "agreement_stats", "compare_logits", "evaluate",
+           "paired_drop_ci", "plot_bits_per_layer", "plot_learning_curve", "plot_rate_fidelity",
            "write_json"]
 
 

@@ -252,8 +252,8 @@ def test_bad_batch_arguments(digits, kwargs, message):
 
 def test_no_batchnorm_refused(tmp_path):
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    message = r"^Model Sequential has no BatchNorm2d layer: its statistics are what " \
-              r"distillation matches$"
+    message = (r"^Model Sequential has no BatchNorm2d layer: its statistics are what "
+               r"distillation matches$")
     with pytest.raises(ValueError, match=message):
         distill_batch(net, 2, DistillSettings(**FAST), channels=1, classes=10)
     with pytest.raises(ValueError, match=message):

@@ -145,8 +145,8 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
     (["calibrate", "--model", "digits", "--k", "3", "--where", "mid"],
      r"argument --where: invalid choice"),
     (["calibrate", "--model", "digits", "--k", "3", "--eval-images", "."],
-     r"--eval-images applies to --model mobilenet_v2 only \(digits are evaluated on their "
-     r"labelled test split\)"),
+     (r"--eval-images applies to --model mobilenet_v2 only \(digits are evaluated on their "
+      r"labelled test split\)")),
     (["calibrate", "--model", "digits", "--k", "3", "--images", "{tmp}/empty"],
      r"Image folder '.*empty' holds no image files"),
     (["calibrate", "--model", "digits", "--k", "3", "--extra-photos"],

@@ -13,8 +13,15 @@ import torch
 from torch import nn
 
 from golden.capture import capture, replaced
-from golden.learn import (Projector, QuantFormat, learn_cap, learn_price, objective, pca_steps,
-                          quant_format)
+from golden.learn import (
+    Projector,
+    QuantFormat,
+    learn_cap,
+    learn_price,
+    objective,
+    pca_steps,
+    quant_format,
+)
 from golden.projection import Projection, pca_fit
 from golden.report import compare_logits
 
@@ -232,8 +239,8 @@ def test_learned_projection_replaces_the_point(setting):
     (dict(lr=0.0), r"^Learning rate must be a positive number, not 0.0$"),
     (dict(batch=0), r"^Batch size must be a positive integer, not 0$"),
     (dict(quant={}), r"^Quantization-aware training needs a QuantFormat for point '1'"),
-    (dict(lr_scale="log"), r"^Learning-rate scale must be 'relative' or 'absolute', "
-                           r"not 'log'$"),
+    (dict(lr_scale="log"),
+     r"^Learning-rate scale must be 'relative' or 'absolute', not 'log'$"),
 ])
 def test_learn_price_errors(setting, kwargs, message):
     model, x, _, _, inits, _, _ = setting

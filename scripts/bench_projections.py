@@ -418,6 +418,9 @@ def make_parser():
     p.add_argument("--progress", action="store_true", help="tqdm bars for long steps")
     p.add_argument("--out", default="build/bench/projections.png")
     p.add_argument("--json", help="also write the rows as JSON")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="run nothing: print the table and draw the plot of rows that earlier "
+                   "runs wrote with --json")
     return p
 
 
@@ -452,7 +455,7 @@ def main(argv=None):
         digits_targets = _floats(args.digits_targets, "--digits-targets")
         methods = _names(args.methods, METHODS, "--methods")
         sources = _names(args.sources, SOURCES, "--sources")
-        if "synthetic" in sources and not args.skip_mobilenet and not (
+        if not args.merge and "synthetic" in sources and not args.skip_mobilenet and not (
                 Path(args.distilled) / "manifest.json").is_file():
             raise UsageError(f"--distilled {args.distilled} holds no distilled images; make "
                              f"them with python -m golden distill --model mobilenet_v2 "
@@ -460,6 +463,18 @@ def main(argv=None):
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    if args.merge:
+        rows = []
+        try:
+            for name in args.merge:
+                rows += json.loads(Path(name).read_text())
+        except (OSError, ValueError) as e:
+            print(f"{PROG}: error: cannot read {name}: {e}", file=sys.stderr)
+            return 2
+        print(_table(rows))
+        _plot(rows, Path(args.out))
+        print(f"\nplot: {args.out}")
+        return 0
     torch.set_num_threads(args.threads)
     t0 = time.time()
     rows = []

@@ -27,3 +27,13 @@ def test_bad_arguments(args, message, capsys, tmp_path):
     assert len(err) == 1, err
     assert err[0].startswith("python -m scripts.bench_projections: error: ")
     assert re.search(message, err[0]), err[0]
+
+
+def test_merge_needs_readable_rows(tmp_path, capsys):
+    bad = tmp_path / "rows.json"
+    bad.write_text("{not json")
+    assert main(["--merge", str(bad), "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"python -m scripts.bench_projections: error: cannot read {bad}")
+    assert not (tmp_path / "p.png").exists()

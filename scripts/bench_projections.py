@@ -355,7 +355,7 @@ def _plot(rows, path):
                 bottom.plot(xs, [p[1]["mean_kl"] for p in pts], "o" + style,
                             color=colors[method], label=label)
             lossless = [r for r in mrows if r["source"] == source and r["method"] == "8-bit"]
-            for r in lossless:
+            for r in lossless[:1]:  # merged runs of one source repeat it
                 marker = "k*" if source == "synthetic" else "kx"
                 top.plot(r["bits_per_value"], 100 * r[key], marker, ms=10,
                          label=f"8-bit activations, Huffman ({source})")

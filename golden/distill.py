@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from golden.report import write_json
+
 __all__ = ["DistillSettings", "bn_loss_terms", "distill_batch", "distill_to_folder",
            "image_files"]
 
@@ -295,19 +297,6 @@ def _write_png(path: Path, pixels: torch.Tensor) -> None:
         raise
 
 
-def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class _Progress:
     """About ten log lines per batch: step, phase, losses, seconds."""
 
@@ -383,9 +372,9 @@ def distill_to_folder(model: nn.Module, folder, num_images: int, *, batch: int =
                                                             "total", "targets")}})
         manifest["batches"].sort(key=lambda x: x["index"])
         manifest["seconds"] = round(sum(x["seconds"] for x in manifest["batches"]), 1)
-        _write_json(path, manifest)
+        write_json(path, manifest)
     manifest["complete"] = True
     manifest["final_bn"] = float(np.mean([x["bn"] for x in manifest["batches"]]))
     manifest["start_bn"] = float(np.mean([x["bn_start"] for x in manifest["batches"]]))
-    _write_json(path, manifest)
+    write_json(path, manifest)
     return manifest

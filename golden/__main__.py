@@ -34,8 +34,8 @@ METHODS = ("pca", "cap", "price")
 # Relative Adam step (golden.learn) per model. On MobileNetV2, 1e-2 raised the calibration
 # KL of a 3-bit/value PCA start from 0.40 to 2.2 in 20 steps; 1e-4 lowered it to 0.085.
 LEARN_RATE = {"digits": 1e-2, "mobilenet_v2": 1e-4}
-# Mini-batch per model and digits' step count, as scripts.bench_projections trains them
-# (MobileNetV2 keeps golden.learn's step defaults: each step is a network pass at batch 8).
+# Mini-batch per model (on MobileNetV2 each step is a teacher pass and a student
+# forward-backward pass at batch 8).
 LEARN_BATCH = {"digits": 64, "mobilenet_v2": 8}
 # CAP: the most Adam steps; training stops earlier once the validation KL (on the last
 # VAL_FRACTION of the calibration inputs, measured every EVAL_EVERY steps) flattens.

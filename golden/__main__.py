@@ -1,18 +1,22 @@
-"""``python -m golden``: calibrate a network's projections into integer artifacts; test vectors.
+"""``python -m golden``: calibration images, projections as integer artifacts, test vectors.
 
+    python -m golden distill --model mobilenet_v2|digits --num-images N --out DIR [--size S]
+        [--seed S] ...
     python -m golden calibrate --model mobilenet_v2|digits [--images DIR] [--eval-images DIR]
         (--threshold T | --k K | --bits-per-value B | --ceiling X) [--method pca|cap|price]
         --out DIR [--quick] [--num-images N] [--num-eval N] [--group-bits 8[,6,..]] ...
     python -m golden vectors --artifact FILE --out DIR [--activations X.npy | --model M]
         [--pixels N] [--random]
 
+``distill`` synthesises calibration images from the network's BatchNorm statistics
+(``golden.distill``); ``calibrate --images DIR`` then calibrates without any real photo.
 ``calibrate`` captures activations at every point (``golden.capture``), fits PCA per point,
 chooses k per layer (energy threshold, a fixed k, or the allocators of ``golden.allocate``),
 optionally learns the projections (``golden.learn``), folds them into integer artifacts
 (``golden.calibrate``), and evaluates all points compressed at once on held-out inputs
 (``golden.report``). It writes ``NN_<point>.npz`` per layer, ``report.json``,
-``bits_per_layer.png`` and ``rate_fidelity.png``. Calibration and evaluation use disjoint
-photos. Bad arguments or inputs print one line on stderr, exit with status 2 and write
+``bits_per_layer.png``, ``rate_fidelity.png`` and, for CAP, ``learning_curve.png``.
+Evaluation uses real photos that calibration never saw. Bad arguments or inputs print one line on stderr, exit with status 2 and write
 nothing; outputs appear only once complete.
 """
 

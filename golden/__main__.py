@@ -16,8 +16,8 @@ optionally learns the projections (``golden.learn``), folds them into integer ar
 (``golden.calibrate``), and evaluates all points compressed at once on held-out inputs
 (``golden.report``). It writes ``NN_<point>.npz`` per layer, ``report.json``,
 ``bits_per_layer.png``, ``rate_fidelity.png`` and, for CAP, ``learning_curve.png``.
-Evaluation uses real photos that calibration never saw. Bad arguments or inputs print one line on stderr, exit with status 2 and write
-nothing; outputs appear only once complete.
+Evaluation uses real photos that calibration never saw. Bad arguments or inputs print one
+line on stderr, exit with status 2 and write nothing; outputs appear only once complete.
 """
 
 from __future__ import annotations

@@ -323,6 +323,12 @@ def _figure():
     return plt
 
 
+def _save(plt, fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_bits_per_layer(layers: list[dict], path, title: str = "") -> None:
     """Bar chart: coded bits per value of each layer, and its k / C ratio."""
     plt = _figure()
@@ -337,9 +343,7 @@ def plot_bits_per_layer(layers: list[dict], path, title: str = "") -> None:
     ax.set_ylabel("bits per activation value")
     ax.set_title(title or "bits per layer")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_rate_fidelity(layers: list[dict], points: list[dict], path) -> None:
@@ -365,9 +369,7 @@ def plot_rate_fidelity(layers: list[dict], points: list[dict], path) -> None:
     b.set_xlabel("network bits / value")
     b.set_ylabel("top-1 agreement with uncompressed (%)")
     b.set_title("network operating points (CAP: 1.34 bits/value)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_learning_curve(curve: list[dict], path, title: str = "") -> None:
@@ -382,6 +384,4 @@ def plot_learning_curve(curve: list[dict], path, title: str = "") -> None:
     ax.set_yscale("log")
     ax.set_title(title or "learning curve")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)

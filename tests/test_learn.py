@@ -29,13 +29,7 @@ POINTS = ["1", "3"]
 K = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: thread start-up dominates, and the 2 cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

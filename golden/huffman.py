@@ -8,10 +8,10 @@ contract is ``docs/bitstream.md`` (version 1 for plain mode); every function her
 * ``encode_tile`` / ``decode_tile`` code one tile: symbols packed MSB first into W-bit words,
   the last word zero-padded. ``encode_groups`` / ``decode_groups`` code an (N, K) array with
   one table per group of columns, interleaved in row-major order.
-* Both directions are vectorized with numpy: encoding gathers codes and lengths per symbol,
-  places them with a cumulative sum and ORs them into 64-bit words; decoding evaluates the
-  canonical decoder at every bit position at once and follows the chain of code starts by
-  pointer doubling, so no Python loop runs per symbol.
+* Both directions run their bit-serial loops compiled (numba, ``golden.huffman_jit``): encoding
+  gathers codes and lengths per symbol with numpy and packs them into 64-bit words; decoding
+  walks the stream one code at a time through a lookup table over the next 12 bits, with a
+  canonical search for longer codes.
 
 The run-length mode (version 2) lives in ``golden.huffman_rl``, the container file format in
 ``golden.huffman_container``, the command line in ``golden.huffman_cli``
@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 MAX_LEN_LIMIT = 24
+LUT_BITS = 12  # the decoder looks up codes of up to this many bits in one step
 WORD_BITS = (8, 16, 32, 64)
 
 
@@ -270,6 +271,16 @@ class HuffmanTable:
         L = self.max_len
         ls = np.arange(1, L + 1)
         self.limits = ((self.first[1:L + 1] + self.counts) << (L - ls)).astype(np.uint64)
+        # One-step lookup over the first T bits: (length << 16 | index) of a code of at most T
+        # bits that starts there, 0 where the code is longer or invalid.
+        T = self.lut_bits = min(L, LUT_BITS)
+        v = np.arange(1 << T, dtype=np.uint64) << np.uint64(L - T)
+        ln = np.searchsorted(self.limits, v, side="right") + 1
+        short = ln <= T
+        ln = np.where(short, ln, 1)
+        pos = self.base[ln] + (v >> (L - ln).astype(np.uint64)).astype(np.int64) - self.first[ln]
+        idx = self.symbols[np.minimum(pos, self.symbols.size - 1)]
+        self.lut = np.where(short, (ln << 16) | idx, 0).astype(np.int32)
 
     def __eq__(self, other):
         return (isinstance(other, HuffmanTable) and self.serialize() == other.serialize()
@@ -416,41 +427,34 @@ def build_table(hist_or_symbols, bits, max_len, signed=True, escape=True, *, his
 
 
 # ---------------------------------------------------------------------------------------------
-# Bit packing
+# Bit packing and stream walking (the loops run compiled, in golden.huffman_jit)
+
+
+def _jit():
+    try:
+        from golden import huffman_jit
+    except ModuleNotFoundError as e:
+        if e.name != "numba":
+            raise
+        raise ModuleNotFoundError("Golden Huffman encode and decode need numba: "
+                                  "pip install 'actcomp[golden]'") from None
+    return huffman_jit
 
 
 def _pack(codes, lens, word_bits):
     """Pack codes (MSB first) back to back; return (W-bit words as uint64, payload bits)."""
-    codes = np.asarray(codes, dtype=np.uint64)
-    lens = np.asarray(lens, dtype=np.int64)
+    codes = np.ascontiguousarray(codes, dtype=np.uint64).ravel()
+    lens = np.ascontiguousarray(lens, dtype=np.int64).ravel()
     nbits = int(lens.sum())
-    n_words = -(-nbits // word_bits)
     if nbits == 0:
         return np.zeros(0, dtype=np.uint64), 0
-    ends = np.cumsum(lens)
-    starts = ends - lens
     n64 = -(-nbits // 64)
-    big = np.zeros(n64 + 1, dtype=np.uint64)
-    w0 = starts >> 6
-    off = starts & 63
-    fits = off + lens <= 64
-    # Part in word w0: shift left when it fits, else right by the overflow.
-    sh_l = np.where(fits, 64 - off - lens, 0).astype(np.uint64)
-    sh_r = np.where(fits, 0, off + lens - 64).astype(np.uint64)
-    hi = (codes << sh_l) >> sh_r
-    bounds = np.flatnonzero(np.r_[True, w0[1:] != w0[:-1]])
-    big[w0[bounds]] |= np.bitwise_or.reduceat(hi, bounds)
-    spill = np.flatnonzero(~fits)
-    if spill.size:
-        # At most one code starts in a word and spills into the next, so no reduction needed.
-        lo = codes[spill] << (np.uint64(128) - (off[spill] + lens[spill]).astype(np.uint64))
-        big[w0[spill] + 1] |= lo
-    raw = big[:n64].astype(">u8").view(np.uint8)
+    big = np.zeros(n64, dtype=np.uint64)
+    _jit().pack(codes, lens, big)
     if word_bits == 64:
-        words = big[:n64]
-    else:
-        words = raw.view(f">u{word_bits // 8}").astype(np.uint64)
-    return words[:n_words].copy(), nbits
+        return big, nbits
+    words = big.astype(">u8").view(f">u{word_bits // 8}").astype(np.uint64)
+    return words[:-(-nbits // word_bits)], nbits
 
 
 def _unpack(words, word_bits):
@@ -469,179 +473,68 @@ def _unpack(words, word_bits):
     return raw.view(">u8").astype(np.uint64)
 
 
-def _windows(big, pos):
-    """The 64 bits starting at each bit position (zeros past the end)."""
-    w = pos >> 6
-    s = (pos & 63).astype(np.uint64)
-    hi = big[w] << s
-    lo = (big[w + 1] >> np.uint64(1)) >> (np.uint64(63) - s)
-    return hi | lo
-
-
-_CHUNK = 1 << 20
-
-
-def _lut(table):
-    """Primary decode table over the first T = min(L, 14) bits: length (0 = look further) and
-    code-alphabet index of the code that starts there."""
-    cached = getattr(table, "_lut_cache", None)
-    if cached is None:
-        L = table.max_len
-        T = min(L, 14)
-        v = np.arange(1 << T, dtype=np.uint64) << np.uint64(L - T)
-        ln, idx = _slow_lookup(table, v)
-        short = (ln > 0) & (ln <= T)
-        cached = (T, np.where(short, ln, 0).astype(np.int64), np.where(short, idx, 0))
-        table._lut_cache = cached
-    return cached
-
-
-def _slow_lookup(table, v):
-    """Canonical decode of left-justified L-bit windows: (length or 0 if invalid, index)."""
-    L = table.max_len
-    ln = np.searchsorted(table.limits, v, side="right") + 1
-    bad = ln > L
-    ln = np.where(bad, L, ln)
-    prefix = (v >> (L - ln).astype(np.uint64)).astype(np.int64)
-    pos = np.minimum(table.base[ln] + prefix - table.first[ln], table.symbols.size - 1)
-    return np.where(bad, 0, ln), table.symbols[pos]
-
-
-_CHUNK = 1 << 20
-
-
-def _position_tables(big, n_pos, table):
-    """Decode a code at every bit position 0 .. n_pos - 1.
-
-    Returns ``(length, value)``: the bits consumed (ESC + raw bits counted as one code) and the
-    decoded entry (symbol pattern, or ``2**b + r`` for a run), with length 0 at an invalid code.
-    """
-    L, b = table.max_len, table.bits
-    T, lut_len, lut_idx = _lut(table)
-    length = np.zeros(n_pos, dtype=np.int32)
-    value = np.zeros(n_pos, dtype=np.int32)
-    esc = table.esc_index if table.escape else -1
-    mask = np.uint64((1 << b) - 1)
-    for start in range(0, n_pos, _CHUNK):
-        pos = np.arange(start, min(start + _CHUNK, n_pos), dtype=np.int64)
-        win = _windows(big, pos)
-        top = (win >> np.uint64(64 - T)).astype(np.int64)
-        ln = lut_len[top]
-        idx = lut_idx[top]
-        slow = np.flatnonzero(ln == 0)
-        if slow.size:
-            ln[slow], idx[slow] = _slow_lookup(table, win[slow] >> np.uint64(64 - L))
-        if esc >= 0:
-            # ln == 0 marks an invalid code, whose idx is meaningless (may equal esc).
-            is_esc = np.flatnonzero((idx == esc) & (ln > 0))
-            if is_esc.size:
-                e_ln = ln[is_esc]
-                lit = (win[is_esc] >> (64 - e_ln - b).astype(np.uint64)) & mask
-                idx[is_esc] = lit.astype(np.int64)
-                ln[is_esc] = e_ln + b
-        length[start:start + pos.size] = ln
-        value[start:start + pos.size] = idx
-    return length, value
-
-
-_STRIDE_LOG = 5
-
-
-def _chain(nxt, steps, stop=None):
-    """Positions ``nxt^i(0)`` for i = 0 .. steps - 1.
-
-    The jumps by 2, 4, .. 32 codes are built for every position with numpy; one scalar step per
-    32 codes finds the coarse chain, and the doubling tables refine it back to every code, so
-    the Python-level work is 1/32 of a per-symbol loop.
-    """
-    if stop is None:
-        stop = nxt.size - 2
-    jumps = [nxt]
-    m = 0
-    while m < _STRIDE_LOG and (1 << (m + 1)) < steps:
-        jumps.append(jumps[-1][jumps[-1]])
-        m += 1
-    stride = 1 << m
-    n_coarse = -(-steps // stride)
-    coarse = np.empty(n_coarse, dtype=nxt.dtype)
-    top = jumps[m]
-    p = 0
-    n_done = n_coarse
-    for i in range(n_coarse):
-        coarse[i] = p
-        if p >= stop:
-            n_done = i + 1  # end and error states are absorbing: the rest repeats p
-            coarse[n_done:] = p
-            break
-        p = int(top[p])
-    q = coarse[:n_done]
-    for level in range(m - 1, -1, -1):
-        finer = np.empty(q.size * 2, dtype=nxt.dtype)
-        finer[0::2] = q
-        finer[1::2] = jumps[level][q]
-        q = finer
-    if q.size < steps:
-        q = np.concatenate([q, np.full(steps - q.size, q[-1], dtype=q.dtype)])
-    return q[:steps]
+def _decoder_arrays(tables):
+    """The lookup arrays of ``tables`` stacked for the compiled decoder, table i in row i."""
+    n = len(tables)
+    lut = np.zeros((n, 1 << LUT_BITS), dtype=np.int32)
+    lim = np.zeros((n, MAX_LEN_LIMIT), dtype=np.uint64)
+    first = np.zeros((n, MAX_LEN_LIMIT + 2), dtype=np.int64)
+    base = np.zeros((n, MAX_LEN_LIMIT + 2), dtype=np.int64)
+    symbols = np.zeros((n, (1 << 8) + 1 + 256), dtype=np.int64)
+    per = np.zeros((5, n), dtype=np.int64)  # shift, max_len, esc, bits, half
+    for i, t in enumerate(tables):
+        lut[i, :t.lut.size] = t.lut
+        lim[i, :t.max_len] = t.limits
+        first[i, :t.first.size] = t.first
+        base[i, :t.base.size] = t.base
+        symbols[i, :t.symbols.size] = t.symbols
+        per[:, i] = (64 - t.lut_bits, t.max_len, t.esc_index if t.escape else -1, t.bits,
+                     1 << (t.bits - 1) if t.signed else 0)
+    shift, max_len, esc, bits, half = per
+    return (lut, shift, lim, first, base, symbols, max_len, esc, bits), half
 
 
 def _decode_columns(big, n_pos, tables, rows, end_exact):
-    """Decode ``rows`` rows of interleaved columns; ``tables[j]`` codes column j.
-
-    States are bit positions 0 .. n_pos, n_pos being the end, and n_pos + 1 an error sink.
-    """
-    k = len(tables)
-    distinct = {}
-    for t in tables:
-        distinct.setdefault(id(t), t)
-    per = {}
-    end, sink = n_pos, n_pos + 1
-    dtype = np.int32 if n_pos + 2 < (1 << 31) else np.int64
-    for key, t in distinct.items():
-        ln, val = _position_tables(big, n_pos, t)
-        nxt = np.arange(n_pos, dtype=np.int64) + ln
-        nxt[(ln == 0) | (nxt > n_pos)] = sink
-        nxt = np.concatenate([nxt, [sink, sink]]).astype(dtype)
-        per[key] = (nxt, ln, val)
-    # One row's transition: the column transitions composed.
-    row = per[id(tables[0])][0]
-    for t in tables[1:]:
-        row = per[id(t)][0][row]
-    total = rows * k
-    starts = _chain(row, rows + 1) if rows else np.zeros(1, dtype=dtype)
-    pos = np.empty((rows, k), dtype=dtype)
-    cur = starts[:rows]
-    for j, t in enumerate(tables):
-        pos[:, j] = cur
-        cur = per[id(t)][0][cur]
-    pos = pos.ravel()
-    final = starts[rows]
+    """Decode ``rows`` rows of interleaved columns, ``tables[j]`` coding column j; returns the
+    values (signed where the table is)."""
+    distinct = list({id(t): t for t in tables}.values())
+    row_of = {id(t): i for i, t in enumerate(distinct)}
+    col_table = np.array([row_of[id(t)] for t in tables], dtype=np.int64)
+    arrays, half = _decoder_arrays(distinct)
+    total = rows * len(tables)
     out = np.empty(total, dtype=np.int64)
-    bad = np.flatnonzero(pos >= end)
-    if bad.size:
-        i = int(bad[0])
+    jit = _jit()
+    status, i, p, _ = jit.walk(big, n_pos, total, False, col_table, *arrays, half, out)
+    if status == jit.ENDS:
         if i == 0:
             raise CorruptStreamError(f"Stream of {n_pos} bits ends before symbol 0 of {total}")
-        p = int(pos[i - 1])
-        t = tables[(i - 1) % k]
-        ln, _ = _position_tables(big, p + 1, t)
-        if ln[p] == 0:
-            raise CorruptStreamError(f"Invalid code at bit {p} (symbol {i - 1})")
         raise CorruptStreamError(f"Stream of {n_pos} bits ends inside or after symbol {i - 1}"
                                  f" of {total}")
-    if final == sink:
-        p = int(pos[-1])
-        ln, _ = _position_tables(big, p + 1, tables[-1])
-        if ln[p] == 0:
-            raise CorruptStreamError(f"Invalid code at bit {p} (symbol {total - 1})")
+    if status == jit.INVALID:
+        raise CorruptStreamError(f"Invalid code at bit {p} (symbol {i})")
+    if status == jit.OVERRUN:
+        if i < total - 1:
+            raise CorruptStreamError(f"Stream of {n_pos} bits ends inside or after symbol {i}"
+                                     f" of {total}")
         raise CorruptStreamError(f"Stream of {n_pos} bits ends inside symbol {total - 1}")
-    if end_exact and final != end:
-        raise CorruptStreamError(f"Stream has {end - int(final)} bits after symbol {total}")
-    cols = np.tile(np.arange(k), rows)
-    for key in per:
-        sel = np.flatnonzero([id(t) == key for t in tables])
-        m = np.isin(cols, sel)
-        out[m] = per[key][2][pos[m]]
+    if end_exact and p != n_pos:
+        raise CorruptStreamError(f"Stream has {n_pos - p} bits after symbol {total}")
+    return out
+
+
+def _decode_runs(big, n_pos, count, table):
+    """Decode a run-length tile of ``count`` values that ends exactly at bit ``n_pos``."""
+    arrays, half = _decoder_arrays([table])
+    out = np.zeros(count, dtype=np.int64)
+    jit = _jit()
+    status, codes, p, total = jit.walk(big, n_pos, -1, True, np.zeros(1, dtype=np.int64),
+                                       *arrays, half, out)
+    if status == jit.INVALID:
+        raise CorruptStreamError(f"Invalid code at bit {p} (code {codes})")
+    if status == jit.OVERRUN:
+        raise CorruptStreamError(f"Stream of {n_pos} bits ends inside code {codes}")
+    if total != count:
+        raise CorruptStreamError(f"Stream codes {total} values, not {count}")
     return out
 
 
@@ -657,7 +550,7 @@ def _check_payload(words, nbits, word_bits):
         raise CorruptStreamError(f"{nbits} payload bits need {-(-nbits // word_bits)} words of "
                                  f"{word_bits} bits, not {n_words}")
     pad = n_words * word_bits - nbits
-    if pad and int(_windows(big, np.array([nbits]))[0]) >> (64 - pad):
+    if pad and int(np.asarray(words)[-1]) & ((1 << pad) - 1):
         raise CorruptStreamError("Padding bits after the payload are not zero")
     return big, nbits, True
 
@@ -730,8 +623,7 @@ def decode_tile(words, nbits, count, table, word_bits=32):
     big, n_pos, exact = _check_payload(words, nbits, word_bits)
     if count > n_pos:
         raise CorruptStreamError(f"{n_pos} bits cannot hold {count} symbols")
-    idx = _decode_columns(big, n_pos, [table], count, exact)
-    return _to_values(idx, table)
+    return _decode_columns(big, n_pos, [table], count, exact)
 
 
 def _check_groups(tables, bounds, k):
@@ -777,11 +669,7 @@ def decode_groups(words, nbits, rows, tables, bounds, word_bits=32):
     big, n_pos, exact = _check_payload(words, nbits, word_bits)
     if rows * k > n_pos:
         raise CorruptStreamError(f"{n_pos} bits cannot hold {rows * k} symbols")
-    idx = _decode_columns(big, n_pos, cols, rows, exact).reshape(rows, k)
-    out = np.empty((rows, k), dtype=np.int64)
-    for t, lo, hi in zip(tables, bounds, bounds[1:]):
-        out[:, lo:hi] = _to_values(idx[:, lo:hi], t)
-    return out
+    return _decode_columns(big, n_pos, cols, rows, exact).reshape(rows, k)
 
 
 if __name__ == "__main__":

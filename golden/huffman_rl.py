@@ -28,9 +28,8 @@ from golden.huffman import (
     _check_int,
     _check_payload,
     _check_word_bits,
+    _decode_runs,
     _pack,
-    _position_tables,
-    _to_values,
     lengths_from_histogram,
     symbol_indices,
 )
@@ -197,8 +196,6 @@ def decode_rl_tile(words, nbits, count, table, word_bits=32):
         An invalid code, a stream that does not end exactly at ``nbits``, or codes that expand
         to a number of values other than ``count``.
     """
-    from golden.huffman import _chain
-
     word_bits = _check_word_bits(word_bits)
     if not table.run_max:
         raise ValueError("Table is not a run-length table; use decode_tile")
@@ -212,27 +209,4 @@ def decode_rl_tile(words, nbits, count, table, word_bits=32):
         if count:
             raise CorruptStreamError(f"Empty stream cannot hold {count} values")
         return np.zeros(0, dtype=np.int64)
-    ln, val = _position_tables(big, n_pos, table)
-    end, sink = n_pos, n_pos + 1
-    nxt = np.arange(n_pos, dtype=np.int64) + ln
-    nxt[(ln == 0) | (nxt > n_pos)] = sink
-    dtype = np.int32 if n_pos + 2 < (1 << 31) else np.int64
-    nxt = np.concatenate([nxt, [sink, sink]]).astype(dtype)
-    pos = _chain(nxt, n_pos + 1, stop=end)
-    n_codes = int(np.argmax(pos >= end))
-    if pos[n_codes] != end:
-        p = int(pos[n_codes - 1])
-        if ln[p] == 0:
-            raise CorruptStreamError(f"Invalid code at bit {p} (code {n_codes - 1})")
-        raise CorruptStreamError(f"Stream of {n_pos} bits ends inside code {n_codes - 1}")
-    entries = val[pos[:n_codes]].astype(np.int64)
-    n_lit = 1 << table.bits
-    is_run = entries > n_lit
-    widths = np.where(is_run, entries - n_lit, 1)
-    total = int(widths.sum())
-    if total != count:
-        raise CorruptStreamError(f"Stream codes {total} values, not {count}")
-    out = np.zeros(count, dtype=np.int64)
-    starts = np.cumsum(widths) - widths
-    out[starts[~is_run]] = entries[~is_run]
-    return _to_values(out, table)
+    return _decode_runs(big, n_pos, count, table)

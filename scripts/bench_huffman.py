@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from golden.huffman import build_table, decode_tile, encode_tile
+from golden.huffman import build_table, decode_groups, decode_tile, encode_groups, encode_tile
 from golden.huffman_rl import build_rl_table, decode_rl_tile, encode_rl_tile
 
 
@@ -97,81 +97,127 @@ def code_table(sym, signed, max_len):
     return entropy(flat), nb, nbr, tr.run_max
 
 
-def timed(fn, *a):
-    t0 = time.perf_counter()
-    out = fn(*a)
-    return out, time.perf_counter() - t0
+def timed(fn, *a, repeat=1):
+    """Result of ``fn(*a)`` and its fastest wall-clock time over ``repeat`` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn(*a)
+        best = min(best, time.perf_counter() - t0)
+    return out, best
 
 
-def speed(symbols, max_len, dahuffman_bytes):
-    """Encode+decode MB/s of each codec on the same 8-bit symbols (one byte each)."""
-    data = (symbols & 0xFF).astype(np.uint8)
-    mb = data.size / 1e6
-    rows = []
-    t = build_table(data, 8, max_len, signed=False, histogram=False)
-    (w, nb), te = timed(encode_tile, data, t)
-    out, td = timed(decode_tile, w, nb, data.size, t)
-    assert np.array_equal(out, data)
-    rows.append(("golden plain (v1)", data.size, nb / data.size, mb / te, mb / td,
-                 mb / (te + td)))
-    tr = build_rl_table(data, 8, max_len, signed=False)
-    (w, nb), te = timed(encode_rl_tile, data, tr)
-    out, td = timed(decode_rl_tile, w, nb, data.size, tr)
-    assert np.array_equal(out, data)
-    rows.append(("golden run-length (v2)", data.size, nb / data.size, mb / te, mb / td,
-                 mb / (te + td)))
-    raw = data.tobytes()
-    z, te = timed(zlib.compress, raw, 6)
-    back, td = timed(zlib.decompress, z)
+def group_bounds(k, groups):
+    """Edges of ``groups`` near-equal column groups of k columns (fewer when k < groups)."""
+    g = min(groups, k)
+    return [round(i * k / g) for i in range(g + 1)]
+
+
+def speed_layers(layers, mb):
+    """The first ``mb`` million symbols of (symbols, signed) layers, each kept 2-D (pixel,
+    channel): whole layers, the last one cut to whole rows."""
+    out, left = [], int(mb * 1e6)
+    for sym, signed in layers:
+        if left <= 0:
+            break
+        rows = min(sym.shape[0], max(1, left // sym.shape[1]))
+        out.append((sym[:rows], signed))
+        left -= rows * sym.shape[1]
+    return out
+
+
+def _codec_plain(sym, signed, bounds, max_len):
+    tables = [build_table(sym[:, lo:hi], 8, max_len, signed=signed, histogram=False)
+              for lo, hi in zip(bounds, bounds[1:])]
+
+    def enc():
+        return [encode_groups(sym, tables, bounds)]
+
+    def dec(tiles):
+        (words, nbits), = tiles
+        return decode_groups(words, nbits, sym.shape[0], tables, bounds)
+    return enc, dec
+
+
+def _codec_rl(sym, signed, bounds, max_len):
+    parts = [sym[:, lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    tables = [build_rl_table(p, 8, max_len, signed=signed) for p in parts]
+
+    def enc():
+        return [encode_rl_tile(p, t) for p, t in zip(parts, tables)]
+
+    def dec(tiles):
+        return np.concatenate([decode_rl_tile(w, nb, p.size, t).reshape(p.shape)
+                               for (w, nb), p, t in zip(tiles, parts, tables)], axis=1)
+    return enc, dec
+
+
+CODECS = (("plain", _codec_plain), ("run-length", _codec_rl))
+
+
+def golden_speed(layers, groups, mode, max_len, repeat):
+    """(symbols, payload bits, encode s, decode s) of the golden codec over ``layers``, tables
+    fitted per layer on ``groups`` column groups (fitting not timed); every layer decoded back
+    and checked."""
+    make = dict(CODECS)[mode]
+    n = nbits = 0
+    te = td = 0.0
+    for sym, signed in layers:
+        enc, dec = make(sym, signed, group_bounds(sym.shape[1], groups), max_len)
+        tiles, t = timed(enc, repeat=repeat)
+        te += t
+        out, t = timed(dec, tiles, repeat=repeat)
+        td += t
+        assert np.array_equal(out, sym), f"{mode} round trip, {groups} groups"
+        n += sym.size
+        nbits += sum(nb for _, nb in tiles)
+    return n, nbits, te, td
+
+
+def baseline_speed(layers, dahuffman_bytes, repeat):
+    """Rows for zlib level 6 and dahuffman on the same symbols, one byte each."""
+    raw = b"".join((sym & 0xFF).astype(np.uint8).tobytes() for sym, _ in layers)
+    mb = len(raw) / 1e6
+    z, te = timed(zlib.compress, raw, 6, repeat=repeat)
+    back, td = timed(zlib.decompress, z, repeat=repeat)
     assert back == raw
-    rows.append(("zlib level 6", data.size, 8 * len(z) / data.size, mb / te, mb / td,
-                 mb / (te + td)))
+    rows = [("zlib level 6", "", len(raw), 8 * len(z) / len(raw), mb / te, mb / td)]
     try:
         from dahuffman import HuffmanCodec
     except ImportError:
-        rows.append(("dahuffman (not installed)", 0, 0, 0, 0, 0))
-        return rows
+        return rows + [("dahuffman (not installed)", "", 0, 0, 0, 0)]
     small = raw[:dahuffman_bytes]
     smb = len(small) / 1e6
     codec = HuffmanCodec.from_data(small)
     enc, te = timed(codec.encode, small)
     dec, td = timed(codec.decode, enc)
     assert bytes(dec) == small
-    rows.append((f"dahuffman (first {len(small)} B)", len(small), 8 * len(enc) / len(small),
-                 smb / te, smb / td, smb / (te + td)))
+    rows.append((f"dahuffman (first {len(small)} B)", "", len(small),
+                 8 * len(enc) / len(small), smb / te, smb / td))
     return rows
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m scripts.bench_huffman")
-    p.add_argument("--activations", help=".npz of NHWC float activations, one per point")
-    p.add_argument("--images", type=int, default=4, help="photos to capture on")
-    p.add_argument("--max-len", type=int, default=12, help="maximum code length L")
-    p.add_argument("--energy", type=float, default=0.99, help="PCA energy kept")
-    p.add_argument("--pca-scale", choices=["layer", "component"], default="layer",
-                   help="int8 max-abs scale of the PCA coefficients: one per layer or per "
-                   "component")
-    p.add_argument("--speed-mb", type=float, default=4.0, help="MB of symbols to time")
-    p.add_argument("--dahuffman-kb", type=int, default=256, help="KB dahuffman codes")
-    args = p.parse_args(argv)
-    acts, source = load_activations(args)
-    print(f"# activations: {source}; {len(acts)} points; L = {args.max_len}; "
-          f"PCA energy {args.energy}, scale per {args.pca_scale}; "
-          "tables fitted and measured on the same symbols")
+def speed(layers, max_len, dahuffman_bytes, repeat=3, groups=(1, 3, 6)):
+    """Rows (codec, groups, symbols, bits/symbol, encode MB/s, decode MB/s) on the same
+    symbols; MB = 10^6 symbols of 8 bits."""
+    rows = []
+    for mode, _ in CODECS:
+        for g in groups:
+            n, nbits, te, td = golden_speed(layers, g, mode, max_len, repeat)
+            rows.append((f"golden {mode}", str(g), n, nbits / n, n / 1e6 / te, n / 1e6 / td))
+    return rows + baseline_speed(layers, dahuffman_bytes, repeat)
+
+
+def size_report(acts, args, act_layers, pca_layers):
+    """Per-table entropy and bits/symbol of both modes, then size-weighted totals."""
     head = (f"{'point':<28} {'table':<5} {'cols':>4} {'symbols':>9} {'H':>6} {'plain':>6} "
             f"{'pl/H':>5} {'RL':>6} {'RL/H':>5} {'R':>4}")
     print(head)
     totals = {}
-    speed_syms = []
     t_start = time.perf_counter()
-    for name, a in acts.items():
-        x = np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1])
-        q, signed = quantize8(x)
-        speed_syms.append(q.ravel())
-        tables = [("act8", q, signed)]
-        y = pca_coefficients(x, args.energy, args.pca_scale == "component")
+    for name, (q, signed), (y, _) in zip(acts, act_layers, pca_layers):
         split = max(1, -(-y.shape[1] // 4))
-        tables.append(("pca0", y[:, :split], True))
+        tables = [("act8", q, signed), ("pca0", y[:, :split], True)]
         if y.shape[1] > split:
             tables.append(("pca1", y[:, split:], True))
         for kind, sym, sgn in tables:
@@ -196,14 +242,59 @@ def main(argv=None):
               f"{nbr / n / h:5.2f} {nbr / nb:8.3f}")
     print(f"# coding and checking all tables took {time.perf_counter() - t_start:.1f} s")
     print()
-    sym = np.concatenate(speed_syms)[:int(args.speed_mb * 1e6)]
-    print(f"# throughput on the first {sym.size} act8 symbols of all points "
-          f"(MB = 10^6 symbols of 8 bits)")
-    print(f"{'codec':<28} {'symbols':>9} {'bits/sym':>8} {'enc MB/s':>9} {'dec MB/s':>9} "
-          f"{'enc+dec MB/s':>12}")
-    for row in speed(sym, args.max_len, args.dahuffman_kb * 1024):
-        print(f"{row[0]:<28} {row[1]:>9} {row[2]:8.3f} {row[3]:9.2f} {row[4]:9.2f} "
-              f"{row[5]:12.2f}")
+
+
+def speed_report(args, act_layers, pca_layers):
+    """Encode and decode MB/s of every codec on the act8 and the PCA symbols."""
+    print(f"# throughput, fastest of {args.repeat} runs, on the first {args.speed_mb:g} M "
+          "symbols of each kind (whole layers in capture order, 2-D pixel x channel, tables "
+          "fitted per layer and group, fitting not timed; MB = 10^6 symbols of 8 bits)")
+    print(f"{'data':<5} {'codec':<28} {'groups':>6} {'symbols':>9} {'bits/sym':>8} "
+          f"{'enc MB/s':>9} {'dec MB/s':>9}")
+    worst = {}
+    for kind, layers in (("act8", act_layers), ("pca", pca_layers)):
+        data = speed_layers(layers, args.speed_mb)
+        for codec, g, n, bps, enc, dec in speed(data, args.max_len, args.dahuffman_kb * 1024,
+                                                args.repeat):
+            print(f"{kind:<5} {codec:<28} {g:>6} {n:>9} {bps:8.3f} {enc:9.2f} {dec:9.2f}",
+                  flush=True)
+            key = "golden" if codec.startswith("golden") else codec
+            w = worst.setdefault((kind, key), [float("inf"), float("inf")])
+            w[0], w[1] = min(w[0], enc), min(w[1], dec)
+    for kind in ("act8", "pca"):
+        enc, dec = worst[(kind, "golden")]
+        z_enc = worst[(kind, "zlib level 6")][0]
+        print(f"# {kind}: slowest golden encode {enc:.2f} MB/s (zlib level 6: {z_enc:.2f}), "
+              f"slowest golden decode {dec:.2f} MB/s")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_huffman")
+    p.add_argument("--activations", help=".npz of NHWC float activations, one per point")
+    p.add_argument("--images", type=int, default=4, help="photos to capture on")
+    p.add_argument("--max-len", type=int, default=12, help="maximum code length L")
+    p.add_argument("--energy", type=float, default=0.99, help="PCA energy kept")
+    p.add_argument("--pca-scale", choices=["layer", "component"], default="layer",
+                   help="int8 max-abs scale of the PCA coefficients: one per layer or per "
+                   "component")
+    p.add_argument("--speed-mb", type=float, default=4.0, help="M symbols of each kind to time")
+    p.add_argument("--repeat", type=int, default=3, help="timed runs; the fastest counts")
+    p.add_argument("--dahuffman-kb", type=int, default=256, help="KB dahuffman codes")
+    p.add_argument("--speed-only", action="store_true", help="skip the per-table sizes")
+    args = p.parse_args(argv)
+    acts, source = load_activations(args)
+    print(f"# activations: {source}; {len(acts)} points; L = {args.max_len}; "
+          f"PCA energy {args.energy}, scale per {args.pca_scale}; "
+          "tables fitted and measured on the same symbols")
+    act_layers, pca_layers = [], []
+    for a in acts.values():
+        x = np.asarray(a, dtype=np.float32).reshape(-1, a.shape[-1])
+        act_layers.append(quantize8(x))
+        pca_layers.append((pca_coefficients(x, args.energy, args.pca_scale == "component"),
+                           True))
+    if not args.speed_only:
+        size_report(acts, args, act_layers, pca_layers)
+    speed_report(args, act_layers, pca_layers)
     return 0
 
 

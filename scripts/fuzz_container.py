@@ -2,12 +2,16 @@
 
     python -m scripts.fuzz_container [--cases 200000] [--seed 0]
 
-Each case mutates a valid file (bit flips, byte overwrites, truncation, extension, insertion,
-deletion, chunk duplication), then parses and decodes it twice: as mutated, where the CRC-32
-must catch every change (a ``ContainerError``), and with the CRC recomputed, where the parser
-and decoder must either raise ``HuffmanError`` or return an array of the stored shape and type.
-Any other exception, or a mutated file accepted as is, is a failure. ``tests/test_container.py``
-runs a few thousand cases in CI through the same functions.
+Each case mutates a valid file (bit flips anywhere or aimed at the payload, byte overwrites,
+truncation, extension, insertion, deletion, chunk duplication), then parses and decodes it
+twice: as mutated, where the CRC-32 must catch every change (a ``ContainerError``), and with the
+CRC recomputed, where the parser and decoder must either raise ``HuffmanError`` or return an
+array of the stored shape and type.
+Whenever the header and tables parse, a slow bit-at-a-time reference decoder written here
+(Python integers and a dictionary of codes, nothing shared with the compiled decoder) decodes
+the payload too: both must reject it, or both return the same array. Any other exception, a
+mutated file accepted as is, or a disagreement is a failure. ``tests/test_container.py`` runs a
+few thousand cases in CI through the same functions.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from golden.huffman import HuffmanError, build_table
 from golden.huffman_container import (
     DTYPES,
     TableSet,
-    decode_array,
+    decode_coded,
     encode_array,
     pack_tables,
+    unpack_container,
     unpack_tables,
 )
 from golden.huffman_rl import build_rl_table
@@ -55,11 +60,12 @@ def seed_files():
 
 def mutate(data, rng):
     data = bytearray(data)
-    kind = int(rng.integers(0, 7))
+    kind = int(rng.integers(0, 8))
     n = len(data)
-    if kind == 0:  # flip 1-3 bits
+    if kind in (0, 7):  # flip 1-3 bits anywhere, or in the payload's last 24 bytes
+        lo = 0 if kind == 0 else max(0, n - 28)
         for _ in range(int(rng.integers(1, 4))):
-            i = int(rng.integers(0, n))
+            i = int(rng.integers(lo, n))
             data[i] ^= 1 << int(rng.integers(0, 8))
     elif kind == 1:  # overwrite bytes with random or extreme values
         for _ in range(int(rng.integers(1, 4))):
@@ -88,47 +94,145 @@ def fix_crc(data):
     return data[:-4] + struct.pack("<I", zlib.crc32(data[:-4]))
 
 
-def _read(data):
+class Corrupt(Exception):
+    """The reference decoder found the payload invalid."""
+
+
+def _reference_codes(table):
+    return {(int(n), int(c)): e for e, (n, c) in enumerate(zip(table.lengths, table.codes))
+            if n}
+
+
+def _reference_tile(bits, count_codes, tables_of, stop_at_end):
+    """Decode codes from a '0'/'1' string: the i-th code with ``tables_of(i)``; ``count_codes``
+    codes, or (``stop_at_end``) codes until the string ends. Returns the code-alphabet entries
+    (escaped literals resolved)."""
+    out, pos, i = [], 0, 0
+    while (pos < len(bits)) if stop_at_end else (i < count_codes):
+        t, codes = tables_of(i)
+        acc, n = 0, 0
+        while (n, acc) not in codes:
+            if n == t.max_len or pos + n >= len(bits):
+                raise Corrupt
+            acc, n = 2 * acc + int(bits[pos + n]), n + 1
+        e = codes[(n, acc)]
+        pos += n
+        if e == 1 << t.bits:
+            if pos + t.bits > len(bits):
+                raise Corrupt
+            e = int(bits[pos:pos + t.bits], 2)
+            pos += t.bits
+        out.append(e)
+        i += 1
+    if pos != len(bits):
+        raise Corrupt
+    return out
+
+
+def _signed(e, t):
+    return e - (1 << t.bits) if t.signed and e >= 1 << (t.bits - 1) else e
+
+
+def reference_decode(coded):
+    """The array a parsed container holds, or ``Corrupt``: one bit at a time, per the bitstream
+    text (docs/bitstream.md)."""
+    ts, w = coded.tableset, coded.word_bits
+    n, k = coded.shape[0], ts.bounds[-1]
+    codes = [_reference_codes(t) for t in ts.tables]
+    tiles = []
+    for nbits, words in coded.tiles:
+        bits = "".join(format(int(x), f"0{w}b") for x in words)
+        if bits[nbits:].strip("0"):
+            raise Corrupt
+        tiles.append(bits[:nbits])
+    if ts.version == 1:
+        cols = [g for g, (lo, hi) in enumerate(zip(ts.bounds, ts.bounds[1:]))
+                for _ in range(lo, hi)]
+        if n * k > len(tiles[0]):  # every code takes a bit
+            raise Corrupt
+        entries = _reference_tile(tiles[0], n * k,
+                                  lambda i: (ts.tables[cols[i % k]], codes[cols[i % k]]), False)
+        values = [_signed(e, ts.tables[cols[i % k]]) for i, e in enumerate(entries)]
+        a = np.array(values, dtype=object).reshape(n, k)
+    else:
+        parts = []
+        for g, (t, lo, hi) in enumerate(zip(ts.tables, ts.bounds, ts.bounds[1:])):
+            values = []
+            for e in _reference_tile(tiles[g], 0, lambda i, g=g: (ts.tables[g], codes[g]), True):
+                values += [0] * (e - (1 << t.bits)) if e > 1 << t.bits else [_signed(e, t)]
+            if len(values) != n * (hi - lo):
+                raise Corrupt
+            parts.append(np.array(values, dtype=object).reshape(n, hi - lo))
+        a = np.concatenate(parts, axis=1)
+    info = np.iinfo(coded.dtype)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise Corrupt
+    return a.astype(coded.dtype).reshape(coded.shape)
+
+
+def _read(data, tally):
+    """A table set, or the decoded array checked against the reference decoder."""
     if data[:4] == b"ACHT":
         return unpack_tables(data)
-    return decode_array(data)
+    coded = unpack_container(data)
+    tally["payloads cross-checked"] += 1
+    try:
+        want = reference_decode(coded)
+    except Corrupt:
+        want = None
+    try:
+        got = decode_coded(coded)
+    except HuffmanError:
+        if want is not None:
+            raise AssertionError("the decoder rejected a payload the reference decodes"
+                                 ) from None
+        raise
+    if want is None:
+        raise AssertionError(f"the decoder returned {got!r} for a corrupt payload")
+    if got.dtype != want.dtype or not np.array_equal(got, want):
+        raise AssertionError(f"decoded {got!r}, the reference {want!r}")
+    return got
 
 
-def check_one(original, mutated):
-    """Raise AssertionError if the codec misbehaves on ``mutated``; return an outcome tag."""
+def check_one(original, mutated, tally):
+    """Raise AssertionError if the codec misbehaves on ``mutated``; count the outcome."""
     if mutated != original:
         try:
-            _read(mutated)
+            _read(mutated, tally)
         except HuffmanError:
             pass
         else:
             raise AssertionError("a mutated file passed the CRC check")
     fixed = fix_crc(mutated)
     try:
-        out = _read(fixed)
+        out = _read(fixed, tally)
     except HuffmanError:
-        return "rejected"
+        tally["rejected"] += 1
+        return
     if isinstance(out, np.ndarray):
         assert out.ndim in (1, 2) and out.dtype.name in DTYPES, (out.shape, out.dtype)
     else:
         assert isinstance(out, TableSet)
-    return "accepted"
+    tally["accepted"] += 1
 
 
 def run(cases, seed, report_every=0):
     rng = np.random.default_rng(seed)
     files = seed_files()
-    tally = {"rejected": 0, "accepted": 0}
+    tally = {"rejected": 0, "accepted": 0, "payloads cross-checked": 0}
+    slowest = 0.0
     for i in range(cases):
         original = files[i % len(files)]
         mutated = mutate(original, rng)
+        t0 = time.perf_counter()
         try:
-            tally[check_one(original, mutated)] += 1
+            check_one(original, mutated, tally)
         except Exception as e:  # noqa: BLE001 - a failure report names the case
             raise AssertionError(f"case {i} (seed {seed}): {type(e).__name__}: {e}; "
                                  f"file {mutated.hex()}") from e
+        slowest = max(slowest, time.perf_counter() - t0)
         if report_every and (i + 1) % report_every == 0:
-            print(f"{i + 1} cases: {tally}", flush=True)
+            print(f"{i + 1} cases: {tally}, slowest case {slowest * 1e3:.1f} ms", flush=True)
     return tally
 
 

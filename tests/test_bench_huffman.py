@@ -66,7 +66,7 @@ def test_report_on_a_small_file(tmp_path, capsys):
     signed = rng.normal(size=(1, 5, 5, 16)).astype(np.float32)
     path = tmp_path / "acts.npz"
     np.savez(path, a=relu, b=signed)
-    assert bench_huffman.main(["--activations", str(path), "--speed-mb", "0.01",
+    assert bench_huffman.main(["--activations", str(path), "--speed-mb", "0.01", "--repeat", "1",
                                "--dahuffman-kb", "1"]) == 0
     out = capsys.readouterr().out
     rows = {(m[1], m[2]): m for m in (ROW.match(line) for line in out.splitlines()) if m}
@@ -113,27 +113,40 @@ def test_report_on_a_small_file(tmp_path, capsys):
     n_pca = int(totals["pca"].split()[0])
     assert n_pca == sum(int(rows[(p, t)][4]) for p in "ab" for t in ("pca0", "pca1"))
 
-    # Throughput section: the first act8 symbols of all points (here all 1264).
-    speed = {m[1]: m for m in re.finditer(
-        r"^(golden plain \(v1\)|golden run-length \(v2\)|zlib level 6|dahuffman \(first \d+ B\))"
-        r"\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)}
-    assert len(speed) == 4, out
-    data = np.concatenate([quantize8(relu).ravel(), quantize8(signed).ravel()])
+    # Throughput section: per kind, all symbols (1264 act8 here), golden with 1, 3 and 6
+    # groups in both modes, then the baselines on the same bytes.
+    speed = {(m[1], m[2], m[3]): m for m in re.finditer(
+        r"^(act8|pca)\s+(golden plain|golden run-length|zlib level 6|dahuffman \(first \d+ B\))"
+        r"\s+(?:(\d)\s+)?(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)}
+    golden = [(k, c, g) for k in ("act8", "pca") for c in ("golden plain", "golden run-length")
+              for g in "136"]
+    baselines = [(k, c, None) for k, n in (("act8", 1264), ("pca", n_pca))
+                 for c in ("zlib level 6", f"dahuffman (first {min(n, 1024)} B)")]
+    assert sorted(speed, key=str) == sorted(golden + baselines, key=str), out
+    layers = [quantize8(relu), quantize8(signed)]
+    data = np.concatenate([q.ravel() for q in layers])
     data = (data & 0xFF).astype(np.uint8)
-    assert int(speed["zlib level 6"][2]) == data.size == 1264
-    assert abs(float(speed["zlib level 6"][3])
-               - 8 * len(zlib.compress(data.tobytes(), 6)) / data.size) <= 5e-4
-    counts = list(Counter(data.tolist()).values())
-    plain = float(speed["golden plain (v1)"][3])
-    assert huffman_cost(counts) / data.size - 5e-4 <= plain
-    assert plain <= (huffman_cost(counts + [1]) - 1) / data.size + 5e-4
-    dah = speed["dahuffman (first 1024 B)"]
-    assert int(dah[2]) == 1024
+    zrow = speed[("act8", "zlib level 6", None)]
+    assert int(zrow[4]) == data.size == 1264
+    assert abs(float(zrow[5]) - 8 * len(zlib.compress(data.tobytes(), 6)) / data.size) <= 5e-4
+    # One plain table per layer: between the optimal Huffman costs without and with ESC.
+    plain = float(speed[("act8", "golden plain", "1")][5])
+    layer_counts = [list(Counter(q.ravel().tolist()).values()) for q in layers]
+    assert sum(huffman_cost(c) for c in layer_counts) / data.size - 5e-4 <= plain
+    assert plain <= sum(huffman_cost(c + [1]) - 1 for c in layer_counts) / data.size + 5e-4
+    for key in golden:
+        assert int(speed[key][4]) == (1264 if key[0] == "act8" else n_pca)
+    dah = speed[("act8", "dahuffman (first 1024 B)", None)]
+    assert int(dah[4]) == 1024
     # dahuffman adds an end-of-file symbol: at least the optimal cost of the first 1024 bytes.
     first = list(Counter(data[:1024].tolist()).values())
-    assert float(dah[3]) >= huffman_cost(first) / 1024 - 5e-4
+    assert float(dah[5]) >= huffman_cost(first) / 1024 - 5e-4
     for m in speed.values():
-        enc, dec, both = (float(m[i]) for i in (4, 5, 6))
-        assert enc > 0 and dec > 0
-        # enc+dec MB/s is the harmonic combination of the two (each printed to 0.01).
-        assert abs(both - 1 / (1 / enc + 1 / dec)) <= 0.02 + 1e-3 * both
+        assert float(m[6]) > 0 and float(m[7]) > 0
+    for kind in ("act8", "pca"):
+        line = re.search(rf"^# {kind}: slowest golden encode ([\d.]+) MB/s \(zlib level 6: "
+                         rf"([\d.]+)\), slowest golden decode ([\d.]+) MB/s$", out, re.M)
+        rows = [speed[k] for k in golden if k[0] == kind]
+        assert float(line[1]) == min(float(m[6]) for m in rows)
+        assert float(line[2]) == float(speed[(kind, "zlib level 6", None)][6])
+        assert float(line[3]) == min(float(m[7]) for m in rows)

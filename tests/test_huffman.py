@@ -3,6 +3,8 @@
 import heapq
 import itertools
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -343,3 +345,17 @@ def test_groups_round_trip_mixed_widths_and_interleave_order():
         encode_groups(a, tables, [0, 3, 3, 9], 16)
     with pytest.raises(AlphabetError, match=r"outside the 2-bit signed range"):
         encode_groups(a + 2, tables, bounds, 16)
+
+
+def test_encode_and_decode_without_numba_name_the_missing_package():
+    """The light install (no golden extra) builds tables; coding says what it needs."""
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import numpy as np\n"
+            "from golden.huffman import build_table, encode_tile\n"
+            "t = build_table(np.arange(4), 2, 3, signed=False, histogram=False)\n"
+            "encode_tile(np.arange(4), t)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1] == (
+        "ModuleNotFoundError: Golden Huffman encode and decode need numba: "
+        "pip install 'actcomp[golden]'")

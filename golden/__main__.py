@@ -9,12 +9,14 @@
         [--pixels N] [--random]
 
 ``distill`` synthesises calibration images from the network's BatchNorm statistics
-(``golden.distill``); ``calibrate --images DIR`` then calibrates without any real photo.
-``calibrate`` captures activations at every point (``golden.capture``), fits PCA per point,
-chooses k per layer (energy threshold, a fixed k, or the allocators of ``golden.allocate``),
-optionally learns the projections (``golden.learn``), folds them into integer artifacts
-(``golden.calibrate``), and evaluates all points compressed at once on held-out inputs
-(``golden.report``). It writes ``NN_<point>.npz`` per layer, ``report.json``,
+(``golden.projection.distill``); ``calibrate --images DIR`` then calibrates without any real photo.
+``calibrate`` captures activations at every point (``golden.nets.capture``), fits PCA per point,
+chooses k per layer (energy threshold, a fixed k, or the allocators of
+``golden.calibration.allocation``),
+optionally learns the projections (``golden.projection.learning``), folds them into integer
+artifacts
+(``golden.calibration``), and evaluates all points compressed at once on held-out inputs
+(``golden.calibration.report``). It writes ``NN_<point>.npz`` per layer, ``report.json``,
 ``bits_per_layer.png``, ``rate_fidelity.png`` and, for CAP, ``learning_curve.png``.
 Evaluation uses real photos that calibration never saw. Bad arguments or inputs print one
 line on stderr, exit with status 2 and write nothing; outputs appear only once complete.
@@ -35,7 +37,8 @@ import numpy as np
 PROG = "python -m golden"
 MODELS = ("mobilenet_v2", "digits")
 METHODS = ("pca", "cap", "price")
-# Relative Adam step (golden.learn) per model. On MobileNetV2, 1e-2 raised the calibration
+# Relative Adam step (golden.projection.learning) per model. On MobileNetV2, 1e-2 raised the
+# calibration
 # KL of a 3-bit/value PCA start from 0.40 to 2.2 in 20 steps; 1e-4 lowered it to 0.085.
 LEARN_RATE = {"digits": 1e-2, "mobilenet_v2": 1e-4}
 # Mini-batch per model (on MobileNetV2 each step is a teacher pass and a student
@@ -151,7 +154,7 @@ def _check_args(args):
 def calibration_source(folder) -> str:
     """``"synthetic"`` for a folder written by ``python -m golden distill`` (it holds that
     command's manifest), else the folder itself."""
-    from golden.distill import MANIFEST
+    from golden.projection.distill import MANIFEST
 
     path = Path(folder) / MANIFEST
     if path.is_file():
@@ -169,7 +172,7 @@ def _digits_images(folder):
     [0, 1]."""
     import torch
 
-    from golden.images import load_folder
+    from golden.nets.images import load_folder
 
     photos = load_folder(folder)
     bad = [name for name, a in photos if a.shape[:2] != (8, 8)]
@@ -183,10 +186,16 @@ def _digits_images(folder):
 def _setup(args):
     import torch
 
-    from golden.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
+    from golden.nets.images import (
+        bundled_photos,
+        extra_photos,
+        load_folder,
+        make_batch,
+        split_photos,
+    )
 
     if args.model == "digits":
-        from golden.digits import train_digits_cnn
+        from golden.nets.digits import train_digits_cnn
 
         model, data = train_digits_cnn(seed=args.seed)
         if args.images:
@@ -206,7 +215,7 @@ def _setup(args):
         setup = _Setup(model, x_calib, x_eval, labels, desc, calib_labels=calib_labels)
         setup.groups = np.arange(len(x_eval))  # every test digit is its own picture
         return setup
-    from golden.mobilenet import load_mobilenet_v2
+    from golden.nets.mobilenet import load_mobilenet_v2
 
     # Evaluation is on real photos only, never those calibrated on: with a folder of one's
     # own (or distilled) calibration images that is every bundled photo, the extra pictures
@@ -256,12 +265,13 @@ def _setup(args):
 
 
 # ---------------------------------------------------------------------------------------------
-# The learner's modules (golden.allocate, golden.learn), used when present
+# The learner's modules (golden.calibration.allocation, golden.projection.learning), used when
+# present
 
 
 def _allocator(args):
     try:
-        import golden.allocate as allocate
+        import golden.calibration.allocation as allocate
     except ImportError:
         allocate = None
     name = "greedy" if args.bits_per_value is not None else "ceiling"
@@ -274,7 +284,7 @@ def _allocator(args):
 
 def _learner(method):
     try:
-        import golden.learn as learn
+        import golden.projection.learning as learn
     except ImportError:
         learn = None
     fn = getattr(learn, f"learn_{method}", None)
@@ -284,9 +294,10 @@ def _learner(method):
 
 
 def _learn(args, setup, inits, samples, history):
-    """Train the PCA-initialised projections of every point with golden.learn, through the
+    """Train the PCA-initialised projections of every point with golden.projection.learning,
+    through the
     integer formats the artifacts will have (quantization-aware)."""
-    from golden.learn import quant_format
+    from golden.projection.learning import quant_format
 
     fn = _learner(args.method)
     kw = {"seed": args.seed, "progress": not args.no_progress}
@@ -321,11 +332,11 @@ def _progress(args, iterable, **kw):
 
 def _choose_k(args, points, projections, samples, setup):
     if args.threshold is not None:
-        from golden.projection import k_for_energy
+        from golden.projection.pca import k_for_energy
         return {p: k_for_energy(projections[p].eigenvalues, args.threshold) for p in points}
     if args.k is not None:
         return {p: min(args.k, projections[p].channels) for p in points}
-    from golden.capture import capture
+    from golden.nets.capture import capture
 
     fn = _allocator(args)
     target = args.bits_per_value if args.bits_per_value is not None else args.ceiling
@@ -346,8 +357,8 @@ def _choose_k(args, points, projections, samples, setup):
 def _kl_curves(args, setup, projections, samples):
     """Per point, the output KL against k on held-out calibration inputs (the last
     VAL_FRACTION, at most KL_INPUTS of them), with the hardware's rounding."""
-    from golden.allocate import kl_curves
-    from golden.learn import quant_format
+    from golden.calibration.allocation import kl_curves
+    from golden.projection.learning import quant_format
 
     n_val = max(1, round(len(setup.x_calib) * VAL_FRACTION))
     x_val = setup.x_calib[-min(n_val, KL_INPUTS[args.model]):]
@@ -364,7 +375,8 @@ def _unsigned(args):
 
 
 def _calibrate_all(args, points, projections, ks, samples):
-    from golden.calibrate import activation_format, calibrate_layer
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.scales import activation_format
 
     group_bits = _bits_list(args.group_bits)
     arts = {}
@@ -383,17 +395,16 @@ def cmd_calibrate(args):
     _bits_list(args.group_bits)
     import torch
 
-    from golden.artifacts import save_artifact
-    from golden.capture import activation_points, sample_pixels
-    from golden.projection import pca_fit
-    from golden.report import (
+    from golden.calibration.report import (
         activation_tables,
         evaluate,
         plot_bits_per_layer,
         plot_learning_curve,
         plot_rate_fidelity,
-        write_json,
     )
+    from golden.datapath.artifacts import save_artifact, write_json
+    from golden.nets.capture import activation_points, sample_pixels
+    from golden.projection.pca import pca_fit
 
     times = {}
     t0 = time.time()
@@ -429,7 +440,7 @@ def cmd_calibrate(args):
     times["evaluate_s"] = time.time() - t
     operating = [dict(result["network"], label=_label(args))]
     for thr in (_float_list(args.sweep, "--sweep") if args.sweep else []):
-        from golden.projection import k_for_energy
+        from golden.projection.pca import k_for_energy
         sweep_ks = {p: k_for_energy(pca[p].eigenvalues, thr) for p in points}
         sweep_arts = _calibrate_all(args, points, pca, sweep_ks, samples)
         r = evaluate(model, setup.x_eval, sweep_arts, labels=setup.labels,
@@ -543,15 +554,15 @@ def _publish(tmp: Path, out: Path):
 def _real_activations(args, name):
     import torch
 
-    from golden.capture import sample_pixels
-    from golden.images import bundled_photos, make_batch, split_photos
+    from golden.nets.capture import sample_pixels
+    from golden.nets.images import bundled_photos, make_batch, split_photos
 
     if args.model == "digits":
-        from golden.digits import train_digits_cnn
+        from golden.nets.digits import train_digits_cnn
         model, data = train_digits_cnn(seed=0)
         x = data.x_test
     else:
-        from golden.mobilenet import load_mobilenet_v2
+        from golden.nets.mobilenet import load_mobilenet_v2
         model = load_mobilenet_v2()
         x = make_batch(split_photos(bundled_photos())[1], 4, seed=args.seed)
     if name not in dict(model.named_modules()):
@@ -561,9 +572,9 @@ def _real_activations(args, name):
 
 
 def cmd_vectors(args):
-    from golden.artifacts import load_artifact
-    from golden.calibrate import layer_vectors
-    from golden.quant import int_range
+    from golden.datapath.artifacts import load_artifact
+    from golden.datapath.pipeline import layer_vectors
+    from golden.datapath.quant import int_range
 
     if args.pixels < 1:
         raise UsageError(f"--pixels must be a positive integer, not {args.pixels}")
@@ -617,7 +628,7 @@ DISTILL = {
 
 
 def cmd_distill(args):
-    from golden.distill import DistillSettings
+    from golden.projection.distill import DistillSettings
 
     spec = DISTILL[args.model]
     fields = {"size": spec["size"] if args.size is None else args.size,
@@ -644,15 +655,15 @@ def cmd_distill(args):
         raise UsageError(f"--out {args.out} exists and is not a directory")
     import torch
 
-    from golden.distill import distill_to_folder
+    from golden.projection.distill import distill_to_folder
 
     if args.model == "digits":
-        from golden.digits import train_digits_cnn
+        from golden.nets.digits import train_digits_cnn
         model, _ = train_digits_cnn(seed=0)
         mean, std = (0.0,), (1.0,)
     else:
-        from golden.images import IMAGENET_MEAN, IMAGENET_STD
-        from golden.mobilenet import load_mobilenet_v2
+        from golden.nets.images import IMAGENET_MEAN, IMAGENET_STD
+        from golden.nets.mobilenet import load_mobilenet_v2
         model = load_mobilenet_v2()
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     log = (lambda line: None) if args.no_progress else (
@@ -678,14 +689,15 @@ def make_parser():
     c.add_argument("--eval-images", help="folder of evaluation photos, disjoint from --images")
     c.add_argument("--extra-photos", action="store_true",
                    help="also calibrate on the other pictures bundled with scikit-image and "
-                   "matplotlib (grey photos, textures; golden.images.extra_photos)")
+                   "matplotlib (grey photos, textures; golden.nets.images.extra_photos)")
     c.add_argument("--threshold", type=float, help="PCA eigenvalue-energy threshold per layer")
     c.add_argument("--k", type=int, help="the same number of components in every layer")
     c.add_argument("--bits-per-value", type=float,
-                   help="target network bits/value (greedy allocation, golden.allocate)")
+                   help="target network bits/value (greedy allocation, "
+                   "golden.calibration.allocation)")
     c.add_argument("--ceiling", type=float,
                    help="ceiling in bits per coded feature map and input (ceiling allocation, "
-                   "golden.allocate)")
+                   "golden.calibration.allocation)")
     c.add_argument("--method", choices=METHODS, default="pca")
     c.add_argument("--allocation", choices=("kl", "share"), default="kl",
                    help="accuracy cost in the greedy allocation (--bits-per-value): kl, the "
@@ -710,7 +722,7 @@ def make_parser():
     c.add_argument("--scale-method", choices=("max", "percentile", "mse", "kl"), default="mse")
     c.add_argument("--granularity", choices=("component", "layer"), default="component")
     c.add_argument("--x-method", choices=("max", "percentile", "mse", "kl"), default="mse",
-                   help="activation step calibration (golden.calibrate.clip_scale)")
+                   help="activation step calibration (golden.datapath.scales.clip_scale)")
     c.add_argument("--in-bits", type=int, default=8, help="stored activation width")
     c.add_argument("--unsigned", choices=("auto", "off"), default="auto",
                    help="auto: points without negative values stored unsigned (in-bits + 1 "
@@ -720,7 +732,7 @@ def make_parser():
     c.add_argument("--relu", action="store_true", help="clamp reconstructions at 0")
     c.add_argument("--learn-steps", type=int,
                    help="optimiser steps of --method cap|price (default 150 on digits, "
-                   "golden.learn's on mobilenet_v2)")
+                   "golden.projection.learning's on mobilenet_v2)")
     c.add_argument("--learn-rate", type=float,
                    help="relative Adam step of --method cap|price (default 1e-2 on digits, "
                    "1e-4 on mobilenet_v2)")
@@ -763,7 +775,7 @@ def make_parser():
 
 
 def main(argv=None):
-    from golden.huffman import HuffmanError
+    from golden.codec.errors import HuffmanError
 
     try:
         args = make_parser().parse_args(argv)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from golden.quant import acc_bits
+from golden.datapath.quant import acc_bits
 from hdl.manifest import describe_ports
 from hdl.registry import Block, Module, UsageError, positive, width
 from hdl.requantizer import Requantizer
@@ -190,7 +190,7 @@ def _artifact_defaults(path) -> dict:
     """Defaults that make the build match a golden artifact: C, K, ReLU and the widths the
     baked MAC arrays need. Options given on the command line still win (and are checked
     against the artifact)."""
-    from golden.artifacts import load_artifact
+    from golden.datapath.artifacts import load_artifact
 
     try:
         art = load_artifact(path)

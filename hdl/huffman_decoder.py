@@ -1,6 +1,7 @@
 """Canonical Huffman decoder: MSB-first W-bit words in, one symbol per cycle out.
 
-Golden twin: ``golden.huffman.decode_tile`` / ``decode_groups`` (plain mode, bitstream version 1,
+Golden twin: ``golden.codec.plain.decode_tile`` / ``decode_groups`` (plain mode, bitstream version
+1,
 ``docs/bitstream.md``). Ports, the tile-count and table-loading protocols, the error rules and
 the timing are described in ``docs/huffman_decoder.md``.
 
@@ -88,7 +89,7 @@ class HuffmanDecoder(wiring.Component):
     groups : int
         Number of table groups G (one table each).
     group_bounds : sequence of int or None
-        Column edges ``[0, k1, ..., K]`` as in ``golden.huffman.decode_groups``; needed when
+        Column edges ``[0, k1, ..., K]`` as in ``golden.codec.plain.decode_groups``; needed when
         ``groups > 1``. The first symbol of a tile is column 0, each symbol advances the column
         modulo K, and column j is decoded with the table of the group holding j.
     group_bits : sequence of int or None

@@ -1,6 +1,7 @@
 """Canonical Huffman encoder: symbols in, MSB-first W-bit words out, one symbol per cycle.
 
-Golden twin: ``golden.huffman.encode_tile`` / ``encode_groups`` (plain mode, bitstream version 1,
+Golden twin: ``golden.codec.plain.encode_tile`` / ``encode_groups`` (plain mode, bitstream version
+1,
 ``docs/bitstream.md``). Ports, the table-loading protocol and the timing are described in
 ``docs/huffman_encoder.md``.
 
@@ -58,11 +59,12 @@ def encoder_tables(table):
     """Normalise ``table`` to ``(tables, bounds)``: a list of plain ``HuffmanTable`` and the
     group bounds of a table set (None for a bare table or list).
 
-    ``table`` is a table-set file path (``python -m golden.huffman fit`` output), a
-    ``golden.huffman_container.TableSet``, a ``HuffmanTable`` or a sequence of them.
+    ``table`` is a table-set file path (``python -m golden.codec fit`` output), a
+    ``golden.codec.container.TableSet``, a ``HuffmanTable`` or a sequence of them.
     """
-    from golden.huffman import HuffmanError, HuffmanTable
-    from golden.huffman_container import TableSet, unpack_tables
+    from golden.codec.container import TableSet, unpack_tables
+    from golden.codec.errors import HuffmanError
+    from golden.codec.tables import HuffmanTable
 
     bounds = None
     if isinstance(table, (str, Path)):
@@ -101,7 +103,7 @@ class HuffmanEncoder(wiring.Component):
     groups : int
         Number of table groups G (one table each).
     group_bounds : sequence of int or None
-        Column edges ``[0, k1, ..., K]`` as in ``golden.huffman.encode_groups``; needed when
+        Column edges ``[0, k1, ..., K]`` as in ``golden.codec.plain.encode_groups``; needed when
         ``groups > 1``. The encoder counts columns itself: the first symbol of a tile is column
         0, each symbol advances the column modulo K, and column j uses the group holding j.
     group_bits : sequence of int or None

@@ -16,7 +16,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.quant import acc_bits, int_range
+from golden.datapath.quant import acc_bits, int_range
 from hdl.registry import Block, UsageError, positive
 from hdl.registry import Module as BuildModule
 from hdl.requantizer import requant_round_saturate, requant_shift, shift_width
@@ -83,7 +83,7 @@ def load_weights(weights, channels_out: int, channels_in: int) -> dict:
     is taken, the inverse one first.
     """
     if isinstance(weights, (str, Path)):
-        from golden.artifacts import load_artifact
+        from golden.datapath.artifacts import load_artifact
         weights = load_artifact(weights).arrays()
     if not isinstance(weights, dict):
         raise TypeError(f"Weights must be a dict or an artifact path, not {weights!r}")
@@ -532,7 +532,7 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
 def _modules(args):
     art = None
     if args.weights is not None:
-        from golden.artifacts import load_artifact
+        from golden.datapath.artifacts import load_artifact
         try:
             art = load_artifact(args.weights).arrays()
         except ValueError as e:

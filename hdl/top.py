@@ -5,7 +5,7 @@ per-group clamp to the coefficient widths -> canonical Huffman encoder -> bitstr
 ``Decompressor``: bitstream words -> Huffman decoder -> K coefficients per pixel (sign-extended
 per group) -> inverse projection MAC array -> reconstructed activations.
 
-Both compute exactly what ``golden.calibrate`` computes for a ``LayerArtifact``:
+Both compute exactly what ``golden.datapath.pipeline`` computes for a ``LayerArtifact``:
 ``forward_int`` then ``encode_groups`` (one tile per ``tlast``), and ``decode_groups`` then
 ``inverse_int``. Ports, protocols and timing: ``docs/top.md``.
 """
@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from golden.quant import int_range
+from golden.datapath.quant import int_range
 from hdl.huffman_decoder import HuffmanDecoder
 from hdl.huffman_encoder import HuffmanEncoder
 from hdl.mac_array import MacArray, schedule
@@ -138,8 +138,9 @@ class _Common(wiring.Component):
 
 
 class Compressor(_Common):
-    """Activations in, canonical Huffman bitstream out (``golden.calibrate.forward_int`` then
-    ``golden.huffman.encode_groups``, one tile per ``s_axis_tlast``).
+    """Activations in, canonical Huffman bitstream out (``golden.datapath.pipeline.forward_int``
+    then
+    ``golden.codec.plain.encode_groups``, one tile per ``s_axis_tlast``).
 
     Parameters
     ----------
@@ -294,7 +295,7 @@ class Compressor(_Common):
 
 class Decompressor(_Common):
     """Canonical Huffman bitstream in, reconstructed activations out
-    (``golden.huffman.decode_groups`` then ``golden.calibrate.inverse_int``).
+    (``golden.codec.plain.decode_groups`` then ``golden.datapath.pipeline.inverse_int``).
 
     Parameters
     ----------
@@ -464,7 +465,7 @@ def _artifact(args):
     """The ``--weights`` artifact's constants and groups, checked against the build, or None."""
     if args.weights is None:
         return None
-    from golden.artifacts import load_artifact
+    from golden.datapath.artifacts import load_artifact
     try:
         art = load_artifact(args.weights)
     except (ValueError, OSError) as e:

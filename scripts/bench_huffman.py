@@ -18,8 +18,8 @@ plain (version 1) table and of a run-length (version 2) table fitted to the same
 back and checked. Then encode+decode throughput in MB/s (one byte per 8-bit symbol) of both
 modes beside zlib level 6 and dahuffman on the same symbols.
 
-Activations come from ``golden.capture`` on the bundled photos (``golden.mobilenet``,
-``golden.images``), or from ``--activations``: an .npz of NHWC float arrays, one per point.
+Activations come from ``golden.nets.capture`` on the bundled photos (``golden.nets.mobilenet``,
+``golden.nets.images``), or from ``--activations``: an .npz of NHWC float arrays, one per point.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ import zlib
 
 import numpy as np
 
-from golden.huffman import build_table, decode_groups, decode_tile, encode_groups, encode_tile
-from golden.huffman_rl import build_rl_table, decode_rl_tile, encode_rl_tile
+from golden.codec.plain import decode_groups, decode_tile, encode_groups, encode_tile
+from golden.codec.runlength import build_rl_table, decode_rl_tile, encode_rl_tile
+from golden.codec.tables import build_table
 
 
 def load_activations(args):
@@ -40,9 +41,9 @@ def load_activations(args):
         with np.load(args.activations) as f:
             return {k: f[k] for k in f.files}, f"file {args.activations}"
     try:
-        from golden.capture import activation_points, capture
-        from golden.images import bundled_photos, make_batch
-        from golden.mobilenet import load_mobilenet_v2
+        from golden.nets.capture import activation_points, capture
+        from golden.nets.images import bundled_photos, make_batch
+        from golden.nets.mobilenet import load_mobilenet_v2
     except ImportError as e:
         raise SystemExit(f"bench_huffman: error: no --activations and no capture path ({e})"
                          ) from None
@@ -50,8 +51,9 @@ def load_activations(args):
     photos = bundled_photos()
     x = make_batch(photos, args.images, size=224, seed=0)
     acts = capture(model, x, activation_points(model))
-    return ({name: t.numpy() for name, t in acts.items()},
-            f"golden.capture, {args.images} crops of {len(photos)} bundled photos at 224 x 224")
+    source = (f"golden.nets.capture, {args.images} crops of {len(photos)} bundled photos at "
+              "224 x 224")
+    return {name: t.numpy() for name, t in acts.items()}, source
 
 
 def quantize8(x):

@@ -9,7 +9,8 @@
 MobileNetV2, every one of its 52 post-activation points compressed at once. For each
 calibration source, ``synthetic`` (the images of ``python -m golden distill`` in
 ``--distilled``, no real photo) and ``real`` (crops of half the bundled photos), the benchmark
-fits PCA per point, measures each point's coded bits against k (``golden.allocate.layer_costs``)
+fits PCA per point, measures each point's coded bits against k
+(``golden.calibration.allocation.layer_costs``)
 and its output KL against k on held-out calibration inputs (``kl_curves``, with the hardware's
 rounding), and for every target bits per value lets CAP's greedy allocation choose k per point.
 Each method then gives the projections at those k: PCA itself, CAP (``learn_cap``: KD plus
@@ -86,12 +87,12 @@ class Setting:
 def _prepare(name, source, model, x_calib, x_eval, groups, labels_eval, args, t0):
     import torch
 
-    from golden.allocate import kl_curves, layer_costs
-    from golden.calibrate import calibrate_layer
-    from golden.capture import activation_points, capture, sample_pixels
-    from golden.learn import quant_format
-    from golden.projection import pca_fit
-    from golden.report import activation_tables, evaluate
+    from golden.calibration.allocation import kl_curves, layer_costs
+    from golden.calibration.folding import calibrate_layer
+    from golden.calibration.report import activation_tables, evaluate
+    from golden.nets.capture import activation_points, capture, sample_pixels
+    from golden.projection.learning import quant_format
+    from golden.projection.pca import pca_fit
 
     s = Setting()
     s.name, s.source, s.model = name, source, model
@@ -131,14 +132,14 @@ def _prepare(name, source, model, x_calib, x_eval, groups, labels_eval, args, t0
 
 
 def _layer_kw(samples):
-    from golden.calibrate import activation_format
+    from golden.datapath.scales import activation_format
 
     in_bits, relu = activation_format(samples, 8, "auto")
     return dict(in_bits=in_bits, relu=relu)
 
 
 def _projections(s: Setting, method, ks, args, curve):
-    from golden.learn import learn_cap, learn_price
+    from golden.projection.learning import learn_cap, learn_price
 
     inits = {p: s.pcas[p].truncate(ks[p]) for p in s.points}
     if method == "pca":
@@ -163,9 +164,9 @@ def _truncated(fmt, k):
 
 
 def _run(s: Setting, method, target, args, t0):
-    from golden.allocate import greedy_allocate, network_bits_per_value
-    from golden.calibrate import calibrate_layer
-    from golden.report import evaluate, paired_drop_ci
+    from golden.calibration.allocation import greedy_allocate, network_bits_per_value
+    from golden.calibration.folding import calibrate_layer
+    from golden.calibration.report import evaluate, paired_drop_ci
 
     t = time.time()
     ks = greedy_allocate(s.costs, target)
@@ -246,8 +247,14 @@ def _lossless_row(s: Setting):
 
 
 def _mobilenet(source, args, t0):
-    from golden.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
-    from golden.mobilenet import load_mobilenet_v2
+    from golden.nets.images import (
+        bundled_photos,
+        extra_photos,
+        load_folder,
+        make_batch,
+        split_photos,
+    )
+    from golden.nets.mobilenet import load_mobilenet_v2
 
     model = load_mobilenet_v2()
     calib, evaluation = split_photos(bundled_photos())
@@ -270,7 +277,7 @@ def _digits(source, args, t0):
     import torch
 
     from golden.__main__ import _digits_images
-    from golden.digits import train_digits_cnn
+    from golden.nets.digits import train_digits_cnn
 
     model, data = train_digits_cnn(seed=0)
     if source == "synthetic":
@@ -285,8 +292,8 @@ def _digits(source, args, t0):
 
 def _digits_distilled(args, t0):
     """Distil the digits images once (cheap) into ``--distilled-digits`` if missing."""
-    from golden.digits import train_digits_cnn
-    from golden.distill import DistillSettings, distill_to_folder
+    from golden.nets.digits import train_digits_cnn
+    from golden.projection.distill import DistillSettings, distill_to_folder
 
     model, _ = train_digits_cnn(seed=0)
     settings = DistillSettings(size=8, low_size=None, steps=200)
@@ -406,7 +413,7 @@ def make_parser():
     p.add_argument("--digits-price-steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4,
-                   help="relative Adam step on MobileNetV2 (golden.learn)")
+                   help="relative Adam step on MobileNetV2 (golden.projection.learning)")
     p.add_argument("--digits-lr", type=float, default=1e-2)
     p.add_argument("--lr-scale", default="relative", choices=("relative", "absolute"),
                    help="relative: S1, S2 move by about lr / sqrt(C) per step; absolute: lr "

@@ -24,8 +24,7 @@ import zlib
 
 import numpy as np
 
-from golden.huffman import HuffmanError, build_table
-from golden.huffman_container import (
+from golden.codec.container import (
     DTYPES,
     TableSet,
     decode_coded,
@@ -34,7 +33,9 @@ from golden.huffman_container import (
     unpack_container,
     unpack_tables,
 )
-from golden.huffman_rl import build_rl_table
+from golden.codec.errors import HuffmanError
+from golden.codec.runlength import build_rl_table
+from golden.codec.tables import build_table
 
 
 def seed_files():

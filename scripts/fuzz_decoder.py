@@ -5,7 +5,7 @@
 Runs the cocotb test ``decoder_fuzz`` of ``tb/test_huffman_decoder.py`` on the main decoder
 configuration (b = 8, L = 12, W = 32, tables loaded at run time) with ``--tiles`` mutated
 tiles instead of CI's 1,000 (Verilator) or 300 (Icarus), in one simulation: every tile is
-coded by ``golden.huffman.encode_tile`` from a run-time table (complete codes, random
+coded by ``golden.codec.plain.encode_tile`` from a run-time table (complete codes, random
 alphabets, incomplete codes with ESC last and first; a new table every 100 tiles), mutated
 (one or two bit flips, a dropped, duplicated or random word, truncation, all words random)
 and followed by a good tile, all streamed back to back under random idle and backpressure.

@@ -1,6 +1,7 @@
 """Does CAP learning on MobileNetV2 fit the calibration photos, the held-out ones, or neither?
 
-Prints the float distillation objective (``golden.learn.objective``: T^2 KL to the uncompressed
+Prints the float distillation objective (``golden.projection.learning.objective``: T^2 KL to the
+uncompressed
 network, every point's projection inserted at once, no integer rounding) on the calibration and
 the held-out crops, for the PCA start and after ``learn_cap``, at the k per point that a
 ``scripts.bench_projections --json`` run allocated::
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-eval", type=int, default=48)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--extra-photos", action="store_true",
-                   help="calibrate on golden.images.extra_photos too")
+                   help="calibrate on golden.nets.images.extra_photos too")
     args = p.parse_args(argv)
     try:
         rows = json.loads(open(args.ks).read())
@@ -48,11 +49,11 @@ def main(argv=None) -> int:
 
     import torch
 
-    from golden.capture import activation_points, sample_pixels
-    from golden.images import bundled_photos, extra_photos, make_batch, split_photos
-    from golden.learn import learn_cap, objective
-    from golden.mobilenet import load_mobilenet_v2
-    from golden.projection import pca_fit
+    from golden.nets.capture import activation_points, sample_pixels
+    from golden.nets.images import bundled_photos, extra_photos, make_batch, split_photos
+    from golden.nets.mobilenet import load_mobilenet_v2
+    from golden.projection.learning import learn_cap, objective
+    from golden.projection.pca import pca_fit
 
     torch.set_num_threads(args.threads)
     model = load_mobilenet_v2()

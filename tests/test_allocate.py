@@ -1,4 +1,5 @@
-"""golden.allocate: CAP's greedy reduction and Price and Tanner's ceiling allocation."""
+"""golden.calibration.allocation: CAP's greedy reduction and Price and Tanner's ceiling
+allocation."""
 
 import re
 
@@ -7,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden.allocate import (
+from golden.calibration.allocation import (
     LayerCost,
     allocate_ceiling,
     allocate_greedy,
@@ -16,9 +17,10 @@ from golden.allocate import (
     layer_costs,
     network_bits_per_value,
 )
-from golden.calibrate import calibrate_layer, coded_bits, forward_int, quantize_input
-from golden.huffman_rl import build_rl_table, encode_rl_tile
-from golden.projection import pca_fit
+from golden.calibration.folding import calibrate_layer
+from golden.codec.runlength import build_rl_table, encode_rl_tile
+from golden.datapath.pipeline import coded_bits, forward_int, quantize_input
+from golden.projection.pca import pca_fit
 
 
 def _layer(name, c, pixels, spectrum, bits_per_coef=2.0, rng=None):
@@ -106,7 +108,8 @@ def test_greedy_errors():
         greedy_allocate([], 1.0)
     with pytest.raises(ValueError, match=r"^Layer names must be unique$"):
         greedy_allocate([layers[0], layers[0]], 1.0)
-    with pytest.raises(TypeError, match=r"^Layers must be golden.allocate.LayerCost, not dict$"):
+    with pytest.raises(TypeError, match=r"^Layers must be golden.calibration.allocation."
+                                        r"LayerCost, not dict$"):
         greedy_allocate([{}], 1.0)
     with pytest.raises(ValueError, match=r"^Minimum component count must be a positive "):
         greedy_allocate(layers, 1.0, min_k=0)
@@ -206,10 +209,10 @@ def test_layer_sensitivity_is_kl_per_relative_error():
     import torch
     from torch import nn
 
-    from golden.allocate import layer_sensitivity
-    from golden.capture import capture, replaced
-    from golden.learn import Projector
-    from golden.projection import k_for_energy
+    from golden.calibration.allocation import layer_sensitivity
+    from golden.nets.capture import capture, replaced
+    from golden.projection.learning import Projector
+    from golden.projection.pca import k_for_energy
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 1), nn.ReLU(),
@@ -243,9 +246,10 @@ def test_layer_sensitivity_is_kl_per_relative_error():
 
 
 def test_allocators_measure_each_point_in_its_stored_format(samples):
-    # A ReLU map is stored unsigned (golden.calibrate.activation_format): its bits(k) are those
+    # A ReLU map is stored unsigned (golden.datapath.scales.activation_format): its bits(k) are
+    # those
     # of the 9-bit-at-the-MACs artifact calibrate_network builds, a signed map's the 8-bit one.
-    from golden.allocate import _costs_from_cli
+    from golden.calibration.allocation import _costs_from_cli
 
     relu_map = np.clip(samples, 0.0, None)
     projs = {"relu": pca_fit(relu_map), "signed": pca_fit(samples)}

@@ -16,7 +16,7 @@ from scripts import bench_huffman
 def test_capture_path_yields_every_point():
     acts, source = bench_huffman.load_activations(argparse.Namespace(activations=None,
                                                                      images=1))
-    assert len(acts) == 52 and "golden.capture" in source
+    assert len(acts) == 52 and "golden.nets.capture" in source
     a = acts["features.10"]
     assert a.ndim == 4 and a.shape[-1] == 64 and np.isfinite(a).all()
     assert a.shape[0] == 1 and a.std() > 0

@@ -7,22 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden.artifacts import ARTIFACT_KEYS, load_artifact, save_artifact
-from golden.calibrate import (
-    calibrate_layer,
-    clip_scale,
+from golden.calibration.folding import calibrate_layer
+from golden.codec.plain import decode_groups
+from golden.datapath.artifacts import ARTIFACT_KEYS, load_artifact, save_artifact
+from golden.datapath.pipeline import (
     coded_bits,
-    component_scales,
     forward_int,
     inverse_int,
     layer_vectors,
     quantize_input,
     roundtrip,
-    split_groups,
 )
-from golden.huffman import decode_groups
-from golden.projection import pca_fit
-from golden.quant import int_range
+from golden.datapath.quant import int_range
+from golden.datapath.scales import clip_scale, component_scales, split_groups
+from golden.projection.pca import pca_fit
 
 
 def low_rank(n=4000, c=24, rank=5, seed=0, positive=True):
@@ -35,7 +33,8 @@ def low_rank(n=4000, c=24, rank=5, seed=0, positive=True):
 
 
 def reference_pixel(art, x_int):
-    """The pipeline in words, with Python integers, for one pixel (independent of golden.mac)."""
+    """The pipeline in words, with Python integers, for one pixel (independent of
+    golden.datapath.mac)."""
     def requant(acc, mult, shift, bits, relu):
         v = (acc * mult + ((1 << shift) >> 1)) >> shift
         lo, hi = int_range(bits)
@@ -205,7 +204,7 @@ def test_calibrate_errors(layer):
     with pytest.raises(ValueError, match=r"^Calibration activations must be channels-last with "
                                          r"24 channels, not shape \(10, 5\)$"):
         calibrate_layer(proj, np.zeros((10, 5)))
-    with pytest.raises(TypeError, match=r"^Projection must be a golden.projection.Projection"):
+    with pytest.raises(TypeError, match=r"^Projection must be a golden.projection.pca.Projection"):
         calibrate_layer("pca", calib)
     big = pca_fit(calib + 1000.0, k=3)
     with pytest.raises(ValueError, match=r"^Forward projection bias needs more than 8 bits"):
@@ -298,8 +297,8 @@ def test_step_floor_keeps_components_unseen_in_calibration():
 def test_calibrate_network_on_a_users_module():
     import torch
 
-    from golden.calibrate import calibrate_network
-    from golden.report import evaluate
+    from golden.calibration.network import calibrate_network
+    from golden.calibration.report import evaluate
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -329,7 +328,7 @@ def test_calibrate_network_on_a_users_module():
 
 
 def test_activation_format():
-    from golden.calibrate import activation_format
+    from golden.datapath.scales import activation_format
 
     relu_map = low_rank()
     assert relu_map.min() == 0.0
@@ -350,7 +349,7 @@ def test_activation_format():
 def test_unsigned_format_quarters_the_activation_error(layer):
     # A ReLU map stored unsigned in 8 bits: x_int spans 0..255 (9-bit signed at the MACs), the
     # step halves, and the reconstruction stays in the stored range.
-    from golden.calibrate import activation_format
+    from golden.datapath.scales import activation_format
 
     proj, calib, held = layer
     in_bits, relu = activation_format(calib)
@@ -389,7 +388,7 @@ def test_default_activation_step_is_the_mse_clip():
 def test_bias_correction_removes_the_mean_error_of_a_clamped_truncation():
     # A ReLU map truncated to 2 of 24 components and clamped at 0 on reconstruction: the
     # clamp turns zero-mean truncation error into a positive bias on every channel.
-    from golden.calibrate import activation_format
+    from golden.datapath.scales import activation_format
 
     x = low_rank(n=6000, rank=8)
     calib, held = x[:4000], x[4000:]

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from golden.calibrate import calibrate_network, quantize_input
-from golden.capture import ACTIVATIONS, activation_points, capture
-from golden.quant import quantize
-from golden.report import activation_only, compare_logits, evaluate
+from golden.calibration.network import calibrate_network
+from golden.calibration.report import activation_only, compare_logits, evaluate
+from golden.datapath.pipeline import quantize_input
+from golden.datapath.quant import quantize
+from golden.nets.capture import ACTIVATIONS, activation_points, capture
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def net():
 
 
 def test_points_activation_modules_only():
-    from golden.mobilenet import MobileNetV2
+    from golden.nets.mobilenet import MobileNetV2
 
     model = MobileNetV2()  # structure only, no weights needed
     post = activation_points(model)

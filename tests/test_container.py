@@ -1,4 +1,4 @@
-"""Container and table-set files, mutation fuzz, and the ``python -m golden.huffman`` CLI."""
+"""Container and table-set files, mutation fuzz, and the ``python -m golden.codec`` CLI."""
 
 import re
 import struct
@@ -10,14 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden.huffman import (
+from golden.codec.container import (
     ContainerError,
-    CorruptStreamError,
-    HuffmanError,
-    build_table,
-    encode_groups,
-)
-from golden.huffman_container import (
     TableSet,
     decode_array,
     encode_array,
@@ -25,7 +19,10 @@ from golden.huffman_container import (
     unpack_container,
     unpack_tables,
 )
-from golden.huffman_rl import build_rl_table
+from golden.codec.errors import CorruptStreamError, HuffmanError
+from golden.codec.plain import encode_groups
+from golden.codec.runlength import build_rl_table
+from golden.codec.tables import build_table
 from scripts.fuzz_container import fix_crc, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,7 +133,7 @@ def test_mutation_fuzz():
 
 
 def cli(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "golden.huffman", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "golden.codec", *map(str, args)],
                           cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
 
@@ -206,6 +203,6 @@ def test_cli_errors_one_line_exit_2_no_output(tmp_path, args, message):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("python -m golden.huffman: error: ")
+    assert lines[0].startswith("python -m golden.codec: error: ")
     assert re.search(message, lines[0]), lines[0]
     assert set(tmp_path.iterdir()) == before, "no output or temporary file left behind"

@@ -1,4 +1,5 @@
-"""golden.distill and ``python -m golden distill``: calibration images from BatchNorm statistics.
+"""golden.projection.distill and ``python -m golden distill``: calibration images from BatchNorm
+statistics.
 
 Tiny configurations only: a one-BatchNorm net defined here, the digits CNN (trained once per
 module, a few seconds) and one 2-image, 32-pixel MobileNetV2 batch.
@@ -16,18 +17,18 @@ import pytest
 import torch
 from torch import nn
 
-import golden.digits
-import golden.distill
-import golden.mobilenet
+import golden.nets.digits
+import golden.nets.mobilenet
+import golden.projection.distill
 from golden.__main__ import UsageError, _digits_images, calibration_source, main
-from golden.distill import (
+from golden.nets.images import IMAGENET_MEAN, IMAGENET_STD, load_folder
+from golden.projection.distill import (
     DistillSettings,
     bn_loss_terms,
     distill_batch,
     distill_to_folder,
     image_files,
 )
-from golden.images import IMAGENET_MEAN, IMAGENET_STD, load_folder
 
 PREFIX = r"^python -m golden: error: "
 # Digits settings small enough for ~0.1 s a batch: one phase at the native 8 x 8, 10 steps.
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def digits():
-    model, data = golden.digits.train_digits_cnn(seed=0)
+    model, data = golden.nets.digits.train_digits_cnn(seed=0)
     return model, data
 
 
@@ -70,7 +71,7 @@ def cached_digits(digits, monkeypatch):
     """The CLI's train_digits_cnn(seed=0) served from the module's model: the same
     deterministic function (single-threaded training), without its seconds per call."""
     model, data = digits
-    real = golden.digits.train_digits_cnn
+    real = golden.nets.digits.train_digits_cnn
     calls = []
 
     def fake(seed=0, **kw):
@@ -79,7 +80,7 @@ def cached_digits(digits, monkeypatch):
             return real(seed=seed, **kw)
         return copy.deepcopy(model), data
 
-    monkeypatch.setattr(golden.digits, "train_digits_cnn", fake)
+    monkeypatch.setattr(golden.nets.digits, "train_digits_cnn", fake)
     return calls
 
 
@@ -260,7 +261,7 @@ def test_no_batchnorm_refused(tmp_path):
 
 def test_mobilenet_v2_small(tmp_path):
     """The real network: 2 images at 32 x 32, 4 steps (a few seconds)."""
-    model = golden.mobilenet.load_mobilenet_v2()
+    model = golden.nets.mobilenet.load_mobilenet_v2()
     settings = DistillSettings(size=32, low_size=None, steps=4)
     manifest = distill_to_folder(model, tmp_path, 2, batch=2, settings=settings, seed=0,
                                  channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -528,9 +529,9 @@ def no_work(monkeypatch):
     def fail(*a, **kw):
         raise AssertionError("a bad argument must be refused before any work")
 
-    monkeypatch.setattr(golden.digits, "train_digits_cnn", fail)
-    monkeypatch.setattr(golden.mobilenet, "load_mobilenet_v2", fail)
-    monkeypatch.setattr(golden.distill, "distill_to_folder", fail)
+    monkeypatch.setattr(golden.nets.digits, "train_digits_cnn", fail)
+    monkeypatch.setattr(golden.nets.mobilenet, "load_mobilenet_v2", fail)
+    monkeypatch.setattr(golden.projection.distill, "distill_to_folder", fail)
 
 
 @pytest.mark.parametrize("options, message", [
@@ -596,9 +597,9 @@ def test_cli_settings(tmp_path, capsys, monkeypatch, options, want):
         seen.update(kw, model=m, out=out, num_images=num_images)
         return {"start_bn": 2.0, "final_bn": 1.0, "seconds": 3.0}
 
-    monkeypatch.setattr(golden.distill, "distill_to_folder", fake_distill)
-    monkeypatch.setattr(golden.digits, "train_digits_cnn", lambda seed=0: (model, None))
-    monkeypatch.setattr(golden.mobilenet, "load_mobilenet_v2", lambda: model)
+    monkeypatch.setattr(golden.projection.distill, "distill_to_folder", fake_distill)
+    monkeypatch.setattr(golden.nets.digits, "train_digits_cnn", lambda seed=0: (model, None))
+    monkeypatch.setattr(golden.nets.mobilenet, "load_mobilenet_v2", lambda: model)
     args = {"--num-images": "6", "--out": tmp_path / "o", "--batch": "3", "--seed": "4",
             **options}
     code, stdout, err = run(["distill", *[s for kv in args.items() for s in kv],

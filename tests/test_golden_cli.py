@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from golden.__main__ import main
-from golden.artifacts import load_artifact
-from golden.huffman import decode_groups
+from golden.codec.plain import decode_groups
+from golden.datapath.artifacts import load_artifact
 
 
 def wilson(agree, n):
-    """The Wilson 95% interval solved independently of golden.report: the p with
+    """The Wilson 95% interval solved independently of golden.calibration.report: the p with
     (agree/n - p)**2 <= z**2 p (1 - p) / n, the roots of a quadratic in p."""
     z = NormalDist().inv_cdf(0.975)
     p, t = agree / n, z * z / n
@@ -181,7 +181,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, capsys, args, message):
 
 @pytest.mark.parametrize("method", ["cap", "price"])
 def test_learned_methods(tmp_path, capsys, method):
-    """--method cap|price run golden.learn's learner end to end."""
+    """--method cap|price run golden.projection.learning's learner end to end."""
     out = tmp_path / "o"
     code, stdout, err = run(["calibrate", "--model", "digits", "--k", "6", "--method", method,
                              "--learn-steps", "2", "--num-images", "64", "--num-eval", "64",
@@ -243,7 +243,7 @@ def test_module_entry_point_quick_mobilenet(tmp_path):
 
 
 def test_agreement_stats():
-    from golden.report import agreement_stats
+    from golden.calibration.report import agreement_stats
     s = agreement_stats(90, 100)
     # sqrt(0.9 * 0.1 / 100) in float64: a few ulp from 0.03.
     assert s["top1_agreement"] == 0.9 and s["agreement_stderr"] == pytest.approx(0.03, rel=1e-12)
@@ -259,7 +259,7 @@ def test_agreement_stats():
 
 @pytest.mark.parametrize("agree, n", [(0, 3), (10, 10), (0, 200), (5, 8)])
 def test_rate_plot_at_the_edges_of_agreement(tmp_path, agree, n):
-    from golden.report import agreement_stats, plot_rate_fidelity
+    from golden.calibration.report import agreement_stats, plot_rate_fidelity
     point = dict(agreement_stats(agree, n), bits_per_value=2.0, label="x")
     check_interval(point, agree, n)
     plot_rate_fidelity([{"bits_per_value": 1.0, "relative_error": 0.1}], [point],

@@ -1,4 +1,4 @@
-"""golden.huffman: code construction, canonical tables, serialization, tile and group codec."""
+"""golden.codec: code construction, canonical tables, serialization, tile and group codec."""
 
 import heapq
 import itertools
@@ -11,19 +11,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from golden.huffman import (
-    AlphabetError,
-    ContainerError,
-    CorruptStreamError,
-    HuffmanError,
-    HuffmanTable,
-    build_table,
-    decode_groups,
-    decode_tile,
-    encode_groups,
-    encode_tile,
-    lengths_from_histogram,
-)
+from golden.codec.container import ContainerError, parse_table
+from golden.codec.errors import AlphabetError, CorruptStreamError, HuffmanError
+from golden.codec.lengths import lengths_from_histogram
+from golden.codec.plain import decode_groups, decode_tile, encode_groups, encode_tile
+from golden.codec.tables import HuffmanTable, build_table
 
 
 def huffman_cost(weights):
@@ -203,8 +195,8 @@ def test_serialized_layout_bytes():
     assert t.lengths.tolist() == [1, 2, 0, 0, 2]
     data = t.serialize()
     assert data == bytes([2, 3, 1, 0,  1, 0, 2, 0, 0, 0,  0, 0, 1, 0, 4, 0])
-    assert HuffmanTable.deserialize(data) == t
-    assert HuffmanTable.deserialize(data, signed=False).signed is False
+    assert parse_table(data) == t
+    assert parse_table(data, signed=False).signed is False
 
 
 @pytest.mark.parametrize("data, message", [
@@ -222,9 +214,9 @@ def test_serialized_layout_bytes():
     (bytes([2, 3, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 0]), r"ESC"),
     (bytes([2, 3, 1, 0, 1, 0, 2, 0, 0, 0, 0, 0, 1, 0, 4, 0, 0]), r"1 trailing bytes"),
 ])
-def test_deserialize_rejects_bad_tables(data, message):
+def test_parse_table_rejects_bad_tables(data, message):
     with pytest.raises(ContainerError, match=message):
-        HuffmanTable.deserialize(data)
+        parse_table(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +296,7 @@ def test_round_trip_random(data):
     np.testing.assert_array_equal(decode_tile(words, nbits, values.size, t, w), values)
     assert nbits == int(t.enc_len[values & ((1 << bits) - 1)].sum())
     assert t.lengths.max() <= max_len
-    assert HuffmanTable.deserialize(t.serialize(), signed=signed) == t
+    assert parse_table(t.serialize(), signed=signed) == t
 
 
 def test_average_length_is_the_optimum_for_l():
@@ -351,7 +343,8 @@ def test_encode_and_decode_without_numba_name_the_missing_package():
     """The light install (no golden extra) builds tables; coding says what it needs."""
     code = ("import sys; sys.modules['numba'] = None\n"
             "import numpy as np\n"
-            "from golden.huffman import build_table, encode_tile\n"
+            "from golden.codec.plain import encode_tile\n"
+            "from golden.codec.tables import build_table\n"
             "t = build_table(np.arange(4), 2, 3, signed=False, histogram=False)\n"
             "encode_tile(np.arange(4), t)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -359,3 +352,17 @@ def test_encode_and_decode_without_numba_name_the_missing_package():
     assert r.stderr.splitlines()[-1] == (
         "ModuleNotFoundError: Golden Huffman encode and decode need numba: "
         "pip install 'actcomp[golden]'")
+
+
+def test_light_install_imports_neither_torch_nor_numba():
+    """hdl/ and the torch-free core (golden.codec, golden.datapath) import without PyTorch or
+    numba: the Verilog-only install has neither."""
+    code = ("import importlib, pkgutil, sys\n"
+            "import golden.codec, golden.datapath, hdl\n"
+            "for pkg in (golden.codec, golden.datapath, hdl):\n"
+            "    for m in pkgutil.iter_modules(pkg.__path__):\n"
+            "        if m.name not in ('kernels', '__main__'):\n"
+            "            importlib.import_module(f'{pkg.__name__}.{m.name}')\n"
+            "print(sorted(m for m in ('torch', 'numba') if m in sys.modules))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout == "[]\n"

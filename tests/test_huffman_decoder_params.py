@@ -1,6 +1,6 @@
 """``hdl.huffman_decoder`` parameters: specific TypeError/ValueError in the API, one-line
 UsageError (exit status 2, no files) from ``python -m hdl.build``, ports and the manifest entry,
-and fast Amaranth-simulator runs (a baked table against ``golden.huffman.decode_tile``, table
+and fast Amaranth-simulator runs (a baked table against ``golden.codec.plain.decode_tile``, table
 loads through ``cfg`` including malformed ones)."""
 
 import re
@@ -8,9 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from golden.huffman import build_table, encode_tile
-from golden.huffman_container import TableSet, pack_tables
-from golden.huffman_rl import build_rl_table
+from golden.codec.container import TableSet, pack_tables
+from golden.codec.plain import encode_tile
+from golden.codec.runlength import build_rl_table
+from golden.codec.tables import build_table
 from hdl.huffman_decoder import BLOCK, DecoderError, HuffmanDecoder
 
 # A constructor that raises leaves a half-built Elaboratable behind; Amaranth warns about it.

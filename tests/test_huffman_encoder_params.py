@@ -1,15 +1,16 @@
 """``hdl.huffman_encoder`` parameters: specific TypeError/ValueError in the API, one-line
 UsageError (exit status 2, no files) from ``python -m hdl.build``, the manifest entry, and a fast
-Amaranth-simulator smoke test of a baked table against ``golden.huffman.encode_tile``."""
+Amaranth-simulator smoke test of a baked table against ``golden.codec.plain.encode_tile``."""
 
 import re
 
 import numpy as np
 import pytest
 
-from golden.huffman import build_table, encode_tile
-from golden.huffman_container import TableSet, pack_tables
-from golden.huffman_rl import build_rl_table
+from golden.codec.container import TableSet, pack_tables
+from golden.codec.plain import encode_tile
+from golden.codec.runlength import build_rl_table
+from golden.codec.tables import build_table
 from hdl.huffman_encoder import BLOCK, HuffmanEncoder
 
 # A constructor that raises leaves a half-built Elaboratable behind; Amaranth warns about it.

@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 from bitstring import BitArray, Bits
 
-from golden.huffman import (
-    CorruptStreamError,
-    build_table,
-    decode_groups,
-    decode_tile,
-    encode_groups,
-    encode_tile,
-)
-from golden.huffman_rl import build_rl_table, decode_rl_tile, encode_rl_tile
+from golden.codec.errors import CorruptStreamError
+from golden.codec.plain import decode_groups, decode_tile, encode_groups, encode_tile
+from golden.codec.runlength import build_rl_table, decode_rl_tile, encode_rl_tile
+from golden.codec.tables import build_table
 
 
 def ref_codes(lengths):

@@ -1,18 +1,15 @@
-"""golden.huffman_rl: run-length mode tables, greedy runs, round trips and errors."""
+"""golden.codec.runlength: run-length mode tables, greedy runs, round trips and errors."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden.huffman import (
-    AlphabetError,
-    CorruptStreamError,
-    HuffmanTable,
-    build_table,
-    encode_tile,
-)
-from golden.huffman_rl import build_rl_table, decode_rl_tile, encode_rl_tile, rl_indices
+from golden.codec.container import parse_table
+from golden.codec.errors import AlphabetError, CorruptStreamError
+from golden.codec.plain import encode_tile
+from golden.codec.runlength import build_rl_table, decode_rl_tile, encode_rl_tile, rl_indices
+from golden.codec.tables import build_table
 
 
 def test_alphabet_layout_and_serialized_flags():
@@ -22,7 +19,7 @@ def test_alphabet_layout_and_serialized_flags():
     assert t.lengths[16] > 0 and t.lengths[17] > 0, "ESC and RUN_1 always coded with escape"
     data = t.serialize()
     assert data[2] == 0b11 and data[3] == 3  # escape + run-length flags, log2(R)
-    assert HuffmanTable.deserialize(data) == t
+    assert parse_table(data) == t
 
 
 def test_greedy_runs_use_longest_coded_length():

@@ -1,6 +1,8 @@
-"""golden.learn: CAP's and Price and Tanner's learned projections, judged on held-out inputs.
+"""golden.projection.learning: CAP's and Price and Tanner's learned projections, judged on held-out
+inputs.
 
-Learned projections are scored with ``golden.report.compare_logits`` (its own float64 KL and
+Learned projections are scored with ``golden.calibration.report.compare_logits`` (its own float64
+KL and
 agreement, not the training loss) on inputs that training never saw, against PCA at the same
 k.
 """
@@ -12,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from golden.capture import capture, replaced
-from golden.learn import (
+from golden.calibration.report import compare_logits
+from golden.nets.capture import capture, replaced
+from golden.projection.learning import (
     Projector,
     QuantFormat,
     learn_cap,
@@ -22,8 +25,7 @@ from golden.learn import (
     pca_steps,
     quant_format,
 )
-from golden.projection import Projection, pca_fit
-from golden.report import compare_logits
+from golden.projection.pca import Projection, pca_fit
 
 POINTS = ["1", "3"]
 K = 3

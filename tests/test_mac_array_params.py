@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from golden.quant import acc_bits
+from golden.datapath.quant import acc_bits
 from hdl.build import main as build_main
 from hdl.mac_array import MacArray, schedule, valid_multipliers
 
@@ -124,9 +124,9 @@ def test_build_cli_errors(argv, msg, tmp_path, capsys):
 def test_build_bakes_an_artifact(tmp_path, capsys):
     import json
 
-    from golden.artifacts import save_artifact
-    from golden.calibrate import calibrate_layer
-    from golden.projection import pca_fit
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.artifacts import save_artifact
+    from golden.projection.pca import pca_fit
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 8)) * np.linspace(3, 0.1, 8) + 1
@@ -150,9 +150,9 @@ def test_build_bakes_an_artifact(tmp_path, capsys):
 def test_weights_alone_set_channels_k_relu_and_widths(tmp_path, capsys):
     import json
 
-    from golden.artifacts import save_artifact
-    from golden.calibrate import calibrate_layer
-    from golden.projection import pca_fit
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.artifacts import save_artifact
+    from golden.projection.pca import pca_fit
 
     # A non-negative map: stored unsigned (relu, 9 bits at the MACs), as calibrate does it.
     rng = np.random.default_rng(1)

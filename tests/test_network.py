@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from golden.capture import activation_points, capture, replaced
-from golden.digits import accuracy, train_digits_cnn
-from golden.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
-from golden.mobilenet import MobileNetV2, load_mobilenet_v2, weights_path
+from golden.nets.capture import activation_points, capture, replaced
+from golden.nets.digits import accuracy, train_digits_cnn
+from golden.nets.images import bundled_photos, extra_photos, load_folder, make_batch, split_photos
+from golden.nets.mobilenet import MobileNetV2, load_mobilenet_v2, weights_path
 
 # ImageNet indices (no label file on disk): 281-285 domestic cats, 967 espresso, 968 cup,
 # 504 coffee mug, 665 moped, 670 motor scooter, 671 mountain bike.

@@ -1,4 +1,5 @@
-"""The integer datapath contract (golden/quant.py) against obviously correct Python integers."""
+"""The integer datapath contract (golden/datapath/quant.py) against obviously correct Python
+integers."""
 
 import re
 from fractions import Fraction
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golden.quant import acc_bits, choose_multiplier, int_range, quantize, requantize
+from golden.datapath.quant import acc_bits, choose_multiplier, int_range, quantize, requantize
 
 
 def reference_requant(acc, mult, shift, out_bits, relu):

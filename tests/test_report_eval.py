@@ -1,18 +1,20 @@
-"""golden.report's evaluation figures (confident agreement, top-5, photo bootstrap, 8-bit
-baseline and its coded size) and golden.allocate's measured-KL costs."""
+"""golden.calibration.report's evaluation figures (confident agreement, top-5, photo bootstrap,
+8-bit
+baseline and its coded size) and golden.calibration.allocation's measured-KL costs."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from golden.allocate import LayerCost, greedy_allocate, kl_curves, kl_grid
-from golden.calibrate import calibrate_layer, quantize_input
-from golden.capture import capture, replaced
-from golden.huffman import symbol_indices
-from golden.learn import Projector
-from golden.projection import pca_fit
-from golden.report import activation_tables, compare_logits, evaluate, paired_drop_ci
+from golden.calibration.allocation import LayerCost, greedy_allocate, kl_curves, kl_grid
+from golden.calibration.folding import calibrate_layer
+from golden.calibration.report import activation_tables, compare_logits, evaluate, paired_drop_ci
+from golden.codec.tables import symbol_indices
+from golden.datapath.pipeline import quantize_input
+from golden.nets.capture import capture, replaced
+from golden.projection.learning import Projector
+from golden.projection.pca import pca_fit
 
 
 def _logits(top, n_classes=10, margin=10.0):

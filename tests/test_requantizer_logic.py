@@ -10,7 +10,7 @@ import pytest
 from amaranth import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from golden.quant import requantize
+from golden.datapath.quant import requantize
 from hdl.requantizer import requant_round_saturate
 
 

@@ -86,9 +86,9 @@ def test_cli_errors_one_line_exit_2_no_files(argv, msg, tmp_path, capsys):
 
 
 def test_weights_bake_both_tops(tmp_path, capsys):
-    from golden.artifacts import save_artifact
-    from golden.calibrate import calibrate_layer
-    from golden.projection import pca_fit
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.artifacts import save_artifact
+    from golden.projection.pca import pca_fit
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 8)) * np.linspace(3, 0.1, 8) + 1

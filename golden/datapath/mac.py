@@ -1,7 +1,7 @@
 """Golden twin of ``hdl/mac_array.py``: integer matrix-vector product with requantization.
 
 ``y[n, c] = requantize(sum_k weight[c, k] * x[n, k] + bias[c], mult[c], shift[c])`` per the
-contract in ``golden/quant.py``. The same function serves the inverse projection (C outputs
+contract in ``golden/datapath/quant.py``. The same function serves the inverse projection (C outputs
 from K coefficients) and the forward projection (K outputs from C activations).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from golden.quant import int_range, requantize
+from golden.datapath.quant import int_range, requantize
 
 __all__ = ["matvec"]
 

@@ -11,23 +11,19 @@ its drop.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from golden.artifacts import LayerArtifact
-from golden.calibrate import coded_bits, roundtrip
-from golden.capture import replaced
-from golden.quant import int_range
+from golden.codec.tables import build_table, symbol_indices
+from golden.datapath.artifacts import LayerArtifact
+from golden.datapath.pipeline import coded_bits, quantize_input, roundtrip
+from golden.datapath.quant import quantize
+from golden.nets.capture import replaced
 
 __all__ = ["activation_only", "activation_tables", "agreement_stats", "compare_logits", "evaluate",
-           "paired_drop_ci", "plot_bits_per_layer", "plot_learning_curve", "plot_rate_fidelity",
-           "write_json"]
+           "paired_drop_ci", "plot_bits_per_layer", "plot_learning_curve", "plot_rate_fidelity"]
 
 
 def agreement_stats(agree: int, n: int) -> dict:
@@ -253,9 +249,6 @@ def activation_tables(artifacts: dict[str, LayerArtifact], samples, max_len: int
     """One Huffman table per point for its stored activations themselves (no projection:
     the lossless operating point), fitted on calibration ``samples`` ({point: (..., C)}) with
     an escape code, so every value stays encodable."""
-    from golden.calibrate import quantize_input
-    from golden.huffman import build_table
-
     tables = {}
     for p, art in artifacts.items():
         bits, signed = _symbols(art)
@@ -265,25 +258,21 @@ def activation_tables(artifacts: dict[str, LayerArtifact], samples, max_len: int
 
 
 class _Quantizer:
-    """The point only quantized to its stored format (round half to even, as
-    golden.quant.quantize); with a table, also counts the Huffman-coded bits."""
+    """The point only quantized to its stored format (``golden.datapath.quant.quantize``, as
+    ``quantize_input``); with a table, also counts the Huffman-coded bits."""
 
     def __init__(self, art: LayerArtifact, table=None):
         self.art, self.table = art, table
-        self.lo, self.hi = int_range(art.in_bits)
         self.bits = 0
         self.values = 0
 
     def __call__(self, a):
-        q = torch.clamp(torch.round(a / self.art.x_scale), self.lo, self.hi)
+        q = quantize(a.detach().cpu().numpy(), self.art.x_scale, self.art.in_bits)
         if self.table is not None:
-            from golden.huffman import symbol_indices
-
             bits, signed = _symbols(self.art)
-            idx = symbol_indices(q.detach().to(torch.int64).numpy(), bits, signed)
-            self.bits += int(self.table.enc_len[idx].sum())
-            self.values += q.numel()
-        return q * self.art.x_scale
+            self.bits += int(self.table.enc_len[symbol_indices(q, bits, signed)].sum())
+            self.values += q.size
+        return torch.from_numpy(q * self.art.x_scale).to(a.dtype)
 
 
 def _quantize_only(artifacts, tables=None):
@@ -299,21 +288,6 @@ def activation_only(model: torch.nn.Module, x: torch.Tensor,
     format alone allows. Returns ``compare_logits``' figures."""
     logits = _logits(model, x, {"q": _quantize_only(artifacts)}, batch, False)
     return compare_logits(logits["base"], logits["q"], labels, groups=groups)
-
-
-def write_json(path, data) -> None:
-    """Write JSON atomically (temp file, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _figure():

@@ -3,7 +3,7 @@
 Every layer (point) is described by a ``LayerCost``: its PCA eigenvalues, its size (activation
 values per input) and ``bits(k)``, the coded size in bits of its feature map for one input when
 the first ``k`` components are kept (quantized and Huffman-coded, as ``layer_costs`` measures
-it with ``golden.calibrate`` and ``golden.huffman`` / ``golden.huffman_rl``).
+it with ``golden.calibration`` and ``golden.codec`` / ``golden.codec.runlength``).
 
 * ``greedy_allocate`` (CAP, Tai et al. 2022): start from full k everywhere and repeatedly drop
   the last component of the layer where it costs the least accuracy per bit saved, until the
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.projection import Projection
+from golden.projection.pca import Projection
 
 __all__ = ["LayerCost", "allocate_ceiling", "allocate_greedy", "ceiling_allocate",
            "greedy_allocate", "kl_curves", "layer_costs", "layer_sensitivity",
@@ -133,7 +133,7 @@ def _check_layers(layers) -> list[LayerCost]:
         raise ValueError("Allocation needs at least one layer")
     for lay in layers:
         if not isinstance(lay, LayerCost):
-            raise TypeError(f"Layers must be golden.allocate.LayerCost, not "
+            raise TypeError(f"Layers must be golden.calibration.allocation.LayerCost, not "
                             f"{type(lay).__name__}")
     names = [lay.name for lay in layers]
     if len(set(names)) != len(names):
@@ -247,7 +247,7 @@ def ceiling_allocate(layers, ceiling_bits: float) -> dict[str, int]:
 
 
 def _rl_bits(y_int, bits, max_len, pixels_per_input):
-    from golden.huffman_rl import build_rl_table, rl_indices
+    from golden.codec.runlength import build_rl_table, rl_indices
 
     flat = y_int.ravel()
     table = build_rl_table(flat, bits, max_len)
@@ -260,18 +260,19 @@ def layer_costs(projection: Projection, samples, values: int, *, name: str = "la
                 grid: int | None = 48, artifact=None, **calibrate_kwargs) -> LayerCost:
     """Measure ``bits(k)`` of one layer on calibration pixels.
 
-    The full-k projection is calibrated once (``golden.calibrate.calibrate_layer``: per-
+    The full-k projection is calibrated once (``golden.calibration.folding.calibrate_layer``: per-
     component scales, which do not depend on k); for each k the first k coefficients get
     their own optimal length-limited table (with escape) and the coded size of the sample,
     scaled to the map's ``values`` per input, is ``bits(k)``. With ``run_length`` the
-    run-length mode (``golden.huffman_rl``, bitstream version 2) is measured instead, coding
+    run-length mode (``golden.codec.runlength``, bitstream version 2) is measured instead, coding
     pixel after pixel, components in order. ``grid`` k values (log-spaced, always including 1
     and C) are measured and the rest interpolated linearly; None measures every k.
     ``artifact``: the full-k ``LayerArtifact`` of ``projection`` when the caller already has
     it (skips the calibration; ``bits``, ``max_len`` and ``calibrate_kwargs`` are then unused).
     """
-    from golden.calibrate import calibrate_layer, forward_int, quantize_input
-    from golden.huffman import build_table
+    from golden.calibration.folding import calibrate_layer
+    from golden.codec.tables import build_table
+    from golden.datapath.pipeline import forward_int, quantize_input
 
     samples = np.asarray(samples, dtype=np.float64).reshape(-1, projection.channels)
     c = projection.channels
@@ -310,14 +311,14 @@ def layer_costs(projection: Projection, samples, values: int, *, name: str = "la
 
 
 def _costs_from_cli(projections, samples, sizes, unsigned="auto", **kwargs):
-    from golden.calibrate import activation_format
+    from golden.datapath.scales import activation_format
 
     if sizes is None:
         raise ValueError("Allocation needs the feature-map sizes: pass sizes={point: values "
                          "per input}")
     costs = []
     for p in projections:
-        # Each point's storage format, as golden.calibrate.calibrate_network chooses it.
+        # Each point's storage format, as golden.calibration.network.calibrate_network chooses it.
         kw = dict(kwargs)
         in_bits, relu = activation_format(samples[p], kw.pop("in_bits", 8), unsigned)
         kw["relu"] = relu or kw.get("relu", False)
@@ -334,7 +335,7 @@ def allocate_greedy(projections: Mapping[str, Projection], samples: Mapping[str,
     ``sizes`` gives each point's activation values per input (H * W * C); ``distortion``
     ({point: (C,)}, e.g. from ``kl_curves``) replaces the eigenvalue share by a measured
     cost; ``kwargs`` go to ``layer_costs`` (``in_bits``, default 8, and ``unsigned``, default
-    ``"auto"``, choose each point's format with ``golden.calibrate.activation_format``)."""
+    ``"auto"``, choose each point's format with ``golden.datapath.scales.activation_format``)."""
     costs = _costs_from_cli(projections, samples, sizes, **kwargs)
     if distortion is not None:
         for c in costs:
@@ -365,9 +366,9 @@ def layer_sensitivity(model, x, projections: Mapping[str, Projection], threshold
     """
     import torch
 
-    from golden.capture import replaced
-    from golden.learn import Projector
-    from golden.projection import k_for_energy
+    from golden.nets.capture import replaced
+    from golden.projection.learning import Projector
+    from golden.projection.pca import k_for_energy
 
     def logits():
         return torch.cat([model(x[s:s + batch]).float() for s in range(0, x.shape[0], batch)])
@@ -412,7 +413,8 @@ def kl_curves(model, x, projections: Mapping[str, Projection], *, quant=None, gr
 
     For every point and every k of ``kl_grid(C, grid)``, the point's projection truncated to
     k (with the hardware's rounding when ``quant`` gives the point's full-k
-    ``golden.learn.QuantFormat``: the same steps, the first k of them) replaces the feature
+    ``golden.projection.learning.QuantFormat``: the same steps, the first k of them) replaces the
+    feature
     map on inputs ``x`` while every other point stays uncompressed; the cost is the mean KL
     divergence of the output from the uncompressed network's (float64). Values between grid
     points are interpolated linearly. Costs ``len(projections) * grid + 1`` passes over ``x``.
@@ -426,8 +428,8 @@ def kl_curves(model, x, projections: Mapping[str, Projection], *, quant=None, gr
 
     import torch
 
-    from golden.capture import replaced
-    from golden.learn import Projector
+    from golden.nets.capture import replaced
+    from golden.projection.learning import Projector
 
     def logp():
         out = torch.cat([model(x[s:s + batch]).float() for s in range(0, x.shape[0], batch)])

@@ -1,6 +1,6 @@
 """Layer artifacts: every integer the compression hardware of one feature map needs.
 
-An artifact is what ``golden.calibrate`` produces for one activation point and what the
+An artifact is what ``golden.calibration`` produces for one activation point and what the
 generator (``hdl.build --weights/--table``) and the testbenches consume. On disk it is one
 ``.npz`` file (``numpy.savez``, no pickles) with exactly these keys:
 
@@ -25,16 +25,17 @@ x_scale         ()          float step of ``x_int`` (x ~ x_int * x_scale)
 out_scale       ()          float step of the reconstruction (x_rec ~ x_rec_int * out_scale)
 group_bounds    (G + 1,)    component groups: group g is ``bounds[g] .. bounds[g+1] - 1``
 group_bits      (G,)        coefficient width of each group, 2 to 8
-tables          (bytes,)    uint8: ``golden.huffman_container.pack_tables`` of the groups
+tables          (bytes,)    uint8: ``golden.codec.container.pack_tables`` of the groups
 ==============  ==========  =============================================================
 
-The integer pipeline these define is ``golden.calibrate.forward_int`` / ``inverse_int``
+The integer pipeline these define is ``golden.datapath.pipeline.forward_int`` / ``inverse_int``
 (``docs/projections.md``).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 import zipfile
@@ -43,11 +44,12 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.huffman import HuffmanError
-from golden.huffman_container import TableSet, pack_tables, unpack_tables
-from golden.quant import int_range
+from golden.codec.container import TableSet, pack_tables, unpack_tables
+from golden.codec.errors import HuffmanError
+from golden.datapath.quant import int_range
 
-__all__ = ["ARTIFACT_KEYS", "LayerArtifact", "load_artifact", "save_artifact"]
+__all__ = ["ARTIFACT_KEYS", "LayerArtifact", "load_artifact", "save_artifact", "write_atomic",
+           "write_json"]
 
 _INT_ARRAYS = ("fwd_weight", "fwd_bias", "fwd_mult", "fwd_shift", "inv_weight", "inv_bias",
                "inv_mult", "inv_shift", "group_bounds", "group_bits")
@@ -166,21 +168,31 @@ class LayerArtifact:
         return out
 
 
-def save_artifact(artifact: LayerArtifact, path) -> Path:
-    """Write ``artifact`` to ``path`` (``.npz``) atomically: a temp file, then a rename."""
+def write_atomic(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file beside it, then a rename."""
     path = Path(path)
-    buf = io.BytesIO()
-    np.savez(buf, **artifact.arrays())
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def write_json(path, data) -> None:
+    """Write JSON (indented, newline-terminated) atomically."""
+    write_atomic(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def save_artifact(artifact: LayerArtifact, path) -> Path:
+    """Write ``artifact`` to ``path`` (``.npz``) atomically: a temp file, then a rename."""
+    buf = io.BytesIO()
+    np.savez(buf, **artifact.arrays())
+    return write_atomic(path, buf.getvalue())
 
 
 def load_artifact(path) -> LayerArtifact:

@@ -1,6 +1,6 @@
 """Learned projections: CAP's distillation-trained projection and Price and Tanner's lift.
 
-Both methods start from PCA (``golden.projection.pca_fit``) and train the forward projection
+Both methods start from PCA (``golden.projection.pca.pca_fit``) and train the forward projection
 S1 (K x C) and the inverse S2 (C x K) of one or more points with the network frozen; nothing
 else of the network changes. The trained pair replaces the feature map ``a`` at its point by
 
@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from golden.capture import replaced
-from golden.projection import Projection
+from golden.nets.capture import replaced
+from golden.projection.pca import Projection
 
 __all__ = ["Projector", "QuantFormat", "learn_cap", "learn_price", "objective", "pca_steps",
            "quant_format"]
@@ -67,9 +67,9 @@ def _check_positive(name, value):
 def pca_steps(init: Projection, samples, bits: int = 8, method: str = "mse",
               min_step: float = 0.0) -> np.ndarray:
     """Per-component coefficient steps (K,) of ``init`` on channels-last ``samples``, as
-    ``golden.calibrate`` chooses them for one group of width ``bits``; used for
+    ``golden.calibration`` chooses them for one group of width ``bits``; used for
     quantization-aware training. ``min_step`` is an absolute floor."""
-    from golden.calibrate import component_scales
+    from golden.datapath.scales import component_scales
 
     y = init.project(np.asarray(samples, dtype=np.float64).reshape(-1, init.channels))
     steps = component_scales(y, np.array([0, init.k]), np.array([bits]), method)
@@ -78,7 +78,8 @@ def pca_steps(init: Projection, samples, bits: int = 8, method: str = "mse",
 
 @dataclass
 class QuantFormat:
-    """The integer formats at one point, as ``golden.calibrate.calibrate_layer`` folds them.
+    """The integer formats at one point, as ``golden.calibration.folding.calibrate_layer`` folds
+    them.
 
     Attributes
     ----------
@@ -110,13 +111,14 @@ class QuantFormat:
 def quant_format(init: Projection, samples, *, bits: int = 8, in_bits: int = 8,
                  unsigned="auto", x_method: str = "mse", method: str = "mse",
                  min_step: float = 0.5) -> QuantFormat:
-    """The ``QuantFormat`` that ``golden.calibrate.calibrate_layer`` would give ``init`` on
+    """The ``QuantFormat`` that ``golden.calibration.folding.calibrate_layer`` would give ``init``
+    on
     channels-last calibration ``samples`` with these settings (its defaults): the point's
     stored format (``activation_format``), its activation step (``clip_scale``) and the
     coefficient steps of the quantized activations, floored at ``min_step`` 8-bit
     activation steps."""
-    from golden.calibrate import activation_format, clip_scale
-    from golden.quant import int_range, quantize
+    from golden.datapath.quant import int_range, quantize
+    from golden.datapath.scales import activation_format, clip_scale
 
     x = np.asarray(samples, dtype=np.float64).reshape(-1, init.channels)
     width, relu = activation_format(x, in_bits, unsigned)
@@ -158,7 +160,7 @@ class Projector(nn.Module):
                  quant: QuantFormat | None = None):
         super().__init__()
         if not isinstance(init, Projection):
-            raise TypeError(f"Initial projection must be a golden.projection.Projection, not "
+            raise TypeError(f"Initial projection must be a golden.projection.pca.Projection, not "
                             f"{type(init).__name__}")
         self.s1 = nn.Parameter(torch.tensor(init.forward, dtype=torch.float32))
         self.s2 = nn.Parameter(torch.tensor(init.inverse, dtype=torch.float32))

@@ -9,7 +9,7 @@ cross-entropy term towards a random target class per image so that the set spans
 Optimisation runs at a low resolution first and then at full size, as DeepInversion does,
 which keeps it affordable on a CPU.
 
-``distill_to_folder`` writes the images as PNGs (read back by ``golden.images.load_folder``,
+``distill_to_folder`` writes the images as PNGs (read back by ``golden.nets.images.load_folder``,
 so ``python -m golden calibrate --images DIR`` calibrates on them) and ``manifest.json``:
 the settings, seed, per-batch final losses and times. Images are made in batches, each from
 its own seed; a stopped run resumes at the first batch whose PNGs are missing and gives the
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from golden.report import write_json
+from golden.datapath.artifacts import write_json
 
 __all__ = ["DistillSettings", "bn_loss_terms", "distill_batch", "distill_to_folder",
            "image_files"]

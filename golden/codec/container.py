@@ -16,24 +16,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden.huffman import (
-    ContainerError,
-    CorruptStreamError,
-    HuffmanTable,
-    _check_groups,
-    _check_word_bits,
-    decode_groups,
-    encode_groups,
-)
-from golden.huffman_rl import decode_rl_tile, encode_rl_tile
+from golden.codec.errors import CorruptStreamError, HuffmanError, check_word_bits
+from golden.codec.lengths import MAX_LEN_LIMIT
+from golden.codec.plain import check_groups, decode_groups, encode_groups
+from golden.codec.runlength import decode_rl_tile, encode_rl_tile
+from golden.codec.tables import HuffmanTable
 
 __all__ = [
     "Coded",
+    "ContainerError",
     "TableSet",
     "decode_array",
     "encode_array",
     "pack_container",
     "pack_tables",
+    "parse_table",
     "unpack_container",
     "unpack_tables",
 ]
@@ -46,6 +43,66 @@ DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint6
 _HEAD = struct.Struct("<4sBBBBQIHH")  # magic, version, W, flags, dtype, N, K, G, reserved
 _GROUP = struct.Struct("<IBBHI")      # hi, signed, reserved, reserved, table length
 MAX_ROWS = 1 << 40
+
+
+class ContainerError(HuffmanError):
+    """A container or serialized table is corrupt, truncated or of an unknown version."""
+
+
+def parse_table(data, signed=True):
+    """Parse ``HuffmanTable.serialize()`` bytes; the whole of ``data`` must be one table.
+
+    Raises
+    ------
+    ContainerError
+        On a truncated or inconsistent table.
+    """
+    data = bytes(data)
+    if len(data) < 4:
+        raise ContainerError("Table is truncated: header needs 4 bytes")
+    bits, L, flags, run_log = data[0], data[1], data[2], data[3]
+    if not 1 <= bits <= 8:
+        raise ContainerError(f"Table symbol width must be between 1 and 8, not {bits}")
+    if not 1 <= L <= MAX_LEN_LIMIT:
+        raise ContainerError(f"Table maximum length must be between 1 and 24, not {L}")
+    if flags & ~3:
+        raise ContainerError(f"Table flags 0x{flags:02x} have reserved bits set")
+    run_mode = bool(flags & 2)
+    if not run_mode and run_log:
+        raise ContainerError("Table reserved byte must be 0 in plain mode")
+    if run_log > 8:
+        raise ContainerError(f"Table run-length exponent must be at most 8, not {run_log}")
+    run_max = (1 << run_log) if run_mode else 0
+    end = 4 + 2 * L
+    if len(data) < end:
+        raise ContainerError("Table is truncated in its length counts")
+    counts = np.frombuffer(data[4:end], dtype="<u2").astype(np.int64)
+    n = int(counts.sum())
+    size = (1 << bits) + 1 + run_max
+    if n == 0 or n > size:
+        raise ContainerError(f"Table codes {n} entries; must be 1..{size}")
+    if len(data) < end + 2 * n:
+        raise ContainerError("Table is truncated in its symbol list")
+    syms = np.frombuffer(data[end:end + 2 * n], dtype="<u2").astype(np.int64)
+    if np.any(syms >= size) or np.unique(syms).size != n:
+        raise ContainerError("Table symbol list has an index out of range or repeated")
+    lengths = np.zeros(size, dtype=np.int64)
+    lengths[syms] = np.repeat(np.arange(1, L + 1), counts)
+    # Canonical order within each length must ascend with the index.
+    start = 0
+    for c in counts:
+        seg = syms[start:start + c]
+        if np.any(np.diff(seg) <= 0):
+            raise ContainerError("Table symbols are not in canonical order")
+        start += c
+    try:
+        table = HuffmanTable(bits, L, lengths, escape=bool(flags & 1), signed=signed,
+                             run_max=run_max)
+    except ValueError as e:
+        raise ContainerError(f"Invalid table: {e}") from None
+    if len(data) != end + 2 * n:
+        raise ContainerError(f"Table has {len(data) - end - 2 * n} trailing bytes")
+    return table
 
 
 @dataclass
@@ -61,7 +118,7 @@ class TableSet:
         return VERSION_RUN_LENGTH if self.tables[0].run_max else VERSION_PLAIN
 
     def check(self):
-        _check_groups(self.tables, self.bounds, self.bounds[-1] if self.bounds else 0)
+        check_groups(self.tables, self.bounds, self.bounds[-1] if self.bounds else 0)
         if len({bool(t.run_max) for t in self.tables}) != 1:
             raise ValueError("Tables must be all plain or all run-length")
 
@@ -127,7 +184,7 @@ def _parse_groups(data, off, k, g, version):
             raise ContainerError(f"Group bounds must rise to {k}, got {hi} after {bounds[-1]}")
         if off + n > len(data):
             raise ContainerError("File is truncated in a table")
-        t = HuffmanTable.deserialize(data[off:off + n], signed=bool(signed))
+        t = parse_table(data[off:off + n], signed=bool(signed))
         off += n
         if bool(t.run_max) != (version == VERSION_RUN_LENGTH):
             raise ContainerError(f"Table mode does not match version {version}")
@@ -168,7 +225,7 @@ def unpack_container(data):
     """Parse a coded-array container (without decoding the payload)."""
     body, (_, version, w, flags, dt, n, k, g, res) = _open(data, MAGIC_STREAM)
     try:
-        w = _check_word_bits(w)
+        w = check_word_bits(w)
     except ValueError:
         raise ContainerError(f"Word width {w} is not one of 8, 16, 32, 64") from None
     if flags & ~2 or res:
@@ -204,7 +261,7 @@ def encode_array(array, tableset, word_bits=32):
     Version 1 (plain tables): one tile, row-major, column j coded with its group's table.
     Version 2 (run-length tables): one tile per group, holding that group's columns row-major.
     """
-    word_bits = _check_word_bits(word_bits)
+    word_bits = check_word_bits(word_bits)
     a = np.asarray(array)
     if a.ndim not in (1, 2) or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"Array must be a 1-D or 2-D integer array, not {a.ndim}-D {a.dtype}")

@@ -2,7 +2,7 @@
 
 Plain Huffman spends at least one bit per symbol; deep-layer coefficients are mostly zero and
 have entropies far below that. Run-length mode keeps the canonical framework of
-``golden.huffman`` and only widens the code alphabet, as JPEG's run/value symbols do but
+``golden.codec.tables`` and only widens the code alphabet, as JPEG's run/value symbols do but
 without pairing a run with the next value (so the decoder still emits one code per cycle and
 no (run, value) product alphabet is needed):
 
@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from golden.huffman import (
+from golden.codec.bitio import check_payload, decode_runs, pack_codes
+from golden.codec.errors import (
     AlphabetError,
     CorruptStreamError,
     HuffmanError,
-    HuffmanTable,
-    _check_int,
-    _check_payload,
-    _check_word_bits,
-    _decode_runs,
-    _pack,
-    lengths_from_histogram,
-    symbol_indices,
+    check_int,
+    check_word_bits,
 )
+from golden.codec.lengths import lengths_from_histogram
+from golden.codec.tables import HuffmanTable, symbol_indices
 
 __all__ = ["build_rl_table", "decode_rl_tile", "encode_rl_tile", "rl_histogram", "rl_indices"]
 
@@ -138,8 +135,8 @@ def build_rl_table(values, bits, max_len, signed=True, escape=True, run_max=None
     HuffmanError
         When ``max_len`` cannot code the needed entries.
     """
-    bits = _check_int("Symbol width", bits, 1, 8)
-    max_len = _check_int("Maximum code length", max_len, 1, 24)
+    bits = check_int("Symbol width", bits, 1, 8)
+    max_len = check_int("Maximum code length", max_len, 1, 24)
     values = np.asarray(values).ravel()
     if values.size and not np.issubdtype(values.dtype, np.integer):
         raise TypeError(f"Symbols must be integers, not {values.dtype}")
@@ -173,7 +170,7 @@ def build_rl_table(values, bits, max_len, signed=True, escape=True, run_max=None
 
 def encode_rl_tile(values, table, word_bits=32):
     """Encode one tile in run-length mode; returns ``(words, nbits)`` like ``encode_tile``."""
-    word_bits = _check_word_bits(word_bits)
+    word_bits = check_word_bits(word_bits)
     if not table.run_max:
         raise ValueError("Table is not a run-length table; use encode_tile")
     entries = rl_indices(values, table.bits, table.signed, table.lengths > 0, table.run_max)
@@ -184,7 +181,7 @@ def encode_rl_tile(values, table, word_bits=32):
         if table.signed and bad >= 1 << (table.bits - 1):
             bad -= 1 << table.bits
         raise AlphabetError(f"Value {bad} has no code and the table has no escape")
-    return _pack(table.enc_code[entries], lens, word_bits)
+    return pack_codes(table.enc_code[entries], lens, word_bits)
 
 
 def decode_rl_tile(words, nbits, count, table, word_bits=32):
@@ -196,17 +193,17 @@ def decode_rl_tile(words, nbits, count, table, word_bits=32):
         An invalid code, a stream that does not end exactly at ``nbits``, or codes that expand
         to a number of values other than ``count``.
     """
-    word_bits = _check_word_bits(word_bits)
+    word_bits = check_word_bits(word_bits)
     if not table.run_max:
         raise ValueError("Table is not a run-length table; use decode_tile")
     if nbits is None:
         raise ValueError("Run-length tiles need their payload bit count")
-    count = _check_int("Symbol count", count, 0, 1 << 40)
-    big, n_pos, _ = _check_payload(words, nbits, word_bits)
+    count = check_int("Symbol count", count, 0, 1 << 40)
+    big, n_pos, _ = check_payload(words, nbits, word_bits)
     if count > n_pos * table.run_max:
         raise CorruptStreamError(f"{n_pos} bits cannot hold {count} values")
     if n_pos == 0:
         if count:
             raise CorruptStreamError(f"Empty stream cannot hold {count} values")
         return np.zeros(0, dtype=np.int64)
-    return _decode_runs(big, n_pos, count, table)
+    return decode_runs(big, n_pos, count, table)

@@ -1,10 +1,10 @@
-"""``python -m golden.huffman``: fit tables, encode, decode and inspect coded arrays.
+"""``python -m golden.codec``: fit tables, encode, decode and inspect coded arrays.
 
-    python -m golden.huffman fit SYMBOLS.npy --bits B --max-len L [--groups S1,S2,..]
+    python -m golden.codec fit SYMBOLS.npy --bits B --max-len L [--groups S1,S2,..]
                              [--unsigned] [--no-escape] [--run-length [--run-max R]] --out TABLE
-    python -m golden.huffman encode SYMBOLS.npy --table TABLE [--word-bits W] --out STREAM
-    python -m golden.huffman decode STREAM --out SYMBOLS.npy
-    python -m golden.huffman info STREAM
+    python -m golden.codec encode SYMBOLS.npy --table TABLE [--word-bits W] --out STREAM
+    python -m golden.codec decode STREAM --out SYMBOLS.npy
+    python -m golden.codec info STREAM
 
 SYMBOLS.npy holds an integer array of shape (N,) or (N, K). ``--groups`` lists the first column
 of every group after the first (``--groups 16,32`` with K = 64: columns 0-15, 16-31, 32-63);
@@ -21,8 +21,7 @@ import tempfile
 
 import numpy as np
 
-from golden.huffman import HuffmanError, build_table
-from golden.huffman_container import (
+from golden.codec.container import (
     TableSet,
     decode_coded,
     encode_array,
@@ -30,9 +29,11 @@ from golden.huffman_container import (
     unpack_container,
     unpack_tables,
 )
-from golden.huffman_rl import build_rl_table
+from golden.codec.errors import HuffmanError
+from golden.codec.runlength import build_rl_table
+from golden.codec.tables import build_table
 
-PROG = "python -m golden.huffman"
+PROG = "python -m golden.codec"
 
 
 class UsageError(Exception):

@@ -57,7 +57,7 @@ if cocotb is not None:
     async def waits_are_bounded(dut):
         from cocotb.triggers import SimTimeoutError
 
-        from tb.common import StreamSink, StreamSource, start_clock_and_reset
+        from tb.streams import StreamSink, StreamSource, start_clock_and_reset
 
         source = StreamSource(dut, "i_stream", dut.clk)
         sink = StreamSink(dut, "o_stream", dut.clk)
@@ -73,7 +73,7 @@ if cocotb is not None:
     async def rule_catches_breaks(dut):
         from cocotb.triggers import RisingEdge
 
-        from tb.common import StreamRule, flow, start_clock_and_reset
+        from tb.streams import StreamRule, flow, start_clock_and_reset
 
         rules = {name: StreamRule(name, getattr(dut, f"{name}__valid"),
                                   getattr(dut, f"{name}__ready"),
@@ -107,7 +107,7 @@ if cocotb is not None:
         """Expected to fail: the sink's monitor sees ``change`` break the rule."""
         from cocotb.triggers import ClockCycles
 
-        from tb.common import StreamSink, start_clock_and_reset
+        from tb.streams import StreamSink, start_clock_and_reset
 
         StreamSink(dut, "change", dut.clk, backpressure="toggle")
         await start_clock_and_reset(dut)

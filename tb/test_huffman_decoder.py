@@ -1,4 +1,4 @@
-"""Huffman decoder testbench: symbol for symbol against ``golden.huffman`` on both simulators.
+"""Huffman decoder testbench: symbol for symbol against ``golden.codec`` on both simulators.
 
 Per configuration (b, L, W, groups; tables loaded through ``cfg`` or baked): tiles coded by
 ``encode_tile`` / ``encode_groups`` (every code length 1..L, the longest codes and escapes
@@ -21,36 +21,34 @@ from it (``cocotb_tests``); pytest checks that all of them ran.
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from golden.huffman import (
-    CorruptStreamError,
-    HuffmanTable,
-    build_table,
-    decode_groups,
-    decode_tile,
-    encode_groups,
-    encode_tile,
-    symbol_indices,
-)
+from golden.codec.plain import encode_tile
+from golden.codec.tables import build_table, symbol_indices
 
 try:
     import cocotb
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import BUILD_ROOT, Fields, StreamRule, flow_pairs, load_config, run_cocotb
-from tb.test_huffman_encoder import (
+from tb.common import BUILD_ROOT, flow_pairs, load_config, run_cocotb
+from tb.huffman_stimulus import (
+    Plan,
+    baked_tables,
+    config_name,
+    corner_plan,
+    corrupt_tiles,
     every_length_table,
+    golden_outcome,
+    incomplete_table,
     random_table,
     real_coefficients,
-    to_values,
     values_from,
 )
+from tb.streams import Fields
 
 CONFIGS = [
     # Main point: run-time tables, real data, corrupt streams, throughput.
@@ -74,259 +72,10 @@ ERROR_NAMES = {1: "invalid code", 2: "ended early", 3: "excess words", 4: "paddi
                5: "bad table", 6: "no table"}
 
 
-def config_name(c):
-    g = f"-g{len(c['bounds']) - 1}" if c["bounds"] else ""
-    return f"b{c['b']}L{c['L']}W{c['W']}{g}{'-baked' if c['baked'] else ''}"
-
-
-# ----------------------------------------------------------------------------- golden side
-
-def golden_outcome(words, count, table, word_bits):
-    """What the decoder must do with one single-group tile, from the golden decoder.
-
-    Returns ``(patterns, error)``: the symbols ``decode_tile`` decodes before the first bad
-    code (all ``count`` when none), and whether the tile is corrupt, i.e. no payload bit count
-    makes ``decode_tile(words, nbits, count)`` accept it.
-    """
-    words = np.asarray(words, dtype=np.uint64)
-
-    def decodes(c):
-        try:
-            return decode_tile(words, None, c, table, word_bits)
-        except CorruptStreamError:
-            return None
-
-    lo, hi = 0, count        # decodes(lo) holds; find the largest c that decodes
-    if decodes(count) is not None:
-        lo = count
-    while lo < hi - 1 and lo != count:
-        mid = (lo + hi) // 2
-        if decodes(mid) is not None:
-            lo = mid
-        else:
-            hi = mid
-    values = decodes(lo)
-    pats = [int(p) for p in symbol_indices(values, table.bits, table.signed)] if lo else []
-    if lo < count:
-        return pats, True
-    n = words.size
-    candidates = [0] if n == 0 else range((n - 1) * word_bits + 1, n * word_bits + 1)
-    for nbits in candidates:
-        try:
-            decode_tile(words, nbits, count, table, word_bits)
-            return pats, False
-        except CorruptStreamError:
-            pass
-    return pats, True
-
-
-def incomplete_table(bits, max_len, rng, esc_last=True):
-    """A table whose code space is not full (Kraft sum below 1): some codes are invalid.
-
-    Lengths 1 .. n + 1 for n literals and ESC, leaving 2**-(n+1) of the code space unused.
-    ``esc_last``: ESC has the longest code, so it is the last entry in canonical order and its
-    code sits right below the unassigned ones; otherwise ESC has the shortest code.
-    """
-    size = 1 << bits
-    n = min(size, max_len - 1, 4)
-    assert n >= 1, "needs L >= 2"
-    lengths = np.zeros(size + 1, dtype=np.int64)
-    pats = rng.choice(size, size=n, replace=False)
-    order = np.arange(1, n + 2)
-    if not esc_last:
-        order = np.roll(order, -1)
-    lengths[pats] = order[:n]
-    lengths[size] = order[n]
-    table = HuffmanTable(bits, max_len, lengths)
-    assert (int(np.argmax(table.lengths)) == size) == esc_last
-    return table
-
-
-class Plan:
-    """A host-side script of table loads and tiles with the decoder's expected output."""
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.W = cfg["W"]
-        self.bounds = cfg["bounds"]
-        self.groups = len(self.bounds) - 1 if self.bounds else 1
-        self.bits = cfg["bits"] or [cfg["b"]] * self.groups
-        self.steps = []        # ("load", [(group, bytes)]) or ("tile", count, [words])
-        self.symbols = []      # expected (symbol, last, first)
-        self.tile_symbols = []  # per tile: its expected (symbol, last, first)
-        self.errors = []       # per tile: expected error (bool) and accepted codes
-        self.tables = None
-
-    def _emit(self, pats, count):
-        """Expected output of one tile: ``last`` on symbol ``count - 1`` (when all decode),
-        ``first`` on its first symbol."""
-        out = [(int(p), int(i == count - 1), int(i == 0)) for i, p in enumerate(pats)]
-        self.symbols += out
-        self.tile_symbols.append(out)
-
-    def load(self, tables):
-        self.tables = list(tables)
-        self.steps.append(("load", [(g, t.serialize()) for g, t in enumerate(tables)]))
-
-    def tile(self, values):
-        """A good tile: values (n,) for one group, (N, K) for several."""
-        values = np.asarray(values, dtype=np.int64)
-        if self.groups == 1:
-            words, nbits = encode_tile(values.ravel(), self.tables[0], self.W)
-            back = decode_tile(words, nbits, values.size, self.tables[0], self.W)
-            pats = symbol_indices(back, self.bits[0], self.tables[0].signed)
-        else:
-            words, nbits = encode_groups(values, self.tables, self.bounds, self.W)
-            back = decode_groups(words, nbits, values.shape[0], self.tables, self.bounds,
-                                 self.W)
-            pats = np.empty(values.shape, dtype=np.int64)
-            for t, lo, hi in zip(self.tables, self.bounds, self.bounds[1:]):
-                pats[:, lo:hi] = symbol_indices(back[:, lo:hi], t.bits, t.signed)
-        np.testing.assert_array_equal(back, values, err_msg="golden round trip")
-        pats = [int(p) for p in np.asarray(pats).ravel()]
-        self.steps.append(("tile", len(pats), [int(w) for w in words]))
-        self._emit(pats, len(pats))
-        self.errors.append((False, None))
-        return [int(w) for w in words], int(nbits)
-
-    def raw_tile(self, words, count, codes=None):
-        """Any word list (single group); the expected output comes from the golden decoder."""
-        pats, error = golden_outcome(words, count, self.tables[0], self.W)
-        assert count == 0 or len(words) > 0, "a tile with a count needs at least one word"
-        self.steps.append(("tile", count, [int(w) for w in words]))
-        # The final symbol is flagged last whenever all count symbols decode (a padding or
-        # excess-word error is only found after it).
-        self._emit(pats, count)
-        if error:
-            assert codes is None or codes, "an error case must allow some code"
-        self.errors.append((error, codes))
-        return error
-
-    def rows(self, n, rng, escapes=0.05):
-        cols = []
-        for t, lo, hi in zip(self.tables, self.bounds, self.bounds[1:]):
-            cols.append(values_from(t, n * (hi - lo), rng, escapes).reshape(n, hi - lo))
-        return np.concatenate(cols, axis=1)
-
-
-def baked_tables(cfg):
-    rng = np.random.default_rng(4321)
-    return [every_length_table(b, cfg["L"], rng) if i == 0 else random_table(b, cfg["L"], rng)
-            for i, b in enumerate(cfg["bits"] or [cfg["b"]])]
-
-
-def good_plan(plan, cfg, rng):
-    """Named corner cases, random tables and tiles, reloads between tiles."""
-    L = cfg["L"]
-    tables = baked_tables(cfg) if cfg["baked"] else [every_length_table(b, L, rng)
-                                                       for b in plan.bits]
-    plan.load(tables)
-    if plan.groups == 1:
-        t = tables[0]
-        b = t.bits
-        lens = np.where(t.enc_len[:1 << b] > 0, t.enc_len[:1 << b], 99)
-        longest = int(np.argmax(t.enc_len[:1 << b]))
-        shortest = int(np.argmin(lens))
-        plan.tile(to_values([shortest], b, t.signed))                   # single symbol
-        plan.tile([])                                                   # empty tile
-        plan.tile(to_values([longest] * 40, b, t.signed))               # run, straddles
-        plan.tile(to_values(rng.permutation(1 << b), b, t.signed))      # every code, escapes
-        plan.tile(to_values([shortest] * (2 * plan.W), b, t.signed))    # ends on a word edge
-        esc = np.flatnonzero(t.lengths[:1 << b] == 0)
-        if esc.size:
-            plan.tile(to_values(esc[:1], b, t.signed))                  # a lone escape
-        plan.tile(values_from(t, 300, rng))
-    else:
-        k = plan.bounds[-1]
-        plan.tile(np.zeros((0, k), dtype=np.int64))                     # empty tile
-        plan.tile(plan.rows(1, rng))                                    # one row
-        run = np.zeros((30, k), dtype=np.int64)
-        for t, lo, hi in zip(tables, plan.bounds, plan.bounds[1:]):
-            run[:, lo:hi] = to_values([np.argmax(t.enc_len[:1 << t.bits])], t.bits, t.signed)
-        plan.tile(run)                                                  # longest codes
-        plan.tile(plan.rows(60, rng))
-    for _ in range(2):
-        if not cfg["baked"]:
-            plan.load([random_table(b, L, rng) for b in plan.bits])     # reload between tiles
-        for _ in range(2):
-            if plan.groups == 1:
-                plan.tile(values_from(plan.tables[0], int(rng.integers(0, 300)), rng))
-            else:
-                plan.tile(plan.rows(int(rng.integers(0, 40)), rng))
-
-
-def real_tiles(plan, cfg, q, rng):
-    """Tables fitted on the first half of the pixels, tiles from the second half."""
-    half = q.shape[0] // 2
-    fit, use = q[:half], q[half:]
-    rows = use[rng.choice(use.shape[0], size=min(150, use.shape[0]), replace=False)]
-    if plan.groups == 1:
-        plan.load([build_table(fit.ravel(), cfg["b"], cfg["L"], histogram=False)])
-        plan.tile(rows.ravel())
-        return
-    tables, cols = [], []
-    for b, lo, hi in zip(plan.bits, plan.bounds, plan.bounds[1:]):
-        shift = 8 - b      # narrower groups keep the top bits of the value (mixed precision)
-        tables.append(build_table((fit[:, lo:hi] >> shift).ravel(), b, cfg["L"],
-                                  histogram=False))
-        cols.append(rows[:, lo:hi].astype(np.int64) >> shift)
-    plan.load(tables)
-    plan.tile(np.concatenate(cols, axis=1))
-
-
-def corrupt_tiles(plan, cfg, rng):
-    """Corrupt tiles, each followed by a good one (recovery), on a complete and an
-    incomplete code."""
-    W = plan.W
-    b, L = cfg["b"], cfg["L"]
-    mask = (1 << W) - 1
-    for table in (every_length_table(b, L, rng), incomplete_table(b, L, rng),
-                  incomplete_table(b, L, rng, esc_last=False)):
-        plan.load([table])
-        for case in ("flip", "flip", "drop", "truncate", "extra", "padding", "invalid"):
-            values = values_from(table, int(rng.integers(20, 120)), rng)
-            words, nbits = encode_tile(values, table, W)
-            words = [int(w) for w in words]
-            n = len(values)
-            codes = None
-            if case == "flip":
-                bit = int(rng.integers(0, nbits))
-                words[bit // W] ^= 1 << (W - 1 - bit % W)
-            elif case == "drop" and len(words) > 2:
-                del words[int(rng.integers(0, len(words) - 1))]
-            elif case == "truncate":
-                if len(words) < 2:
-                    continue          # a tile with a count needs at least one word
-                words = words[:-1]
-                codes = {1, 2}
-                with pytest.raises(CorruptStreamError):   # golden agrees: corrupt
-                    decode_tile(np.array(words, np.uint64), nbits, n, table, W)
-            elif case == "extra":
-                words = words + [int(rng.integers(0, 1 << min(W, 62)))]
-                codes = {3}
-            elif case == "padding":
-                if nbits % W == 0:
-                    continue
-                words[-1] |= 1
-                codes = {4}
-            elif case == "invalid":
-                if table.limits[-1] >= (1 << L):
-                    continue          # complete code: every bit pattern is some code
-                # A tile that starts with the first unassigned code, all ones below it.
-                words = [mask] * max(1, -(-L // W))
-                codes = {1}
-            plan.raw_tile(words, n, codes)
-            plan.tile(values_from(table, int(rng.integers(1, 60)), rng))
-    # A tile on an empty table slot is impossible with one group; a zero-count tile between.
-    plan.tile([])
-
-
 def make_plan(cfg, seed):
+    """The corner plan, then (in configurations marked ``errors``) corrupt tiles."""
     rng = np.random.default_rng(seed)
-    plan = Plan(cfg)
-    good_plan(plan, cfg, rng)
-    if cfg.get("real_path"):
-        real_tiles(plan, cfg, np.load(cfg["real_path"]), rng)
+    plan = corner_plan(cfg, rng)
     if cfg.get("errors"):
         corrupt_tiles(plan, cfg, rng)
         plan.tile(values_from(plan.tables[0], 50, rng))
@@ -345,7 +94,7 @@ class TB:
     def __init__(self, dut, cfg, idle, backpressure, seed):
         from cocotb.triggers import Event
 
-        from tb.common import flow
+        from tb.streams import StreamSink, StreamSource
 
         self.dut = dut
         ports = cfg["ports"]
@@ -355,66 +104,49 @@ class TB:
         self.c_fields = (Fields.from_manifest(ports["cfg__payload"])
                          if "cfg__payload" in ports else None)
         names = ["i_count", "i_stream"] + (["cfg"] if self.c_fields else [])
-        self.inputs = {n: (getattr(dut, f"{n}__valid"), getattr(dut, f"{n}__ready"),
-                           getattr(dut, f"{n}__payload"), flow(idle, seed + k), deque(), [])
+        self.inputs = {n: StreamSource(dut, n, dut.clk, None, idle, seed + k, start=False)
                        for k, n in enumerate(names)}
-        self.out = (dut.o_stream__valid, dut.o_stream__ready, dut.o_stream__payload,
-                    flow(backpressure, seed + 101, (dut.i_stream__valid, dut.i_stream__ready)))
-        self.rule = StreamRule("o_stream", dut.o_stream__valid, dut.o_stream__ready,
-                               [dut.o_stream__payload], dut.rst)
-        self.received = []          # (symbol, last, first)
-        self.beat_cycles = []
+        unpack = self.o_fields.unpack
+
+        def decode(word):
+            beat = unpack(word)
+            return beat["symbol"], beat["last"], beat["first"]
+
+        self.sink = StreamSink(dut, "o_stream", dut.clk, None, backpressure, seed + 101,
+                               (dut.i_stream__valid, dut.i_stream__ready), decode=decode,
+                               start=False)
+        self.rule = self.sink.rule
+        self.received = self.sink.received          # (symbol, last, first)
+        self.beat_cycles = self.sink.beat_cycles
         self.tile_errors = {}       # tile index -> first error code seen
         self.headers = 0
         self.cycle = 0
         self.cond = None
         self.event = Event()
-        for valid, *_ in self.inputs.values():
-            valid.value = 0
-        self.out[1].value = 0
         cocotb.start_soon(self._run())
 
     def handshakes(self, name):
-        return self.inputs[name][5]
+        return self.inputs[name].handshakes
 
     def send(self, name, items):
-        self.inputs[name][4].extend(items)
+        self.inputs[name].send(items)
 
     async def _run(self):
         from cocotb.triggers import RisingEdge
 
         dut = self.dut
-        driving = {n: False for n in self.inputs}
-        o_valid, o_ready, o_payload, o_flow = self.out
-        ready_now = 0
-        unpack = self.o_fields.unpack
-        rule = self.rule
+        headers = self.inputs["i_count"]
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
-            rule.sample()
             # Error first: a flag raised at a tile's end belongs to it, not to the next header.
             if int(dut.error.value):
                 self.tile_errors.setdefault(self.headers - 1, int(dut.error_code.value))
-            for name, (valid, ready, payload, pattern, queue, hs) in self.inputs.items():
-                if driving[name] and int(ready.value):
-                    queue.popleft()
-                    hs.append(self.cycle)
-                    driving[name] = False
-                    if name == "i_count":
-                        self.headers += 1
-                if not driving[name] and queue and next(pattern):
-                    payload.value = queue[0]
-                    driving[name] = True
-                    valid.value = 1
-                elif not driving[name]:
-                    valid.value = 0
-            if ready_now and int(o_valid.value):
-                beat = unpack(int(o_payload.value))
-                self.received.append((beat["symbol"], beat["last"], beat["first"]))
-                self.beat_cycles.append(self.cycle)
-            ready_now = next(o_flow)
-            o_ready.value = ready_now
+            taken = headers.sent
+            for source in self.inputs.values():
+                source.step()
+            self.headers += headers.sent - taken
+            self.sink.step()
             if self.cond is not None and self.cond():
                 self.cond = None
                 self.event.set()
@@ -429,10 +161,10 @@ class TB:
         await with_timeout(self.event.wait(), timeout_ns, "ns")
 
     async def drained(self, *names, timeout_ns):
-        await self.until(lambda: not any(self.inputs[n][4] for n in names), timeout_ns)
+        await self.until(lambda: not any(self.inputs[n].queue for n in names), timeout_ns)
 
     async def reset(self):
-        from tb.common import start_clock_and_reset
+        from tb.streams import start_clock_and_reset
 
         await start_clock_and_reset(self.dut)
 
@@ -451,7 +183,7 @@ class TB:
                 if self.c_fields is not None:
                     await self.load(step[1], timeout_ns)
             else:
-                _, count, words = step
+                count, words = step[1].count, step[1].words
                 self.send("i_count", [self.n_fields.pack({"count": count})])
                 self.send("i_stream", (self.w_fields.pack({"data": w,
                                                            "last": int(i == len(words) - 1)})
@@ -493,14 +225,13 @@ async def run_test(dut, idle, backpressure):
     tb = TB(dut, cfg, idle, backpressure, seed)
     await tb.reset()
     plan = make_plan(cfg, seed)
-    timeout = 40 * (len(plan.symbols) + sum(len(s[2]) for s in plan.steps
-                                             if s[0] == "tile")) + 200_000
+    timeout = 40 * (len(plan.symbols) + sum(len(t.words) for t in plan.tiles)) + 200_000
     if "long" in (idle, backpressure):
         timeout *= 10
     await tb.play(plan, timeout)
     await tb.check(plan, timeout)
     if backpressure == "fill":
-        assert tb.out[3].fills > 0, "backpressure never filled the decoder"
+        assert tb.sink.pattern.fills > 0, "backpressure never filled the decoder"
     if backpressure != "none":
         assert tb.rule.stalls > 0, "the output was never stalled"
 
@@ -613,8 +344,7 @@ async def run_fuzz(dut):
     t1 = time.time()
     tb = TB(dut, cfg, "random", "random", seed)
     await tb.reset()
-    timeout = 40 * (len(plan.symbols) + sum(len(s[2]) for s in plan.steps
-                                             if s[0] == "tile")) + 200_000
+    timeout = 40 * (len(plan.symbols) + sum(len(t.words) for t in plan.tiles)) + 200_000
     await tb.play(plan, timeout)
     try:
         await tb.until(lambda: len(tb.received) >= len(plan.symbols), timeout)
@@ -623,7 +353,8 @@ async def run_fuzz(dut):
     await ClockCycles(dut.clk, 30)
     # Walk the output tile by tile: a tile whose symbols or flag differ is one mismatch.
     mismatches, pos, flagged, expected = [], 0, 0, 0
-    for tile, (want, (error, _)) in enumerate(zip(plan.tile_symbols, plan.errors)):
+    for tile, t in enumerate(plan.tiles):
+        want, error = plan.decoder_output(t), t.error
         got = tb.received[pos:pos + len(want)]
         pos += len(want)
         seen = tile in tb.tile_errors
@@ -753,7 +484,7 @@ if cocotb is not None:
 # ----------------------------------------------------------------------------- pytest
 
 def build_decoder(cfg):
-    from golden.huffman_container import TableSet
+    from golden.codec.container import TableSet
     from hdl.huffman_decoder import HuffmanDecoder
 
     groups = len(cfg["bounds"]) - 1 if cfg["bounds"] else 1

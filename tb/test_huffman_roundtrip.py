@@ -3,7 +3,7 @@
 A wrapper connects the encoder's word stream to the decoder's input and hands one table-load
 byte stream to both. The testbench sends values to the encoder and each tile's symbol count to
 the decoder, and checks that the decoder returns exactly the symbol patterns sent (and what
-``golden.huffman`` decodes from the golden words), with neither error flag raised: corner
+``golden.codec`` decodes from the golden words), with neither error flag raised: corner
 tiles, random tables and reloads, real quantized MobileNetV2 coefficients, under idle and
 backpressure patterns, and a 20,000-symbol tile measured end to end at 1.00 symbol per cycle.
 """
@@ -21,14 +21,8 @@ except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
 from tb.common import BUILD_ROOT, DIAGONAL, load_config, run_cocotb
-from tb.test_huffman_decoder import (
-    TB,
-    Plan,
-    baked_tables,
-    good_plan,
-    real_tiles,
-)
-from tb.test_huffman_encoder import real_coefficients
+from tb.huffman_stimulus import Plan, baked_tables, config_name, corner_plan, real_coefficients
+from tb.test_huffman_decoder import TB
 
 CONFIGS = [
     {"b": 8, "L": 12, "W": 32, "bounds": None, "bits": None, "baked": False, "real": True,
@@ -39,11 +33,6 @@ CONFIGS = [
 # ready toggling against valid toggling and backpressure held until both blocks are full.
 FLOWS = DIAGONAL + [("toggle", "toggle"), ("none", "fill")]
 THROUGHPUT_SYMBOLS = 20_000
-
-
-def config_name(c):
-    g = f"-g{len(c['bounds']) - 1}" if c["bounds"] else ""
-    return f"b{c['b']}L{c['L']}W{c['W']}{g}{'-baked' if c['baked'] else ''}"
 
 
 # ----------------------------------------------------------------------------- cocotb
@@ -60,30 +49,11 @@ class RoundTripTB(TB):
                 if self.c_fields is not None:
                     await self.load(step[1], timeout_ns)
                 continue
-            _, count, pats = step
-            beats = [{"symbol": p, "last": int(i == count - 1), "empty": 0}
-                     for i, p in enumerate(pats)]
-            if not beats:
-                beats = [{"symbol": 0, "last": 1, "empty": 1}]
-            self.send("i_count", [self.n_fields.pack({"count": count})])
-            self.send("i_stream", (self.w_fields.pack(b) for b in beats))
-            expected += count
+            tile = step[1]
+            self.send("i_count", [self.n_fields.pack({"count": tile.count})])
+            self.send("i_stream", (self.w_fields.pack(b) for b in plan.encoder_beats(tile)))
+            expected += tile.count
         await self.drained("i_count", "i_stream", timeout_ns=timeout_ns)
-
-
-def symbol_plan(plan):
-    """Replace every tile's words by the symbol patterns the plan expects, in order."""
-    pos = 0
-    steps = []
-    for step in plan.steps:
-        if step[0] == "tile":
-            _, count, _ = step
-            steps.append(("tile", count, [p for p, _, _ in plan.symbols[pos:pos + count]]))
-            pos += count
-        else:
-            steps.append(step)
-    plan.steps = steps
-    return plan
 
 
 async def run_test(dut, idle, backpressure):
@@ -91,31 +61,25 @@ async def run_test(dut, idle, backpressure):
     seed = zlib.crc32(f"rt/{idle}/{backpressure}".encode())
     tb = RoundTripTB(dut, cfg, idle, backpressure, seed)
     await tb.reset()
-    rng = np.random.default_rng(seed)
-    plan = Plan(cfg)
-    good_plan(plan, cfg, rng)
-    if cfg.get("real_path"):
-        real_tiles(plan, cfg, np.load(cfg["real_path"]), rng)
-    symbol_plan(plan)
+    plan = corner_plan(cfg, np.random.default_rng(seed))
     timeout = 40 * len(plan.symbols) + 200_000
     await tb.play(plan, timeout)
     await tb.check(plan, timeout)
     assert int(dut.enc_error.value) == 0, "encoder error flag set"
     if backpressure == "fill":
-        assert tb.out[3].fills > 0, "backpressure never filled the pair"
+        assert tb.sink.pattern.fills > 0, "backpressure never filled the pair"
 
 
 async def run_throughput(dut):
     cfg = load_config()
     tb = RoundTripTB(dut, cfg, "none", "none", 11)
     await tb.reset()
-    from golden.huffman import build_table
+    from golden.codec.tables import build_table
 
     q = np.load(cfg["real_path"])
     plan = Plan(cfg)
     plan.load([build_table(q.ravel(), cfg["b"], cfg["L"], histogram=False)])
     plan.tile(np.resize(q.ravel()[::-1], THROUGHPUT_SYMBOLS))
-    symbol_plan(plan)
     await tb.play(plan, 100 * THROUGHPUT_SYMBOLS)
     await tb.check(plan, 100 * THROUGHPUT_SYMBOLS)
     beats = np.asarray(tb.beat_cycles)
@@ -150,7 +114,7 @@ def build_roundtrip(cfg):
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
-    from golden.huffman_container import TableSet
+    from golden.codec.container import TableSet
     from hdl.huffman_decoder import HuffmanDecoder
     from hdl.huffman_encoder import HuffmanEncoder
 

@@ -1,11 +1,11 @@
-"""MAC array testbench: bit-exact against ``golden.mac.matvec`` on both simulators.
+"""MAC array testbench: bit-exact against ``golden.datapath.mac.matvec`` on both simulators.
 
 Per parameter point (the main one under the 3 x 3 grid of idle and backpressure patterns and
 the stress pairs of ``tb.common.flow_pairs``, the others under the diagonal): a random
 configuration, a saturation-corner configuration (rows cycle through extreme weights, bias,
 multiplier and shift against extreme pixels), a partial reload (weights and bias only, the
 requantization parameters kept), and, where marked, real MobileNetV2 data (PCA of a real
-layer's activations folded by ``golden.calibrate`` into integer weights, real coefficient
+layer's activations folded by ``golden.calibration`` into integer weights, real coefficient
 vectors). Every reload is queued while the previous pixels are still in flight, and the next
 pixels compete with the load (queued with it, or once it is under way). A separate no-stall
 run over many pixels measures the cycles between input handshakes (must be
@@ -16,14 +16,13 @@ monitor watches ``o_stream``.
 
 from __future__ import annotations
 
-import os
 import zlib
 
 import numpy as np
 import pytest
 
-from golden.mac import matvec
-from golden.quant import int_range
+from golden.datapath.mac import matvec
+from golden.datapath.quant import int_range
 
 try:
     import cocotb
@@ -31,6 +30,7 @@ except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
 from tb.common import BUILD_ROOT, flow_pairs, load_config, run_cocotb
+from tb.real_data import fit_and_held, save_atomic
 
 REAL_POINT = "features.10"  # a 64-channel MobileNetV2 block output (signed values)
 REAL_PATH = BUILD_ROOT / "mac_array_mobilenet_v2.npz"
@@ -68,7 +68,7 @@ CONFIGS = [
 # ----------------------------------------------------------------------------- stimulus
 
 def shift_max(cfg) -> int:
-    from golden.quant import acc_bits
+    from golden.datapath.quant import acc_bits
     from hdl.requantizer import shift_width
 
     acc = acc_bits(cfg["in_width"], cfg["weight_width"], cfg["ci"], cfg["bias_width"])
@@ -130,32 +130,23 @@ def random_pixels(cfg, rng, n) -> np.ndarray:
 
 def real_data():
     """Real MobileNetV2 data, cached under build/sim: the PCA of ``REAL_POINT`` (K = 16) on
-    two photo crops folded by ``golden.calibrate.calibrate_layer`` into an artifact; the
+    two photo crops folded by ``golden.calibration.folding.calibrate_layer`` into an artifact; the
     quantized activations ``x`` of two other crops and their coefficients ``y``."""
     if REAL_PATH.exists():
         with np.load(REAL_PATH) as npz:
             return {key: npz[key] for key in npz.files}
-    from golden.calibrate import calibrate_layer, forward_int, quantize_input
-    from golden.capture import capture
-    from golden.images import bundled_photos, make_batch
-    from golden.mobilenet import load_mobilenet_v2
-    from golden.projection import pca_fit
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.pipeline import forward_int, quantize_input
+    from golden.projection.pca import pca_fit
 
-    model = load_mobilenet_v2().eval()
-    x = make_batch(bundled_photos(), 4, size=160, seed=0)
-    act = capture(model, x, [REAL_POINT])[REAL_POINT].numpy()
-    fit = act[:2].reshape(-1, act.shape[-1])
-    held = act[2:].reshape(-1, act.shape[-1])
+    fit, held = fit_and_held(REAL_POINT)
     art = calibrate_layer(pca_fit(fit, k=16), fit, name=REAL_POINT)
     x_int = quantize_input(art, held)
     out = {key: np.asarray(val) for key, val in art.arrays().items()
            if key.startswith(("fwd_", "inv_"))}
     out["x"] = x_int
     out["y"] = forward_int(art, x_int)
-    REAL_PATH.parent.mkdir(parents=True, exist_ok=True)
-    tmp = REAL_PATH.with_name(f".{REAL_PATH.stem}.{os.getpid()}.npz")
-    np.savez(tmp, **out)
-    os.replace(tmp, REAL_PATH)
+    save_atomic(REAL_PATH, lambda tmp: np.savez(tmp, **out))
     return out
 
 
@@ -211,7 +202,7 @@ def baked_params(cfg) -> dict:
 
 class TB:
     def __init__(self, dut, cfg, idle, backpressure, seed):
-        from tb.common import StreamSink, StreamSource
+        from tb.streams import StreamSink, StreamSource
 
         self.dut = dut
         self.cfg = cfg
@@ -243,7 +234,7 @@ class TB:
                 self.out_cycles.append(cycle)
 
     async def reset(self):
-        from tb.common import start_clock_and_reset
+        from tb.streams import start_clock_and_reset
 
         await start_clock_and_reset(self.dut)
 

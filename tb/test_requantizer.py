@@ -1,4 +1,4 @@
-"""Requantizer testbench: bit-exact against ``golden.quant.requantize`` on both simulators.
+"""Requantizer testbench: bit-exact against ``golden.datapath.quant.requantize`` on both simulators.
 
 10,000 random beats plus every corner (accumulator extremes, rounding ties of both signs,
 shift 0 and the largest shift, multiplier extremes, saturation at both ends), for several
@@ -13,14 +13,15 @@ import zlib
 import numpy as np
 import pytest
 
-from golden.quant import int_range, requantize
+from golden.datapath.quant import int_range, requantize
 
 try:
     import cocotb
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import Fields, flow_pairs, load_config, run_cocotb
+from tb.common import flow_pairs, load_config, run_cocotb
+from tb.streams import Fields
 
 CONFIGS = [
     # Main point: every stall pattern pair; the others run the diagonal.
@@ -75,7 +76,7 @@ def random_beats(n, acc_width, mult_width, seed):
 
 class TB:
     def __init__(self, dut, cfg, idle, backpressure, seed):
-        from tb.common import StreamSink, StreamSource
+        from tb.streams import StreamSink, StreamSource
 
         self.dut = dut
         self.cfg = cfg
@@ -86,7 +87,7 @@ class TB:
                                (dut.i_stream__valid, dut.i_stream__ready))
 
     async def reset(self):
-        from tb.common import start_clock_and_reset
+        from tb.streams import start_clock_and_reset
 
         await start_clock_and_reset(self.dut)
 

@@ -1,7 +1,8 @@
 """End to end: a real MobileNetV2 feature map through the RTL compressor and decompressor.
 
 The artifact is golden's: PCA of ``features.10`` (a 64-channel block output) on two photo
-crops, folded by ``golden.calibrate.calibrate_layer``; the activations are other crops' pixels,
+crops, folded by ``golden.calibration.folding.calibrate_layer``; the activations are other crops'
+pixels,
 quantized by ``quantize_input``. One Verilog toplevel holds both tops side by side (``c_*`` and
 ``d_*`` ports) so one build serves both checks:
 
@@ -22,7 +23,6 @@ tiles against the measured ``tile_cycles``. The main point also checks loads wit
 
 from __future__ import annotations
 
-import os
 import zlib
 
 import numpy as np
@@ -34,6 +34,7 @@ except ImportError:  # the pytest side does not need cocotb imported
     cocotb = None
 
 from tb.common import BUILD_ROOT, DIAGONAL, STRESS, load_config, run_cocotb
+from tb.real_data import fit_and_held, save_atomic
 
 REAL_POINT = "features.10"
 
@@ -62,26 +63,17 @@ def real_layer(group_bits):
     x_path = BUILD_ROOT / f"top_mobilenet_v2_g{tag}_x.npy"
     if art_path.exists() and x_path.exists():
         return art_path, x_path
-    from golden.artifacts import save_artifact
-    from golden.calibrate import calibrate_layer, quantize_input
-    from golden.capture import capture
-    from golden.images import bundled_photos, make_batch
-    from golden.mobilenet import load_mobilenet_v2
-    from golden.projection import pca_fit
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.artifacts import save_artifact
+    from golden.datapath.pipeline import quantize_input
+    from golden.projection.pca import pca_fit
 
-    model = load_mobilenet_v2().eval()
-    x = make_batch(bundled_photos(), 4, size=160, seed=0)
-    act = capture(model, x, [REAL_POINT])[REAL_POINT].numpy()
-    fit = act[:2].reshape(-1, act.shape[-1])
-    held = act[2:].reshape(-1, act.shape[-1])
+    fit, held = fit_and_held(REAL_POINT)
     art = calibrate_layer(pca_fit(fit, k=16), fit, name=REAL_POINT,
                           group_bits=tuple(group_bits))
-    BUILD_ROOT.mkdir(parents=True, exist_ok=True)
-    tmp = BUILD_ROOT / f".top.{os.getpid()}"
-    save_artifact(art, tmp.with_suffix(".npz"))
-    np.save(tmp.with_suffix(".npy"), quantize_input(art, held).astype(np.int64))
-    os.replace(tmp.with_suffix(".npy"), x_path)
-    os.replace(tmp.with_suffix(".npz"), art_path)
+    # The activations first: the artifact's presence means both are complete.
+    save_atomic(x_path, lambda tmp: np.save(tmp, quantize_input(art, held).astype(np.int64)))
+    save_atomic(art_path, lambda tmp: save_artifact(art, tmp))
     return art_path, x_path
 
 
@@ -90,7 +82,7 @@ def build(cfg, art_path):
     from amaranth.hdl import Module
     from amaranth.lib import wiring
 
-    from golden.artifacts import load_artifact
+    from golden.datapath.artifacts import load_artifact
     from hdl.top import Compressor, Decompressor
 
     art = load_artifact(art_path)
@@ -148,8 +140,8 @@ def top_flows(cfg):
 def test_real_layer_is_not_trivial():
     """The data the end-to-end test uses exercises the datapath: varied coefficients and a
     reconstruction that tracks the input."""
-    from golden.artifacts import load_artifact
-    from golden.calibrate import forward_int, inverse_int
+    from golden.datapath.artifacts import load_artifact
+    from golden.datapath.pipeline import forward_int, inverse_int
 
     art_path, x_path = real_layer([6, 4])
     art, x = load_artifact(art_path), np.load(x_path)
@@ -166,9 +158,9 @@ class Golden:
     """Per-tile golden words, bit counts and reconstructions for the configured layer."""
 
     def __init__(self, cfg, sizes=TILES, offset=0):
-        from golden.artifacts import load_artifact
-        from golden.calibrate import forward_int, inverse_int
-        from golden.huffman import encode_groups
+        from golden.codec.plain import encode_groups
+        from golden.datapath.artifacts import load_artifact
+        from golden.datapath.pipeline import forward_int, inverse_int
 
         self.art = art = load_artifact(cfg["art"])
         x = np.load(cfg["x"])
@@ -222,7 +214,8 @@ def table_beats(tables):
 
 def whole_rows(words, art, word_bits, rows):
     """How many whole pixels (rows of K) golden decodes from ``words`` before an error."""
-    from golden.huffman import CorruptStreamError, decode_groups
+    from golden.codec.errors import CorruptStreamError
+    from golden.codec.plain import decode_groups
 
     words = np.asarray(words, dtype=np.uint64)
     for r in range(1, rows + 1):
@@ -237,19 +230,20 @@ def whole_rows(words, art, word_bits, rows):
 def make_sinks(dut, cfg, backpressure, seed):
     """The three output sinks (each checks the stream rule); ``fill`` backpressure watches
     the input that feeds each top (pixels for the compressor, words for the decompressor)."""
-    from tb.common import AxiSink
+    from tb.streams import StreamSink
 
     watch = {"c": (dut.c_s_axis_tvalid, dut.c_s_axis_tready),
              "d": (dut.d_s_axis_tvalid, dut.d_s_axis_tready)}
-    return {name: AxiSink(dut, name, dut.clk, backpressure, seed + 10 + i, watch[name[0]],
-                          threshold=2 * cfg[f"{name[0]}_cycles"] + 16)
+    return {name: StreamSink(dut, name, dut.clk, None, backpressure, seed + 10 + i,
+                             watch[name[0]], threshold=2 * cfg[f"{name[0]}_cycles"] + 16,
+                             axi=True)
             for i, name in enumerate(("c_m_axis", "c_m_axis_bits", "d_m_axis"))}
 
 
 async def load_constants(dut, cfg, art, idle, seed, weights_last=True):
     """Run-time weights and tables into both tops (``weights_last=False``: the weight loads
     carry no ``tlast``; they end by their length)."""
-    from tb.common import AxiSource
+    from tb.streams import StreamSource
 
     loads = [("c_s_axis_weights", cfg_beats(art.fwd_weight, art.fwd_bias, art.fwd_mult,
                                             art.fwd_shift, cfg["c_cfg_width"])),
@@ -261,7 +255,7 @@ async def load_constants(dut, cfg, art, idle, seed, weights_last=True):
     for i, (name, beats) in enumerate(loads):
         if not weights_last and name.endswith("weights"):
             beats = [{"tdata": b["tdata"]} for b in beats]
-        s = AxiSource(dut, name, dut.clk, idle, seed + 20 + i)
+        s = StreamSource(dut, name, dut.clk, None, idle, seed + 20 + i, axi=True)
         s.send(beats)
         srcs[name] = s
     for name, _ in loads:
@@ -272,7 +266,7 @@ async def load_constants(dut, cfg, art, idle, seed, weights_last=True):
 async def run_top(dut, idle, backpressure, measure):
     from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
-    from tb.common import AxiSource, start_clock_and_reset
+    from tb.streams import StreamSource, start_clock_and_reset
 
     cfg = load_config()
     g = Golden(cfg)
@@ -280,8 +274,8 @@ async def run_top(dut, idle, backpressure, measure):
     seed = zlib.crc32(f"{cfg['name']}-{idle}-{backpressure}".encode())
     clk = dut.clk
     await start_clock_and_reset(dut)
-    src = {name: AxiSource(dut, name, clk, idle, seed + i) for i, name in enumerate(
-        ("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
+    src = {name: StreamSource(dut, name, clk, None, idle, seed + i, axi=True)
+           for i, name in enumerate(("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
     sink = make_sinks(dut, cfg, backpressure, seed)
 
     if not cfg["baked"]:
@@ -319,7 +313,7 @@ async def run_top(dut, idle, backpressure, measure):
     if measure:
         # Steady state inside the long tile: one pixel per max(C*K/M, K) cycles exactly.
         first = TILES[0]
-        acc = src["c_s_axis"].handshake_cycles[first + 4:first + TILES[1]]
+        acc = src["c_s_axis"].handshakes[first + 4:first + TILES[1]]
         gaps = set(np.diff(acc).tolist())
         dut._log.info(f"compressor: cycles between pixels {sorted(gaps)}, "
                       f"expected {cfg['c_cycles']}")
@@ -386,7 +380,7 @@ async def measure_tiles(dut, cfg, src, sink):
     for size, count in ((1, 12), (4, 6)):
         g = Golden(cfg, [size] * count, offset)
         offset += size * count
-        c_mark = len(src["c_s_axis"].handshake_cycles)
+        c_mark = len(src["c_s_axis"].handshakes)
         w_mark, o_mark = len(sink["c_m_axis"].received), len(sink["d_m_axis"].received)
         for t in g.tiles:
             beats = g.pixel_beats(t["x"])
@@ -403,7 +397,7 @@ async def measure_tiles(dut, cfg, src, sink):
         got = await sink["d_m_axis"].wait_for(o_mark + len(want_out), TIMEOUT_NS)
         assert got[o_mark:] == want_out, f"{size}-pixel tiles: decompressor output differs"
         await ClockCycles(dut.clk, 20)
-        starts = src["c_s_axis"].handshake_cycles[c_mark::size]
+        starts = src["c_s_axis"].handshakes[c_mark::size]
         ends = [c for c, b in zip(sink["d_m_axis"].beat_cycles[o_mark:],
                                   sink["d_m_axis"].received[o_mark:]) if b["tlast"]]
         # Steady state: after the first two tiles.
@@ -432,7 +426,7 @@ async def run_cfg_framing(dut):
     """
     from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
-    from tb.common import AxiSource, start_clock_and_reset
+    from tb.streams import StreamSource, start_clock_and_reset
 
     cfg = load_config()
     g = Golden(cfg, (5, 7, 6, 4))
@@ -440,8 +434,8 @@ async def run_cfg_framing(dut):
     seed = 99
     clk = dut.clk
     await start_clock_and_reset(dut)
-    src = {name: AxiSource(dut, name, clk, "none", seed + i) for i, name in enumerate(
-        ("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
+    src = {name: StreamSource(dut, name, clk, None, "none", seed + i, axi=True)
+           for i, name in enumerate(("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
     sink = make_sinks(dut, cfg, "none", seed)
     src.update(await load_constants(dut, cfg, art, "none", seed, weights_last=False))
 

@@ -167,7 +167,7 @@ def calibration_source(folder) -> str:
     return str(folder)
 
 
-def _digits_images(folder):
+def digits_images(folder):
     """A folder of 8 x 8 pictures (e.g. distilled for the digits CNN) as (N, 1, 8, 8) in
     [0, 1]."""
     import torch
@@ -199,7 +199,7 @@ def _setup(args):
 
         model, data = train_digits_cnn(seed=args.seed)
         if args.images:
-            x_calib = _digits_images(args.images)
+            x_calib = digits_images(args.images)
             x_calib = x_calib[: args.num_images] if args.num_images else x_calib
             source, calib_labels = calibration_source(args.images), None
             what = f"{len(x_calib)} pictures of {args.images} ({source})"

@@ -276,12 +276,12 @@ def _mobilenet(source, args, t0):
 def _digits(source, args, t0):
     import torch
 
-    from golden.__main__ import _digits_images
+    from golden.__main__ import digits_images
     from golden.nets.digits import train_digits_cnn
 
     model, data = train_digits_cnn(seed=0)
     if source == "synthetic":
-        x_calib = _digits_images(args.distilled_digits)
+        x_calib = digits_images(args.distilled_digits)
     else:
         x_calib = data.x_train
     groups = np.arange(len(data.x_test))

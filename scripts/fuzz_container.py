@@ -147,10 +147,10 @@ def reference_decode(coded):
             raise Corrupt
         tiles.append(bits[:nbits])
     if ts.version == 1:
-        cols = [g for g, (lo, hi) in enumerate(zip(ts.bounds, ts.bounds[1:]))
-                for _ in range(lo, hi)]
         if n * k > len(tiles[0]):  # every code takes a bit
             raise Corrupt
+        cols = [g for g, (lo, hi) in enumerate(zip(ts.bounds, ts.bounds[1:]))
+                for _ in range(lo, hi)] if n else []
         entries = _reference_tile(tiles[0], n * k,
                                   lambda i: (ts.tables[cols[i % k]], codes[cols[i % k]]), False)
         values = [_signed(e, ts.tables[cols[i % k]]) for i, e in enumerate(entries)]

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from golden.codec.container import (
+    Coded,
     ContainerError,
     TableSet,
     decode_array,
     encode_array,
+    pack_container,
     pack_tables,
     unpack_container,
     unpack_tables,
@@ -119,6 +121,20 @@ def test_specific_errors():
         encode_array(a[:, :3], plain)
     with pytest.raises(ContainerError, match=r"^Not an actcomp table set"):
         unpack_tables(data)
+
+
+def test_a_huge_column_count_costs_nothing_before_it_is_refused():
+    """A header may claim 2**29 columns (fuzz case 908146 of seed 0 did): nothing is sized by
+    it before the payload's bit count refuses it, and an empty array of that width decodes."""
+    tables = [build_table(np.arange(-4, 4), 4, 6, histogram=False)] * 2
+    ts = TableSet(tables, [0, 3, 1 << 29])
+    words, nbits = encode_groups(np.zeros((40, 3), np.int64), tables[:1], [0, 3])
+    data = pack_container(Coded(ts, (40, 1 << 29), "int8", 32, [(nbits, words)]))
+    with pytest.raises(CorruptStreamError, match=rf"^{nbits} bits cannot hold "
+                                                 rf"{40 << 29} symbols$"):
+        decode_array(data)
+    empty = pack_container(Coded(ts, (0, 1 << 29), "int8", 32, [(0, np.zeros(0))]))
+    assert decode_array(empty).shape == (0, 1 << 29)
 
 
 def test_mutation_fuzz():

@@ -20,7 +20,7 @@ from torch import nn
 import golden.nets.digits
 import golden.nets.mobilenet
 import golden.projection.distill
-from golden.__main__ import UsageError, _digits_images, calibration_source, main
+from golden.__main__ import UsageError, calibration_source, digits_images, main
 from golden.nets.images import IMAGENET_MEAN, IMAGENET_STD, load_folder
 from golden.projection.distill import (
     DistillSettings,
@@ -449,7 +449,7 @@ def test_folder_bad_arguments(digits, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# calibrate's side: calibration_source, _digits_images
+# calibrate's side: calibration_source, digits_images
 
 
 def test_calibration_source(digits_folder, tmp_path):
@@ -467,7 +467,7 @@ def test_calibration_source(digits_folder, tmp_path):
 
 def test_digits_images(digits, digits_folder, tmp_path):
     folder, _ = digits_folder
-    x = _digits_images(folder)
+    x = digits_images(folder)
     assert x.shape == (10, 1, 8, 8) and x.dtype == torch.float32
     assert x.min() >= 0.0 and x.max() <= 1.0 and x.std() > 0.1
     # The PNGs hold the distilled pixels to 8 bits: within half a step (plus float32 slack).
@@ -483,7 +483,7 @@ def test_digits_images(digits, digits_folder, tmp_path):
     matplotlib.image.imsave(bad / "big.png", np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(UsageError, match=r"^--images for --model digits must hold 8 x 8 "
                                          r"pictures; big\.png is not$"):
-        _digits_images(bad)
+        digits_images(bad)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Bit-level stream I/O of the golden codec: codes packed MSB first into W-bit words, and the
-stream walked one code at a time (plain: a fixed count of codes, one table per column;
-run-length: codes up to the payload's last bit).
+stream walked one or two codes per table lookup (plain: a fixed count of codes, one table per
+column; run-length: codes up to the payload's last bit).
 
 The bit-serial loops run compiled (``golden.codec.kernels``, numba: the ``golden`` extra);
 this module turns their status into ``CorruptStreamError`` messages. Without numba, packing
@@ -66,6 +66,7 @@ def _decoder_arrays(tables):
     """The lookup arrays of ``tables`` stacked for the compiled decoder, table i in row i."""
     n = len(tables)
     lut = np.zeros((n, 1 << LUT_BITS), dtype=np.int32)
+    pair = np.zeros((n, 1 << LUT_BITS), dtype=np.int64)
     lim = np.zeros((n, MAX_LEN_LIMIT), dtype=np.uint64)
     first = np.zeros((n, MAX_LEN_LIMIT + 2), dtype=np.int64)
     base = np.zeros((n, MAX_LEN_LIMIT + 2), dtype=np.int64)
@@ -73,6 +74,7 @@ def _decoder_arrays(tables):
     per = np.zeros((5, n), dtype=np.int64)  # shift, max_len, esc, bits, half
     for i, t in enumerate(tables):
         lut[i, :t.lut.size] = t.lut
+        pair[i, :t.pair.size] = t.pair
         lim[i, :t.max_len] = t.limits
         first[i, :t.first.size] = t.first
         base[i, :t.base.size] = t.base
@@ -80,7 +82,7 @@ def _decoder_arrays(tables):
         per[:, i] = (64 - t.lut_bits, t.max_len, t.esc_index if t.escape else -1, t.bits,
                      1 << (t.bits - 1) if t.signed else 0)
     shift, max_len, esc, bits, half = per
-    return (lut, shift, lim, first, base, symbols, max_len, esc, bits), half
+    return lut, pair, (shift, lim, first, base, symbols, max_len, esc, bits, half)
 
 
 def decode_codes(big, n_pos, tables, rows, end_exact):
@@ -89,11 +91,13 @@ def decode_codes(big, n_pos, tables, rows, end_exact):
     distinct = list({id(t): t for t in tables}.values())
     row_of = {id(t): i for i, t in enumerate(distinct)}
     col_table = np.array([row_of[id(t)] for t in tables], dtype=np.int64)
-    arrays, half = _decoder_arrays(distinct)
+    lut, pair, arrays = _decoder_arrays(distinct)
+    same_next = col_table == np.roll(col_table, -1)
     total = rows * len(tables)
     out = np.empty(total, dtype=np.int64)
     kern = _kernels()
-    status, i, p, _ = kern.walk(big, n_pos, total, False, col_table, *arrays, half, out)
+    status, i, p, _ = kern.walk(big, n_pos, total, False, col_table, same_next, lut, pair,
+                                *arrays, out)
     if status == kern.ENDS:
         if i == 0:
             raise CorruptStreamError(f"Stream of {n_pos} bits ends before symbol 0 of {total}")
@@ -113,11 +117,12 @@ def decode_codes(big, n_pos, tables, rows, end_exact):
 
 def decode_runs(big, n_pos, count, table):
     """Decode a run-length tile of ``count`` values that ends exactly at bit ``n_pos``."""
-    arrays, half = _decoder_arrays([table])
+    lut, pair, arrays = _decoder_arrays([table])
     out = np.zeros(count, dtype=np.int64)
     kern = _kernels()
-    status, codes, p, total = kern.walk(big, n_pos, -1, True, np.zeros(1, dtype=np.int64),
-                                       *arrays, half, out)
+    one = np.zeros(1, dtype=np.int64)
+    status, codes, p, total = kern.walk(big, n_pos, -1, True, one, one == 0, lut, pair,
+                                       *arrays, out)
     if status == kern.INVALID:
         raise CorruptStreamError(f"Invalid code at bit {p} (code {codes})")
     if status == kern.OVERRUN:

@@ -49,16 +49,19 @@ def pack(codes, lens, out):
 
 
 @_jit
-def walk(big, n_pos, count, runs, col_table, lut, shift, lim, first, base, symbols, max_len,
-         esc, bits, half, out):
+def walk(big, n_pos, count, runs, col_table, same_next, lut, pair, shift, lim, first, base,
+         symbols, max_len, esc, bits, half, out):
     """Decode codes from bit 0 of ``big`` (64-bit words ending in a zero guard word).
 
     Plain (``runs`` False): exactly ``count`` codes, the i-th with table
     ``col_table[i % len(col_table)]``. Run-length (``runs`` True, one table): codes up to bit
     ``n_pos``; an entry above ``2**b`` is a run of zeros (``out`` comes zeroed). Values, signed
     where ``half[t]`` > 0, go to ``out`` while they fit. Table t's arrays are row t of the
-    stacked lookup arrays; an escape and its raw literal count as one code. Everything is
-    inline: a call per code costs more than the decode itself.
+    stacked lookup arrays; an escape and its raw literal count as one code. ``pair[t]`` gives
+    two short codes at once (``n1 | n2 << 8 | v1 << 16 | v2 << 32``, 0 where not), taken when
+    column ``j + 1`` has the same table (``same_next[j]``) and both codes are wanted and end
+    inside the stream; everything else goes one code at a time. Everything is inline: a call
+    per code costs more than the decode itself.
 
     Returns (status, codes decoded, bit position, values coded).
     """
@@ -84,36 +87,51 @@ def walk(big, n_pos, count, runs, col_table, lut, shift, lim, first, base, symbo
             win = (big[w] << s) | ((big[w + 1] >> _U64(1)) >> (_U64(63) - s))
             have = 64
         t = col_table[j]
+        e2 = pair[t, win >> _U64(shift[t])]
+        m = 1
+        if e2 and same_next[j] and (runs or codes + 2 <= count):
+            n = (e2 & 0xFF) + ((e2 >> 8) & 0xFF)
+            if p + n <= n_pos:
+                m = 2
+                v = (e2 >> 16) & 0xFFFF
+                v2 = e2 >> 32
         j = j + 1 if j + 1 < k else 0
-        e = lut[t, win >> _U64(shift[t])]
-        n = e >> 16
-        v = e & 0xFFFF
-        if n == 0:  # longer than the lookup: canonical search over the left-justified limits
-            L = max_len[t]
-            x = win >> _U64(64 - L)
-            n = 1
-            while x >= lim[t, n - 1]:
-                if n == L:
-                    return INVALID, codes, p, total
-                n += 1
-            v = symbols[t, base[t, n] + np.int64(x >> _U64(L - n)) - first[t, n]]
-        if v == esc[t]:
-            b = bits[t]
-            v = np.int64((win << _U64(n)) >> _U64(64 - b))
-            n += b
-        if p + n > n_pos:
-            return OVERRUN, codes, p, total
+        if m == 2:
+            j = j + 1 if j + 1 < k else 0
+        else:
+            e = lut[t, win >> _U64(shift[t])]
+            n = e >> 16
+            v = e & 0xFFFF
+            v2 = 0
+            if n == 0:  # longer than the lookup: canonical search over the left-justified limits
+                L = max_len[t]
+                x = win >> _U64(64 - L)
+                n = 1
+                while x >= lim[t, n - 1]:
+                    if n == L:
+                        return INVALID, codes, p, total
+                    n += 1
+                v = symbols[t, base[t, n] + np.int64(x >> _U64(L - n)) - first[t, n]]
+            if v == esc[t]:
+                b = bits[t]
+                v = np.int64((win << _U64(n)) >> _U64(64 - b))
+                n += b
+            if p + n > n_pos:
+                return OVERRUN, codes, p, total
         p += n
         win <<= _U64(n)
         have -= n
-        codes += 1
-        if runs and v > n_lit:
-            total += v - n_lit
-            continue
+        codes += m
         h = half[t]
-        if h and v >= h:
-            v -= 2 * h
-        if total < out.size:
-            out[total] = v
-        total += 1
+        for q in range(m):
+            if q:
+                v = v2
+            if runs and v > n_lit:
+                total += v - n_lit
+                continue
+            if h and v >= h:
+                v -= 2 * h
+            if total < out.size:
+                out[total] = v
+            total += 1
     return OK, codes, p, total

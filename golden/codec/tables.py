@@ -142,6 +142,15 @@ class HuffmanTable:
         pos = self.base[ln] + (v >> (L - ln).astype(np.uint64)).astype(np.int64) - self.first[ln]
         idx = self.symbols[np.minimum(pos, self.symbols.size - 1)]
         self.lut = np.where(short, (ln << 16) | idx, 0).astype(np.int32)
+        # Two codes in one step: a short code that is no escape, then another in the bits left.
+        n1 = np.where(short, ln, 0)
+        usable = short & ~((idx == self.esc_index) & self.escape)
+        rest = (np.arange(1 << T) << n1) & ((1 << T) - 1)
+        e2 = self.lut[rest].astype(np.int64)
+        n2, v2 = e2 >> 16, e2 & 0xFFFF
+        both = usable & (n2 > 0) & (n2 <= T - n1) & ~((v2 == self.esc_index) & self.escape)
+        self.pair = np.where(both, n1 | (n2 << 8) | (idx.astype(np.int64) << 16) | (v2 << 32),
+                             0).astype(np.int64)
 
     def __eq__(self, other):
         return (isinstance(other, HuffmanTable) and self.serialize() == other.serialize()

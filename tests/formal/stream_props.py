@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.asserts import AnyConst, AnySeq, Initial
 from amaranth.hdl import Assert, Assume, Cover, Signal, Value
 
-__all__ = ["Counter", "any_const", "any_seq", "past", "reset_free", "reset_once", "sink",
+__all__ = ["Axi", "Counter", "any_const", "any_seq", "past", "reset_free", "reset_once", "sink",
            "source", "transfer"]
 
 
@@ -20,6 +20,29 @@ def past(m, value, init=0, name=None):
     reg = Signal(len(value), init=init, reset_less=True, name=name)
     m.d.sync += reg.eq(value)
     return reg
+
+
+class Axi:
+    """An AXI4-Stream port group ``<prefix>_tdata/tvalid/tready[/tlast/tuser]`` of a top, seen
+    as a stream (``valid``, ``ready``, ``payload``) by ``source`` and ``sink``."""
+
+    class _Payload:
+        def __init__(self, value):
+            self._value = value
+
+        def as_value(self):
+            return self._value
+
+        def eq(self, value):
+            return self._value.eq(value)
+
+    def __init__(self, top, prefix):
+        from amaranth.hdl import Cat
+        self.valid = getattr(top, f"{prefix}_tvalid")
+        self.ready = getattr(top, f"{prefix}_tready")
+        fields = [getattr(top, f"{prefix}_{f}") for f in ("tdata", "tlast", "tuser")
+                  if hasattr(top, f"{prefix}_{f}")]
+        self.payload = self._Payload(Cat(*fields))
 
 
 def any_seq(m, width, name):

@@ -143,6 +143,7 @@ class Token:
         self.value = Signal(len(value), name=f"{name}_value")
         inside = Signal(width, name=f"{name}_inside")
         self.ahead = Signal(width, name=f"{name}_ahead")
+        self.ahead_at_start = Signal(width, name=f"{name}_ahead_at_start")
         self.start = Signal(name=f"{name}_start")
         self.ours = Signal(name=f"{name}_ours")
         self.pending = Signal(name=f"{name}_pending")
@@ -157,7 +158,7 @@ class Token:
             m.d.sync += inside.eq(inside + in_x - out_end)
         with m.If(self.start):
             m.d.sync += [self.taken.eq(1), self.value.eq(value),
-                         self.ahead.eq(inside - out_end)]
+                         self.ahead.eq(inside - out_end), self.ahead_at_start.eq(inside)]
         with m.Elif(self.pending & out_end):
             with m.If(self.ahead == 0):
                 m.d.sync += self.done.eq(1)

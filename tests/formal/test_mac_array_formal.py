@@ -48,7 +48,8 @@ def reference(dut, x):
     """Output channel values of pixel ``x`` (a view of signed elements): the datapath rule
     written out plainly with the baked constants."""
     c = dut._consts
-    lo, hi = -(1 << (WIDTHS["out_width"] - 1)), (1 << (WIDTHS["out_width"] - 1)) - 1
+    lo = 0 if dut._relu else -(1 << (dut._o_w - 1))
+    hi = (1 << (dut._o_w - 1)) - 1
     out = []
     for o in range(len(c["bias"])):
         acc = int(c["bias"][o]) + sum(int(c["weight"][o][j]) * x[j] for j in range(len(x)))

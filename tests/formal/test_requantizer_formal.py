@@ -91,11 +91,11 @@ def test_stream_rules(name):
 def test_token_contract(name):
     lat = Requantizer.LATENCY
     check(TokenSpec(Requantizer(**PARAMS[name]), PARAMS[name]),
-          f"requantizer-token-{name}", "bmc", 2 * lat + 6)
+          f"requantizer-token-{name}", "bmc", 2 * lat + 3)
 
 
 @pytest.mark.parametrize("name", PARAMS)
 def test_latency(name):
     lat = Requantizer.LATENCY
     check(TokenSpec(Requantizer(**PARAMS[name]), PARAMS[name], held=True),
-          f"requantizer-latency-{name}", "bmc", 2 * lat + 6)
+          f"requantizer-latency-{name}", "bmc", 2 * lat + 3)

@@ -12,10 +12,11 @@
 
 import numpy as np
 import pytest
-from amaranth.hdl import Assert, Cover, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Cat, Cover, Elaboratable, Module, Mux, Signal
 from coders import T_ESC, load_bound
 from sby_harness import check
-from stream_props import Axi, reset_free, reset_once, sink, source
+from stream_props import Axi, Token, reset_free, reset_once, sink, source
+from test_mac_array_formal import reference
 
 from hdl.huffman_decoder import HuffmanDecoder
 from hdl.top import Compressor, Decompressor
@@ -114,6 +115,78 @@ class ProgressSpec(Elaboratable):
         return m
 
 
+class TokenSpec(Elaboratable):
+    """Token contract of a top's path through its MAC array, under arbitrary stalls (baked
+    constants).
+
+    Compressor: an arbitrary pixel taken on ``s_axis`` comes out as the next K coefficients
+    into the encoder (after the earlier pixels'), each the MAC reference of that pixel.
+    Decompressor: the K symbols the decoder emits for an arbitrary pixel (counted from each
+    tile's ``first``), sign-extended per group, come out as that pixel's ``m_axis`` beats,
+    each the MAC reference. The coding itself is the round trip's proof.
+    """
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        after_rst = reset_once(m)
+        for prefix in INPUTS[type(dut)]:
+            if hasattr(dut, f"{prefix}_tvalid"):
+                source(m, Axi(dut, prefix), after_rst, prefix)
+        for prefix in OUTPUTS[type(dut)]:
+            sink(m, Axi(dut, prefix), after_rst, prefix)
+        K, cw, mac = dut._k, dut._cw, dut.mac
+        if isinstance(dut, Compressor):
+            i_x = dut.s_axis_tvalid & dut.s_axis_tready
+            pixel = dut.s_axis_tdata
+            sym = dut.enc.i_stream
+            out_x = sym.valid & sym.ready
+            col = Signal(range(K))
+            with m.If(out_x):
+                m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
+            out_end = out_x & (col == K - 1)
+        else:
+            s = dut.dec.o_stream
+            s_x = s.valid & s.ready
+            col = Signal(range(K))
+            c = Mux(s.payload.first, 0, col)
+            ext = Signal(cw)
+            for g, bits in enumerate(dut.group_bits):
+                with m.If((c >= dut.group_bounds[g]) & (c < dut.group_bounds[g + 1])):
+                    m.d.comb += ext.eq(s.payload.symbol[:bits].as_signed())
+            vec = Signal(K * cw)
+            pixel = Cat(vec[cw:], ext) if K > 1 else ext
+            with m.If(s_x):
+                m.d.sync += [vec.eq(pixel), col.eq(Mux(c == K - 1, 0, c + 1))]
+            i_x = s_x & (c == K - 1)
+            out_x = dut.m_axis_tvalid & dut.m_axis_tready
+            out_end = out_x & mac.o_stream.payload.last
+        tok = Token(m, pixel, i_x, out_x, out_end, capacity=mac.LATENCY + 4,
+                    age_limit=mac.LATENCY)
+        width = len(pixel) // mac._ci
+        want = reference(mac, [tok.value.word_select(j, width).as_signed()
+                               for j in range(mac._ci)])
+        group = len(mac.o_stream.payload.data)
+        beats = mac._co // group
+        beat = Signal(range(beats + 1))
+        with m.If(tok.ours):
+            m.d.sync += beat.eq(beat + 1)
+            for k in range(beats):
+                with m.If(beat == k):
+                    for j in range(group):
+                        got = (sym.payload.symbol if isinstance(dut, Compressor) else
+                               dut.m_axis_tdata.word_select(j, mac._o_w))
+                        m.d.comb += Assert(got == want[k * group + j][:len(got)])
+        stalled = Signal()
+        with m.If(tok.pending & ~out_x):
+            m.d.sync += stalled.eq(1)
+        m.d.comb += Cover(tok.done & stalled & (tok.ahead_at_start != 0))
+        return m
+
+
 def flush(top):
     """Cycles the encoder holds its input while it flushes a full buffer at a tile's end."""
     return top.enc.buffer_bits // top._W + 2
@@ -152,6 +225,16 @@ def test_stream_rules_decompressor(name):
     dut = make(Decompressor, point, baked=name.endswith("-baked"), table=True)
     depth = 16 + dut.mac.LATENCY
     check(StreamSpec(dut), f"top-stream-decomp-{name}", "bmc", depth)
+
+
+@pytest.mark.parametrize("cls", [Compressor, Decompressor], ids=["comp", "decomp"])
+@pytest.mark.parametrize("name", PARAMS)
+def test_token_contract(cls, name):
+    dut = make(cls, name, baked=True)
+    # Two whole pixels through the MAC array, the decoder's or the serializer's K cycles
+    # each, and the tile header and words before them.
+    depth = 2 * dut.cycles_per_pixel + dut.mac.LATENCY + 2 * dut._k + 6
+    check(TokenSpec(dut), f"top-token-{cls.__name__}-{name}", "bmc", depth)
 
 
 @pytest.mark.parametrize("cls", [Compressor, Decompressor], ids=["comp", "decomp"])

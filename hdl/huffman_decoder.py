@@ -184,6 +184,9 @@ class HuffmanDecoder(wiring.Component):
             cfg["last"] = 1
             members["cfg"] = In(stream.Signature(data.StructLayout(cfg)))
         super().__init__(members)
+        # Not a port: high from a table load's first byte to its end or its failure (the
+        # formal proofs in tests/formal/ bound how long it stays high).
+        self.loading = Signal(name="loading")
 
     @staticmethod
     def _check_bounds(bounds, groups):
@@ -612,7 +615,8 @@ class HuffmanDecoder(wiring.Component):
         # while a length is stepped. One expression (see hdl/huffman_encoder.py on Icarus).
         m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), may_load, ~fsm.ongoing("ADVANCE")))
         # Headers wait while a byte is offered or a good load is unfinished.
-        m.d.comb += busy_cfg.eq(cfg.valid | ~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
+        m.d.comb += [self.loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP"))),
+                     busy_cfg.eq(cfg.valid | self.loading)]
 
 
 # ---------------------------------------------------------------------------------------------

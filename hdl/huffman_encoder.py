@@ -197,6 +197,9 @@ class HuffmanEncoder(wiring.Component):
             cfg["last"] = 1
             members["cfg"] = In(stream.Signature(data.StructLayout(cfg)))
         super().__init__(members)
+        # Not a port: high from a table load's first byte to its end or its failure (the
+        # formal proofs in tests/formal/ bound how long it stays high).
+        self.loading = Signal(name="loading")
 
     @staticmethod
     def _check_bounds(bounds, groups):
@@ -252,7 +255,7 @@ class HuffmanEncoder(wiring.Component):
         # Stage enables: stage 0 (after the code-memory read) and stage 1 (resolved code).
         take = Signal()
         valid, load = stage_enables(m, take, 2)
-        loading = Signal()
+        loading = self.loading
         blocked = loading
         if not baked:
             blocked = loading | self.cfg.valid  # a waiting table load holds new symbols back

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Assert, Cover, Elaboratable, Module, Signal
 from stream_props import past, reset_once, sink, source
 
-from golden.huffman import HuffmanTable
+from golden.codec.tables import HuffmanTable
 
 # b = 2, L = 3 with escape, incomplete (Kraft 7/8): symbols 2 and 3 go as ESC + raw bits,
 # and the unassigned code 111 is an invalid code for the decoder.

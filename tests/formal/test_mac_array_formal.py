@@ -5,7 +5,7 @@ projections (``docs/verification.md``).
   reset free; run-time weights (the ``cfg`` port present).
 - Token contract (baked weights): the beats of an arbitrary input pixel are the output beats
   after the earlier pixels' (counted by ``last``), each equal to a naive model of
-  ``golden.mac.matvec``, ``last`` on the pixel's final beat only.
+  ``golden.datapath.mac.matvec``, ``last`` on the pixel's final beat only.
 - Latency: with input valid and output ready held (no load), a pixel's first beat is out
   within ``LATENCY`` (the manifest's latency) cycles and the input waits at most
   ``CYCLES_PER_PIXEL`` cycles.

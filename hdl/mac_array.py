@@ -17,9 +17,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.quant import acc_bits, int_range
+from hdl.multiply import DSP_PACKINGS, ice40_dual_mul8, partial_products, sum_terms
 from hdl.registry import Block, UsageError, positive
 from hdl.registry import Module as BuildModule
-from hdl.requantizer import requant_round_saturate, requant_shift, shift_width
+from hdl.requantizer import REQUANT_STAGES, check_requant_mult, requant_pipeline, shift_width
 
 __all__ = ["BLOCK", "MacArray", "load_weights", "schedule", "valid_multipliers"]
 
@@ -132,6 +133,18 @@ class MacArray(wiring.Component):
     weights : dict, str, Path or None
         Bake these constants (``load_weights``); no ``cfg`` port. None: loaded through ``cfg``
         (all zero after reset, i.e. every output 0 until loaded).
+    dsp_budget : int or None
+        DSP tiles for the M weight products: the first ``dsp_budget`` products (two per tile
+        with ``dsp_packing="ice40"``) are inferred multipliers, the others LUT shift-and-add
+        multipliers (``hdl.multiply.partial_products``). None: every product on a DSP tile.
+        The requantizer's tiles (``requant_mult="dsp"``) are not counted.
+    dsp_packing : str
+        ``"none"`` (portable) or ``"ice40"``: two signed 8 x 8 products per ``SB_MAC16``
+        (``hdl.multiply.ice40_dual_mul8``, a black box for simulators; needs input and weight
+        widths of at most 8).
+    requant_mult : str
+        ``"dsp"``: the requantization product on DSP tiles (ECP5: two ``MULT18X18D`` per row
+        for 33 x 16 bits); ``"lut"``: from LUT partial products.
 
     Ports
     -----
@@ -148,7 +161,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, channels_out, channels_in, in_width=8, weight_width=8, bias_width=32,
                  mult_width=16, out_width=8, multipliers=1, out_group=1, relu=False,
-                 weights=None):
+                 weights=None, dsp_budget=None, dsp_packing="none", requant_mult="dsp"):
         self._co = _check_int("Output channel count", channels_out, 1, 4096)
         self._ci = _check_int("Input channel count", channels_in, 1, 4096)
         self._in_w = _check_int("Input width", in_width, 2, 16)
@@ -161,6 +174,24 @@ class MacArray(wiring.Component):
         if not isinstance(relu, bool):
             raise TypeError(f"ReLU flag must be a bool, not {relu!r}")
         self._relu = relu
+        check_requant_mult(requant_mult)
+        self._requant_mult = requant_mult
+        if dsp_packing not in DSP_PACKINGS:
+            raise ValueError(f"DSP packing must be one of {', '.join(DSP_PACKINGS)}, not "
+                             f"{dsp_packing!r}")
+        if dsp_packing == "ice40" and max(self._in_w, self._w_w) > 8:
+            raise ValueError(f"DSP packing ice40 needs input and weight widths of at most 8, "
+                             f"not {self._in_w} and {self._w_w}")
+        self._packing = dsp_packing
+        per_tile = 2 if dsp_packing == "ice40" else 1
+        tiles = -(-self._m // per_tile)
+        if dsp_budget is None:
+            dsp_budget = tiles
+        dsp_budget = _check_int("DSP budget", dsp_budget, 0)
+        if dsp_budget > tiles:
+            raise ValueError(f"DSP budget {dsp_budget} exceeds the {tiles} tiles that "
+                             f"{self._m} products take")
+        self._dsp_budget = dsp_budget
         self._sched = schedule(self._co, self._ci, self._m)
         rows = self._sched["rows"]
         if self._co % self._og or self._og % rows:
@@ -214,10 +245,26 @@ class MacArray(wiring.Component):
         return (levels + 1) // 2
 
     @property
+    def dsp_products(self) -> int:
+        """Weight products per cycle built on DSP tiles (the others are LUT multipliers)."""
+        return min(self._m, self._dsp_budget * (2 if self._packing == "ice40" else 1))
+
+    @property
+    def dsp_tiles(self) -> int:
+        """DSP tiles of the weight products (``dsp_budget``), requantizer not included."""
+        return self._dsp_budget
+
+    #: Registered stages of a weight product (the product, then a plain register: the DSP
+    #: tile's output and the LUT multiplier's second half both get a full cycle).
+    PRODUCT_STAGES = 2
+
+    @property
     def LATENCY(self) -> int:  # noqa: N802
+        """Pixel register, operand and operand register stages, the product, the adder tree,
+        the accumulator, the requantizer (``REQUANT_STAGES``), then the output steps."""
         s = self._sched
         steps = (self._og // s["rows"]) * s["chunks"]
-        return 7 + self._tree_stages + steps
+        return 3 + self.PRODUCT_STAGES + self._tree_stages + 1 + REQUANT_STAGES + steps
 
     # ------------------------------------------------------------------ storage
 
@@ -322,20 +369,44 @@ class MacArray(wiring.Component):
             if w_reg is not w_word:
                 m.d.sync += w_reg.eq(w_word)
 
-        # Stage 2: the products.
+        # Stage 2: the products, over two registered stages: an inferred multiplier (a DSP
+        # tile) for the first dsp_products lanes, paired per SB_MAC16 with dsp_packing
+        # "ice40", and LUT shift-and-add multipliers, split in two halves, for the others.
         pw = self._in_w + self._w_w
-        tok2 = token("mul")
-        prods = [[Signal(signed(pw), name=f"p{r}_{j}") for j in range(L)] for r in range(R)]
+        tok2, tok2b = token("mul"), token("mulr")
         with m.If(en):
             advance(tok2, tok1b)
-            for r in range(R):
-                for j in range(L):
-                    a = xs_r.word_select(j, self._in_w).as_signed()
-                    b = w_reg.word_select(r * L + j, self._w_w).as_signed()
-                    m.d.sync += prods[r][j].eq(a * b)
+            advance(tok2b, tok2)
+        operands = [(xs_r.word_select(i % L, self._in_w).as_signed(),
+                     w_reg.word_select(i, self._w_w).as_signed()) for i in range(R * L)]
+        n_dsp = self.dsp_products
+        terms = []
+        for i, (a, b) in enumerate(operands):
+            if i >= n_dsp:
+                terms.append(partial_products(a, b, (self._w_w + 1) // 2))
+            elif self._packing != "ice40":
+                terms.append([(a * b, 0)])
+            elif i % 2 == 0 and i + 1 < n_dsp:
+                (a1, b1) = operands[i + 1]
+                hi, lo = ice40_dual_mul8(m, f"dsp{i // 2}", a1, b1, a, b)
+                terms += [[(lo, 0)], [(hi, 0)]]
+            elif i % 2 == 0:
+                terms.append([(a * b, 0)])
+        prods = [[None] * L for _ in range(R)]
+        for i, lane in enumerate(terms):
+            regs = []
+            for k, (term, off) in enumerate(lane):
+                reg = Signal(term.shape(), name=f"pp{i // L}_{i % L}_{k}")
+                regs.append((reg, off))
+                with m.If(en):
+                    m.d.sync += reg.eq(term)
+            prod = Signal(signed(pw), name=f"p{i // L}_{i % L}")
+            with m.If(en):
+                m.d.sync += prod.eq(sum_terms(regs))
+            prods[i // L][i % L] = prod
 
         # Adder trees, a register after every two levels.
-        toks = [tok1, tok1b, tok2]
+        toks = [tok1, tok1b, tok2, tok2b]
         sums = prods
         n_levels = (L - 1).bit_length()
         for level in range(n_levels):
@@ -375,7 +446,6 @@ class MacArray(wiring.Component):
 
         bias_word = read(b_rd, toks[-3], "bias_reg")
         mult_word = read(m_rd, toks[-2], "mult_reg")
-        shift_word = read(s_rd, toks[-1], "shift_reg")
 
         # Accumulator stage: bias + first chunk, then + later chunks.
         tok_acc = token("acc")
@@ -387,46 +457,38 @@ class MacArray(wiring.Component):
                     b = bias_word.word_select(r, self._b_w).as_signed()
                     m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
 
-        # Rq1: exact product of the finished accumulator and the multiplier.
-        tok_q1 = token("rq1")
-        prod = [Signal(signed(self._acc_w + self._m_w + 1), name=f"rq{r}") for r in range(R)]
+        # The requantizer (hdl.requantizer.requant_pipeline), REQUANT_STAGES stages from the
+        # finished accumulator; the shift enters its third stage, so it is read for the token
+        # of the accumulator stage (two stages ahead, as above).
+        shift_word = read(s_rd, tok_acc, "shift_reg")
+        rq_toks = [token(f"q{i}") for i in range(REQUANT_STAGES)]
         with m.If(en):
-            advance(tok_q1, tok_acc)
-            m.d.sync += tok_q1["valid"].eq(tok_acc["valid"] & tok_acc["done"])
-            for r in range(R):
-                m.d.sync += prod[r].eq(acc[r] * mult_word.word_select(r, self._m_w))
-
-        # Rq2: the barrel shift.
-        tok_q2 = token("rq2")
-        shifted = []
-        for r in range(R):
-            sh = requant_shift(m, prod[r], shift_word.word_select(r, self._sh_w))
-            reg = Signal.like(sh, name=f"t{r}")
-            with m.If(en):
-                m.d.sync += reg.eq(sh)
-            shifted.append(reg)
-        with m.If(en):
-            advance(tok_q2, tok_q1)
-
-        # Round and saturate into the gather register / the output register.
-        y = Cat(*[requant_round_saturate(m, shifted[r], self._o_w, self._relu)
+            advance(rq_toks[0], tok_acc)
+            m.d.sync += rq_toks[0]["valid"].eq(tok_acc["valid"] & tok_acc["done"])
+            for dst, src in zip(rq_toks[1:], rq_toks):
+                advance(dst, src)
+        y = Cat(*[requant_pipeline(m, acc[r], mult_word.word_select(r, self._m_w),
+                                   shift_word.word_select(r, self._sh_w),
+                                   [en] * REQUANT_STAGES, out_width=self._o_w, relu=self._relu,
+                                   requant_mult=self._requant_mult, name=f"rq{r}")
                   for r in range(R)])
-        push = tok_q2["valid"] & tok_q2["gend"]
+        tok_q = rq_toks[-1]
+        push = tok_q["valid"] & tok_q["gend"]
         m.d.comb += en.eq(~(o.valid & ~o.ready & push))
         if Q > 1:
             gather = Signal((Q - 1) * R * self._o_w)
-            with m.If(en & tok_q2["valid"] & ~tok_q2["gend"]):
+            with m.If(en & tok_q["valid"] & ~tok_q["gend"]):
                 m.d.sync += gather.eq(Cat(gather[R * self._o_w:], y))
             beat = Cat(gather, y)
         else:
             beat = y
         with m.If(en & push):
             m.d.sync += [o.valid.eq(1), o.payload.data.eq(beat),
-                         o.payload.last.eq(tok_q2["pend"])]
+                         o.payload.last.eq(tok_q["pend"])]
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
 
-        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc, tok_q1, tok_q2]]).any()
+        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc] + rq_toks]).any()
         if c is None:
             self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
         return m

@@ -72,15 +72,29 @@ def _requantizer():
              "values_per_cycle": 1.0})
 
 
-def _mac_array(m):
+def _mac_array(m, **options):
     def factory():
         from hdl.mac_array import MacArray
         # The default build's inverse projection: 64 outputs from 16 coefficients.
-        comp = MacArray(64, 16, multipliers=m, out_group=max(1, m // 16))
+        comp = MacArray(64, 16, multipliers=m, out_group=max(1, m // 16), **options)
         cycles = 64 * 16 // m
         return comp, {"family": "mac_array", "parallelism": m, "multipliers": m,
+                      "dsp_tiles": comp.dsp_tiles, "options": options,
                       "cycles_per_pixel": cycles, "values_per_cycle": round(64 / cycles, 3)}
     return factory
+
+
+# Issue 16's options: a DSP budget (the other products are LUT multipliers), two 8 x 8
+# products per iCE40 SB_MAC16, the requantization product from LUTs.
+MAC_OPTIONS = {
+    "b32": {"dsp_budget": 32},
+    "b124": {"dsp_budget": 124},
+    "b0": {"dsp_budget": 0},
+    "lutrq": {"requant_mult": "lut"},
+    "ice40": {"dsp_packing": "ice40"},
+    "ice40_lutrq": {"dsp_packing": "ice40", "requant_mult": "lut"},
+    "b4_lutrq": {"dsp_budget": 4, "requant_mult": "lut"},
+}
 
 
 def _huffman_encoder():
@@ -98,6 +112,8 @@ def _huffman_decoder():
 CONFIGS = {
     "requantizer": _requantizer,
     **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
+    **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
+       for k, v in MAC_OPTIONS.items()},
     "huffman_encoder": _huffman_encoder,
     "huffman_decoder": _huffman_decoder,
 }
@@ -273,9 +289,10 @@ def run_config(name, target, seeds, out: Path):
         shutil.rmtree(work)
     start = time.time()
     t = TARGETS[target]
-    if info.get("multipliers", 0) > t["dsp"]:
+    tiles = info.get("dsp_tiles", info.get("multipliers", 0))
+    if tiles > t["dsp"]:
         _silence(component)  # never elaborated, on purpose
-        status = (f"does not fit (not run: {info['multipliers']} multipliers > "
+        status = (f"does not fit (not run: {tiles} product DSP tiles > "
                   f"{t['dsp']} {t['dsp_cell']} on {target})")
         print(f"  {name:28s} {target:11s} {status}", flush=True)
         return {"config": name, "target": target, **info, "status": status, "seconds": 0.0}

@@ -48,6 +48,13 @@ CONFIGS = [
     # Two whole rows per cycle, wide everything.
     {"name": "c6k4m8", "co": 6, "ci": 4, "multipliers": 8, "out_group": 2, "relu": False,
      "in_width": 16, "weight_width": 16, "bias_width": 32, "mult_width": 32, "out_width": 16},
+    # Issue 16's DSP budget: the lanes past the budget are LUT shift-and-add multipliers, and
+    # the requantization product is built from LUT partial products (16/32-bit operands).
+    {"name": "c6k4m8-lut", "co": 6, "ci": 4, "multipliers": 8, "out_group": 2, "relu": False,
+     "in_width": 16, "weight_width": 16, "bias_width": 32, "mult_width": 32, "out_width": 16,
+     "dsp_budget": 3, "requant_mult": "lut"},
+    {"name": "c4k3m12-budget", "co": 4, "ci": 3, "multipliers": 12, "out_group": 4,
+     "relu": True, "dsp_budget": 5, **W8},
     # The product's inverse projection, C=64 K=16, with real data.
     # Main point: every stall pattern pair, the cfg framing test.
     {"name": "c64k16m64", "co": 64, "ci": 16, "multipliers": 64, "out_group": 4,
@@ -459,7 +466,8 @@ def build(cfg):
                     weight_width=cfg["weight_width"], bias_width=cfg["bias_width"],
                     mult_width=cfg["mult_width"], out_width=cfg["out_width"],
                     multipliers=cfg["multipliers"], out_group=cfg["out_group"],
-                    relu=cfg["relu"], weights=weights)
+                    relu=cfg["relu"], weights=weights, dsp_budget=cfg.get("dsp_budget"),
+                    requant_mult=cfg.get("requant_mult", "dsp"))
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: c["name"])

@@ -11,7 +11,12 @@ from amaranth import Module, Signal, signed
 from amaranth.sim import Simulator
 
 from golden.quant import requantize
-from hdl.requantizer import requant_round_saturate
+from hdl.requantizer import (
+    REQUANT_STAGES,
+    requant_pipeline,
+    requant_round_saturate,
+    shift_width,
+)
 
 
 @pytest.mark.parametrize("relu", [False, True])
@@ -35,3 +40,43 @@ def test_round_saturate_every_value(w, n, relu):
     sim.add_testbench(bench)
     sim.run()
     assert not wrong, f"(t, got, want): {wrong[:5]}"
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("requant_mult, chunk", [("dsp", 17), ("dsp", 2), ("dsp", 3),
+                                                 ("lut", 17)])
+@pytest.mark.parametrize("acc_w, mult_w, n", [(5, 3, 3), (6, 5, 2)])
+def test_pipeline_every_input(acc_w, mult_w, n, requant_mult, chunk, relu):
+    """The pipelined rule (product slices or LUT partial products, split barrel shift,
+    registered flags) against golden for every accumulator, multiplier and shift value."""
+    m = Module()
+    sh_w = shift_width(acc_w, mult_w)
+    acc, mult, shift = Signal(signed(acc_w)), Signal(mult_w), Signal(sh_w)
+    result = requant_pipeline(m, acc, mult, shift, [1] * REQUANT_STAGES, out_width=n,
+                              relu=relu, requant_mult=requant_mult, chunk=chunk)
+    grid = np.array(np.meshgrid(np.arange(-(1 << (acc_w - 1)), 1 << (acc_w - 1)),
+                                np.arange(1 << mult_w), np.arange(1 << sh_w),
+                                indexing="ij")).reshape(3, -1)
+    wants = requantize(grid[0], grid[1], grid[2], out_bits=n, relu=relu).tolist()
+    beats = grid.T.tolist()
+    got = []
+
+    async def bench(ctx):
+        # acc and mult enter stage 1, the shift stage 3: it is fed two cycles later.
+        for i in range(len(beats) + REQUANT_STAGES):
+            if i < len(beats):
+                ctx.set(acc, beats[i][0])
+                ctx.set(mult, beats[i][1])
+            if 2 <= i < len(beats) + 2:
+                ctx.set(shift, beats[i - 2][2])
+            if i >= REQUANT_STAGES:
+                got.append(ctx.get(result))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    wrong = [(b, g, w) for b, g, w in zip(beats, got, wants) if g != w]
+    assert len(got) == len(wants)
+    assert not wrong, f"((acc, mult, shift), got, want): {wrong[:5]}"

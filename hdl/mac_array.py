@@ -17,10 +17,17 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.quant import acc_bits, int_range
-from hdl.multiply import DSP_PACKINGS, ice40_dual_mul8, partial_products, sum_terms
+from hdl.multiply import ecp5_mult18, ice40_dual_mul8, partial_products, sum_terms
 from hdl.registry import Block, UsageError, positive
 from hdl.registry import Module as BuildModule
-from hdl.requantizer import REQUANT_STAGES, check_requant_mult, requant_pipeline, shift_width
+from hdl.requantizer import (
+    REQUANT_SHIFT_STAGE,
+    REQUANT_STAGES,
+    check_family,
+    check_requant_mult,
+    requant_pipeline,
+    shift_width,
+)
 
 __all__ = ["BLOCK", "MacArray", "load_weights", "schedule", "valid_multipliers"]
 
@@ -135,13 +142,15 @@ class MacArray(wiring.Component):
         (all zero after reset, i.e. every output 0 until loaded).
     dsp_budget : int or None
         DSP tiles for the M weight products: the first ``dsp_budget`` products (two per tile
-        with ``dsp_packing="ice40"``) are inferred multipliers, the others LUT shift-and-add
+        with ``family="ice40"``) are DSP multipliers, the others LUT shift-and-add
         multipliers (``hdl.multiply.partial_products``). None: every product on a DSP tile.
         The requantizer's tiles (``requant_mult="dsp"``) are not counted.
-    dsp_packing : str
-        ``"none"`` (portable) or ``"ice40"``: two signed 8 x 8 products per ``SB_MAC16``
-        (``hdl.multiply.ice40_dual_mul8``, a black box for simulators; needs input and weight
-        widths of at most 8).
+    family : str
+        The FPGA family to build for (``hdl.multiply``): ``"generic"`` (inferred ``*``, the
+        portable default), ``"ecp5"`` (``MULT18X18D`` instances with input and output
+        registers, also for the requantizer, and tables of at most ``LUTRAM_DEPTH`` words in
+        distributed RAM) or ``"ice40"`` (two signed 8 x 8 products per ``SB_MAC16``; input
+        and weight widths of at most 8).
     requant_mult : str
         ``"dsp"``: the requantization product on DSP tiles (ECP5: two ``MULT18X18D`` per row
         for 33 x 16 bits); ``"lut"``: from LUT partial products.
@@ -161,7 +170,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, channels_out, channels_in, in_width=8, weight_width=8, bias_width=32,
                  mult_width=16, out_width=8, multipliers=1, out_group=1, relu=False,
-                 weights=None, dsp_budget=None, dsp_packing="none", requant_mult="dsp"):
+                 weights=None, dsp_budget=None, family="generic", requant_mult="dsp"):
         self._co = _check_int("Output channel count", channels_out, 1, 4096)
         self._ci = _check_int("Input channel count", channels_in, 1, 4096)
         self._in_w = _check_int("Input width", in_width, 2, 16)
@@ -176,14 +185,12 @@ class MacArray(wiring.Component):
         self._relu = relu
         check_requant_mult(requant_mult)
         self._requant_mult = requant_mult
-        if dsp_packing not in DSP_PACKINGS:
-            raise ValueError(f"DSP packing must be one of {', '.join(DSP_PACKINGS)}, not "
-                             f"{dsp_packing!r}")
-        if dsp_packing == "ice40" and max(self._in_w, self._w_w) > 8:
-            raise ValueError(f"DSP packing ice40 needs input and weight widths of at most 8, "
+        check_family(family)
+        if family == "ice40" and max(self._in_w, self._w_w) > 8:
+            raise ValueError(f"FPGA family ice40 needs input and weight widths of at most 8, "
                              f"not {self._in_w} and {self._w_w}")
-        self._packing = dsp_packing
-        per_tile = 2 if dsp_packing == "ice40" else 1
+        self._family = family
+        per_tile = 2 if family == "ice40" else 1
         tiles = -(-self._m // per_tile)
         if dsp_budget is None:
             dsp_budget = tiles
@@ -247,16 +254,20 @@ class MacArray(wiring.Component):
     @property
     def dsp_products(self) -> int:
         """Weight products per cycle built on DSP tiles (the others are LUT multipliers)."""
-        return min(self._m, self._dsp_budget * (2 if self._packing == "ice40" else 1))
+        return min(self._m, self._dsp_budget * (2 if self._family == "ice40" else 1))
 
     @property
     def dsp_tiles(self) -> int:
         """DSP tiles of the weight products (``dsp_budget``), requantizer not included."""
         return self._dsp_budget
 
-    #: Registered stages of a weight product (the product, then a plain register: the DSP
-    #: tile's output and the LUT multiplier's second half both get a full cycle).
-    PRODUCT_STAGES = 2
+    #: With ``family="ecp5"``, tables of at most this many words are distributed RAM.
+    LUTRAM_DEPTH = 64
+
+    #: Registered stages of a weight product: operands and product registers of an ECP5
+    #: tile, product and a plain register otherwise (a LUT multiplier's two halves), then a
+    #: fabric register.
+    PRODUCT_STAGES = 3
 
     @property
     def LATENCY(self) -> int:  # noqa: N802
@@ -281,7 +292,13 @@ class MacArray(wiring.Component):
                     for row in init_rows]
             if depth == 1:
                 return Const(init[0], field_w * lanes), None
-        mem = Memory(shape=unsigned(field_w * lanes), depth=depth, init=init or [])
+        # ECP5 block RAM without its output register (yosys does not use it) has a 5.8 ns
+        # clock-to-output, most of a 150 MHz cycle: small tables go to distributed RAM.
+        attrs = None
+        if self._family == "ecp5" and depth <= self.LUTRAM_DEPTH:
+            attrs = {"ram_style": "distributed"}
+        mem = Memory(shape=unsigned(field_w * lanes), depth=depth, init=init or [],
+                     attrs=attrs)
         m.submodules[name] = mem
         rd = mem.read_port()
         wr = mem.write_port(granularity=field_w) if init_rows is None else None
@@ -329,7 +346,9 @@ class MacArray(wiring.Component):
         qc = Signal(range(max(Q, 2)))
         tok_a = {"valid": active, "first": sc == 0, "done": sc == S - 1, "gend": qc == Q - 1,
                  "pend": gc == G - 1, "g": gc}
-        last_step = t == T - 1
+        # t == T - 1 kept as a flag beside t: the compare sat on the path to i_stream.ready
+        # and the pixel register's load enable.
+        last_step = Signal(init=int(T == 1))
         hold = Signal()  # a configuration load is pending or under way
         m.d.comb += self.i_stream.ready.eq(en & (~active | last_step) & ~hold)
         with m.If(en):
@@ -339,6 +358,7 @@ class MacArray(wiring.Component):
                 m.d.sync += active.eq(0)
             with m.If(active):
                 m.d.sync += t.eq(Mux(last_step, 0, t + 1))
+                m.d.sync += last_step.eq(Mux(last_step, T == 1, t == T - 2))
                 m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
                 with m.If(sc == S - 1):
                     m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
@@ -369,14 +389,15 @@ class MacArray(wiring.Component):
             if w_reg is not w_word:
                 m.d.sync += w_reg.eq(w_word)
 
-        # Stage 2: the products, over two registered stages: an inferred multiplier (a DSP
-        # tile) for the first dsp_products lanes, paired per SB_MAC16 with dsp_packing
-        # "ice40", and LUT shift-and-add multipliers, split in two halves, for the others.
+        # Stage 2: the products, over two registered stages: a DSP multiplier for the first
+        # dsp_products lanes (family: inferred, a registered MULT18X18D, or paired per
+        # SB_MAC16), LUT shift-and-add multipliers, split in two halves, for the others.
         pw = self._in_w + self._w_w
-        tok2, tok2b = token("mul"), token("mulr")
+        tok2, tok2b, tok2c = token("mul"), token("mulr"), token("mulp")
         with m.If(en):
             advance(tok2, tok1b)
             advance(tok2b, tok2)
+            advance(tok2c, tok2b)
         operands = [(xs_r.word_select(i % L, self._in_w).as_signed(),
                      w_reg.word_select(i, self._w_w).as_signed()) for i in range(R * L)]
         n_dsp = self.dsp_products
@@ -384,7 +405,9 @@ class MacArray(wiring.Component):
         for i, (a, b) in enumerate(operands):
             if i >= n_dsp:
                 terms.append(partial_products(a, b, (self._w_w + 1) // 2))
-            elif self._packing != "ice40":
+            elif self._family == "ecp5":
+                terms.append([(ecp5_mult18(m, f"dsp{i}", a, b, en, en), None)])
+            elif self._family != "ice40":
                 terms.append([(a * b, 0)])
             elif i % 2 == 0 and i + 1 < n_dsp:
                 (a1, b1) = operands[i + 1]
@@ -394,19 +417,28 @@ class MacArray(wiring.Component):
                 terms.append([(a * b, 0)])
         prods = [[None] * L for _ in range(R)]
         for i, lane in enumerate(terms):
-            regs = []
-            for k, (term, off) in enumerate(lane):
-                reg = Signal(term.shape(), name=f"pp{i // L}_{i % L}_{k}")
-                regs.append((reg, off))
+            name = f"{i // L}_{i % L}"
+            if lane[0][1] is None:  # registered inside the tile, first two stages
+                raw = lane[0][0]
+            else:
+                regs = []
+                for k, (term, off) in enumerate(lane):
+                    reg = Signal(term.shape(), name=f"pp{name}_{k}")
+                    regs.append((reg, off))
+                    with m.If(en):
+                        m.d.sync += reg.eq(term)
+                raw = Signal(signed(pw), name=f"pr{name}")
                 with m.If(en):
-                    m.d.sync += reg.eq(term)
-            prod = Signal(signed(pw), name=f"p{i // L}_{i % L}")
+                    m.d.sync += raw.eq(sum_terms(regs))
+            # Third stage: a fabric register, so that the DSP tile's output routing (2.7 ns on
+            # ECP5) does not share a cycle with the adder tree.
+            prod = Signal(signed(pw), name=f"p{name}")
             with m.If(en):
-                m.d.sync += prod.eq(sum_terms(regs))
+                m.d.sync += prod.eq(raw)
             prods[i // L][i % L] = prod
 
         # Adder trees, a register after every two levels.
-        toks = [tok1, tok1b, tok2, tok2b]
+        toks = [tok1, tok1b, tok2, tok2b, tok2c]
         sums = prods
         n_levels = (L - 1).bit_length()
         for level in range(n_levels):
@@ -458,10 +490,10 @@ class MacArray(wiring.Component):
                     m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
 
         # The requantizer (hdl.requantizer.requant_pipeline), REQUANT_STAGES stages from the
-        # finished accumulator; the shift enters its third stage, so it is read for the token
-        # of the accumulator stage (two stages ahead, as above).
-        shift_word = read(s_rd, tok_acc, "shift_reg")
+        # finished accumulator; the shift enters stage REQUANT_SHIFT_STAGE, so it is read for
+        # the token two stages ahead of that one, as above.
         rq_toks = [token(f"q{i}") for i in range(REQUANT_STAGES)]
+        shift_word = read(s_rd, ([tok_acc] + rq_toks)[REQUANT_SHIFT_STAGE - 2], "shift_reg")
         with m.If(en):
             advance(rq_toks[0], tok_acc)
             m.d.sync += rq_toks[0]["valid"].eq(tok_acc["valid"] & tok_acc["done"])
@@ -470,7 +502,8 @@ class MacArray(wiring.Component):
         y = Cat(*[requant_pipeline(m, acc[r], mult_word.word_select(r, self._m_w),
                                    shift_word.word_select(r, self._sh_w),
                                    [en] * REQUANT_STAGES, out_width=self._o_w, relu=self._relu,
-                                   requant_mult=self._requant_mult, name=f"rq{r}")
+                                   requant_mult=self._requant_mult, name=f"rq{r}",
+                                   family=self._family)
                   for r in range(R)])
         tok_q = rq_toks[-1]
         push = tok_q["valid"] & tok_q["gend"]
@@ -505,7 +538,13 @@ class MacArray(wiring.Component):
         w_wr, b_wr, m_wr, s_wr = ports
         cfg = self.cfg
         loading = Signal()
-        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | ~busy)]
+        # idle: registered "no pixel in flight" (nothing in the pipeline last cycle and no
+        # pixel accepted then), so cfg.ready and the table write enables come from two
+        # flip-flops rather than from the OR of every stage's valid bit (a 127 MHz path on
+        # ECP5). It lags the drain by one cycle.
+        idle = Signal()
+        m.d.sync += idle.eq(~busy & ~(self.i_stream.valid & self.i_stream.ready))
+        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | idle)]
         hs = cfg.valid & cfg.ready
         d = cfg.payload.data
         phase = Signal(range(4))  # weights, bias, mult, shift
@@ -518,9 +557,12 @@ class MacArray(wiring.Component):
         row_end = rc == R - 1
         for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                               (s_wr, self._sh_w, 3)):
-            m.d.comb += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
+            m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
                          wr.en.eq(Mux(hs & (phase == ph), 1 << rc, 0))]
-        m.d.comb += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
+        # The writes are registered (one cycle after the handshake: the address adder and
+        # enable decode otherwise met the distributed RAM's write setup in one cycle). A
+        # pixel accepted right after a load's end reads the tables later still.
+        m.d.sync += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
                      w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
         final = (phase == 3) & row_end & (gc == G - 1)
         with m.If(hs):

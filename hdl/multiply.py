@@ -1,16 +1,23 @@
 """The multipliers the arithmetic blocks choose between (issue 16).
 
-Three ways to build a product, all bit-exact:
+Four ways to build a product, all bit-exact:
 
 * ``a * b``: synthesis infers a DSP tile (ECP5 ``MULT18X18D``, iCE40 ``SB_MAC16`` with
-  ``synth_ice40 -dsp``).
+  ``synth_ice40 -dsp``), combinational: ``family="generic"``.
+* ``ecp5_mult18``: an ECP5 ``MULT18X18D`` instantiated with its input and output registers
+  (``family="ecp5"``). yosys does not move registers into an inferred ``MULT18X18D``,
+  whose combinational path (3.9 ns plus routing in and out) capped the MAC array near
+  105 MHz; registered inside the tile it leaves fabric routing on both sides only.
 * ``partial_products``: shift-and-add over bit groups of one operand, written without ``*`` so
   that synthesis builds it from LUTs and carry chains (the ``dsp_budget`` fallback, and the
   requantizer's ``requant_mult="lut"`` option). The groups are summed in a later pipeline
   stage by the caller.
 * ``ice40_dual_mul8``: one iCE40 ``SB_MAC16`` in its dual 8 x 8 mode (``MODE_8x8``, outputs
-  selected from the two 8 x 8 multipliers), two signed products per tile. A black box for the
-  simulators: the testbenches run the portable ``*`` form.
+  selected from the two 8 x 8 multipliers), two signed products per tile
+  (``family="ice40"``).
+
+The instances are black boxes to Amaranth; the testbenches simulate them with yosys' own
+``SB_MAC16`` model and with ``tb/models/MULT18X18D.v`` (the modes used here).
 
 ECP5's split mode (``MULT9X9D``, two 9 x 9 products per tile) is not offered: the open tools
 cannot build it (docs/mac_array.md, "Two products per DSP").
@@ -18,13 +25,50 @@ cannot build it (docs/mac_array.md, "Two products per DSP").
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Instance, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Instance, Mux, Signal, signed
 
-__all__ = ["DSP_PACKINGS", "ice40_dual_mul8", "partial_products", "sum_terms"]
+__all__ = ["FAMILIES", "ecp5_mult18", "ice40_dual_mul8", "partial_products", "sum_terms"]
 
-#: ``dsp_packing`` values: ``"none"`` (one product per DSP tile, portable) or ``"ice40"``
-#: (two 8 x 8 products per ``SB_MAC16``, iCE40 only).
-DSP_PACKINGS = ("none", "ice40")
+#: ``family`` values: ``"generic"`` (inferred ``*``, any device and every simulator),
+#: ``"ecp5"`` (registered ``MULT18X18D`` instances), ``"ice40"`` (two 8 x 8 products per
+#: ``SB_MAC16``).
+FAMILIES = ("generic", "ecp5", "ice40")
+
+
+def ecp5_mult18(m, name: str, a, b, en_in, en_out):
+    """``a * b`` in one ECP5 ``MULT18X18D`` with input and output registers.
+
+    ``a`` and ``b`` are values of at most 18 bits, signed or unsigned (an unsigned one of 18
+    bits does not fit). The operands are registered when ``en_in`` is high (clock enable
+    ``CE0``), the product when ``en_out`` is (``CE1``): the returned 36-bit signed signal is
+    the product of the operands of two loads back, as two pipeline stages.
+    """
+    ops = []
+    for v in (a, b):
+        if len(v) + (0 if v.shape().signed else 1) > 18:
+            raise ValueError(f"MULT18X18D operands must fit 18 signed bits, not {v.shape()}")
+        ext = Signal(signed(18), name=f"{name}_{'ab'[len(ops)]}")
+        m.d.comb += ext.eq(v)
+        ops.append(ext)
+    p = Signal(signed(36), name=f"{name}_p")
+    ports = {f"i_A{i}": ops[0][i] for i in range(18)}
+    ports.update({f"i_B{i}": ops[1][i] for i in range(18)})
+    ports.update({f"o_P{i}": p[i] for i in range(36)})
+    m.submodules[name] = Instance(
+        "MULT18X18D",
+        p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+        p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+        p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE1", p_REG_OUTPUT_RST="RST0",
+        p_REG_PIPELINE_CLK="NONE", p_REG_INPUTC_CLK="NONE",
+        p_CLK0_DIV="ENABLED", p_GSR="DISABLED", p_SOURCEB_MODE="B_SHIFT",
+        p_RESETMODE="SYNC",
+        i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+        i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
+        i_CE0=en_in, i_CE1=en_out, i_CE2=0, i_CE3=0,
+        i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
+        **ports,
+    )
+    return p
 
 
 def partial_products(a, b, group: int):

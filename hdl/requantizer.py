@@ -7,12 +7,13 @@ from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.multiply import partial_products, sum_terms
+from hdl.multiply import FAMILIES, ecp5_mult18, partial_products, sum_terms
 from hdl.pipeline import stage_enables
 
 __all__ = ["REQUANT_MULTS", "REQUANT_STAGES", "Requantizer", "requant_flags", "requant_layouts",
            "requant_logic", "requant_pipeline", "requant_round_saturate", "requant_select",
-           "requant_shift", "requant_terms", "check_requant_mult"]
+           "requant_shift", "requant_terms", "check_requant_mult", "check_family",
+           "REQUANT_SHIFT_STAGE"]
 
 
 def _check_width(name, value, lo, hi):
@@ -118,10 +119,12 @@ def requant_logic(m, prod, shift, out_width: int, relu: bool):
 #: ``requant_mult`` values: the wide product on DSP tiles or from LUT partial products.
 REQUANT_MULTS = ("dsp", "lut")
 
-#: Registered stages of ``requant_pipeline`` before the block's output register: partial
-#: products, their sum, the high and the low half of the barrel shift, saturation flags and
-#: rounded low bits.
-REQUANT_STAGES = 5
+#: Registered stages of ``requant_pipeline`` before the block's output register: operands
+#: (a DSP tile's input registers), partial products, pairs of them summed, their sum, the
+#: high and the low half of the barrel shift, saturation flags and rounded low bits.
+REQUANT_STAGES = 7
+#: The stage whose input is the shift (the caller delays it by this many stages).
+REQUANT_SHIFT_STAGE = 4
 
 # An ECP5 MULT18X18D multiplies 18 x 18 signed bits: 17 unsigned bits plus a sign.
 _DSP_CHUNK = 17
@@ -130,7 +133,7 @@ _DSP_CHUNK = 17
 _LUT_GROUP = 4
 
 
-def requant_terms(acc, mult, requant_mult: str, chunk: int = _DSP_CHUNK):
+def requant_terms(acc, mult, requant_mult: str, chunk: int = _DSP_CHUNK, product=None):
     """``acc * mult`` (signed by unsigned) as ``[(term, offset)]`` summed one stage later.
 
     ``"dsp"``: the accumulator in 17-bit slices (the top one signed, at most 18 bits) times
@@ -138,6 +141,7 @@ def requant_terms(acc, mult, requant_mult: str, chunk: int = _DSP_CHUNK):
     33 x 16 bits gives two tiles and one 50-bit adder in the next stage. ``"lut"``:
     ``hdl.multiply.partial_products`` over 4-bit groups of the multiplier. ``chunk``
     changes the slice width (tests use small ones to reach every slice boundary).
+    ``product(i, a, b)`` builds slice product ``i`` (default ``a * b``).
     """
     if requant_mult == "lut":
         return partial_products(acc.as_signed(), mult, _LUT_GROUP)
@@ -154,7 +158,8 @@ def requant_terms(acc, mult, requant_mult: str, chunk: int = _DSP_CHUNK):
     for a_lo, a_hi, a_signed in slices(len(acc), True):
         a = acc[a_lo:a_hi].as_signed() if a_signed else acc[a_lo:a_hi]
         for m_lo, m_hi, _ in slices(len(mult), False):
-            terms.append((a * mult[m_lo:m_hi], a_lo + m_lo))
+            b = mult[m_lo:m_hi]
+            terms.append((product(len(terms), a, b) if product else a * b, a_lo + m_lo))
     return terms
 
 
@@ -165,6 +170,13 @@ def check_requant_mult(requant_mult):
                          f"not {requant_mult!r}")
 
 
+def check_family(family):
+    """``ValueError`` unless ``family`` is one of ``hdl.multiply.FAMILIES``."""
+    if family not in FAMILIES:
+        raise ValueError(f"FPGA family must be one of {', '.join(FAMILIES)}, not "
+                         f"{family!r}")
+
+
 def _register(m, value, en, name):
     reg = Signal(value.shape(), name=name)
     with m.If(en):
@@ -173,35 +185,55 @@ def _register(m, value, en, name):
 
 
 def requant_pipeline(m, acc, mult, shift, en, *, out_width: int, relu: bool,
-                     requant_mult: str = "dsp", name: str = "rq", chunk: int = _DSP_CHUNK):
+                     requant_mult: str = "dsp", name: str = "rq", chunk: int = _DSP_CHUNK,
+                     family: str = "generic"):
     """The requantization rule over ``REQUANT_STAGES`` registered stages.
 
-    ``acc`` and ``mult`` enter the first stage (stage enable ``en[0]``); ``shift`` enters the
-    third (``en[2]``: the caller delays it by two stages); ``en`` holds one load enable per
-    stage. Returns the combinational result of the last stage's registers (``requant_select``),
-    which the caller registers as its output, so ``REQUANT_STAGES + 1`` cycles from ``acc`` to
-    a registered result. Bit for bit ``requant_logic``:
+    ``acc`` and ``mult`` enter the first stage (stage enable ``en[0]``); ``shift`` enters
+    stage ``REQUANT_SHIFT_STAGE`` (``en[4]``: the caller delays it by four stages); ``en``
+    holds one load enable per stage. Returns the combinational result of the last stage's
+    registers (``requant_select``), which the caller registers as its output, so
+    ``REQUANT_STAGES + 1`` cycles from ``acc`` to a registered result. Bit for bit
+    ``requant_logic``:
 
-    1. partial products of ``acc * mult`` (``requant_terms``);
-    2. their sum, the exact product;
-    3. ``(prod << 1) >> (shift & ~(2**k - 1))``, ``k = len(shift) // 2`` (arithmetic shifts
+    1. the operands (with ``family="ecp5"`` and ``requant_mult="dsp"``, the input
+       registers of ``MULT18X18D`` tiles, ``hdl.multiply.ecp5_mult18``);
+    2. partial products of ``acc * mult`` (``requant_terms``);
+    3. adjacent pairs of them summed when there are more than two (LUT partial products),
+       else registered again (a DSP tile's output routing gets its own cycle);
+    4. their sum, the exact product;
+    5. ``(prod << 1) >> (shift & ~(2**k - 1))``, ``k = len(shift) // 2`` (arithmetic shifts
        compose: ``(x >> a) >> b == x >> (a + b)``);
-    4. ``>> (shift & (2**k - 1))``: ``t`` of ``requant_shift``;
-    5. ``requant_flags(t)``.
+    6. ``>> (shift & (2**k - 1))``: ``t`` of ``requant_shift``;
+    7. ``requant_flags(t)``.
     """
-    terms = requant_terms(acc, mult, requant_mult, chunk)
-    regs = [(_register(m, term, en[0], f"{name}_pp{i}"), off)
-            for i, (term, off) in enumerate(terms)]
+    if family == "ecp5" and requant_mult == "dsp":
+        def product(i, a, b):
+            return ecp5_mult18(m, f"{name}_dsp{i}", a, b, en[0], en[1])
+        regs = [(term, off) for term, off in
+                requant_terms(acc, mult, requant_mult, chunk, product)]
+    else:
+        acc_r = _register(m, acc, en[0], f"{name}_acc")
+        mult_r = _register(m, mult, en[0], f"{name}_mult")
+        regs = [(_register(m, term, en[1], f"{name}_pp{i}"), off) for i, (term, off) in
+                enumerate(requant_terms(acc_r, mult_r, requant_mult, chunk))]
+    if len(regs) > 2:
+        pairs = [regs[i:i + 2] for i in range(0, len(regs), 2)]
+        base = [min(o for _, o in p) for p in pairs]
+        regs = [(_register(m, sum_terms([(t, o - b) for t, o in p]), en[2], f"{name}_pair{i}"),
+                 b) for i, (p, b) in enumerate(zip(pairs, base))]
+    else:
+        regs = [(_register(m, t, en[2], f"{name}_pq{i}"), o) for i, (t, o) in enumerate(regs)]
     prod = Signal(signed(len(acc) + len(mult) + 1), name=f"{name}_prod")
-    with m.If(en[1]):
+    with m.If(en[3]):
         m.d.sync += prod.eq(sum_terms(regs))
     k = len(shift) // 2
     high = Cat(Const(0, k), shift[k:])
-    u = _register(m, (prod.as_signed() << 1) >> high, en[2], f"{name}_u")
-    shift_lo = _register(m, shift[:k], en[2], f"{name}_shlo")
-    t = _register(m, u >> shift_lo, en[3], f"{name}_t")
+    u = _register(m, (prod.as_signed() << 1) >> high, en[4], f"{name}_u")
+    shift_lo = _register(m, shift[:k], en[4], f"{name}_shlo")
+    t = _register(m, u >> shift_lo, en[5], f"{name}_t")
     flags = requant_flags(m, t, out_width, relu)
-    sat_hi, sat_lo, low = (_register(m, v, en[4], f"{name}_{n}")
+    sat_hi, sat_lo, low = (_register(m, v, en[6], f"{name}_{n}")
                            for v, n in zip(flags, ("sathi", "satlo", "low")))
     return requant_select(m, sat_hi, sat_lo, low, out_width, relu)
 
@@ -228,13 +260,16 @@ class Requantizer(wiring.Component):
     requant_mult : str
         ``"dsp"`` (default): the wide product on DSP tiles in 17-bit slices; ``"lut"``: from
         LUT partial products (``requant_terms``).
+    family : str
+        ``"generic"`` (inferred multipliers) or ``"ecp5"`` (registered ``MULT18X18D``
+        instances, ``hdl.multiply``); ``"ice40"`` is accepted and builds the generic form.
 
     Ports
     -----
     i_stream : In(stream)  payload ``{acc, mult, shift, last}``
     o_stream : Out(stream) payload ``{data, last}``; ``last`` passes through unchanged.
 
-    Latency is ``LATENCY`` = ``REQUANT_STAGES + 1`` = 6 cycles (3 before issue 16 pipelined
+    Latency is ``LATENCY`` = ``REQUANT_STAGES + 1`` = 8 cycles (3 before issue 16 pipelined
     the product, the shift and the saturation for ECP5 at 150 MHz); one beat per cycle
     sustained; valid/ready per AXI4-Stream, with ``i_stream.ready`` depending on
     ``o_stream.ready`` only.
@@ -243,13 +278,15 @@ class Requantizer(wiring.Component):
     LATENCY = REQUANT_STAGES + 1
 
     def __init__(self, *, acc_width=32, mult_width=16, out_width=8, relu=False,
-                 requant_mult="dsp"):
+                 requant_mult="dsp", family="generic"):
         _check_width("Accumulator width", acc_width, 2, 48)
         _check_width("Multiplier width", mult_width, 1, 32)
         _check_width("Output width", out_width, 2, 32)
         if not isinstance(relu, bool):
             raise TypeError(f"ReLU flag must be a bool, not {relu!r}")
         check_requant_mult(requant_mult)
+        check_family(family)
+        self._family = family
         self._acc_width = acc_width
         self._mult_width = mult_width
         self._out_width = out_width
@@ -269,7 +306,7 @@ class Requantizer(wiring.Component):
         payload = self.i_stream.payload
         with m.If(load[0]):
             m.d.sync += valid[0].eq(self.i_stream.valid)
-        # The shift enters the pipeline's third stage, last its output: delay lines.
+        # The shift enters the pipeline at REQUANT_SHIFT_STAGE, last at its output: delay lines.
         delayed = [(payload.shift, payload.last)]
         for i in range(n):
             shift, last = delayed[-1]
@@ -277,9 +314,10 @@ class Requantizer(wiring.Component):
             with m.If(load[i]):
                 m.d.sync += [regs[0].eq(shift), regs[1].eq(last)]
             delayed.append(regs)
-        result = requant_pipeline(m, payload.acc, payload.mult, delayed[2][0], load[:n],
+        result = requant_pipeline(m, payload.acc, payload.mult,
+                                  delayed[REQUANT_SHIFT_STAGE][0], load[:n],
                                   out_width=self._out_width, relu=self._relu,
-                                  requant_mult=self._requant_mult)
+                                  requant_mult=self._requant_mult, family=self._family)
         with m.If(load[n]):
             m.d.sync += [
                 self.o_stream.payload.data.eq(result),

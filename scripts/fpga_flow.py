@@ -91,8 +91,12 @@ MAC_OPTIONS = {
     "b124": {"dsp_budget": 124},
     "b0": {"dsp_budget": 0},
     "lutrq": {"requant_mult": "lut"},
-    "ice40": {"dsp_packing": "ice40"},
-    "ice40_lutrq": {"dsp_packing": "ice40", "requant_mult": "lut"},
+    "ice40": {"family": "ice40"},
+    "ecp5": {"family": "ecp5"},
+    "ecp5_b32": {"family": "ecp5", "dsp_budget": 32},
+    "ecp5_b124": {"family": "ecp5", "dsp_budget": 124},
+    "ecp5_lutrq": {"family": "ecp5", "requant_mult": "lut"},
+    "ice40_lutrq": {"family": "ice40", "requant_mult": "lut"},
     "b4_lutrq": {"dsp_budget": 4, "requant_mult": "lut"},
 }
 

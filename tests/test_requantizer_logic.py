@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 
 from golden.quant import requantize
 from hdl.requantizer import (
+    REQUANT_SHIFT_STAGE,
     REQUANT_STAGES,
     requant_pipeline,
     requant_round_saturate,
@@ -62,13 +63,14 @@ def test_pipeline_every_input(acc_w, mult_w, n, requant_mult, chunk, relu):
     got = []
 
     async def bench(ctx):
-        # acc and mult enter stage 1, the shift stage 3: it is fed two cycles later.
+        # acc and mult enter the first stage, the shift a later one: it is fed that much later.
+        d = REQUANT_SHIFT_STAGE
         for i in range(len(beats) + REQUANT_STAGES):
             if i < len(beats):
                 ctx.set(acc, beats[i][0])
                 ctx.set(mult, beats[i][1])
-            if 2 <= i < len(beats) + 2:
-                ctx.set(shift, beats[i - 2][2])
+            if d <= i < len(beats) + d:
+                ctx.set(shift, beats[i - d][2])
             if i >= REQUANT_STAGES:
                 got.append(ctx.get(result))
             await ctx.tick()

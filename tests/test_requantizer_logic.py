@@ -1,8 +1,10 @@
-"""hdl.requantizer's round-and-saturate stage, exhaustively over small widths (Amaranth sim).
+"""hdl.requantizer's rule, exhaustively over small widths (Amaranth sim).
 
 The cocotb testbench (tb/test_requantizer.py) checks the whole block against golden on random
 and corner inputs; this checks the bit tests that replace the saturation compares for every
-value of ``t``, including widths where ``t`` is narrower than the output range.
+value of ``t``, including widths where ``t`` is narrower than the output range, and the
+pipelined rule (``requant_pipeline``: product slices or LUT partial products, the split barrel
+shift, registered flags) for every accumulator, multiplier and shift value.
 """
 
 import numpy as np

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -365,7 +364,7 @@ class MacArray(wiring.Component):
                  "pend": gc == G - 1, "g": gc}
         # t == T - 1 kept as a flag beside t: the compare sat on the path to i_stream.ready
         # and the pixel register's load enable.
-        last_step = Signal(init=int(T == 1))
+        last_step = Signal(name="last_step") if T > 1 else Const(1)
         hold = Signal()  # a configuration load is pending or under way
         credit_ok = Signal()  # the output FIFO has room for a whole pixel (below)
         m.d.comb += self.i_stream.ready.eq(credit_ok & (~active | last_step) & ~hold)
@@ -376,7 +375,8 @@ class MacArray(wiring.Component):
                 m.d.sync += active.eq(0)
             with m.If(active):
                 m.d.sync += t.eq(Mux(last_step, 0, t + 1))
-                m.d.sync += last_step.eq(Mux(last_step, T == 1, t == T - 2))
+                if T > 1:
+                    m.d.sync += last_step.eq(Mux(last_step, 0, t == T - 2))
                 m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
                 with m.If(sc == S - 1):
                     m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
@@ -536,15 +536,7 @@ class MacArray(wiring.Component):
             beat = Cat(gather, y)
         else:
             beat = y
-        entry = Cat(beat, tok_q["pend"])
-        if self._family == "ecp5":
-            out = self._lutram_fifo(m, entry, push)
-        else:
-            m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=len(entry),
-                                                            depth=self.FIFO_DEPTH)
-            out = fifo.r_data
-            m.d.comb += [o.valid.eq(fifo.r_rdy), fifo.r_en.eq(o.ready),
-                         fifo.w_en.eq(push), fifo.w_data.eq(entry)]
+        out = self._out_fifo(m, Cat(beat, tok_q["pend"]), push)
         m.d.comb += [o.payload.data.eq(out[:-1]), o.payload.last.eq(out[-1])]
         beats = self._co // self._og
         credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
@@ -566,29 +558,31 @@ class MacArray(wiring.Component):
             self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
         return m
 
-    def _lutram_fifo(self, m, entry, push):
-        """The output FIFO for ECP5: distributed RAM read asynchronously into an output
-        register (``o_stream``'s), the same 2-cycle latency as ``SyncFIFOBuffered``, whose
-        block RAM read (5.8 ns clock-to-output) would otherwise feed the consumer."""
+    def _out_fifo(self, m, entry, push):
+        """The output FIFO: a memory whose read register is the output register
+        (``o_stream``'s), 2 cycles from write to ``o_stream.valid``. Distributed RAM on ECP5
+        (a block RAM read, 5.8 ns clock-to-output there, would feed the consumer)."""
         depth, o = self.FIFO_DEPTH, self.o_stream
-        mem = Memory(shape=unsigned(len(entry)), depth=depth, init=[],
-                     attrs={"ram_style": "distributed"})
+        attrs = {"ram_style": "distributed"} if self._family == "ecp5" else None
+        mem = Memory(shape=unsigned(len(entry)), depth=depth, init=[], attrs=attrs)
         m.submodules.out_fifo = mem
-        wr, rd = mem.write_port(), mem.read_port(domain="comb")
+        # A synchronous read port whose register is the output register (the entry at rptr
+        # was written at least a cycle earlier, so no transparency is needed).
+        wr, rd = mem.write_port(), mem.read_port()
         wptr, rptr = Signal(range(depth), name="wptr"), Signal(range(depth), name="rptr")
         level = Signal(range(depth + 1), name="level")
-        out = Signal(len(entry), name="out_reg")
         take = ~o.valid | o.ready
         fetch = take & (level != 0)
-        m.d.comb += [wr.addr.eq(wptr), wr.data.eq(entry), wr.en.eq(push), rd.addr.eq(rptr)]
+        m.d.comb += [wr.addr.eq(wptr), wr.data.eq(entry), wr.en.eq(push), rd.addr.eq(rptr),
+                     rd.en.eq(take)]
         with m.If(take):
-            m.d.sync += [o.valid.eq(level != 0), out.eq(rd.data)]
+            m.d.sync += o.valid.eq(level != 0)
         with m.If(fetch):
             m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
         with m.If(push):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
         m.d.sync += level.eq(level + push - fetch)
-        return out
+        return rd.data
 
     def _loader(self, m, busy, hold, ports):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.

@@ -295,8 +295,27 @@ def _silence(obj, seen=None):
         _silence(value, seen)
 
 
+def pack_only(target, work: Path) -> dict:
+    """Run nextpnr's packer only; returns ``{bel type: (used, available)}`` from its log, or
+    raises with nextpnr's reason. A resource count, not a placement."""
+    t = TARGETS[target]
+    rc = _run([t["pnr"], *t["args"], "--json", "top.json", "--pack-only"], "pack.log", work)
+    text = (work / "pack.log").read_text()
+    if rc != 0:
+        raise RuntimeError("; ".join(line.removeprefix("ERROR: ") for line in
+                                     text.splitlines() if "ERROR" in line) or f"exit {rc}")
+    util = {}
+    for line in text.split("Device utilisation:")[-1].splitlines()[1:]:
+        parts = line.replace("Info:", "").replace("/", " ").split()
+        if len(parts) < 3 or not parts[0].endswith(":"):
+            break
+        util[parts[0][:-1]] = (int(parts[1]), int(parts[2]))
+    return util
+
+
 def run_config(name, target, seeds, out: Path):
-    """Synthesize, place and route one configuration on one target; returns its row."""
+    """Synthesize, place and route one configuration on one target; returns its row.
+    ``seeds`` 0: synthesis and nextpnr's packer only (a resource fit, no Fmax)."""
     component, info = CONFIGS[name]()
     work = out / name / target
     if work.exists():
@@ -315,6 +334,17 @@ def run_config(name, target, seeds, out: Path):
         print(f"  {name:28s} {target:11s} synthesized in {time.time() - start:.0f} s: "
               f"{cells['lut']} LUT, {cells['ff']} FF, {cells['dsp']} DSP, {cells['bram']} BRAM",
               flush=True)
+        if seeds == 0:
+            util = pack_only(target, work)
+            over = [k for k, (used, avail) in util.items() if used > avail]
+            status = (f"does not fit ({', '.join(over)})" if over else
+                      "fits by nextpnr's packer (not placed): " + ", ".join(
+                          f"{k} {u}/{a}" for k, (u, a) in util.items() if u))
+            print(f"  {name:28s} {target:11s} {status}", flush=True)
+            row = {"config": name, "target": target, **info, **cells, "status": status,
+                   "packed": util}
+            row["seconds"] = round(time.time() - start, 1)
+            return row
         types = cell_types(work / "top.json")
         fmaxes, reports = [], []
         for seed in range(1, seeds + 1):
@@ -412,7 +442,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", default=None, help="default: all")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="place-and-route seeds (0: synthesis and packing only)")
     parser.add_argument("--out", default="build/fpga")
     parser.add_argument("--plot", default=None, help="PNG path for the parallelism plot")
     args = parser.parse_args(argv)
@@ -420,8 +451,8 @@ def main(argv=None):
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration {unknown[0]!r}; choose from {sorted(CONFIGS)}")
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
+    if args.seeds < 0:
+        parser.error("--seeds must be at least 0")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")

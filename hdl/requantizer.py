@@ -3,7 +3,7 @@
 Golden twin: ``golden.quant.requantize``. The contract is in ``docs/datapath.md``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -91,12 +91,10 @@ def requant_select(m, sat_hi, sat_lo, low, out_width: int, relu: bool):
     lo = 0 if relu else -(1 << (n - 1))
     hi = (1 << (n - 1)) - 1
     result = Signal(signed(n))
-    with m.If(sat_hi):
-        m.d.comb += result.eq(hi)
-    with m.Elif(sat_lo):
-        m.d.comb += result.eq(lo)
-    with m.Else():
-        m.d.comb += result.eq(low >> 1)
+    # One expression, not an If chain: the Verilog is then a continuous assignment, which
+    # Icarus evaluates at time 0 (an always block whose registered inputs keep their initial
+    # values would leave the result X there).
+    m.d.comb += result.eq(Mux(sat_hi, hi, Mux(sat_lo, lo, low >> 1)))
     return result
 
 

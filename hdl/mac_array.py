@@ -1,7 +1,7 @@
 """Matrix-vector MAC array with per-channel requantization, ``M`` physical multipliers.
 
-Golden twin: ``golden.mac.matvec``. ``y = requantize(W @ x + bias, mult, shift)`` per output
-channel, for one pixel per ``channels_out * channels_in / multipliers`` cycles. The inverse
+Golden twin: ``golden.datapath.mac.matvec``. ``y = requantize(W @ x + bias, mult, shift)`` per
+output channel, for one pixel per ``channels_out * channels_in / multipliers`` cycles. The inverse
 projection is ``channels_out = C, channels_in = K``; the forward one swaps the sizes.
 Architecture, schedule, latency and the ``cfg`` protocol: ``docs/mac_array.md``.
 """
@@ -17,9 +17,18 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.datapath.quant import acc_bits, int_range
-from hdl.registry import Block, UsageError, positive
+from hdl.multiply import FAMILIES, ecp5_mult18, ice40_dual_mul8, partial_products, sum_terms
+from hdl.registry import Block, UsageError, non_negative, positive
 from hdl.registry import Module as BuildModule
-from hdl.requantizer import requant_round_saturate, requant_shift, shift_width
+from hdl.requantizer import (
+    REQUANT_MULTS,
+    REQUANT_SHIFT_STAGE,
+    REQUANT_STAGES,
+    check_family,
+    check_requant_mult,
+    requant_pipeline,
+    shift_width,
+)
 
 __all__ = ["BLOCK", "MacArray", "load_weights", "schedule", "valid_multipliers"]
 
@@ -29,7 +38,8 @@ def _check_int(name, value, lo, hi=None):
         raise TypeError(f"{name} must be an integer, not {value!r}")
     if value < lo or (hi is not None and value > hi):
         if hi is None:
-            raise ValueError(f"{name} must be a positive integer, not {value}")
+            kind = "non-negative" if lo == 0 else "positive"
+            raise ValueError(f"{name} must be a {kind} integer, not {value}")
         raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
     return int(value)
 
@@ -132,6 +142,20 @@ class MacArray(wiring.Component):
     weights : dict, str, Path or None
         Bake these constants (``load_weights``); no ``cfg`` port. None: loaded through ``cfg``
         (all zero after reset, i.e. every output 0 until loaded).
+    dsp_budget : int or None
+        DSP tiles for the M weight products: the first ``dsp_budget`` products (two per tile
+        with ``family="ice40"``) are DSP multipliers, the others LUT shift-and-add
+        multipliers (``hdl.multiply.partial_products``). None: every product on a DSP tile.
+        The requantizer's tiles (``requant_mult="dsp"``) are not counted.
+    family : str
+        The FPGA family to build for (``hdl.multiply``): ``"generic"`` (inferred ``*``, the
+        portable default), ``"ecp5"`` (``MULT18X18D`` instances with input and output
+        registers, also for the requantizer, and tables of at most ``LUTRAM_DEPTH`` words in
+        distributed RAM) or ``"ice40"`` (two signed 8 x 8 products per ``SB_MAC16``; input
+        and weight widths of at most 8).
+    requant_mult : str
+        ``"dsp"``: the requantization product on DSP tiles (ECP5: two ``MULT18X18D`` per row
+        for 33 x 16 bits); ``"lut"``: from LUT partial products.
 
     Ports
     -----
@@ -148,7 +172,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, channels_out, channels_in, in_width=8, weight_width=8, bias_width=32,
                  mult_width=16, out_width=8, multipliers=1, out_group=1, relu=False,
-                 weights=None):
+                 weights=None, dsp_budget=None, family="generic", requant_mult="dsp"):
         self._co = _check_int("Output channel count", channels_out, 1, 4096)
         self._ci = _check_int("Input channel count", channels_in, 1, 4096)
         self._in_w = _check_int("Input width", in_width, 2, 16)
@@ -161,6 +185,22 @@ class MacArray(wiring.Component):
         if not isinstance(relu, bool):
             raise TypeError(f"ReLU flag must be a bool, not {relu!r}")
         self._relu = relu
+        check_requant_mult(requant_mult)
+        self._requant_mult = requant_mult
+        check_family(family)
+        if family == "ice40" and max(self._in_w, self._w_w) > 8:
+            raise ValueError(f"FPGA family ice40 needs input and weight widths of at most 8, "
+                             f"not {self._in_w} and {self._w_w}")
+        self._family = family
+        per_tile = 2 if family == "ice40" else 1
+        tiles = -(-self._m // per_tile)
+        if dsp_budget is None:
+            dsp_budget = tiles
+        dsp_budget = _check_int("DSP budget", dsp_budget, 0)
+        if dsp_budget > tiles:
+            raise ValueError(f"DSP budget {dsp_budget} exceeds the {tiles} tiles that "
+                             f"{self._m} products take")
+        self._dsp_budget = dsp_budget
         self._sched = schedule(self._co, self._ci, self._m)
         rows = self._sched["rows"]
         if self._co % self._og or self._og % rows:
@@ -214,10 +254,44 @@ class MacArray(wiring.Component):
         return (levels + 1) // 2
 
     @property
-    def LATENCY(self) -> int:  # noqa: N802
+    def dsp_products(self) -> int:
+        """Weight products per cycle built on DSP tiles (the others are LUT multipliers)."""
+        return min(self._m, self._dsp_budget * (2 if self._family == "ice40" else 1))
+
+    @property
+    def dsp_tiles(self) -> int:
+        """DSP tiles of the weight products (``dsp_budget``), requantizer not included."""
+        return self._dsp_budget
+
+    @property
+    def FIFO_DEPTH(self) -> int:  # noqa: N802
+        """Output FIFO entries: the beats of every pixel that can be in flight at full rate
+        (``LATENCY`` plus a pixel's own steps, in pixels), plus one pixel of slack."""
+        s = self._sched
+        beats = self._co // self._og
+        return beats * (-(-(self._core_latency + 4) // s["cycles"]) + 2)
+
+    #: With ``family="ecp5"``, tables of at most this many words are distributed RAM.
+    LUTRAM_DEPTH = 64
+
+    #: Registered stages of a weight product: operands and product registers of an ECP5
+    #: tile, product and a plain register otherwise (a LUT multiplier's two halves), then a
+    #: fabric register.
+    PRODUCT_STAGES = 3
+
+    @property
+    def _core_latency(self) -> int:
+        """Input handshake to the first beat's write into the output FIFO: pixel register,
+        operand and operand register stages, the product, the adder tree, the accumulator,
+        the requantizer (``REQUANT_STAGES``), then the output steps."""
         s = self._sched
         steps = (self._og // s["rows"]) * s["chunks"]
-        return 7 + self._tree_stages + steps
+        return 3 + self.PRODUCT_STAGES + self._tree_stages + 1 + REQUANT_STAGES + steps - 1
+
+    @property
+    def LATENCY(self) -> int:  # noqa: N802
+        """``_core_latency`` plus the output FIFO's 2 cycles (write, read register)."""
+        return self._core_latency + 2
 
     # ------------------------------------------------------------------ storage
 
@@ -234,7 +308,13 @@ class MacArray(wiring.Component):
                     for row in init_rows]
             if depth == 1:
                 return Const(init[0], field_w * lanes), None
-        mem = Memory(shape=unsigned(field_w * lanes), depth=depth, init=init or [])
+        # ECP5 block RAM without its output register (yosys does not use it) has a 5.8 ns
+        # clock-to-output, most of a 150 MHz cycle: small tables go to distributed RAM.
+        attrs = None
+        if self._family == "ecp5" and depth <= self.LUTRAM_DEPTH:
+            attrs = {"ram_style": "distributed"}
+        mem = Memory(shape=unsigned(field_w * lanes), depth=depth, init=init or [],
+                     attrs=attrs)
         m.submodules[name] = mem
         rd = mem.read_port()
         wr = mem.write_port(granularity=field_w) if init_rows is None else None
@@ -282,9 +362,12 @@ class MacArray(wiring.Component):
         qc = Signal(range(max(Q, 2)))
         tok_a = {"valid": active, "first": sc == 0, "done": sc == S - 1, "gend": qc == Q - 1,
                  "pend": gc == G - 1, "g": gc}
-        last_step = t == T - 1
+        # t == T - 1 kept as a flag beside t: the compare sat on the path to i_stream.ready
+        # and the pixel register's load enable.
+        last_step = Signal(name="last_step") if T > 1 else Const(1)
         hold = Signal()  # a configuration load is pending or under way
-        m.d.comb += self.i_stream.ready.eq(en & (~active | last_step) & ~hold)
+        credit_ok = Signal()  # the output FIFO has room for a whole pixel (below)
+        m.d.comb += self.i_stream.ready.eq(credit_ok & (~active | last_step) & ~hold)
         with m.If(en):
             with m.If(self.i_stream.valid & self.i_stream.ready):
                 m.d.sync += [x_reg.eq(self.i_stream.payload.as_value()), active.eq(1)]
@@ -292,6 +375,8 @@ class MacArray(wiring.Component):
                 m.d.sync += active.eq(0)
             with m.If(active):
                 m.d.sync += t.eq(Mux(last_step, 0, t + 1))
+                if T > 1:
+                    m.d.sync += last_step.eq(Mux(last_step, 0, t == T - 2))
                 m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
                 with m.If(sc == S - 1):
                     m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
@@ -322,20 +407,56 @@ class MacArray(wiring.Component):
             if w_reg is not w_word:
                 m.d.sync += w_reg.eq(w_word)
 
-        # Stage 2: the products.
+        # Stage 2: the products, over two registered stages: a DSP multiplier for the first
+        # dsp_products lanes (family: inferred, a registered MULT18X18D, or paired per
+        # SB_MAC16), LUT shift-and-add multipliers, split in two halves, for the others.
         pw = self._in_w + self._w_w
-        tok2 = token("mul")
-        prods = [[Signal(signed(pw), name=f"p{r}_{j}") for j in range(L)] for r in range(R)]
+        tok2, tok2b, tok2c = token("mul"), token("mulr"), token("mulp")
         with m.If(en):
             advance(tok2, tok1b)
-            for r in range(R):
-                for j in range(L):
-                    a = xs_r.word_select(j, self._in_w).as_signed()
-                    b = w_reg.word_select(r * L + j, self._w_w).as_signed()
-                    m.d.sync += prods[r][j].eq(a * b)
+            advance(tok2b, tok2)
+            advance(tok2c, tok2b)
+        operands = [(xs_r.word_select(i % L, self._in_w).as_signed(),
+                     w_reg.word_select(i, self._w_w).as_signed()) for i in range(R * L)]
+        n_dsp = self.dsp_products
+        terms = []
+        for i, (a, b) in enumerate(operands):
+            if i >= n_dsp:
+                terms.append(partial_products(a, b, (self._w_w + 1) // 2))
+            elif self._family == "ecp5":
+                terms.append([(ecp5_mult18(m, f"dsp{i}", a, b, en, en), None)])
+            elif self._family != "ice40":
+                terms.append([(a * b, 0)])
+            elif i % 2 == 0 and i + 1 < n_dsp:
+                (a1, b1) = operands[i + 1]
+                hi, lo = ice40_dual_mul8(m, f"dsp{i // 2}", a1, b1, a, b)
+                terms += [[(lo, 0)], [(hi, 0)]]
+            elif i % 2 == 0:
+                terms.append([(a * b, 0)])
+        prods = [[None] * L for _ in range(R)]
+        for i, lane in enumerate(terms):
+            name = f"{i // L}_{i % L}"
+            if lane[0][1] is None:  # registered inside the tile, first two stages
+                raw = lane[0][0]
+            else:
+                regs = []
+                for k, (term, off) in enumerate(lane):
+                    reg = Signal(term.shape(), name=f"pp{name}_{k}")
+                    regs.append((reg, off))
+                    with m.If(en):
+                        m.d.sync += reg.eq(term)
+                raw = Signal(signed(pw), name=f"pr{name}")
+                with m.If(en):
+                    m.d.sync += raw.eq(sum_terms(regs))
+            # Third stage: a fabric register, so that the DSP tile's output routing (2.7 ns on
+            # ECP5) does not share a cycle with the adder tree.
+            prod = Signal(signed(pw), name=f"p{name}")
+            with m.If(en):
+                m.d.sync += prod.eq(raw)
+            prods[i // L][i % L] = prod
 
         # Adder trees, a register after every two levels.
-        toks = [tok1, tok1b, tok2]
+        toks = [tok1, tok1b, tok2, tok2b, tok2c]
         sums = prods
         n_levels = (L - 1).bit_length()
         for level in range(n_levels):
@@ -375,7 +496,6 @@ class MacArray(wiring.Component):
 
         bias_word = read(b_rd, toks[-3], "bias_reg")
         mult_word = read(m_rd, toks[-2], "mult_reg")
-        shift_word = read(s_rd, toks[-1], "shift_reg")
 
         # Accumulator stage: bias + first chunk, then + later chunks.
         tok_acc = token("acc")
@@ -387,49 +507,82 @@ class MacArray(wiring.Component):
                     b = bias_word.word_select(r, self._b_w).as_signed()
                     m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
 
-        # Rq1: exact product of the finished accumulator and the multiplier.
-        tok_q1 = token("rq1")
-        prod = [Signal(signed(self._acc_w + self._m_w + 1), name=f"rq{r}") for r in range(R)]
+        # The requantizer (hdl.requantizer.requant_pipeline), REQUANT_STAGES stages from the
+        # finished accumulator; the shift enters stage REQUANT_SHIFT_STAGE, so it is read for
+        # the token two stages ahead of that one, as above.
+        rq_toks = [token(f"q{i}") for i in range(REQUANT_STAGES)]
+        shift_word = read(s_rd, ([tok_acc] + rq_toks)[REQUANT_SHIFT_STAGE - 2], "shift_reg")
         with m.If(en):
-            advance(tok_q1, tok_acc)
-            m.d.sync += tok_q1["valid"].eq(tok_acc["valid"] & tok_acc["done"])
-            for r in range(R):
-                m.d.sync += prod[r].eq(acc[r] * mult_word.word_select(r, self._m_w))
-
-        # Rq2: the barrel shift.
-        tok_q2 = token("rq2")
-        shifted = []
-        for r in range(R):
-            sh = requant_shift(m, prod[r], shift_word.word_select(r, self._sh_w))
-            reg = Signal.like(sh, name=f"t{r}")
-            with m.If(en):
-                m.d.sync += reg.eq(sh)
-            shifted.append(reg)
-        with m.If(en):
-            advance(tok_q2, tok_q1)
-
-        # Round and saturate into the gather register / the output register.
-        y = Cat(*[requant_round_saturate(m, shifted[r], self._o_w, self._relu)
+            advance(rq_toks[0], tok_acc)
+            m.d.sync += rq_toks[0]["valid"].eq(tok_acc["valid"] & tok_acc["done"])
+            for dst, src in zip(rq_toks[1:], rq_toks):
+                advance(dst, src)
+        y = Cat(*[requant_pipeline(m, acc[r], mult_word.word_select(r, self._m_w),
+                                   shift_word.word_select(r, self._sh_w),
+                                   [en] * REQUANT_STAGES, out_width=self._o_w, relu=self._relu,
+                                   requant_mult=self._requant_mult, name=f"rq{r}",
+                                   family=self._family)
                   for r in range(R)])
-        push = tok_q2["valid"] & tok_q2["gend"]
-        m.d.comb += en.eq(~(o.valid & ~o.ready & push))
+        tok_q = rq_toks[-1]
+        push = tok_q["valid"] & tok_q["gend"]
+        # Nothing inside the array ever stalls (issue 16: at M = 64 the fanout of a global
+        # stall enable was the critical path): finished beats go to an output FIFO that
+        # always has room, since a pixel only enters with credits for all of its beats.
+        m.d.comb += en.eq(1)
         if Q > 1:
             gather = Signal((Q - 1) * R * self._o_w)
-            with m.If(en & tok_q2["valid"] & ~tok_q2["gend"]):
+            with m.If(tok_q["valid"] & ~tok_q["gend"]):
                 m.d.sync += gather.eq(Cat(gather[R * self._o_w:], y))
             beat = Cat(gather, y)
         else:
             beat = y
-        with m.If(en & push):
-            m.d.sync += [o.valid.eq(1), o.payload.data.eq(beat),
-                         o.payload.last.eq(tok_q2["pend"])]
-        with m.Elif(o.ready):
-            m.d.sync += o.valid.eq(0)
+        out = self._out_fifo(m, Cat(beat, tok_q["pend"]), push)
+        m.d.comb += [o.payload.data.eq(out[:-1]), o.payload.last.eq(out[-1])]
+        beats = self._co // self._og
+        credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
+        # The late signal is the input handshake: both outcomes are computed from the
+        # registers alone and it only selects between them (a 126 MHz path at M = 64 when
+        # it fed a subtract, an add and a compare).
+        accept = self.i_stream.valid & self.i_stream.ready
+        out = o.valid & o.ready
+        credit_r = Signal(init=1)
+        with m.If(accept):
+            m.d.sync += [credits.eq(credits - beats + out),
+                         credit_r.eq(credits + out >= 2 * beats)]
+        with m.Else():
+            m.d.sync += [credits.eq(credits + out), credit_r.eq(credits + out >= beats)]
+        m.d.comb += credit_ok.eq(credit_r)
 
-        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc, tok_q1, tok_q2]]).any()
+        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc] + rq_toks]).any()
         if c is None:
             self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
         return m
+
+    def _out_fifo(self, m, entry, push):
+        """The output FIFO: a memory whose read register is the output register
+        (``o_stream``'s), 2 cycles from write to ``o_stream.valid``. Distributed RAM on ECP5
+        (a block RAM read, 5.8 ns clock-to-output there, would feed the consumer)."""
+        depth, o = self.FIFO_DEPTH, self.o_stream
+        attrs = {"ram_style": "distributed"} if self._family == "ecp5" else None
+        mem = Memory(shape=unsigned(len(entry)), depth=depth, init=[], attrs=attrs)
+        m.submodules.out_fifo = mem
+        # A synchronous read port whose register is the output register (the entry at rptr
+        # was written at least a cycle earlier, so no transparency is needed).
+        wr, rd = mem.write_port(), mem.read_port()
+        wptr, rptr = Signal(range(depth), name="wptr"), Signal(range(depth), name="rptr")
+        level = Signal(range(depth + 1), name="level")
+        take = ~o.valid | o.ready
+        fetch = take & (level != 0)
+        m.d.comb += [wr.addr.eq(wptr), wr.data.eq(entry), wr.en.eq(push), rd.addr.eq(rptr),
+                     rd.en.eq(take)]
+        with m.If(take):
+            m.d.sync += o.valid.eq(level != 0)
+        with m.If(fetch):
+            m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
+        with m.If(push):
+            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+        m.d.sync += level.eq(level + push - fetch)
+        return rd.data
 
     def _loader(self, m, busy, hold, ports):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.
@@ -443,46 +596,62 @@ class MacArray(wiring.Component):
         w_wr, b_wr, m_wr, s_wr = ports
         cfg = self.cfg
         loading = Signal()
-        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | ~busy)]
+        # idle: registered "no pixel in flight" (nothing in the pipeline last cycle and no
+        # pixel accepted then), so cfg.ready and the table write enables come from two
+        # flip-flops rather than from the OR of every stage's valid bit (a 127 MHz path on
+        # ECP5). It lags the drain by one cycle.
+        idle = Signal()
+        m.d.sync += idle.eq(~busy & ~(self.i_stream.valid & self.i_stream.ready))
+        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | idle)]
         hs = cfg.valid & cfg.ready
         d = cfg.payload.data
         phase = Signal(range(4))  # weights, bias, mult, shift
-        lc = Signal(range(max(L, 2)))
-        sc = Signal(range(max(S, 2)))
-        rc = Signal(range(max(R, 2)))
-        gc = Signal(range(max(G, 2)))
+        # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
+        # conditions are single flip-flops, not compares (the iCE40 critical path).
+        counters = {}
+        for key, n in (("l", L), ("s", S), ("r", R), ("g", G)):
+            value = Signal(range(max(n, 2)), name=f"ld_{key}")
+            end = Signal(init=int(n == 1), name=f"ld_{key}_end")
+            counters[key] = (value, end, n)
+        (lc, lc_end, _), (sc, sc_end, _), (rc, row_end, _), (gc, gc_end, _) = counters.values()
+
+        def step(key):
+            value, end, n = counters[key]
+            return [value.eq(Mux(end, 0, value + 1)), end.eq(Mux(end, n == 1, value == n - 2))]
+
         tbase = Signal(range(max(G * S, 2)))
         lbase = Signal(range(max(R * L, 2)))
-        row_end = rc == R - 1
         for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                               (s_wr, self._sh_w, 3)):
-            m.d.comb += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
+            m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
                          wr.en.eq(Mux(hs & (phase == ph), 1 << rc, 0))]
-        m.d.comb += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
+        # The writes are registered (one cycle after the handshake: the address adder and
+        # enable decode otherwise met the distributed RAM's write setup in one cycle). A
+        # pixel accepted right after a load's end reads the tables later still.
+        m.d.sync += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
                      w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
-        final = (phase == 3) & row_end & (gc == G - 1)
+        final = (phase == 3) & row_end & gc_end
         with m.If(hs):
             m.d.sync += loading.eq(~(cfg.payload.last | final))
             with m.If(cfg.payload.last | final):
-                m.d.sync += [phase.eq(0), lc.eq(0), sc.eq(0), rc.eq(0), gc.eq(0),
-                             tbase.eq(0), lbase.eq(0)]
+                m.d.sync += [phase.eq(0), tbase.eq(0), lbase.eq(0)]
+                for value, end, n in counters.values():
+                    m.d.sync += [value.eq(0), end.eq(n == 1)]
             with m.Elif(phase == 0):
-                m.d.sync += lc.eq(Mux(lc == L - 1, 0, lc + 1))
-                with m.If(lc == L - 1):
-                    m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
-                    with m.If(sc == S - 1):
-                        m.d.sync += [rc.eq(Mux(row_end, 0, rc + 1)),
-                                     lbase.eq(Mux(row_end, 0, lbase + L))]
+                m.d.sync += step("l")
+                with m.If(lc_end):
+                    m.d.sync += step("s")
+                    with m.If(sc_end):
+                        m.d.sync += step("r") + [lbase.eq(Mux(row_end, 0, lbase + L))]
                         with m.If(row_end):
-                            m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
-                                         tbase.eq(Mux(gc == G - 1, 0, tbase + S))]
-                            with m.If(gc == G - 1):
+                            m.d.sync += step("g") + [tbase.eq(Mux(gc_end, 0, tbase + S))]
+                            with m.If(gc_end):
                                 m.d.sync += phase.eq(1)
             with m.Else():
-                m.d.sync += rc.eq(Mux(row_end, 0, rc + 1))
+                m.d.sync += step("r")
                 with m.If(row_end):
-                    m.d.sync += gc.eq(Mux(gc == G - 1, 0, gc + 1))
-                    with m.If(gc == G - 1):
+                    m.d.sync += step("g")
+                    with m.If(gc_end):
                         m.d.sync += phase.eq(phase + 1)
 
 
@@ -498,6 +667,16 @@ def _add_arguments(parser):
                              "schedule allows)")
     parser.add_argument("--weights", default=None, metavar="FILE",
                         help="bake a golden artifact (.npz) into the MAC arrays")
+    parser.add_argument("--family", choices=FAMILIES, default="generic",
+                        help="FPGA family of the MAC arrays' multipliers: generic (inferred, "
+                             "portable; default), ecp5 (registered MULT18X18D, distributed-RAM "
+                             "tables: 150 MHz) or ice40 (two 8x8 products per SB_MAC16)")
+    parser.add_argument("--dsp-budget", type=non_negative("DSP budget"), default=None,
+                        metavar="N",
+                        help="DSP tiles for each MAC array's weight products; the others "
+                             "become LUT multipliers (default: all on DSP tiles)")
+    parser.add_argument("--requant-mult", choices=REQUANT_MULTS, default="dsp",
+                        help="requantization product on DSP tiles (default) or LUTs")
 
 
 def _one(args, name, co, ci, in_width, out_width, relu, consts):
@@ -508,15 +687,19 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
                         bias_width=args.bias_width, mult_width=args.mult_width,
                         out_width=out_width, multipliers=args.multipliers,
                         out_group=group, relu=relu,
-                        weights=consts)
+                        weights=consts, dsp_budget=args.dsp_budget, family=args.family,
+                        requant_mult=args.requant_mult)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{name}: {e}") from None
     info = {
         "latency": comp.LATENCY,
+        "latency_stages": {"product": comp.PRODUCT_STAGES, "requantizer": REQUANT_STAGES},
         "cycles_per_pixel": comp.CYCLES_PER_PIXEL,
         "throughput": f"1 pixel per C*K/M = {comp.CYCLES_PER_PIXEL} cycles",
         "parameters": {"channels_out": co, "channels_in": ci, "multipliers": args.multipliers,
                        "out_group": group, "acc_width": comp.acc_width,
+                       "family": args.family, "dsp_tiles": comp.dsp_tiles,
+                       "dsp_products": comp.dsp_products, "requant_mult": args.requant_mult,
                        "baked": consts is not None},
     }
     if consts is None:
@@ -540,7 +723,7 @@ def _modules(args):
         if (int(art["channels"]), int(art["k"])) != (args.channels, args.k):
             raise UsageError(f"--weights file has C={int(art['channels'])} K={int(art['k'])}, "
                              f"not --channels {args.channels} --k {args.k}")
-        # The baked array must compute what golden.calibrate.inverse_int computes.
+        # The baked array must compute what golden.datapath.pipeline.inverse_int computes.
         coef_bits = int(np.max(art["group_bits"]))
         for what, have, want in (("relu", bool(art["relu"]), args.relu),
                                  ("out_bits", int(art["out_bits"]), args.out_width),

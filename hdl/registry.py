@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-__all__ = ["Block", "Module", "UsageError", "huffman_arguments", "positive", "width"]
+__all__ = ["Block", "Module", "UsageError", "huffman_arguments", "non_negative", "positive",
+           "width"]
 
 
 @dataclass
@@ -46,6 +47,20 @@ def positive(name):
                 f"{name} must be a positive integer, not {text!r}") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{name} must be a positive integer, not {value}")
+        return value
+    return parse
+
+
+def non_negative(name):
+    """An argparse type: an integer of at least 0, worded with ``name`` in errors."""
+    def parse(text):
+        try:
+            value = int(text, 0)
+        except ValueError:
+            value = None
+        if value is None or value < 0:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a non-negative integer, not {text!r}")
         return value
     return parse
 

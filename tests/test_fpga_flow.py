@@ -132,7 +132,7 @@ def test_does_not_fit_is_a_result_not_a_failure(tmp_path, monkeypatch, capsys):
     # More multipliers than DSP tiles: recorded without running any tool.
     monkeypatch.setitem(fpga_flow.TARGETS["ice40-up5k"], "dsp", 1)
     row = fpga_flow.run_config("fake", "ice40-up5k", 1, tmp_path)
-    assert row["status"] == "does not fit (not run: 2 multipliers > 1 SB_MAC16 on ice40-up5k)"
+    assert row["status"] == "does not fit (not run: 2 product DSP tiles > 1 SB_MAC16 on ice40-up5k)"
     fpga_flow.print_table([row])
     assert "does not fit (not run" in capsys.readouterr().out
 

@@ -38,12 +38,25 @@ def test_derived_facts():
     mac = MacArray(64, 16, multipliers=16)
     assert mac.CYCLES_PER_PIXEL == 64
     assert mac.acc_width == acc_bits(8, 8, 16, 32)
-    # 16 lanes: 4 adder levels in 2 registered stages; one output per step.
-    assert mac.LATENCY == 7 + 2 + 1
+    # 16 lanes: 4 adder levels in 2 registered stages; one output per step. Issue 16 added
+    # two product registers, 5 requantizer stages and the output FIFO (10 -> 18 cycles).
+    assert mac.LATENCY == 15 + 2 + 1
     assert mac.cfg_beats == 64 * 16 + 3 * 64
     full = MacArray(4, 3, multipliers=12, out_group=4)
     assert full.CYCLES_PER_PIXEL == 1
-    assert MacArray(4, 3, multipliers=1, out_group=2).LATENCY == 7 + 0 + 2 * 3
+    assert MacArray(4, 3, multipliers=1, out_group=2).LATENCY == 15 + 0 + 2 * 3
+
+
+@pytest.mark.parametrize("kwargs, tiles, products", [
+    ({}, 16, 16), ({"dsp_budget": 5}, 5, 5), ({"dsp_budget": 0}, 0, 0),
+    ({"family": "ice40"}, 8, 16), ({"family": "ice40", "dsp_budget": 3}, 3, 6),
+    ({"family": "ecp5", "dsp_budget": 16}, 16, 16),
+])
+def test_dsp_budget(kwargs, tiles, products):
+    mac = MacArray(64, 16, multipliers=16, **kwargs)
+    assert (mac.dsp_tiles, mac.dsp_products) == (tiles, products)
+    # The latency does not depend on how the products are built.
+    assert mac.LATENCY == MacArray(64, 16, multipliers=16).LATENCY
 
 
 def test_ports():
@@ -72,6 +85,17 @@ def test_ports():
     ({"multipliers": 64, "out_group": 2}, ValueError, (r"^Output group must divide 64 output "
                                                       r"channels and be a multiple of 4")),
     ({"relu": 1}, TypeError, r"^ReLU flag must be a bool, not 1$"),
+    ({"dsp_budget": -1}, ValueError, r"^DSP budget must be a non-negative integer, not -1$"),
+    ({"dsp_budget": 2.0}, TypeError, r"^DSP budget must be an integer, not 2\.0$"),
+    ({"dsp_budget": 17}, ValueError, r"^DSP budget 17 exceeds the 16 tiles that 16 products take$"),
+    ({"family": "ice40", "dsp_budget": 9}, ValueError,
+     r"^DSP budget 9 exceeds the 8 tiles that 16 products take$"),
+    ({"family": "xilinx"}, ValueError,
+     r"^FPGA family must be one of generic, ecp5, ice40, not 'xilinx'$"),
+    ({"family": "ice40", "in_width": 9}, ValueError,
+     r"^FPGA family ice40 needs input and weight widths of at most 8, not 9 and 8$"),
+    ({"requant_mult": "abc"}, ValueError,
+     r"^Requantizer multiplier must be one of dsp, lut, not 'abc'$"),
     ({"weights": 3}, TypeError, r"^Weights must be a dict or an artifact path, not 3$"),
     ({"weights": {"inv_weight": np.zeros((16, 64))}}, ValueError,
      r"^Weights hold no weight/bias/mult/shift set with a weight matrix of shape \(64, 16\)$"),

@@ -1,6 +1,6 @@
 """Streaming requantizer: int accumulator -> saturated ``out_width`` integer.
 
-Golden twin: ``golden.quant.requantize``. The contract is in ``docs/datapath.md``.
+Golden twin: ``golden.datapath.quant.requantize``. The contract is in ``docs/datapath.md``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -47,7 +47,7 @@ def requant_shift(m, prod, shift):
     ``(prod << 1) >> shift`` is ``q`` for ``shift >= 1`` and ``2 * prod`` for ``shift == 0``
     (where ``(2 * prod + 1) >> 1 == prod``), so one barrel shift serves every shift and the
     wide rounding adder disappears. Shifts past the width give 0 or -1, and then 0 after
-    rounding, as in ``golden.quant.requantize``.
+    rounding, as in ``golden.datapath.quant.requantize``.
     """
     t = Signal(signed(len(prod) + 1))
     m.d.comb += t.eq((prod.as_signed() << 1) >> shift)

@@ -54,6 +54,16 @@ INPUTS = {Compressor: ["s_axis", "s_axis_weights", "s_axis_table"],
 OUTPUTS = {Compressor: ["m_axis", "m_axis_bits"], Decompressor: ["m_axis"]}
 
 
+def axi_ports(m, dut, after_rst, *, held=False):
+    """Every AXI input of the top (that it has) driven under the stream rules, every output
+    checked against them; ``held``: input valid and output ready held high."""
+    for prefix in INPUTS[type(dut)]:
+        if hasattr(dut, f"{prefix}_tvalid"):
+            source(m, Axi(dut, prefix), after_rst, prefix, valid=1 if held else None)
+    for prefix in OUTPUTS[type(dut)]:
+        sink(m, Axi(dut, prefix), after_rst, prefix, ready=1 if held else None)
+
+
 class StreamSpec(Elaboratable):
     def __init__(self, dut):
         self.dut = dut
@@ -62,11 +72,7 @@ class StreamSpec(Elaboratable):
         m = Module()
         m.submodules.dut = dut = self.dut
         after_rst = reset_free(m)
-        for prefix in INPUTS[type(dut)]:
-            if hasattr(dut, f"{prefix}_tvalid"):
-                source(m, Axi(dut, prefix), after_rst, prefix)
-        for prefix in OUTPUTS[type(dut)]:
-            sink(m, Axi(dut, prefix), after_rst, prefix)
+        axi_ports(m, dut, after_rst)
         return m
 
 
@@ -78,11 +84,7 @@ class ProgressSpec(Elaboratable):
         m = Module()
         m.submodules.dut = dut = self.dut
         after_rst = reset_once(m)
-        for prefix in INPUTS[type(dut)]:
-            if hasattr(dut, f"{prefix}_tvalid"):
-                source(m, Axi(dut, prefix), after_rst, prefix, valid=1)
-        for prefix in OUTPUTS[type(dut)]:
-            sink(m, Axi(dut, prefix), after_rst, prefix, ready=1)
+        axi_ports(m, dut, after_rst, held=True)
         out = Axi(dut, "m_axis")
         o_x = out.valid & out.ready
         if isinstance(dut, Compressor):
@@ -133,11 +135,7 @@ class TokenSpec(Elaboratable):
         m = Module()
         m.submodules.dut = dut = self.dut
         after_rst = reset_once(m)
-        for prefix in INPUTS[type(dut)]:
-            if hasattr(dut, f"{prefix}_tvalid"):
-                source(m, Axi(dut, prefix), after_rst, prefix)
-        for prefix in OUTPUTS[type(dut)]:
-            sink(m, Axi(dut, prefix), after_rst, prefix)
+        axi_ports(m, dut, after_rst)
         K, cw, mac = dut._k, dut._cw, dut.mac
         if isinstance(dut, Compressor):
             i_x = dut.s_axis_tvalid & dut.s_axis_tready

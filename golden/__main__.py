@@ -51,6 +51,10 @@ VAL_FRACTION = 0.125
 EVAL_EVERY = {"digits": 10, "mobilenet_v2": 16}
 # Inputs of the measured-KL allocation (--allocation kl): 52 x 6 passes over them.
 KL_INPUTS = {"digits": 256, "mobilenet_v2": 16}
+# Joint allocation (--allocation joint): levels per point and the keep ratio of
+# golden.calibration.allocation.precision_levels.
+JOINT_LEVELS = 14
+JOINT_KEEP = 0.0
 # Price: steps per point (52 points on MobileNetV2, trained one after the other).
 PRICE_STEPS = {"digits": 150, "mobilenet_v2": 8}
 
@@ -121,6 +125,12 @@ def _check_args(args):
     if args.unsigned == "auto" and args.in_bits > 15:
         raise UsageError(f"--in-bits must be at most 15 with --unsigned auto (unsigned points "
                          f"need one more bit at the MACs), not {args.in_bits}")
+    if args.levels < 1:
+        raise UsageError(f"--levels must be a positive integer, not {args.levels}")
+    if not args.keep >= 0:
+        raise UsageError(f"--keep must not be negative, not {args.keep}")
+    if args.rounds < 0:
+        raise UsageError(f"--rounds must not be negative, not {args.rounds}")
     if args.learn_rate is not None and not args.learn_rate > 0:
         raise UsageError(f"--learn-rate must be positive, not {args.learn_rate}")
     if args.learn_steps is not None and args.learn_steps < 1:
@@ -308,6 +318,11 @@ def _learn(args, setup, inits, samples, history):
                                    in_bits=args.in_bits, unsigned=_unsigned(args),
                                    x_method=args.x_method, method=args.scale_method)
                    for p, init in inits.items()}
+    levels = getattr(args, "levels_chosen", None)
+    if levels is not None:
+        import dataclasses
+        kw["quant"] = {p: dataclasses.replace(f, steps=levels[p].steps, widths=levels[p].widths)
+                       for p, f in kw["quant"].items()}
     if args.method == "cap":
         kw.update(val_fraction=VAL_FRACTION, eval_every=EVAL_EVERY[args.model],
                   history=history)
@@ -342,6 +357,8 @@ def _choose_k(args, points, projections, samples, setup):
     target = args.bits_per_value if args.bits_per_value is not None else args.ceiling
     one = capture(setup.model, setup.x_calib[:1], points)
     sizes = {p: int(a.numel()) for p, a in one.items()}
+    if args.bits_per_value is not None and args.allocation == "joint":
+        return _joint(args, setup, projections, samples, sizes, target)
     extra = {}
     if args.bits_per_value is not None and args.allocation == "kl":
         extra["distortion"] = _kl_curves(args, setup, projections, samples)
@@ -352,6 +369,34 @@ def _choose_k(args, points, projections, samples, setup):
     except ValueError as e:
         raise UsageError(str(e)) from None
     return {p: int(ks[p]) for p in points}
+
+
+def _quant_formats(args, projections, samples):
+    from golden.projection.learning import quant_format
+
+    return {p: quant_format(pr, samples[p], bits=_bits_list(args.group_bits)[0],
+                            in_bits=args.in_bits, unsigned=_unsigned(args),
+                            x_method=args.x_method, method=args.scale_method)
+            for p, pr in projections.items()}
+
+
+def _joint(args, setup, projections, samples, sizes, target):
+    """--allocation joint: k and coefficient precision per point (``allocate_joint``);
+    the chosen levels are kept in ``args.levels`` for learning and folding."""
+    from golden.calibration.allocation import allocate_joint, joint_costs
+
+    n_val = max(1, round(len(setup.x_calib) * VAL_FRACTION))
+    x_val = setup.x_calib[-min(n_val, KL_INPUTS[args.model]):]
+    costs = joint_costs(setup.model, x_val, projections, samples,
+                        _quant_formats(args, projections, samples), sizes,
+                        levels=args.levels, keep=args.keep, max_len=args.max_len,
+                        progress=not args.no_progress)
+    try:
+        args.levels_chosen = allocate_joint(costs, target, rounds=args.rounds,
+                                            progress=not args.no_progress)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return {p: lev.k for p, lev in args.levels_chosen.items()}
 
 
 def _kl_curves(args, setup, projections, samples):
@@ -374,7 +419,7 @@ def _unsigned(args):
     return "auto" if args.unsigned == "auto" else False
 
 
-def _calibrate_all(args, points, projections, ks, samples):
+def _calibrate_all(args, points, projections, ks, samples, levels=None):
     from golden.calibration.folding import calibrate_layer
     from golden.datapath.scales import activation_format
 
@@ -382,11 +427,17 @@ def _calibrate_all(args, points, projections, ks, samples):
     arts = {}
     for p in _progress(args, points, desc="calibrate", unit="layer"):
         in_bits, relu = activation_format(samples[p], args.in_bits, _unsigned(args))
+        kw = {"group_bits": group_bits}
+        if levels is not None:
+            # The joint allocation's groups, widths and steps (the PCA steps, kept after
+            # learning: training ran through them).
+            kw = {"group_bits": levels[p].group_bits, "group_bounds": levels[p].group_bounds,
+                  "steps": levels[p].steps}
         arts[p] = calibrate_layer(projections[p].truncate(ks[p]), samples[p], name=p,
-                                  group_bits=group_bits, method=args.scale_method,
+                                  method=args.scale_method,
                                   granularity=args.granularity, in_bits=in_bits,
                                   x_method=args.x_method, w_bits=args.w_bits,
-                                  max_len=args.max_len, relu=relu or args.relu)
+                                  max_len=args.max_len, relu=relu or args.relu, **kw)
     return arts
 
 
@@ -429,7 +480,8 @@ def cmd_calibrate(args):
                              samples, curve)
         times["learn_s"] = time.time() - t
     t = time.time()
-    arts = _calibrate_all(args, points, projections, ks, samples)
+    arts = _calibrate_all(args, points, projections, ks, samples,
+                          getattr(args, "levels_chosen", None))
     times["calibrate_s"] = time.time() - t
     t = time.time()
     result = evaluate(model, setup.x_eval, arts, labels=setup.labels,
@@ -460,6 +512,8 @@ def cmd_calibrate(args):
               "target": {a: getattr(args, a) for a in ("threshold", "k", "bits_per_value",
                                                        "ceiling") if getattr(args, a)},
               "allocation": args.allocation if args.bits_per_value is not None else None,
+              **({"joint": {"levels": args.levels, "keep": args.keep, "rounds": args.rounds}}
+                 if args.bits_per_value is not None and args.allocation == "joint" else {}),
               "inputs": setup.description,
               "settings": {"group_bits": _bits_list(args.group_bits),
                            "scale_method": args.scale_method, "granularity": args.granularity,
@@ -699,10 +753,21 @@ def make_parser():
                    help="ceiling in bits per coded feature map and input (ceiling allocation, "
                    "golden.calibration.allocation)")
     c.add_argument("--method", choices=METHODS, default="pca")
-    c.add_argument("--allocation", choices=("kl", "share"), default="kl",
-                   help="accuracy cost in the greedy allocation (--bits-per-value): kl, the "
-                   "output KL measured per point and component count on held-out calibration "
-                   "inputs (default); share, the dropped eigenvalue's share (CAP's proxy)")
+    c.add_argument("--allocation", choices=("kl", "share", "joint"), default="kl",
+                   help="greedy allocation (--bits-per-value): kl, k per point at 8-bit "
+                   "coefficients by the output KL measured per point and component count on "
+                   "held-out calibration inputs (default); share, by the dropped eigenvalue's "
+                   "share (CAP's proxy); joint, k and coefficient step and widths per point "
+                   "together, by measured KL (golden.calibration.allocation.allocate_joint)")
+    c.add_argument("--levels", type=int, default=JOINT_LEVELS,
+                   help=f"--allocation joint: precision levels per point, steps sqrt(2) apart "
+                   f"({JOINT_LEVELS})")
+    c.add_argument("--keep", type=float, default=JOINT_KEEP,
+                   help=f"--allocation joint: keep the components whose deviation is at least "
+                   f"this many steps ({JOINT_KEEP}; 0 keeps every component)")
+    c.add_argument("--rounds", type=int, default=0,
+                   help="--allocation joint: re-measure every point's KL with the other points "
+                   "at their allocated levels and re-allocate, this many times (0)")
     c.add_argument("--out", required=True)
     c.add_argument("--quick", action="store_true",
                    help="small defaults for a smoke test (8 calibration and 8 eval crops)")

@@ -111,10 +111,17 @@ def _prepare(name, source, model, x_calib, x_eval, groups, labels_eval, args, t0
     _log(t0, f"{name}/{source}: {len(s.points)} points, {sum(sizes.values())} values per "
              f"input, {len(x_calib)} calibration / {len(x_eval)} evaluation inputs; PCA, "
              f"bits(k) measured")
+    n_val = max(1, round(len(x_calib) * args.val_fraction))
+    limit = args.kl_inputs if name == "mobilenet_v2" else KL_INPUTS[name]
+    x_val = x_calib[-min(n_val, limit):]
+    if args.allocation == "joint":
+        from golden.calibration.allocation import joint_costs
+
+        s.joint = joint_costs(model, x_val, s.pcas, s.samples, s.quant, sizes,
+                              levels=args.levels, keep=args.keep, progress=args.progress)
+        _log(t0, f"{name}/{source}: bits and output KL of {args.levels} precision levels "
+                 f"measured per point on {len(x_val)} held-out calibration inputs")
     if args.allocation == "kl":
-        n_val = max(1, round(len(x_calib) * args.val_fraction))
-        limit = args.kl_inputs if name == "mobilenet_v2" else KL_INPUTS[name]
-        x_val = x_calib[-min(n_val, limit):]
         curves = kl_curves(model, x_val, s.pcas, quant=s.quant, grid=args.kl_grid)
         for p in s.points:
             s.costs[p].distortion = curves[p]
@@ -138,14 +145,20 @@ def _layer_kw(samples):
     return dict(in_bits=in_bits, relu=relu)
 
 
-def _projections(s: Setting, method, ks, args, curve):
+def _projections(s: Setting, method, ks, args, curve, levels=None):
+    import dataclasses
+
     from golden.projection.learning import learn_cap, learn_price
 
     inits = {p: s.pcas[p].truncate(ks[p]) for p in s.points}
     if method == "pca":
         return inits
     small = s.name == "digits"
-    quant = {p: _truncated(s.quant[p], ks[p]) for p in s.points}
+    if levels is None:
+        quant = {p: _truncated(s.quant[p], ks[p]) for p in s.points}
+    else:
+        quant = {p: dataclasses.replace(s.quant[p], steps=levels[p].steps,
+                                        widths=levels[p].widths) for p in s.points}
     common = dict(lr=args.digits_lr if small else args.lr, batch=64 if small else args.batch,
                   quant=quant, lr_scale=args.lr_scale, seed=args.seed, progress=args.progress)
     if method == "cap":
@@ -169,12 +182,28 @@ def _run(s: Setting, method, target, args, t0):
     from golden.calibration.report import evaluate, paired_drop_ci
 
     t = time.time()
-    ks = greedy_allocate(s.costs, target)
+    levels = None
+    if args.allocation == "joint":
+        from golden.calibration.allocation import allocate_joint
+
+        rounds = []
+        levels = allocate_joint(s.joint, target, rounds=args.rounds, history=rounds)
+        ks = {p: lev.k for p, lev in levels.items()}
+        calib_bpv = (sum(float(s.joint.bits[p][rounds[-1][p]]) for p in s.points)
+                     / sum(s.joint.values.values()))
+    else:
+        ks = greedy_allocate(s.costs, target)
+        calib_bpv = network_bits_per_value(s.costs, ks)
     curve = []
-    projections = _projections(s, method, ks, args, curve)
+    projections = _projections(s, method, ks, args, curve, levels)
     t_learn = time.time() - t
-    arts = {p: calibrate_layer(projections[p], s.samples[p], name=p,
-                               **_layer_kw(s.samples[p])) for p in s.points}
+    arts = {}
+    for p in s.points:
+        kw = _layer_kw(s.samples[p])
+        if levels is not None:
+            kw.update(group_bounds=levels[p].group_bounds, group_bits=levels[p].group_bits,
+                      steps=levels[p].steps)
+        arts[p] = calibrate_layer(projections[p], s.samples[p], name=p, **kw)
     result = evaluate(s.model, s.x_eval, arts, labels=s.labels, groups=s.groups,
                       base_logits=s.base, return_logits=True)
     net = result["network"]
@@ -183,8 +212,11 @@ def _run(s: Setting, method, target, args, t0):
     # the same draws for both (paired).
     row["confident_drop_ci95"] = paired_drop_ci(s.base, s.base8, result["logits"]["comp"],
                                                 s.groups)
-    row.update(calib_bits_per_value=network_bits_per_value(s.costs, ks), k=ks,
-               learn_s=t_learn, total_s=time.time() - t, curve=curve)
+    row.update(calib_bits_per_value=calib_bpv, k=ks, learn_s=t_learn,
+               total_s=time.time() - t, curve=curve, allocation=args.allocation)
+    if levels is not None:
+        row["group_bits"] = {p: levels[p].group_bits.tolist() for p in s.points}
+        row["group_bounds"] = {p: levels[p].group_bounds.tolist() for p in s.points}
     _log(t0, _line(row))
     return row
 
@@ -399,7 +431,17 @@ def make_parser():
     p.add_argument("--crops-per-photo", type=int, default=8,
                    help="MobileNetV2 evaluation crops per photo (17 photos)")
     p.add_argument("--max-pixels", type=int, default=20000, help="calibration pixels per point")
-    p.add_argument("--allocation", default="kl", choices=("kl", "share"))
+    p.add_argument("--allocation", default="kl", choices=("kl", "share", "joint"),
+                   help="kl/share: k per point at 8-bit coefficients (greedy on measured KL "
+                   "or the eigenvalue share); joint: k and coefficient precision per point "
+                   "(golden.calibration.allocation.allocate_joint)")
+    p.add_argument("--levels", type=int, default=16,
+                   help="joint: precision levels per point (steps sqrt(2) apart)")
+    p.add_argument("--keep", type=float, default=0.6,
+                   help="joint: keep components whose deviation is at least this many steps")
+    p.add_argument("--rounds", type=int, default=0,
+                   help="joint: re-measure every point's KL with the others at their "
+                   "allocated levels and re-allocate, this many times per target")
     p.add_argument("--kl-inputs", type=int, default=8,
                    help="held-out calibration inputs of the KL allocation on MobileNetV2 "
                    "(digits: golden calibrate's)")
@@ -433,11 +475,13 @@ def make_parser():
 
 def _check(args):
     for name in ("num_calib", "crops_per_photo", "max_pixels", "batch", "threads", "kl_inputs",
-                 "kl_grid"):
+                 "kl_grid", "levels"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, "
                              f"not {getattr(args, name)}")
-    for name in ("cap_steps", "price_steps", "digits_steps", "digits_price_steps"):
+    if not args.keep >= 0:
+        raise UsageError(f"--keep must not be negative, not {args.keep}")
+    for name in ("cap_steps", "price_steps", "digits_steps", "digits_price_steps", "rounds"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative")
     if not args.lr > 0 or not args.digits_lr > 0:

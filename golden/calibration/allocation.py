@@ -35,7 +35,9 @@ import numpy as np
 
 from golden.projection.pca import Projection
 
-__all__ = ["LayerCost", "allocate_ceiling", "allocate_greedy", "ceiling_allocate",
+__all__ = ["JointCosts", "LayerCost", "PrecisionLevel", "allocate_ceiling", "allocate_greedy",
+           "allocate_joint", "ceiling_allocate", "greedy_levels", "joint_costs", "level_bits",
+           "level_kl_curves", "precision_levels",
            "greedy_allocate", "kl_curves", "layer_costs", "layer_sensitivity",
            "network_bits_per_value"]
 
@@ -456,3 +458,287 @@ def kl_curves(model, x, projections: Mapping[str, Projection], *, quant=None, gr
             measured.append(float((base.exp() * (base - q)).sum(1).mean()))
         out[point] = np.interp(np.arange(1, c + 1), ks, measured)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Joint allocation of component count and coefficient precision
+
+
+@dataclass
+class PrecisionLevel:
+    """One operating point of a layer: ``k`` components, their coefficient steps and the
+    component groups (each with its own width and Huffman table) the artifact will carry.
+
+    Attributes
+    ----------
+    k : int
+    steps : ndarray (k,)
+        Coefficient step per component (``calibrate_layer(..., steps=)``).
+    group_bounds : ndarray (G + 1,)
+    group_bits : ndarray (G,)
+        Non-increasing widths, 2 to 8.
+    """
+
+    k: int
+    steps: np.ndarray
+    group_bounds: np.ndarray
+    group_bits: np.ndarray
+
+    @property
+    def widths(self) -> np.ndarray:
+        """Width of every component (k,)."""
+        return np.repeat(self.group_bits, np.diff(self.group_bounds))
+
+
+def precision_levels(eigenvalues, base_steps, *, levels: int = 16, factor: float = 2 ** 0.5,
+                     keep: float = 0.6) -> list[PrecisionLevel]:
+    """A layer's chain of operating points, from every component at its 8-bit step down to
+    one coarse component: entropy-coded uniform quantization in the PCA basis.
+
+    Level 0 keeps all C components at ``base_steps`` (the 8-bit steps ``calibrate_layer``
+    calibrates, e.g. ``golden.projection.learning.quant_format(...).steps``). Level ``c > 0``
+    quantizes every component with one step ``delta = min(base_steps) * factor**c`` (a
+    component whose 8-bit step is coarser keeps its own: the 8-bit range stays covered), and
+    keeps the components whose standard deviation (square root of the eigenvalue) is at
+    least ``keep * delta``: reverse water-filling, where every kept component carries the same
+    squared error and a component below the water level costs more bits (at least one per
+    coefficient with Huffman codes) than the error it removes. Each component gets the
+    narrowest width, 2 to 8, that still covers its 8-bit range (``127 * base_steps``) at its
+    step; widths are made non-increasing with the component index and equal widths form one
+    group, so a level is expressible by the artifact as it is (``group_bounds``,
+    ``group_bits``, folded steps).
+    """
+    sigma = np.sqrt(np.clip(np.asarray(eigenvalues, dtype=np.float64), 0.0, None))
+    base = np.asarray(base_steps, dtype=np.float64)
+    if base.ndim != 1 or base.shape != sigma.shape or not np.all(base > 0):
+        raise ValueError(f"Base steps must be {sigma.size} positive numbers, not shape "
+                         f"{base.shape}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"Level count must be a positive integer, not {levels!r}")
+    if not factor > 1:
+        raise ValueError(f"Step factor must be greater than 1, not {factor!r}")
+    if not keep >= 0:
+        raise ValueError(f"Keep ratio must be non-negative, not {keep!r}")
+    c_all = sigma.size
+    out = []
+    for lev in range(levels):
+        if lev == 0:
+            k, s = c_all, base.copy()
+        else:
+            delta = float(base.min()) * factor ** lev
+            k = max(1, int(np.sum(sigma >= keep * delta)))
+            s = np.maximum(base[:k], delta)
+        need = 1 + np.ceil(np.log2(127.0 * base[:k] / s + 1.0))
+        w = np.clip(need, 2, 8).astype(np.int64)
+        w = np.maximum.accumulate(w[::-1])[::-1]
+        edges = np.flatnonzero(np.diff(w)) + 1
+        bounds = np.r_[0, edges, k].astype(np.int64)
+        out.append(PrecisionLevel(k, s, bounds, w[bounds[:-1]]))
+    return out
+
+
+def level_bits(chain: Sequence[PrecisionLevel], coefficients, values: int, *,
+               max_len: int = 12) -> np.ndarray:
+    """Coded bits per input of every level of ``chain``: the calibration ``coefficients``
+    (N, C, the full projection of the stored activations) rounded to each level's steps,
+    saturated to its widths and coded with one optimal length-limited table (with escape) per
+    group, scaled to the map's ``values`` per input."""
+    from golden.codec.tables import build_table
+
+    y = np.asarray(coefficients, dtype=np.float64)
+    per_input = values / y.shape[1] / y.shape[0]
+    out = []
+    for lev in chain:
+        total = 0.0
+        for lo, hi, b in zip(lev.group_bounds[:-1], lev.group_bounds[1:], lev.group_bits):
+            b = int(b)
+            q = np.clip(np.rint(y[:, lo:hi] / lev.steps[lo:hi]), -(1 << (b - 1)),
+                        (1 << (b - 1)) - 1).astype(np.int64)
+            hist = np.bincount((q & ((1 << b) - 1)).ravel(), minlength=1 << b)
+            t = build_table(hist, b, max_len, histogram=True)
+            total += float((hist * t.enc_len[:1 << b]).sum())
+        out.append(total * per_input)
+    return np.asarray(out)
+
+
+def level_kl_curves(model, x, projections: Mapping[str, Projection], formats, chains, *,
+                    measure=None, context=None, batch: int = 8,
+                    progress: bool = False) -> dict[str, np.ndarray]:
+    """Measured output KL of every point at every level of its chain.
+
+    For each point and each level index in ``measure`` (default: every other level and the
+    last), the point's projection truncated to the level's k, rounded to its steps and
+    saturated to its widths (``Projector`` with a ``QuantFormat``), replaces the feature map
+    on inputs ``x``; every other point stays uncompressed or, with ``context`` ({point:
+    level index}), sits at its level there: the cost of a point measured with the rest of the
+    network already compressed, which is what compounds. KL of the output from the
+    uncompressed network's, float64; levels between measured ones are interpolated and the
+    curve is made non-decreasing. ``formats``: each point's full-k ``QuantFormat`` (activation
+    format). Costs ``len(projections) * len(measure) + 1`` passes over ``x``.
+    """
+    import dataclasses
+
+    import torch
+
+    from golden.nets.capture import replaced
+    from golden.projection.learning import Projector
+
+    def projector(p, lev):
+        fmt = dataclasses.replace(formats[p], steps=lev.steps, widths=lev.widths)
+        return Projector(projections[p].truncate(lev.k), quant=fmt)
+
+    def logp(fns):
+        with torch.no_grad(), replaced(model, fns):
+            out = torch.cat([model(x[s:s + batch]).float()
+                             for s in range(0, x.shape[0], batch)])
+        return out.double().log_softmax(1)
+
+    base = logp({})
+    fixed = {p: projector(p, chains[p][c]) for p, c in (context or {}).items()}
+    items = list(projections)
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, desc="level kl", unit="layer", leave=False)
+    out = {}
+    for p in items:
+        n = len(chains[p])
+        idx = (sorted(set(range(0, n, 2)) | {n - 1}) if measure is None
+               else sorted({int(i) for i in measure if 0 <= int(i) < n} | {0, n - 1}))
+        measured = []
+        for i in idx:
+            fns = dict(fixed)
+            fns[p] = projector(p, chains[p][i])
+            q = logp(fns)
+            measured.append(float((base.exp() * (base - q)).sum(1).mean()))
+        out[p] = np.maximum.accumulate(np.interp(np.arange(n), idx, measured))
+    return out
+
+
+def greedy_levels(bits: Mapping[str, Sequence[float]], cost: Mapping[str, Sequence[float]],
+                  values: Mapping[str, int], target_bits_per_value: float, *,
+                  lookahead: int = 3, history: list | None = None) -> dict[str, int]:
+    """Greedy descent along every layer's chain of levels down to a network average of
+    ``target_bits_per_value``.
+
+    Every layer starts at level 0; each move takes one layer from level ``c`` to one of the
+    next ``lookahead`` levels, the one with the least accuracy lost per bit saved,
+    S = (cost[c'] - cost[c]) / (bits[c] - bits[c']), and the move with the smallest S in the
+    network goes first. Moves that save no bits are never taken.
+
+    Returns
+    -------
+    dict of str to int
+        The level index per layer.
+
+    Raises
+    ------
+    ValueError
+        If the target is not positive or is below what the last levels reach.
+    """
+    if isinstance(target_bits_per_value, bool) or not isinstance(
+            target_bits_per_value, (int, float)) or not target_bits_per_value > 0:
+        raise ValueError(f"Target bits per value must be a positive number, "
+                         f"not {target_bits_per_value!r}")
+    names = list(bits)
+    b = {p: np.asarray(bits[p], dtype=np.float64) for p in names}
+    d = {p: np.maximum.accumulate(np.asarray(cost[p], dtype=np.float64)) for p in names}
+    for p in names:
+        if b[p].shape != d[p].shape or b[p].ndim != 1 or b[p].size < 1:
+            raise ValueError(f"Layer {p!r}: bits and cost must be equal-length 1-D arrays")
+    total_values = sum(int(values[p]) for p in names)
+    budget = target_bits_per_value * total_values
+    level = {p: 0 for p in names}
+    total = sum(b[p][0] for p in names)
+
+    def move(p):
+        c = level[p]
+        best = None
+        for n in range(c + 1, min(c + 1 + lookahead, b[p].size)):
+            saved = b[p][c] - b[p][n]
+            if saved <= 0:
+                continue
+            s = (d[p][n] - d[p][c]) / saved
+            if best is None or s < best[0]:
+                best = (s, n)
+        return best
+
+    heap = []
+    for i, p in enumerate(names):
+        m = move(p)
+        if m is not None:
+            heap.append((m[0], i, p, m[1]))
+    heapq.heapify(heap)
+    while total > budget and heap:
+        _, i, p, n = heapq.heappop(heap)
+        total += b[p][n] - b[p][level[p]]
+        level[p] = n
+        if history is not None:
+            history.append((p, n, total / total_values))
+        m = move(p)
+        if m is not None:
+            heapq.heappush(heap, (m[0], i, p, m[1]))
+    if total > budget:
+        raise ValueError(f"Target of {target_bits_per_value} bits per value cannot be met: "
+                         f"the coarsest levels reach {total / total_values:.4f}")
+    return level
+
+
+@dataclass
+class JointCosts:
+    """What the joint allocation measured: per point its chain of levels
+    (``precision_levels``), their coded bits per input (``level_bits``) and output KL
+    (``level_kl_curves``), the map's values per input, and what re-measuring needs."""
+
+    chains: dict
+    bits: dict
+    kl: dict
+    values: dict
+    model: object = None
+    x_val: object = None
+    projections: dict = None
+    formats: dict = None
+
+
+def joint_costs(model, x_val, projections: Mapping[str, Projection], samples, formats, sizes,
+                *, levels: int = 16, factor: float = 2 ** 0.5, keep: float = 0.6,
+                max_len: int = 12, measure=None, progress: bool = False) -> JointCosts:
+    """Chains, bits and measured KL of every point for ``allocate_joint``.
+
+    ``projections``: full PCA per point; ``samples``: calibration pixels (channels-last);
+    ``formats``: each point's full-k ``QuantFormat`` (``quant_format``: activation format and
+    8-bit steps, level 0); ``sizes``: values per input; ``x_val``: held-out calibration
+    inputs for the KL."""
+    chains, bits = {}, {}
+    for p, proj in projections.items():
+        fmt = formats[p]
+        chains[p] = precision_levels(proj.eigenvalues, fmt.steps, levels=levels,
+                                     factor=factor, keep=keep)
+        x = np.asarray(samples[p], dtype=np.float64).reshape(-1, proj.channels)
+        x_q = np.clip(np.rint(x / fmt.x_scale), fmt.x_lo, fmt.x_hi) * fmt.x_scale
+        bits[p] = level_bits(chains[p], proj.project(x_q), int(sizes[p]), max_len=max_len)
+    kl = level_kl_curves(model, x_val, projections, formats, chains, measure=measure,
+                         progress=progress)
+    return JointCosts(chains, bits, kl, {p: int(sizes[p]) for p in projections}, model,
+                      x_val, dict(projections), dict(formats))
+
+
+def allocate_joint(costs: JointCosts, target_bits_per_value: float, *, rounds: int = 0,
+                   measure=None, progress: bool = False, history: list | None = None,
+                   ) -> dict[str, PrecisionLevel]:
+    """Joint allocation of k and coefficient precision per point: ``greedy_levels`` on the
+    measured bits and KL of ``costs``, then ``rounds`` times: every point's KL curve is
+    measured again with all other points at their allocated levels (``level_kl_curves``
+    with ``context``), and the greedy descent is redone on those curves. ``history``
+    receives each round's levels. Returns the chosen level per point."""
+    level = greedy_levels(costs.bits, costs.kl, costs.values, target_bits_per_value)
+    if history is not None:
+        history.append(dict(level))
+    for _ in range(rounds):
+        kl = level_kl_curves(costs.model, costs.x_val, costs.projections, costs.formats,
+                             costs.chains, measure=measure, context=level, progress=progress)
+        # Each curve was measured with the point's own level replaced, so it starts at the
+        # KL of the rest of the network: only its increments drive the greedy descent.
+        level = greedy_levels(costs.bits, kl, costs.values, target_bits_per_value)
+        if history is not None:
+            history.append(dict(level))
+    return {p: costs.chains[p][c] for p, c in level.items()}

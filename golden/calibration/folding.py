@@ -53,7 +53,8 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
                     x_method: str = "mse", percentile: float = 99.99, in_bits: int = 8,
                     w_bits: int = 8, bias_bits: int = 32, mult_bits: int = 16,
                     out_bits: int | None = None, relu: bool = False, max_len: int = 12,
-                    min_step: float = 0.5, bias_correction: bool = False) -> LayerArtifact:
+                    min_step: float = 0.5, bias_correction: bool = False,
+                    steps=None) -> LayerArtifact:
     """Fold a float projection and calibration activations into an integer ``LayerArtifact``.
 
     Parameters
@@ -88,6 +89,10 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
         ``inv_bias`` (three passes, since the ``relu`` clamp moves the mean again): truncation,
         rounding and the clamp of a non-negative map at 0 bias every channel the same way
         pixel after pixel, and the next layers sum that bias coherently.
+    steps
+        Coefficient steps (K,) to fold instead of calibrating them (``method``,
+        ``granularity``, ``percentile`` and ``min_step`` are then unused): e.g. the steps an
+        allocation chose with ``golden.calibration.allocation.precision_levels``.
 
     Raises
     ------
@@ -120,9 +125,15 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
     _check_bias("Forward", fwd_bias, bias_bits)
     acc = (x_int.astype(np.float64) @ fwd_weight.T.astype(np.float64)) + fwd_bias
     y_float = acc * (w_f * x_scale)
-    s = component_scales(y_float, group_bounds, group_bits, method, granularity,
-                         percentile=percentile)
-    if min_step > 0:
+    if steps is not None:
+        s = np.asarray(steps, dtype=np.float64)
+        if s.shape != (k,) or not np.all(np.isfinite(s) & (s > 0)):
+            raise ValueError(f"Coefficient steps must be {k} positive numbers, not shape "
+                             f"{s.shape}")
+    else:
+        s = component_scales(y_float, group_bounds, group_bits, method, granularity,
+                             percentile=percentile)
+    if min_step > 0 and steps is None:
         # In units of the activation's 8-bit step, whatever in_bits is.
         s = np.maximum(s, min_step * x_scale * ((1 << (in_bits - 1)) - 1) / 127)
     fwd_mult, fwd_shift = choose_multiplier(x_scale * w_f / s, mult_bits)

@@ -91,6 +91,9 @@ class QuantFormat:
         Coefficient step per component.
     bits : int
         Coefficient width (signed).
+    widths : ndarray (K,) of int, optional
+        Width of each component (mixed precision, the widths of its group); overrides
+        ``bits`` for the saturation of that component.
     """
 
     x_scale: float
@@ -98,12 +101,19 @@ class QuantFormat:
     x_hi: int
     steps: np.ndarray
     bits: int = 8
+    widths: np.ndarray | None = None
 
     def __post_init__(self):
         self.steps = np.asarray(self.steps, dtype=np.float64)
         if self.steps.ndim != 1 or not np.all(self.steps > 0):
             raise ValueError(f"Coefficient steps must be positive numbers (K,), not shape "
                              f"{self.steps.shape}")
+        if self.widths is not None:
+            self.widths = np.asarray(self.widths, dtype=np.int64)
+            if self.widths.shape != self.steps.shape or np.any(self.widths < 2) or \
+                    np.any(self.widths > 8):
+                raise ValueError(f"Component widths must be {self.steps.size} integers "
+                                 f"between 2 and 8")
         if not self.x_scale > 0:
             raise ValueError(f"Activation step must be positive, not {self.x_scale!r}")
 
@@ -173,7 +183,9 @@ class Projector(nn.Module):
                 raise ValueError(f"Coefficient steps must be {init.k} positive numbers, "
                                  f"not shape {quant.steps.shape}")
             self.register_buffer("steps", torch.tensor(quant.steps, dtype=torch.float32))
-            self.qmax = (1 << (quant.bits - 1)) - 1
+            widths = (np.full(init.k, quant.bits) if quant.widths is None else quant.widths)
+            self.register_buffer("qmax", torch.tensor((1 << (widths - 1)) - 1,
+                                                      dtype=torch.float32))
 
     @property
     def channels(self) -> int:
@@ -188,6 +200,7 @@ class Projector(nn.Module):
         if self.quant is None:
             return ((nhwc - self.mean) @ self.s1.T) @ self.s2.T + self.mean
         y = (self._store(nhwc) - self.mean) @ self.s1.T
+        # Saturation per component, each at its group's width.
         y = torch.clamp(_RoundSTE.apply(y / self.steps), -self.qmax - 1, self.qmax)
         return self._store((y * self.steps) @ self.s2.T + self.mean)
 

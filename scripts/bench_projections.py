@@ -215,6 +215,11 @@ def _run(s: Setting, method, target, args, t0):
     row.update(calib_bits_per_value=calib_bpv, k=ks, learn_s=t_learn,
                total_s=time.time() - t, curve=curve, allocation=args.allocation)
     if levels is not None:
+        # The additive prediction: each point's KL measured alone (or, after --rounds, in
+        # context), summed; the evaluated mean KL against it shows how errors compound.
+        row["levels"] = rounds[-1]
+        row["sum_point_kl"] = float(sum(s.joint.kl[p][rounds[-1][p]] for p in s.points))
+        row["rounds"] = args.rounds
         row["group_bits"] = {p: levels[p].group_bits.tolist() for p in s.points}
         row["group_bounds"] = {p: levels[p].group_bounds.tolist() for p in s.points}
     _log(t0, _line(row))
@@ -339,7 +344,7 @@ def _digits_distilled(args, t0):
 
 
 def _table(rows):
-    head = (f"{'model':12} {'source':9} {'method':6} {'target':>6} {'bits/val':>8} "
+    head = (f"{'model':12} {'source':9} {'method':14} {'target':>6} {'bits/val':>8} "
             f"{'confident agreement [95%]':>27} {'8-bit':>6} {'all':>6} {'top-5':>6} "
             f"{'KL':>7} {'acc drop':>8} {'time s':>6}")
     lines = [head, "-" * len(head)]
@@ -351,7 +356,8 @@ def _table(rows):
             + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else ""))
         drop = f"{100 * r['accuracy_drop']:.2f}%" if "accuracy_drop" in r else "-"
         target = "-" if r["target"] is None else f"{r['target']:.2f}"
-        lines.append(f"{r['model']:12} {r['source']:9} {r['method']:6} {target:>6} "
+        method = _method_label(r)
+        lines.append(f"{r['model']:12} {r['source']:9} {method:14} {target:>6} "
                      f"{r['bits_per_value']:8.3f} {conf_text:>27} "
                      f"{100 * r['baseline_top1_agreement_confident']:5.1f}% "
                      f"{100 * r['top1_agreement']:5.1f}% {100 * r['top5_containment']:5.1f}% "
@@ -360,6 +366,14 @@ def _table(rows):
     lines.append("CAP (Tai et al. 2022) reports MobileNetV2 at 1.34 bits/value with a 0.6% top-1 "
                  "drop after 3 ImageNet epochs.")
     return "\n".join(lines)
+
+
+def _method_label(r):
+    """The method, with ``+joint`` (and ``rN`` for re-measured rounds) for rows of the joint
+    allocation."""
+    if r.get("allocation") != "joint":
+        return r["method"]
+    return r["method"] + "+joint" + (f" r{r['rounds']}" if r.get("rounds") else "")
 
 
 def _plot(rows, path):
@@ -375,15 +389,20 @@ def _plot(rows, path):
         mrows = [r for r in rows if r["model"] == model]
         key = "top1_agreement_confident" if model == "mobilenet_v2" else "compressed_accuracy"
         for source, style in (("synthetic", "-"), ("real", "--")):
-            for method in METHODS:
-                pts = sorted((r["bits_per_value"], r) for r in mrows if r["source"] == source
-                             and r["method"] == method and r.get(key) is not None)
+            for method, joint in [(m, j) for j in (False, True) for m in METHODS]:
+                pts = sorted(((r["bits_per_value"], i), r) for i, r in enumerate(mrows)
+                             if r["source"] == source and r["method"] == method
+                             and (r.get("allocation") == "joint") == joint
+                             and not r.get("rounds") and r.get(key) is not None)
                 if not pts:
                     continue
-                xs = [p[0] for p in pts]
+                xs = [p[0][0] for p in pts]
                 ys = [100 * p[1][key] for p in pts]
-                label = f"{method.upper() if method != 'price' else 'Price'}, {source}"
-                top.plot(xs, ys, "o" + style, color=colors[method], label=label)
+                label = (f"{method.upper() if method != 'price' else 'Price'}"
+                         f"{' + joint allocation' if joint else ''}, {source}")
+                marker = "s" if joint else "o"
+                top.plot(xs, ys, marker + style, color=colors[method], label=label,
+                         mfc="none" if joint else None)
                 ci_key = "top1_agreement_confident_ci95" if model == "mobilenet_v2" else None
                 for x, (_, r) in zip(xs, pts):
                     ci = r.get(ci_key) if ci_key else None
@@ -391,8 +410,8 @@ def _plot(rows, path):
                         top.errorbar(x, 100 * r[key], yerr=[[100 * (r[key] - ci[0])],
                                                             [100 * (ci[1] - r[key])]],
                                      fmt="none", color=colors[method], capsize=2, alpha=0.6)
-                bottom.plot(xs, [p[1]["mean_kl"] for p in pts], "o" + style,
-                            color=colors[method], label=label)
+                bottom.plot(xs, [p[1]["mean_kl"] for p in pts], marker + style,
+                            color=colors[method], label=label, mfc="none" if joint else None)
             lossless = [r for r in mrows if r["source"] == source and r["method"] == "8-bit"]
             for r in lossless[:1]:  # merged runs of one source repeat it
                 marker = "k*" if source == "synthetic" else "kx"

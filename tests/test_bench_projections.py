@@ -18,6 +18,9 @@ from scripts.bench_projections import main
     (["--val-fraction", "1"], r"--val-fraction must be in \(0, 1\), not 1.0"),
     (["--out", "x.jpg"], r"--out must name a .png file, not x.jpg"),
     (["--skip-digits", "--skip-mobilenet"], r"nothing to do"),
+    (["--levels", "0"], r"--levels must be a positive integer, not 0"),
+    (["--keep", "-0.5"], r"--keep must not be negative, not -0.5"),
+    (["--rounds", "-1"], r"--rounds must not be negative"),
     (["--skip-digits", "--distilled", "{tmp}"], r"--distilled .* holds no distilled images"),
 ])
 def test_bad_arguments(args, message, capsys, tmp_path):
@@ -37,3 +40,29 @@ def test_merge_needs_readable_rows(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(
         f"python -m scripts.bench_projections: error: cannot read {bad}")
     assert not (tmp_path / "p.png").exists()
+
+
+def _row(method, bits, allocation=None, rounds=0):
+    row = {"model": "mobilenet_v2", "source": "synthetic", "method": method, "target": 2.0,
+           "bits_per_value": bits, "top1_agreement": 0.5, "top1_agreement_confident": 0.5,
+           "top1_agreement_confident_ci95": [0.4, 0.6], "top5_containment": 0.9,
+           "mean_kl": 1.0, "num_confident_crops": 10, "baseline_top1_agreement_confident": 1.0,
+           "total_s": 1.0}
+    if allocation:
+        row.update(allocation=allocation, rounds=rounds)
+    return row
+
+
+def test_merge_labels_joint_allocation_rows(tmp_path, capsys):
+    import json
+
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([_row("pca", 1.9), _row("pca", 1.8, "joint"),
+                                _row("cap", 1.7, "joint", rounds=1)]))
+    out = tmp_path / "p.png"
+    assert main(["--merge", str(rows), "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    methods = [line.split()[2] for line in lines if line.startswith("mobilenet_v2")]
+    assert methods == ["pca", "pca+joint", "cap+joint"]
+    assert any(" r1 " in line for line in lines if line.startswith("mobilenet_v2"))
+    assert out.stat().st_size > 1000

@@ -4,7 +4,8 @@
         [--seed S] ...
     python -m golden calibrate --model mobilenet_v2|digits [--images DIR] [--eval-images DIR]
         (--threshold T | --k K | --bits-per-value B | --ceiling X) [--method pca|cap|price]
-        --out DIR [--quick] [--num-images N] [--num-eval N] [--group-bits 8[,6,..]] ...
+        --out DIR [--quick] [--num-images N] [--num-eval N] [--group-bits 8[,6,..]]
+        [--allocation kl|share|joint [--levels L] [--keep R] [--rounds N]] ...
     python -m golden vectors --artifact FILE --out DIR [--activations X.npy | --model M]
         [--pixels N] [--random]
 

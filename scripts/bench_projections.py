@@ -3,7 +3,8 @@
     python -m scripts.bench_projections [--sources synthetic,real] [--distilled DIR]
         [--targets 1.34,2.0,3.0,4.0] [--cap-targets 1.34,2.0] [--price-targets 1.34,2.0]
         [--num-calib 128] [--crops-per-photo 8] [--cap-steps 160] [--price-steps 4]
-        [--allocation kl|share] [--skip-digits] [--skip-mobilenet] [--json FILE]
+        [--allocation kl|share|joint [--levels 16] [--keep 0] [--rounds 0]]
+        [--skip-digits] [--skip-mobilenet] [--json FILE]
         [--out build/bench/projections.png]
 
 MobileNetV2, every one of its 52 post-activation points compressed at once. For each
@@ -12,7 +13,9 @@ calibration source, ``synthetic`` (the images of ``python -m golden distill`` in
 fits PCA per point, measures each point's coded bits against k
 (``golden.calibration.allocation.layer_costs``)
 and its output KL against k on held-out calibration inputs (``kl_curves``, with the hardware's
-rounding), and for every target bits per value lets CAP's greedy allocation choose k per point.
+rounding), and for every target bits per value lets CAP's greedy allocation choose k per point
+(with ``--allocation joint``: k, coefficient steps and group widths per point,
+``golden.calibration.allocation.allocate_joint``).
 Each method then gives the projections at those k: PCA itself, CAP (``learn_cap``: KD plus
 hint against the teacher, through the integer rounding, early-stopped on a validation split) or
 Price and Tanner (``learn_price``, layer by layer). Every configuration is folded into integer
@@ -456,7 +459,7 @@ def make_parser():
                    "(golden.calibration.allocation.allocate_joint)")
     p.add_argument("--levels", type=int, default=16,
                    help="joint: precision levels per point (steps sqrt(2) apart)")
-    p.add_argument("--keep", type=float, default=0.6,
+    p.add_argument("--keep", type=float, default=0.0,
                    help="joint: keep components whose deviation is at least this many steps")
     p.add_argument("--rounds", type=int, default=0,
                    help="joint: re-measure every point's KL with the others at their "

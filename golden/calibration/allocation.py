@@ -491,7 +491,7 @@ class PrecisionLevel:
 
 
 def precision_levels(eigenvalues, base_steps, *, levels: int = 16, factor: float = 2 ** 0.5,
-                     keep: float = 0.6) -> list[PrecisionLevel]:
+                     keep: float = 0.0) -> list[PrecisionLevel]:
     """A layer's chain of operating points, from every component at its 8-bit step down to
     one coarse component: entropy-coded uniform quantization in the PCA basis.
 
@@ -700,7 +700,7 @@ class JointCosts:
 
 
 def joint_costs(model, x_val, projections: Mapping[str, Projection], samples, formats, sizes,
-                *, levels: int = 16, factor: float = 2 ** 0.5, keep: float = 0.6,
+                *, levels: int = 16, factor: float = 2 ** 0.5, keep: float = 0.0,
                 max_len: int = 12, measure=None, progress: bool = False) -> JointCosts:
     """Chains, bits and measured KL of every point for ``allocate_joint``.
 

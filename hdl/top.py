@@ -537,8 +537,9 @@ def _modules(args):
 
 def _info(top, kind):
     mac = top.mac
+    coder = top.enc if kind == "compressor" else top.dec
     return {
-        "latency": {"mac_array": mac.LATENCY, "huffman": 3},
+        "latency": {"mac_array": mac.LATENCY, "huffman": coder.LATENCY},
         "cycles_per_pixel": top.cycles_per_pixel,
         "throughput": f"1 pixel per max(C*K/M, K) = {top.cycles_per_pixel} cycles",
         "parameters": {"multipliers": top._M, "group_bounds": top.group_bounds,

@@ -266,17 +266,10 @@ class HuffmanDecoder(wiring.Component):
                      cl.esc_total.eq(cur["esc_len"] + cur["bits"])]
         oh_len, is_esc, esc_total = cl.onehot, cl.is_esc, cl.esc_total
         len_bin, total = cl.length, cl.total
-        oh_total = Signal(CW + 1)   # bit t: the code (with raw bits after ESC) is t bits long
-        for t in range(1, CW + 1):
-            m.d.comb += oh_total[t].eq(Mux(is_esc, esc_total == t,
-                                           oh_len[t] if t <= L else 0))
         invalid = Signal()
         m.d.comb += invalid.eq(cl.invalid | ~cur["ok"])
-        fill_ge = Signal(CW + 1)
-        for t in range(CW + 1):
-            m.d.comb += fill_ge[t].eq(fill >= t)
-        enough = Signal()
-        m.d.comb += enough.eq((oh_total & fill_ge).any())
+        enough = Signal()       # the code lies within the buffered bits
+        m.d.comb += enough.eq(total <= fill)
         # The buffer shifts without waiting for the length check: with CW bits buffered every
         # code fits; after the tile's final word every bit is in, and a code that does not
         # fit is ENDED_EARLY (the shift is then harmless: the decoder drains). With fewer
@@ -299,13 +292,11 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += ins.eq(Mux(take_word, Cat(Const(0, B - W), i.payload.data) >> fill, 0))
         merged = Signal(B)
         m.d.comb += merged.eq(buf | ins)
-        # The shift: by the code's length, by the length plus raw bits after ESC (a shift by
-        # a register, off the loop), or none; nothing is kept on a header.
-        esc_shifted = Signal(B)
-        m.d.comb += esc_shifted.eq(merged << esc_total)
-        len_shifted = Signal(B)
-        m.d.comb += len_shifted.eq(merged << len_bin)
-        acc = Mux(clear_buf, 0, Mux(shift_en, Mux(is_esc, esc_shifted, len_shifted), merged))
+        # The shift: by the code's length (plus the raw bits after ESC), or none; nothing is
+        # kept on a header.
+        shifted = Signal(B)
+        m.d.comb += shifted.eq(merged << total)
+        acc = Mux(clear_buf, 0, Mux(shift_en, shifted, merged))
         m.d.sync += [buf.eq(acc[:B]),
                      fill.eq(Mux(clear_buf, 0,
                                  fill + Mux(take_word, W, 0) - Mux(shift_en, total, 0)))]

@@ -108,16 +108,31 @@ MAC_OPTIONS = {
 }
 
 
-def _huffman_encoder():
-    from hdl.huffman_encoder import HuffmanEncoder
-    return HuffmanEncoder(8, 12, 32), {"family": "huffman_encoder", "parallelism": 1,
-                                       "multipliers": 0, "values_per_cycle": 1.0}
+def _huffman_encoder(family="generic"):
+    def factory():
+        from hdl.huffman_encoder import HuffmanEncoder
+        return HuffmanEncoder(8, 12, 32, family=family), {
+            "family": "huffman_encoder", "parallelism": 1, "multipliers": 0,
+            "values_per_cycle": 1.0}
+    return factory
 
 
 def _huffman_decoder():
     from hdl.huffman_decoder import HuffmanDecoder
     return HuffmanDecoder(8, 12, 32), {"family": "huffman_decoder", "parallelism": 1,
                                        "multipliers": 0, "values_per_cycle": 1.0}
+
+
+def _coder_part(name):
+    """The coders' components at the default build's point (b = 8, L = 12, W = 32)."""
+    def factory():
+        from hdl.coder_parts import CanonicalLength, Queue, SkidBuffer
+        comp = {"skid_buffer": lambda: SkidBuffer(10),
+                "queue": lambda: Queue(10, 8),
+                "canonical_length": lambda: CanonicalLength(12, 8)}[name]()
+        return comp, {"family": name, "parallelism": 1, "multipliers": 0,
+                      "values_per_cycle": 1.0}
+    return factory
 
 
 CONFIGS = {
@@ -127,8 +142,10 @@ CONFIGS = {
     **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
     **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
        for k, v in MAC_OPTIONS.items()},
-    "huffman_encoder": _huffman_encoder,
+    "huffman_encoder": _huffman_encoder(),
+    "huffman_encoder_ecp5": _huffman_encoder("ecp5"),
     "huffman_decoder": _huffman_decoder,
+    **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length")},
 }
 
 

@@ -22,7 +22,6 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.coder_params import coder_modules, encoder_tables, setup_coder
 from hdl.pipeline import stage_enables
-from hdl.requantizer import check_family
 from hdl.registry import Block, huffman_arguments
 
 __all__ = ["BLOCK", "HuffmanEncoder", "encoder_tables"]
@@ -72,9 +71,6 @@ class HuffmanEncoder(wiring.Component):
         through ``cfg``.
     count_width : int
         Width of the bit count on ``o_count`` (default 32; tiles of more bits wrap).
-    family : str
-        FPGA family: ``"generic"`` (default) or ``"ice40"`` keep the code memory where
-        synthesis puts it (a block RAM); ``"ecp5"`` asks for distributed RAM.
 
     Ports
     -----
@@ -99,11 +95,9 @@ class HuffmanEncoder(wiring.Component):
     LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32, family="generic"):
+                 group_bits=None, table=None, *, count_width=32):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
                     table, count_width, 64)
-        check_family(family)
-        self._family = family
         b, tables = self._b, self._tables
 
         i_layout = data.StructLayout({"symbol": unsigned(b), "last": 1, "empty": 1})
@@ -158,11 +152,8 @@ class HuffmanEncoder(wiring.Component):
         baked = self._tables is not None
         entry_width = 1 + cw + LEN_BITS
 
-        # ECP5: distributed RAM (a block RAM's 5.8 ns clock-to-output is most of a cycle at
-        # 150 MHz; yosys leaves its output register unused).
-        attrs = {"ram_style": "distributed"} if self._family == "ecp5" else None
         m.submodules.codes = mem = Memory(shape=unsigned(entry_width), depth=G << b,
-                                          init=self._init() if baked else [], attrs=attrs)
+                                          init=self._init() if baked else [])
         rp = mem.read_port()
 
         # Stage enables: stage 0 (the code-memory read), stage 1 (its data in a fabric

@@ -195,7 +195,7 @@ class Compressor(_Common):
                             out_width=self._cw, multipliers=multipliers, out_group=rows,
                             weights=weights, family=family)
         self.enc = HuffmanEncoder(self._cw, max_len, word_width, count_width=count_width,
-                                  family=family, **self._huffman_kwargs(table))
+                                  **self._huffman_kwargs(table))
         self._act_w = act_width
         members = {
             **_AxiPorts.slave("s_axis", channels * act_width),

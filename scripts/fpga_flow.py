@@ -108,13 +108,10 @@ MAC_OPTIONS = {
 }
 
 
-def _huffman_encoder(family="generic"):
-    def factory():
-        from hdl.huffman_encoder import HuffmanEncoder
-        return HuffmanEncoder(8, 12, 32, family=family), {
-            "family": "huffman_encoder", "parallelism": 1, "multipliers": 0,
-            "values_per_cycle": 1.0}
-    return factory
+def _huffman_encoder():
+    from hdl.huffman_encoder import HuffmanEncoder
+    return HuffmanEncoder(8, 12, 32), {"family": "huffman_encoder", "parallelism": 1,
+                                       "multipliers": 0, "values_per_cycle": 1.0}
 
 
 def _huffman_decoder():
@@ -142,8 +139,7 @@ CONFIGS = {
     **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
     **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
        for k, v in MAC_OPTIONS.items()},
-    "huffman_encoder": _huffman_encoder(),
-    "huffman_encoder_ecp5": _huffman_encoder("ecp5"),
+    "huffman_encoder": _huffman_encoder,
     "huffman_decoder": _huffman_decoder,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length")},
 }

@@ -163,20 +163,12 @@ def test_cli_modules_and_manifest(tmp_path):
 
 # ----------------------------------------------------------------------------- simulation
 
-def test_family_is_checked():
-    with pytest.raises(ValueError, match=r"^FPGA family must be one of generic, ecp5, ice40, "
-                                         r"not 'xilinx'$"):
-        HuffmanEncoder(8, 12, 32, family="xilinx")
-
-
-@pytest.mark.parametrize("family", ["generic", "ecp5"])
-def test_amaranth_sim_matches_golden(family):
-    """A quick Amaranth-simulator run of a baked table (the cocotb bench is the full check);
-    ``family="ecp5"`` (distributed-RAM code memory) must code the same bits."""
+def test_amaranth_sim_matches_golden():
+    """A quick Amaranth-simulator run of a baked table (the cocotb bench is the full check)."""
     from amaranth.sim import Simulator
 
     t = table(4, 8)
-    enc = HuffmanEncoder(4, 8, 8, table=t, family=family)
+    enc = HuffmanEncoder(4, 8, 8, table=t)
     rng = np.random.default_rng(3)
     tiles = [rng.integers(-8, 8, int(n)) for n in (5, 0, 1, 37)]
     expect = [encode_tile(v, t, 8) for v in tiles]

@@ -264,7 +264,9 @@ class HuffmanEncoder(wiring.Component):
         ]
         emit = Signal()
         m.d.comb += emit.eq(o.valid & o.ready)
-        m.d.comb += take.eq(valid[2] & ~flushing & room)
+        # ``len2 <= L + b`` always holds; stating it keeps the fill in range from any state
+        # (the k-induction of the stream rules starts from arbitrary register values).
+        m.d.comb += take.eq(valid[2] & ~flushing & room & (len2 <= cw))
         # The code is placed below the valid bits: both placements (with and without this
         # cycle's word out) are shifts by registers. A word goes out while not flushing only
         # when fill > W, so then fill - W is the new fill; a flush's final word empties it.
@@ -337,6 +339,8 @@ class HuffmanEncoder(wiring.Component):
         total = Signal(range(2 * (1 << b) + 4))
         # n_max - total, kept as a register so the final count's check is one compare.
         slack = Signal(signed(17))
+        lo_gt_max = Signal()
+        lo_gt_slack = Signal()
         clr = Signal(b)
         cur_len = Signal(range(L + 1))
         code = Signal(L + 1)
@@ -406,7 +410,10 @@ class HuffmanEncoder(wiring.Component):
                     m.next = "CNT_LO"
             with m.State("CNT_LO"):
                 with m.If(hs):
-                    m.d.sync += lo.eq(byte)
+                    # The count's low byte, compared here with the low bytes of n_max and of
+                    # the slack, so the high byte's cycle has only 8-bit compares left.
+                    m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
+                                 lo_gt_slack.eq(byte > slack[:8])]
                     m.next = "CNT_HI"
                     early_last()
             with m.State("CNT_HI"):
@@ -414,8 +421,14 @@ class HuffmanEncoder(wiring.Component):
                     m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1),
                                  slack.eq(slack - value)]
                     final = li == t_len - 1
-                    with m.If((value > n_max)
-                              | (final & (((total == 0) & (value == 0)) | (value > slack)))):
+                    # value > n_max and value > slack from the high byte and the registered
+                    # low-byte compares (n_max <= 257; a slack above 255 has high byte 1).
+                    over_max = (byte > n_max[8:]) | ((byte == n_max[8:]) & lo_gt_max)
+                    over_slack = (slack < 0) | (byte > slack[8:]) | (
+                        (byte == slack[8:]) & lo_gt_slack)
+                    with m.If(over_max
+                              | (final & (((total == 0) & (byte == 0) & (lo == 0))
+                                          | over_slack))):
                         fail()
                     with m.Elif(final):
                         m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),

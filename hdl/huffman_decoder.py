@@ -6,11 +6,14 @@ Golden twin: ``golden.codec.plain.decode_tile`` / ``decode_groups`` (plain mode,
 the timing are described in ``docs/huffman_decoder.md``.
 
 Datapath: a left-aligned bit buffer of ``W + 2 (L + b)`` bits takes one input word per cycle.
-The decode loop compares the buffer's top L bits with the current group's left-justified
-per-length limits in parallel (DEFLATE canonical code: the code length is the first length whose
-limit lies above them), adds b when they are the ESC code, and shifts the buffer by that many
-bits: one symbol per cycle. Stage 0 registers the code's window; stage 1 turns its prefix into a
-position in canonical order and reads the symbol memory (or takes the raw bits after ESC).
+The decode loop gives the buffer's top L bits to the canonical length decoder
+(``hdl.coder_parts.CanonicalLength``: the current group's left-justified per-length limits
+compared in parallel, DEFLATE canonical code), adds b when they are the ESC code, and shifts
+the buffer by that many bits: one symbol per cycle. A four-stage pipeline without stalls turns
+the code into its position in canonical order, reads the symbol memory (or takes the raw bits
+after ESC) and writes the symbol into an output queue (``hdl.coder_parts.Queue``); the loop
+decodes only while the queue has room for every symbol in flight, so ``o_stream.ready`` never
+reaches it.
 """
 
 from __future__ import annotations
@@ -264,8 +267,7 @@ class HuffmanDecoder(wiring.Component):
                      cl.esc.eq(cur["esc"]), cl.esc_lo.eq(cur["esc_lo"]),
                      cl.esc_hi.eq(cur["esc_hi"]),
                      cl.esc_total.eq(cur["esc_len"] + cur["bits"])]
-        oh_len, is_esc, esc_total = cl.onehot, cl.is_esc, cl.esc_total
-        len_bin, total = cl.length, cl.total
+        oh_len, is_esc, total = cl.onehot, cl.is_esc, cl.total
         invalid = Signal()
         m.d.comb += invalid.eq(cl.invalid | ~cur["ok"])
         enough = Signal()       # the code lies within the buffered bits

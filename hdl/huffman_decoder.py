@@ -25,6 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.coder_parts import CanonicalLength, Queue, canonical_limits
 from hdl.coder_params import coder_modules, setup_coder
+from hdl.huffman_encoder import _pick
 from hdl.registry import Block, huffman_arguments
 
 __all__ = ["BLOCK", "DecoderError", "HuffmanDecoder"]
@@ -321,8 +322,9 @@ class HuffmanDecoder(wiring.Component):
 
         # Stage 1: the code's value (its top l bits) and the offset of its length, selected by
         # the one-hot length; the raw bits after an ESC code.
-        offs = Array(Array(r["off"][j] for j in range(L)) for r in regs)
-        esc_lens = Array(r["esc_len"] for r in regs)
+        # Per-group reads as shifts of one vector (continuous assignments: Icarus leaves an
+        # ``Array`` read of registers that never change X, see "Simulator notes").
+        esc_len0 = _pick([r["esc_len"] for r in regs], grp0)
         v1 = Signal()
         prefix1 = Signal(A)
         off1 = Signal(A)
@@ -335,7 +337,7 @@ class HuffmanDecoder(wiring.Component):
         off_terms = []
         for ln in range(1, L + 1):
             pre_terms.append(Mux(oh0[ln], win0[CW - ln:].as_unsigned(), 0))
-            off_terms.append(Mux(oh0[ln], offs[grp0][ln - 1], 0))
+            off_terms.append(Mux(oh0[ln], _pick([r["off"][ln - 1] for r in regs], grp0), 0))
         pre = pre_terms[0]
         for t in pre_terms[1:]:
             pre = pre | t
@@ -344,7 +346,7 @@ class HuffmanDecoder(wiring.Component):
             off = off | t
         bits0 = _lookup(self._group_bits, 4, grp0)
         after = Signal(CW)
-        m.d.comb += after.eq(win0 << esc_lens[grp0])
+        m.d.comb += after.eq(win0 << esc_len0)
         sh_raw = Signal(range(b + 1))
         m.d.comb += sh_raw.eq(b - bits0)
         m.d.sync += [v1.eq(v0), prefix1.eq(pre[:A]), off1.eq(off), esc1.eq(esc0),

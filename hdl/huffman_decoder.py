@@ -6,11 +6,14 @@ Golden twin: ``golden.codec.plain.decode_tile`` / ``decode_groups`` (plain mode,
 the timing are described in ``docs/huffman_decoder.md``.
 
 Datapath: a left-aligned bit buffer of ``W + 2 (L + b)`` bits takes one input word per cycle.
-The decode loop compares the buffer's top L bits with the current group's left-justified
-per-length limits in parallel (DEFLATE canonical code: the code length is the first length whose
-limit lies above them), adds b when they are the ESC code, and shifts the buffer by that many
-bits: one symbol per cycle. Stage 0 registers the code's window; stage 1 turns its prefix into a
-position in canonical order and reads the symbol memory (or takes the raw bits after ESC).
+The decode loop gives the buffer's top L bits to the canonical length decoder
+(``hdl.coder_parts.CanonicalLength``: the current group's left-justified per-length limits
+compared in parallel, DEFLATE canonical code), adds b when they are the ESC code, and shifts
+the buffer by that many bits: one symbol per cycle. A four-stage pipeline without stalls turns
+the code into its position in canonical order, reads the symbol memory (or takes the raw bits
+after ESC) and writes the symbol into an output queue (``hdl.coder_parts.Queue``); the loop
+decodes only while the queue has room for every symbol in flight, so ``o_stream.ready`` never
+reaches it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.huffman_encoder import encoder_tables
-from hdl.pipeline import stage_enables
-from hdl.registry import Block, UsageError, huffman_arguments
-from hdl.registry import Module as BuildModule
+from hdl.coder_parts import CanonicalLength, Queue, canonical_limits
+from hdl.coder_params import coder_modules, setup_coder
+from hdl.huffman_encoder import _pick
+from hdl.registry import Block, huffman_arguments
 
 __all__ = ["BLOCK", "DecoderError", "HuffmanDecoder"]
 
@@ -40,14 +43,6 @@ class DecoderError:
     NO_TABLE = 6        # a tile used a group whose table is not loaded (or failed to load)
 
 
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
-    return value
-
-
 def _lookup(values, width, index):
     """``values[index]`` as a shift of one constant (a continuous assignment in Verilog).
 
@@ -59,20 +54,6 @@ def _lookup(values, width, index):
     if len(values) == 1:
         return table[:width]
     return table.word_select(index, width)
-
-
-def _canonical(counts, max_len):
-    """Per length 1..L: (first code, base position, left-justified limit) of a canonical code."""
-    first, base, limit = [], [], []
-    code = pos = 0
-    for length in range(1, max_len + 1):
-        n = int(counts[length - 1]) if length <= len(counts) else 0
-        first.append(code)
-        base.append(pos)
-        limit.append((code + n) << (max_len - length))
-        code = (code + n) << 1
-        pos += n
-    return first, base, limit
 
 
 class HuffmanDecoder(wiring.Component):
@@ -122,50 +103,14 @@ class HuffmanDecoder(wiring.Component):
         ``ValueError("run-length mode is not supported by the RTL yet")``.
     """
 
-    LATENCY = 3  # handshake of the word completing a code -> that symbol on o_stream
+    LATENCY = 7  # handshake of the word completing a code -> that symbol on o_stream
+    QUEUE_DEPTH = 8  # output queue: symbols decoded and not yet taken from o_stream
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
                  group_bits=None, table=None, *, count_width=32):
-        b = _check_int("Symbol width", symbol_width, 1, 8)
-        L = _check_int("Maximum code length", max_len, 1, 24)
-        if isinstance(word_width, bool) or not isinstance(word_width, int):
-            raise TypeError(f"Word width must be an integer, not {word_width!r}")
-        if word_width not in (8, 16, 32, 64):
-            raise ValueError(f"Word width must be one of 8, 16, 32, 64, not {word_width}")
-        if isinstance(groups, bool) or not isinstance(groups, int):
-            raise TypeError(f"Table group count must be an integer, not {groups!r}")
-        if groups < 1:
-            raise ValueError(f"Table group count must be a positive integer, not {groups}")
-        self._count_width = _check_int("Count width", count_width, 1, 48)
-        tables, file_bounds = (None, None) if table is None else encoder_tables(table)
-        if tables is not None and len(tables) != groups:
-            raise ValueError(f"Table group count is {groups} but {len(tables)} tables were "
-                             f"given")
-        if group_bounds is None:
-            group_bounds = file_bounds
-        elif file_bounds is not None and list(group_bounds) != file_bounds:
-            raise ValueError(f"Group bounds {list(group_bounds)} differ from the table set's "
-                             f"{file_bounds}")
-        self._bounds = self._check_bounds(group_bounds, groups)
-        if group_bits is None:
-            group_bits = [t.bits for t in tables] if tables else [b] * groups
-        group_bits = list(group_bits) if isinstance(group_bits, (list, tuple)) else group_bits
-        if not isinstance(group_bits, list) or len(group_bits) != groups:
-            raise ValueError(f"Group bit widths must be a list of {groups} integers, not "
-                             f"{group_bits!r}")
-        for g in group_bits:
-            _check_int("Group bit width", g, 1, b)
-        if tables is not None:
-            for i, t in enumerate(tables):
-                if t.bits != group_bits[i]:
-                    raise ValueError(f"Table {i} codes {t.bits}-bit symbols, but group {i} is "
-                                     f"{group_bits[i]} bits wide")
-                if t.max_len > L:
-                    raise ValueError(f"Table {i} has maximum code length {t.max_len}, more "
-                                     f"than {L}")
-        self._b, self._L, self._W, self._G = b, L, word_width, groups
-        self._group_bits = group_bits
-        self._tables = tables
+        setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
+                    table, count_width, 48)
+        b, tables = self._b, self._tables
 
         members = {
             "i_count": In(stream.Signature(data.StructLayout(
@@ -188,22 +133,6 @@ class HuffmanDecoder(wiring.Component):
         # formal proofs in tests/formal/ bound how long it stays high).
         self.loading = Signal(name="loading")
 
-    @staticmethod
-    def _check_bounds(bounds, groups):
-        if bounds is None:
-            if groups > 1:
-                raise ValueError(f"Group bounds are needed with {groups} table groups")
-            return None
-        if not isinstance(bounds, (list, tuple)) or not all(
-                isinstance(x, int) and not isinstance(x, bool) for x in bounds):
-            raise TypeError(f"Group bounds must be a list of integers, not {bounds!r}")
-        bounds = list(bounds)
-        if (len(bounds) != groups + 1 or bounds[0] != 0
-                or any(a >= c for a, c in zip(bounds, bounds[1:]))):
-            raise ValueError(f"Group bounds must rise from 0 with one group per table, "
-                             f"not {bounds}")
-        return bounds
-
     # -----------------------------------------------------------------------------------------
     @property
     def buffer_bits(self):
@@ -216,16 +145,17 @@ class HuffmanDecoder(wiring.Component):
         A = b + 1
         lim = [0] * L
         off = [0] * L
-        esc_lo = esc_hi = 0
+        esc_lo = esc_hi = esc_len = 0
         esc = ok = 0
         if self._tables is not None:
             t = self._tables[g]
-            first, base, lim = _canonical(t.counts, L)
+            first, base, lim = canonical_limits(t.counts, L)
             off = [(base[i] - first[i]) % (1 << A) for i in range(L)]
             if t.escape:
                 n = int(t.lengths[t.esc_index])
                 code = int(t.codes[t.esc_index])
                 esc, esc_lo, esc_hi = 1, code << (L - n), (code + 1) << (L - n)
+                esc_len = n
             ok = 1
         return {
             "lim": [Signal(L + 1, name=f"g{g}_lim{i + 1}", init=lim[i]) for i in range(L)],
@@ -233,6 +163,7 @@ class HuffmanDecoder(wiring.Component):
             "esc": Signal(name=f"g{g}_esc", init=esc),
             "esc_lo": Signal(L + 1, name=f"g{g}_esc_lo", init=esc_lo),
             "esc_hi": Signal(L + 1, name=f"g{g}_esc_hi", init=esc_hi),
+            "esc_len": Signal(range(L + 1), name=f"g{g}_esc_len", init=esc_len),
             "ok": Signal(name=f"g{g}_ok", init=ok),
         }
 
@@ -259,7 +190,6 @@ class HuffmanDecoder(wiring.Component):
         rp = mem.read_port()
 
         o = self.o_stream
-        valid, load = stage_enables(m, o.ready, 2)
 
         # Error flag and code (first error wins until cleared).
         error = Signal()
@@ -289,6 +219,7 @@ class HuffmanDecoder(wiring.Component):
                 "esc": Signal(name="cur_esc"),
                 "esc_lo": Signal(L + 1, name="cur_esc_lo"),
                 "esc_hi": Signal(L + 1, name="cur_esc_hi"),
+                "esc_len": Signal(range(L + 1), name="cur_esc_len"),
                 "ok": Signal(name="cur_ok"),
                 "bits": Signal(4, name="cur_bits"),
             }
@@ -297,6 +228,7 @@ class HuffmanDecoder(wiring.Component):
                 out = [cur["esc"].eq(Array(r["esc"] for r in regs)[g_sig]),
                        cur["esc_lo"].eq(Array(r["esc_lo"] for r in regs)[g_sig]),
                        cur["esc_hi"].eq(Array(r["esc_hi"] for r in regs)[g_sig]),
+                       cur["esc_len"].eq(Array(r["esc_len"] for r in regs)[g_sig]),
                        cur["ok"].eq(Array(r["ok"] for r in regs)[g_sig]),
                        cur["bits"].eq(_lookup(self._group_bits, 4, g_sig))]
                 for i in range(L):
@@ -315,88 +247,155 @@ class HuffmanDecoder(wiring.Component):
         i = self.i_stream
         cnt = self.i_count
 
-        # Decode loop: the code at the top of the buffer.
+        # Output queue and credit: every symbol the loop decodes flows through the fixed
+        # pipeline below (no stall) into the queue; the loop decodes only while the queue has
+        # room for every symbol in flight (``occ`` counts them), so ``o_stream.ready`` reaches
+        # nothing but the queue and that counter.
+        m.submodules.queue = queue = Queue(b + 2, self.QUEUE_DEPTH)
+        occ = Signal(range(self.QUEUE_DEPTH + 1))
+        room = Signal()
+        m.d.comb += room.eq(occ != self.QUEUE_DEPTH)
+        pop = Signal()
+        m.d.comb += [o.valid.eq(queue.o_stream.valid), queue.o_stream.ready.eq(o.ready),
+                     pop.eq(o.valid & o.ready),
+                     Cat(o.payload.symbol, o.payload.last, o.payload.first).eq(
+                         queue.o_stream.payload)]
+
+        # Decode loop: the length of the code at the top of the buffer.
+        m.submodules.length = cl = CanonicalLength(L, b)
         top = Signal(L)
-        m.d.comb += top.eq(buf[B - L:])
-        ge = Signal(L)
-        m.d.comb += ge.eq(Cat(top >= cur["lim"][j] for j in range(L)))
-        code_len = Signal(range(L + 1))
-        # Limits never decrease: the length is the first l with top < limit[l].
-        m.d.comb += code_len.eq(sum(ge[:j].all().as_unsigned() for j in range(1, L)) + 1
-                                if L > 1 else 1)
-        is_esc = Signal()
-        m.d.comb += is_esc.eq(cur["esc"] & (top >= cur["esc_lo"]) & (top < cur["esc_hi"]))
-        total = Signal(range(CW + 1))
-        m.d.comb += total.eq(code_len + Mux(is_esc, cur["bits"], 0))
+        m.d.comb += [top.eq(buf[B - L:]), cl.top.eq(top), cl.limits.eq(Cat(cur["lim"])),
+                     cl.esc.eq(cur["esc"]), cl.esc_lo.eq(cur["esc_lo"]),
+                     cl.esc_hi.eq(cur["esc_hi"]),
+                     cl.esc_total.eq(cur["esc_len"] + cur["bits"])]
+        oh_len, is_esc, total = cl.onehot, cl.is_esc, cl.total
         invalid = Signal()
-        m.d.comb += invalid.eq(ge[L - 1] | ~cur["ok"])
-        enough = Signal()
+        m.d.comb += invalid.eq(cl.invalid | ~cur["ok"])
+        enough = Signal()       # the code lies within the buffered bits
         m.d.comb += enough.eq(total <= fill)
+        # The buffer shifts without waiting for the length check: with CW bits buffered every
+        # code fits; after the tile's final word every bit is in, and a code that does not
+        # fit is ENDED_EARLY (the shift is then harmless: the decoder drains). With fewer
+        # bits while words are still due (a starved input) the check is registered in
+        # ``tail_ok`` and the code is shifted out on the next cycle. A symbol is decoded
+        # (``step``) only when it fits.
+        fast = Signal()
+        m.d.comb += fast.eq(fill >= CW)
+        tail_ok = Signal()
+        decoding = Signal()
+        shift_en = Signal()
+        m.d.comb += shift_en.eq(decoding & room & (fast | seen_last | tail_ok))
+        step = Signal()
+        m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough))
+        m.d.sync += tail_ok.eq(decoding & ~shift_en & enough & ~invalid)
 
         take_word = Signal()
-        step = Signal()
+        clear_buf = Signal()    # a tile header: the buffer starts empty
         ins = Signal(B)
         m.d.comb += ins.eq(Mux(take_word, Cat(Const(0, B - W), i.payload.data) >> fill, 0))
-        m.d.sync += [buf.eq((buf | ins) << Mux(step, total, 0)),
-                     fill.eq(fill + Mux(take_word, W, 0) - Mux(step, total, 0))]
+        merged = Signal(B)
+        m.d.comb += merged.eq(buf | ins)
+        # The shift: by the code's length (plus the raw bits after ESC), or none; nothing is
+        # kept on a header.
+        shifted = Signal(B)
+        m.d.comb += shifted.eq(merged << total)
+        acc = Mux(clear_buf, 0, Mux(shift_en, shifted, merged))
+        m.d.sync += [buf.eq(acc[:B]),
+                     fill.eq(Mux(clear_buf, 0,
+                                 fill + Mux(take_word, W, 0) - Mux(shift_en, total, 0)))]
 
-        # Stage 0: the decoded code's window, length, ESC flag, group, last.
+        # Stage 0: the decoded code's window, one-hot length, ESC flag, group, last, first.
+        v0 = Signal()
         win0 = Signal(CW)
-        len0 = Signal(range(L + 1))
+        oh0 = Signal(L + 1)
         esc0 = Signal()
         grp0 = Signal.like(grp)
         last0 = Signal()
         first0 = Signal()
         first_pend = Signal()   # the tile's first symbol is yet to be decoded
-        with m.If(load[0]):
-            m.d.sync += valid[0].eq(step)
-            with m.If(step):
-                m.d.sync += [win0.eq(buf[B - CW:]), len0.eq(code_len), esc0.eq(is_esc),
-                             last0.eq(remaining == 1), first0.eq(first_pend),
-                             first_pend.eq(0)]
-                if G > 1:
-                    m.d.sync += grp0.eq(grp)
+        m.d.sync += v0.eq(step)
+        with m.If(step):
+            m.d.sync += [win0.eq(buf[B - CW:]), oh0.eq(oh_len), esc0.eq(is_esc),
+                         last0.eq(remaining == 1), first0.eq(first_pend), first_pend.eq(0)]
+            if G > 1:
+                m.d.sync += grp0.eq(grp)
 
-        # Stage 0 -> 1: canonical position = prefix + (base - first), or the raw bits after ESC.
-        sh_pre = Signal(range(CW + 1))
-        m.d.comb += sh_pre.eq(CW - len0)
-        prefix = Signal(L)
-        m.d.comb += prefix.eq(win0 >> sh_pre)
-        offs = Array(Array(r["off"][j] for j in range(L)) for r in regs)
-        pos = Signal(A)
-        m.d.comb += pos.eq(prefix[:A] + offs[grp0][len0 - 1])
-        bits0 = _lookup(self._group_bits, 4, grp0)
-        after = Signal(CW)
-        m.d.comb += after.eq(win0 << len0)
-        sh_raw = Signal(range(b + 1))
-        m.d.comb += sh_raw.eq(b - bits0)
-        raw = Signal(b)
-        m.d.comb += raw.eq(after[CW - b:] >> sh_raw)
-        m.d.comb += [rp.addr.eq(Cat(pos, grp0) if G > 1 else pos), rp.en.eq(load[1])]
+        # Stage 1: the code's value (its top l bits) and the offset of its length, selected by
+        # the one-hot length; the raw bits after an ESC code.
+        # Per-group reads as shifts of one vector (continuous assignments: Icarus leaves an
+        # ``Array`` read of registers that never change X, see "Simulator notes").
+        esc_len0 = _pick([r["esc_len"] for r in regs], grp0)
+        v1 = Signal()
+        prefix1 = Signal(A)
+        off1 = Signal(A)
         esc1 = Signal()
         raw1 = Signal(b)
+        grp1 = Signal.like(grp)
         last1 = Signal()
         first1 = Signal()
-        with m.If(load[1]):
-            m.d.sync += [esc1.eq(esc0), raw1.eq(raw), last1.eq(last0), first1.eq(first0)]
-        m.d.comb += [o.valid.eq(valid[1]),
-                     o.payload.symbol.eq(Mux(esc1, raw1, rp.data)),
-                     o.payload.last.eq(last1), o.payload.first.eq(first1)]
+        pre_terms = []
+        off_terms = []
+        for ln in range(1, L + 1):
+            pre_terms.append(Mux(oh0[ln], win0[CW - ln:].as_unsigned(), 0))
+            off_terms.append(Mux(oh0[ln], _pick([r["off"][ln - 1] for r in regs], grp0), 0))
+        pre = pre_terms[0]
+        for t in pre_terms[1:]:
+            pre = pre | t
+        off = off_terms[0]
+        for t in off_terms[1:]:
+            off = off | t
+        bits0 = _lookup(self._group_bits, 4, grp0)
+        after = Signal(CW)
+        m.d.comb += after.eq(win0 << esc_len0)
+        sh_raw = Signal(range(b + 1))
+        m.d.comb += sh_raw.eq(b - bits0)
+        m.d.sync += [v1.eq(v0), prefix1.eq(pre[:A]), off1.eq(off), esc1.eq(esc0),
+                     raw1.eq(after[CW - b:] >> sh_raw), last1.eq(last0), first1.eq(first0)]
+        if G > 1:
+            m.d.sync += grp1.eq(grp0)
+
+        # Stage 2: canonical position = prefix + (base - first) addresses the symbol memory.
+        pos = Signal(A)
+        m.d.comb += pos.eq(prefix1 + off1)
+        m.d.comb += [rp.addr.eq(Cat(pos, grp1) if G > 1 else pos), rp.en.eq(1)]
+        v2 = Signal()
+        esc2 = Signal()
+        raw2 = Signal(b)
+        last2 = Signal()
+        first2 = Signal()
+        m.d.sync += [v2.eq(v1), esc2.eq(esc1), raw2.eq(raw1), last2.eq(last1),
+                     first2.eq(first1)]
+        # Stage 3: the memory's data in a fabric register (the block RAM's clock-to-output
+        # is most of a cycle), then the ESC choice into the queue.
+        v3 = Signal()
+        sym3 = Signal(b)
+        esc3 = Signal()
+        raw3 = Signal(b)
+        last3 = Signal()
+        first3 = Signal()
+        m.d.sync += [v3.eq(v2), sym3.eq(rp.data), esc3.eq(esc2), raw3.eq(raw2),
+                     last3.eq(last2), first3.eq(first2)]
+        # Into the queue: the credit (``occ``) guarantees room, its ready is not needed.
+        m.d.comb += [queue.i_stream.valid.eq(v3),
+                     queue.i_stream.payload.eq(Cat(Mux(esc3, raw3, sym3), last3, first3))]
+        m.d.sync += occ.eq(occ + step - pop)
+        pre_mem = Signal()      # a symbol is yet to read the symbol memory
+        m.d.comb += pre_mem.eq(v0 | v1)
 
         with m.FSM(name="tile") as fsm:
             with m.State("IDLE"):
                 m.d.comb += cnt.ready.eq(~busy_cfg)
                 with m.If(cnt.valid & cnt.ready):
-                    m.d.comb += clear.eq(1)
+                    m.d.comb += [clear.eq(1), clear_buf.eq(1)]
                     m.d.sync += [remaining.eq(cnt.payload.count), seen_last.eq(0),
-                                 buf.eq(0), fill.eq(0), first_pend.eq(1)]
+                                 first_pend.eq(1)]
                     if G > 1:
                         m.d.sync += [col.eq(0), grp.eq(0)] + select(0)
                     with m.If(cnt.payload.count != 0):
                         m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += [i.ready.eq(~seen_last & (fill <= B - W)),
-                             take_word.eq(i.valid & i.ready)]
+                             take_word.eq(i.valid & i.ready), decoding.eq(1)]
                 with m.If(take_word & i.payload.last):
                     m.d.sync += seen_last.eq(1)
                 with m.If(invalid):
@@ -406,8 +405,7 @@ class HuffmanDecoder(wiring.Component):
                 with m.Elif(~enough & seen_last):
                     m.d.comb += raise_code.eq(DecoderError.ENDED_EARLY)
                     m.next = "DRAIN"
-                with m.Elif(enough & load[0]):
-                    m.d.comb += step.eq(1)
+                with m.Elif(step):
                     m.d.sync += remaining.eq(remaining - 1)
                     if G > 1:
                         m.d.sync += [col.eq(ncol), grp.eq(ngrp)] + select(ngrp)
@@ -433,7 +431,7 @@ class HuffmanDecoder(wiring.Component):
         if baked:
             m.d.comb += busy_cfg.eq(0)
         else:
-            self._loader(m, mem, regs, idle & ~valid[0], busy_cfg, raise_code, clear)
+            self._loader(m, mem, regs, idle & ~pre_mem, busy_cfg, raise_code, clear)
         return m
 
     # -----------------------------------------------------------------------------------------
@@ -475,6 +473,7 @@ class HuffmanDecoder(wiring.Component):
         escs = Array(r["esc"] for r in regs)
         esc_los = Array(r["esc_lo"] for r in regs)
         esc_his = Array(r["esc_hi"] for r in regs)
+        esc_lens = Array(r["esc_len"] for r in regs)
         shift = Signal(range(L + 1))
         m.d.comb += shift.eq(L - 1 - li)
 
@@ -587,6 +586,7 @@ class HuffmanDecoder(wiring.Component):
                     with m.If(is_esc):
                         m.d.sync += [esc_los[grp].eq(code << esc_shift),
                                      esc_his[grp].eq((code + 1) << esc_shift),
+                                     esc_lens[grp].eq(cur_len),
                                      esc_seen.eq(1)]
                     with m.If(~(lit | is_esc)):
                         fail()
@@ -624,41 +624,7 @@ class HuffmanDecoder(wiring.Component):
 
 
 def _modules(args):
-    try:
-        tables = None
-        bounds = None
-        if args.table is not None:
-            tables, bounds = encoder_tables(args.table)
-            groups = len(tables)
-            if args.groups not in (1, groups):
-                raise UsageError(f"--groups {args.groups} does not match the table file's "
-                                 f"{groups} groups")
-            if groups > 1 and bounds[-1] != args.k:
-                raise UsageError(f"Table file covers {bounds[-1]} components, not --k "
-                                 f"{args.k}")
-        else:
-            groups = args.groups
-            if groups > args.k:
-                raise UsageError(f"Table group count {groups} must not exceed component count "
-                                 f"{args.k}")
-            if groups > 1:
-                bounds = [g * args.k // groups for g in range(groups + 1)]
-        b = max(t.bits for t in tables) if tables else args.symbol_width
-        if tables and args.symbol_width < b:
-            raise UsageError(f"Symbol width {args.symbol_width} is narrower than the table "
-                             f"file's {b} bits")
-        comp = HuffmanDecoder(args.symbol_width, args.max_len, args.word_width, groups,
-                              group_bounds=bounds, table=tables if tables else None)
-    except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from None
-    return [BuildModule("huffman_decoder", comp, {
-        "latency": HuffmanDecoder.LATENCY,
-        "throughput": "1 symbol per cycle",
-        "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
-                       "word_width": args.word_width, "groups": groups,
-                       "group_bounds": bounds, "group_bits": comp._group_bits,
-                       "baked_table": args.table, "buffer_bits": comp.buffer_bits},
-    })]
+    return coder_modules(args, HuffmanDecoder, "huffman_decoder")
 
 
 BLOCK = Block("huffman_decoder", huffman_arguments, _modules)

@@ -15,16 +15,14 @@ and reports the tile's payload bit count on ``o_count``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdl.coder_params import coder_modules, encoder_tables, setup_coder
 from hdl.pipeline import stage_enables
-from hdl.registry import Block, UsageError, huffman_arguments
-from hdl.registry import Module as BuildModule
+from hdl.registry import Block, huffman_arguments
 
 __all__ = ["BLOCK", "HuffmanEncoder", "encoder_tables"]
 
@@ -45,48 +43,6 @@ def _pick(items, index):
     width = max(len(x) for x in items)
     items += [items[-1]] * ((1 << len(index)) - len(items))
     return Cat(*(Cat(x, Const(0, width - len(x))) for x in items)).word_select(index, width)
-
-
-def _check_int(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
-    return value
-
-
-def encoder_tables(table):
-    """Normalise ``table`` to ``(tables, bounds)``: a list of plain ``HuffmanTable`` and the
-    group bounds of a table set (None for a bare table or list).
-
-    ``table`` is a table-set file path (``python -m golden.codec fit`` output), a
-    ``golden.codec.container.TableSet``, a ``HuffmanTable`` or a sequence of them.
-    """
-    from golden.codec.container import TableSet, unpack_tables
-    from golden.codec.errors import HuffmanError
-    from golden.codec.tables import HuffmanTable
-
-    bounds = None
-    if isinstance(table, (str, Path)):
-        try:
-            table = unpack_tables(Path(table).read_bytes())
-        except OSError as e:
-            raise ValueError(f"Cannot read table file {str(table)!r}: {e.strerror}") from None
-        except HuffmanError as e:
-            raise ValueError(f"Table file {str(table)!r} is invalid: {e}") from None
-    if isinstance(table, TableSet):
-        tables, bounds = list(table.tables), [int(x) for x in table.bounds]
-    elif isinstance(table, HuffmanTable):
-        tables = [table]
-    elif isinstance(table, (list, tuple)) and table and all(
-            isinstance(t, HuffmanTable) for t in table):
-        tables = list(table)
-    else:
-        raise TypeError(f"Table must be a table-set file path, a TableSet, a HuffmanTable or a "
-                        f"list of them, not {table!r}")
-    if any(t.run_max for t in tables):
-        raise ValueError("run-length mode is not supported by the RTL yet")
-    return tables, bounds
 
 
 class HuffmanEncoder(wiring.Component):
@@ -136,50 +92,13 @@ class HuffmanEncoder(wiring.Component):
         ``ValueError("run-length mode is not supported by the RTL yet")``.
     """
 
-    LATENCY = 3  # input handshake -> earliest word holding that symbol's bits
+    LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
                  group_bits=None, table=None, *, count_width=32):
-        b = _check_int("Symbol width", symbol_width, 1, 8)
-        L = _check_int("Maximum code length", max_len, 1, 24)
-        if isinstance(word_width, bool) or not isinstance(word_width, int):
-            raise TypeError(f"Word width must be an integer, not {word_width!r}")
-        if word_width not in (8, 16, 32, 64):
-            raise ValueError(f"Word width must be one of 8, 16, 32, 64, not {word_width}")
-        if isinstance(groups, bool) or not isinstance(groups, int):
-            raise TypeError(f"Table group count must be an integer, not {groups!r}")
-        if groups < 1:
-            raise ValueError(f"Table group count must be a positive integer, not {groups}")
-        self._count_width = _check_int("Count width", count_width, 1, 64)
-        tables, file_bounds = (None, None) if table is None else encoder_tables(table)
-        if tables is not None and len(tables) != groups:
-            raise ValueError(f"Table group count is {groups} but {len(tables)} tables were "
-                             f"given")
-        if group_bounds is None:
-            group_bounds = file_bounds
-        elif file_bounds is not None and [int(x) for x in group_bounds] != file_bounds:
-            raise ValueError(f"Group bounds {list(group_bounds)} differ from the table set's "
-                             f"{file_bounds}")
-        self._bounds = self._check_bounds(group_bounds, groups)
-        if group_bits is None:
-            group_bits = [t.bits for t in tables] if tables else [b] * groups
-        group_bits = list(group_bits) if isinstance(group_bits, (list, tuple)) else group_bits
-        if not isinstance(group_bits, list) or len(group_bits) != groups:
-            raise ValueError(f"Group bit widths must be a list of {groups} integers, not "
-                             f"{group_bits!r}")
-        for g in group_bits:
-            _check_int("Group bit width", g, 1, b)
-        if tables is not None:
-            for i, t in enumerate(tables):
-                if t.bits != group_bits[i]:
-                    raise ValueError(f"Table {i} codes {t.bits}-bit symbols, but group {i} is "
-                                     f"{group_bits[i]} bits wide")
-                if t.max_len > L:
-                    raise ValueError(f"Table {i} has maximum code length {t.max_len}, more "
-                                     f"than {L}")
-        self._b, self._L, self._W, self._G = b, L, word_width, groups
-        self._group_bits = group_bits
-        self._tables = tables
+        setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
+                    table, count_width, 64)
+        b, tables = self._b, self._tables
 
         i_layout = data.StructLayout({"symbol": unsigned(b), "last": 1, "empty": 1})
         o_layout = data.StructLayout({"data": unsigned(word_width), "last": 1})
@@ -201,22 +120,6 @@ class HuffmanEncoder(wiring.Component):
         # formal proofs in tests/formal/ bound how long it stays high).
         self.loading = Signal(name="loading")
 
-    @staticmethod
-    def _check_bounds(bounds, groups):
-        if bounds is None:
-            if groups > 1:
-                raise ValueError(f"Group bounds are needed with {groups} table groups")
-            return None
-        if not isinstance(bounds, (list, tuple)) or not all(
-                isinstance(x, int) and not isinstance(x, bool) for x in bounds):
-            raise TypeError(f"Group bounds must be a list of integers, not {bounds!r}")
-        bounds = list(bounds)
-        if (len(bounds) != groups + 1 or bounds[0] != 0
-                or any(a >= c for a, c in zip(bounds, bounds[1:]))):
-            raise ValueError(f"Group bounds must rise from 0 with one group per table, "
-                             f"not {bounds}")
-        return bounds
-
     # -----------------------------------------------------------------------------------------
     @property
     def buffer_bits(self):
@@ -227,8 +130,9 @@ class HuffmanEncoder(wiring.Component):
         return self._L + self._b
 
     def _entry(self, valid, code, length):
+        """A code-memory word: valid, the code left-justified in ``L + b`` bits, its length."""
         cw = self._code_width()
-        return valid | (code << 1) | (length << (1 + cw))
+        return valid | ((code << (cw - length)) << 1) | (length << (1 + cw))
 
     def _init(self):
         """Memory contents of baked tables (escapes folded into every uncoded pattern)."""
@@ -252,9 +156,11 @@ class HuffmanEncoder(wiring.Component):
                                           init=self._init() if baked else [])
         rp = mem.read_port()
 
-        # Stage enables: stage 0 (after the code-memory read) and stage 1 (resolved code).
+        # Stage enables: stage 0 (the code-memory read), stage 1 (its data in a fabric
+        # register: the block RAM's clock-to-output is most of a cycle) and stage 2 (the
+        # resolved, left-justified code).
         take = Signal()
-        valid, load = stage_enables(m, take, 2)
+        valid, load = stage_enables(m, take, 3)
         loading = self.loading
         blocked = loading
         if not baked:
@@ -290,75 +196,110 @@ class HuffmanEncoder(wiring.Component):
             if G > 1:
                 m.d.sync += grp0.eq(group_now)
 
-        # Stage 0 -> 1: resolve the entry, or ESC + raw bits, and left-justify the code.
-        e_valid = rp.data[0]
-        e_code = rp.data[1:1 + cw]
-        e_len = rp.data[1 + cw:]
+        # ESC registers per group, written by the loader: the ESC code left-justified in
+        # CODE_MAX bits, the one-hot position of the raw bits after it, the total length.
         esc_code = Array(Signal(L, name=f"esc_code{g}") for g in range(G))
         esc_len = Array(Signal(range(L + 1), name=f"esc_len{g}") for g in range(G))
         esc_present = Array(Signal(name=f"esc_present{g}") for g in range(G))
-        escaped = _pick([(esc_code[g] << bits) | sym0[:bits]
-                         for g, bits in enumerate(self._group_bits)], grp0)
-        esc_ok = Const(0) if baked else _pick(list(esc_present), grp0)
+        esc_lj = [Signal(CODE_MAX, name=f"esc_lj{g}") for g in range(G)]
+        esc_pos = [Signal(CODE_MAX, name=f"esc_pos{g}") for g in range(G)]
+        esc_total = [Signal(LEN_BITS, name=f"esc_total{g}") for g in range(G)]
+
+        # Stage 1: the memory word in a register; the escaped code (ESC code, then the raw
+        # bits placed by the one-hot position) from registers only.
+        e1 = Signal(entry_width)
+        sym_at = 0
+        for s_ in range(CODE_MAX):
+            sym_at = sym_at | Mux(_pick(esc_pos, grp0)[s_], (sym0 << s_)[:CODE_MAX], 0)
+        esc1 = Signal(CODE_MAX)
+        esc_len1 = Signal(LEN_BITS)
+        esc_ok1 = Signal()
+        last1, empty1 = Signal(), Signal()
+        with m.If(load[1]):
+            m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0)]
+            if not baked:
+                m.d.sync += [esc1.eq(_pick(esc_lj, grp0) | sym_at),
+                             esc_len1.eq(_pick(esc_total, grp0)),
+                             esc_ok1.eq(_pick(list(esc_present), grp0))]
+
+        # Stage 1 -> 2: the entry (its code already left-justified in L + b bits), or
+        # ESC + raw bits, or nothing (an empty beat, or an uncodable symbol).
+        e_valid = e1[0]
+        e_code = e1[1:1 + cw]
+        e_len = e1[1 + cw:]
         use_entry = Signal()
         use_esc = Signal()
-        m.d.comb += [use_entry.eq(~empty0 & e_valid), use_esc.eq(~empty0 & ~e_valid & esc_ok)]
-        code0 = Signal(cw)
-        len0 = Signal(LEN_BITS)
+        m.d.comb += [use_entry.eq(~empty1 & e_valid), use_esc.eq(~empty1 & ~e_valid & esc_ok1)]
         uncodable = Signal()
-        m.d.comb += [
-            code0.eq(Mux(use_entry, e_code, Mux(use_esc, escaped, 0))),
-            len0.eq(Mux(use_entry, e_len, Mux(use_esc, _pick(list(esc_len), grp0)
-                                              + _pick(bits_of, grp0), 0))),
-            uncodable.eq(~empty0 & ~e_valid & ~esc_ok),
-        ]
-        shamt = Signal(LEN_BITS)
-        m.d.comb += shamt.eq(CODE_MAX - len0)
-        code_lj = Signal(CODE_MAX)
-        m.d.comb += code_lj.eq(code0 << shamt)
-        code1 = Signal(CODE_MAX)
-        len1 = Signal(LEN_BITS)
-        last1 = Signal()
-        with m.If(load[1]):
-            m.d.sync += [code1.eq(code_lj), len1.eq(len0), last1.eq(last0)]
+        m.d.comb += uncodable.eq(~empty1 & ~e_valid & ~esc_ok1)
+        code2 = Signal(CODE_MAX)
+        len2 = Signal(LEN_BITS)
+        last2 = Signal()
+        with m.If(load[2]):
+            m.d.sync += [code2.eq(Mux(use_entry, Cat(Const(0, CODE_MAX - cw), e_code),
+                                      Mux(use_esc, esc1, 0))),
+                         len2.eq(Mux(use_entry, e_len, Mux(use_esc, esc_len1, 0))),
+                         last2.eq(last1)]
         code_error = Signal()
-        m.d.comb += code_error.eq(valid[0] & load[1] & uncodable)
+        m.d.comb += code_error.eq(valid[1] & load[2] & uncodable)
 
-        # Packer: left-aligned bit buffer, one word out per cycle.
+        # Packer: left-aligned bit buffer, one word out per cycle. The fill level's compares
+        # are registered flags, computed for both outcomes of this cycle's word out (with and
+        # without) from registers, and ``o_ready`` only picks one.
         buf = Signal(C)
         fill = Signal(range(C + 1))
+        fill_w = Signal(range(C + 1))   # fill - W, kept as its own register
+        gt_w = Signal()                 # fill > W
+        nz = Signal()                   # fill != 0
+        room = Signal(init=1)           # fill <= C - (L + b): room for any code
         flushing = Signal()
         tile_bits = Signal(self._count_width)
         o = self.o_stream
         # A word that would empty the buffer waits for the next code or the tile's end, so a
         # tile closed by a flush-only beat still flags its final word ``last``.
         m.d.comb += [
-            o.valid.eq((fill > W) | (flushing & (fill != 0))),
+            o.valid.eq(gt_w | (flushing & nz)),
             o.payload.data.eq(buf[C - W:]),
-            o.payload.last.eq(flushing & (fill <= W)),
+            o.payload.last.eq(flushing & ~gt_w),
         ]
         emit = Signal()
         m.d.comb += emit.eq(o.valid & o.ready)
-        fill_e = Signal.like(fill)
-        buf_e = Signal.like(buf)
-        m.d.comb += [fill_e.eq(Mux(emit, Mux(fill > W, fill - W, 0), fill)),
-                     buf_e.eq(Mux(emit, buf << W, buf))]
-        # Conservative room check (ignores this cycle's emission): no path from o_ready.
-        m.d.comb += take.eq(valid[1] & ~flushing & (fill + len1 <= C))
-        placed = Signal(C)
-        m.d.comb += placed.eq(Cat(Const(0, C - CODE_MAX), code1) >> fill_e)
-        m.d.sync += [buf.eq(buf_e | Mux(take, placed, 0)),
-                     fill.eq(fill_e + Mux(take, len1, 0))]
+        # ``len2 <= L + b`` always holds; stating it keeps the fill in range from any state
+        # (the k-induction of the stream rules starts from arbitrary register values).
+        m.d.comb += take.eq(valid[2] & ~flushing & room & (len2 <= cw))
+        # The code is placed below the valid bits: both placements (with and without this
+        # cycle's word out) are shifts by registers. A word goes out while not flushing only
+        # when fill > W, so then fill - W is the new fill; a flush's final word empties it.
+        placed_keep = Signal(C)
+        placed_emit = Signal(C)
+        m.d.comb += [placed_keep.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill),
+                     placed_emit.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill_w)]
+        add = Signal(LEN_BITS)
+        m.d.comb += add.eq(Mux(take, len2, 0))
+        n_keep = Signal.like(fill)
+        n_emit = Signal.like(fill)
+        m.d.comb += [n_keep.eq(fill + add), n_emit.eq(Mux(gt_w, fill_w, 0) + add)]
+
+        def flags(n):
+            return Cat(n, (n - W)[:len(fill)], n > W, n != 0, n <= C - cw)
+
+        state = Cat(fill, fill_w, gt_w, nz, room)
+        m.d.sync += [state.eq(Mux(emit, flags(n_emit), flags(n_keep))),
+                     buf.eq(Mux(emit, buf << W, buf)
+                            | Mux(take, Mux(emit, placed_emit, placed_keep), 0))]
+        # fill after this cycle's word out (before the code is added)
+        empty_e = Signal()
+        m.d.comb += empty_e.eq(Mux(emit, ~gt_w, ~nz))
         with m.If(take):
-            m.d.sync += tile_bits.eq(tile_bits + len1)
-            with m.If(last1):
+            m.d.sync += tile_bits.eq(tile_bits + len2)
+            with m.If(last2):
                 m.d.sync += flushing.eq(1)
 
         # Bit count: one beat per tile, once its final word has gone out.
         cnt = self.o_count
         with m.If(cnt.ready):
             m.d.sync += cnt.valid.eq(0)
-        with m.If(flushing & (fill_e == 0) & (~cnt.valid | cnt.ready)):
+        with m.If(flushing & empty_e & (~cnt.valid | cnt.ready)):
             m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
                          flushing.eq(0), tile_bits.eq(0)]
 
@@ -368,11 +309,13 @@ class HuffmanEncoder(wiring.Component):
             m.d.sync += error.eq(1)
 
         if not baked:
-            self._loader(m, mem, valid[0], loading, error, esc_code, esc_len, esc_present)
+            self._loader(m, mem, valid[0], loading, error, esc_code, esc_len,
+                         esc_present, esc_lj, esc_pos, esc_total)
         return m
 
     # -----------------------------------------------------------------------------------------
-    def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present):
+    def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,
+                esc_pos, esc_total):
         """Table loading FSM: parse ``HuffmanTable.serialize()`` bytes into the code memory."""
         b, L, G = self._b, self._L, self._G
         cw = self._code_width()
@@ -394,6 +337,10 @@ class HuffmanEncoder(wiring.Component):
         m.d.comb += value.eq(Cat(lo, byte))
         li = Signal(range(L))
         total = Signal(range(2 * (1 << b) + 4))
+        # n_max - total, kept as a register so the final count's check is one compare.
+        slack = Signal(signed(17))
+        lo_gt_max = Signal()
+        lo_gt_slack = Signal()
         clr = Signal(b)
         cur_len = Signal(range(L + 1))
         code = Signal(L + 1)
@@ -401,7 +348,7 @@ class HuffmanEncoder(wiring.Component):
         left = Signal(range((1 << b) + 2))
         code_field = Signal(cw)
         len_field = Signal(LEN_BITS)
-        m.d.comb += [code_field.eq(code[:L]), len_field.eq(cur_len)]
+        m.d.comb += [code_field.eq(code[:L] << (cw - cur_len).as_unsigned()), len_field.eq(cur_len)]
 
         def fail():
             m.d.sync += error.eq(1)
@@ -447,7 +394,7 @@ class HuffmanEncoder(wiring.Component):
                         early_last()
             with m.State("HDR3"):
                 with m.If(hs):
-                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0)]
+                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0), slack.eq(n_max)]
                     with m.If(byte != 0):
                         fail()
                     with m.Else():
@@ -463,15 +410,25 @@ class HuffmanEncoder(wiring.Component):
                     m.next = "CNT_LO"
             with m.State("CNT_LO"):
                 with m.If(hs):
-                    m.d.sync += lo.eq(byte)
+                    # The count's low byte, compared here with the low bytes of n_max and of
+                    # the slack, so the high byte's cycle has only 8-bit compares left.
+                    m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
+                                 lo_gt_slack.eq(byte > slack[:8])]
                     m.next = "CNT_HI"
                     early_last()
             with m.State("CNT_HI"):
                 with m.If(hs):
-                    m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1)]
+                    m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1),
+                                 slack.eq(slack - value)]
                     final = li == t_len - 1
-                    with m.If((value > n_max)
-                              | (final & ((total + value == 0) | (total + value > n_max)))):
+                    # value > n_max and value > slack from the high byte and the registered
+                    # low-byte compares (n_max <= 257; a slack above 255 has high byte 1).
+                    over_max = (byte > n_max[8:]) | ((byte == n_max[8:]) & lo_gt_max)
+                    over_slack = (slack < 0) | (byte > slack[8:]) | (
+                        (byte == slack[8:]) & lo_gt_slack)
+                    with m.If(over_max
+                              | (final & (((total == 0) & (byte == 0) & (lo == 0))
+                                          | over_slack))):
                         fail()
                     with m.Elif(final):
                         m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
@@ -508,6 +465,13 @@ class HuffmanEncoder(wiring.Component):
                     with m.If(is_esc):
                         m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(cur_len),
                                      esc_present[grp].eq(1)]
+                        for g in range(G):
+                            with m.If(grp == g):
+                                raw_at = CODE_MAX - self._group_bits[g] - cur_len
+                                m.d.sync += [
+                                    esc_lj[g].eq(code[:L] << (CODE_MAX - cur_len).as_unsigned()),
+                                    esc_pos[g].eq(Const(1, CODE_MAX) << raw_at.as_unsigned()),
+                                    esc_total[g].eq(cur_len + self._group_bits[g])]
                     # Kraft: every code of length l must be below 2**l.
                     overfull = (code >> cur_len) != 0
                     with m.If(~(lit | is_esc) | overfull):
@@ -546,42 +510,7 @@ class HuffmanEncoder(wiring.Component):
 
 
 def _modules(args):
-    try:
-        tables = None
-        bounds = None
-        if args.table is not None:
-            tables, bounds = encoder_tables(args.table)
-            groups = len(tables)
-            if args.groups not in (1, groups):
-                raise UsageError(f"--groups {args.groups} does not match the table file's "
-                                 f"{groups} groups")
-            if groups > 1 and bounds[-1] != args.k:
-                raise UsageError(f"Table file covers {bounds[-1]} components, not --k "
-                                 f"{args.k}")
-        else:
-            groups = args.groups
-            if groups > args.k:
-                raise UsageError(f"Table group count {groups} must not exceed component count "
-                                 f"{args.k}")
-            if groups > 1:
-                bounds = [g * args.k // groups for g in range(groups + 1)]
-        b = max(t.bits for t in tables) if tables else args.symbol_width
-        if tables and args.symbol_width < b:
-            raise UsageError(f"Symbol width {args.symbol_width} is narrower than the table "
-                             f"file's {b} bits")
-        comp = HuffmanEncoder(args.symbol_width, args.max_len, args.word_width, groups,
-                              group_bounds=bounds,
-                              table=tables if tables else None)
-    except (TypeError, ValueError) as e:
-        raise UsageError(str(e)) from None
-    return [BuildModule("huffman_encoder", comp, {
-        "latency": HuffmanEncoder.LATENCY,
-        "throughput": "1 symbol per cycle",
-        "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
-                       "word_width": args.word_width, "groups": groups,
-                       "group_bounds": bounds, "group_bits": comp._group_bits,
-                       "baked_table": args.table, "buffer_bits": comp.buffer_bits},
-    })]
+    return coder_modules(args, HuffmanEncoder, "huffman_encoder")
 
 
 BLOCK = Block("huffman_encoder", huffman_arguments, _modules)

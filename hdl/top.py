@@ -163,6 +163,9 @@ class Compressor(_Common):
         Forward constants ``{weight, bias, mult, shift}`` to bake (no weights port).
     table : TableSet, list of HuffmanTable, path, or None
         Tables to bake (no table port).
+    family : str
+        FPGA family of the MAC array (``hdl.mac_array.MacArray``'s ``family``): ``"generic"``
+        (default), ``"ecp5"`` or ``"ice40"``.
 
     Ports
     -----
@@ -183,13 +186,14 @@ class Compressor(_Common):
 
     def __init__(self, channels, k, *, act_width=8, weight_width=8, bias_width=32,
                  mult_width=16, multipliers=16, max_len=12, word_width=32, group_bounds=None,
-                 group_bits=None, weights=None, table=None, count_width=32):
+                 group_bits=None, weights=None, table=None, count_width=32,
+                 family="generic"):
         self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits)
         rows = schedule(k, channels, multipliers)["rows"]
         self.mac = MacArray(k, channels, in_width=act_width, weight_width=weight_width,
                             bias_width=bias_width, mult_width=mult_width,
                             out_width=self._cw, multipliers=multipliers, out_group=rows,
-                            weights=weights)
+                            weights=weights, family=family)
         self.enc = HuffmanEncoder(self._cw, max_len, word_width, count_width=count_width,
                                   **self._huffman_kwargs(table))
         self._act_w = act_width
@@ -300,7 +304,7 @@ class Decompressor(_Common):
     Parameters
     ----------
     channels, k, weight_width, bias_width, mult_width, max_len, word_width, group_bounds,
-    group_bits, weights, table
+    group_bits, weights, table, family
         As for ``Compressor`` (``weights`` are the inverse constants).
     out_width : int
         Signed output width (the artifact's ``out_bits``).
@@ -334,7 +338,7 @@ class Decompressor(_Common):
     def __init__(self, channels, k, *, out_width=8, weight_width=8, bias_width=32,
                  mult_width=16, multipliers=16, out_group=None, relu=False, max_len=12,
                  word_width=32, group_bounds=None, group_bits=None, weights=None, table=None,
-                 pixels_width=32):
+                 pixels_width=32, family="generic"):
         self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits)
         if isinstance(pixels_width, bool) or not isinstance(pixels_width, int):
             raise TypeError(f"Pixel count width must be an integer, not {pixels_width!r}")
@@ -344,7 +348,7 @@ class Decompressor(_Common):
         self.mac = MacArray(channels, k, in_width=self._cw, weight_width=weight_width,
                             bias_width=bias_width, mult_width=mult_width, out_width=out_width,
                             multipliers=multipliers, out_group=out_group or rows, relu=relu,
-                            weights=weights)
+                            weights=weights, family=family)
         self._kbits = (k - 1).bit_length()
         self.dec = HuffmanDecoder(self._cw, max_len, word_width,
                                   count_width=pixels_width + self._kbits,
@@ -436,17 +440,22 @@ class Decompressor(_Common):
 # ---------------------------------------------------------------------------- FPGA flow
 
 def fpga_configs():
-    """Configurations for ``scripts/fpga_flow.py``: the default build's tops at M = 16."""
-    def comp():
-        c = Compressor(64, 16, multipliers=16)
-        return c, {"family": "compressor", "parallelism": 16,
-                   "values_per_cycle": round(64 / c.cycles_per_pixel, 3)}
+    """Configurations for ``scripts/fpga_flow.py``: the default build's tops at M = 16, with
+    the generic MAC arrays and (suffix ``_ecp5``) with ``family="ecp5"``."""
+    out = {}
+    for suffix, family in (("", "generic"), ("_ecp5", "ecp5")):
+        def comp(family=family):
+            c = Compressor(64, 16, multipliers=16, family=family)
+            return c, {"family": "compressor", "parallelism": 16,
+                       "values_per_cycle": round(64 / c.cycles_per_pixel, 3)}
 
-    def decomp():
-        d = Decompressor(64, 16, multipliers=16)
-        return d, {"family": "decompressor", "parallelism": 16,
-                   "values_per_cycle": round(64 / d.cycles_per_pixel, 3)}
-    return {"compressor_m16": comp, "decompressor_m16": decomp}
+        def decomp(family=family):
+            d = Decompressor(64, 16, multipliers=16, family=family)
+            return d, {"family": "decompressor", "parallelism": 16,
+                       "values_per_cycle": round(64 / d.cycles_per_pixel, 3)}
+        out[f"compressor_m16{suffix}"] = comp
+        out[f"decompressor_m16{suffix}"] = decomp
+    return out
 
 
 # ---------------------------------------------------------------------------- hdl.build
@@ -510,7 +519,7 @@ def _modules(args):
     common = dict(weight_width=args.weight_width, bias_width=args.bias_width,
                   mult_width=args.mult_width, multipliers=args.multipliers,
                   max_len=args.max_len, word_width=args.word_width, group_bounds=bounds,
-                  group_bits=bits, table=table)
+                  group_bits=bits, table=table, family=getattr(args, "family", "generic"))
     out = []
     try:
         if args.top in ("all", "compressor"):
@@ -528,8 +537,9 @@ def _modules(args):
 
 def _info(top, kind):
     mac = top.mac
+    coder = top.enc if kind == "compressor" else top.dec
     return {
-        "latency": {"mac_array": mac.LATENCY, "huffman": 3},
+        "latency": {"mac_array": mac.LATENCY, "huffman": coder.LATENCY},
         "cycles_per_pixel": top.cycles_per_pixel,
         "throughput": f"1 pixel per max(C*K/M, K) = {top.cycles_per_pixel} cycles",
         "parameters": {"multipliers": top._M, "group_bounds": top.group_bounds,

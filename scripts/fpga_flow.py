@@ -120,6 +120,18 @@ def _huffman_decoder():
                                        "multipliers": 0, "values_per_cycle": 1.0}
 
 
+def _coder_part(name):
+    """The coders' components at the default build's point (b = 8, L = 12, W = 32)."""
+    def factory():
+        from hdl.coder_parts import CanonicalLength, Queue, SkidBuffer
+        comp = {"skid_buffer": lambda: SkidBuffer(10),
+                "queue": lambda: Queue(10, 8),
+                "canonical_length": lambda: CanonicalLength(12, 8)}[name]()
+        return comp, {"family": name, "parallelism": 1, "multipliers": 0,
+                      "values_per_cycle": 1.0}
+    return factory
+
+
 CONFIGS = {
     "requantizer": _requantizer(),
     "requantizer_ecp5": _requantizer(family="ecp5"),
@@ -129,6 +141,7 @@ CONFIGS = {
        for k, v in MAC_OPTIONS.items()},
     "huffman_encoder": _huffman_encoder,
     "huffman_decoder": _huffman_decoder,
+    **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length")},
 }
 
 

@@ -67,7 +67,7 @@ CONFIGS = [
 
 THROUGHPUT_SYMBOLS = 100_000
 FUZZ_TILES = {"verilator": 1000, "icarus": 300}   # mutated tiles per CI run
-LATENCY_SEEN = 3  # cycles from the handshake of a tile's only word to its symbol
+LATENCY_SEEN = 7  # cycles from the handshake of a tile's only word to its symbol
 ERROR_NAMES = {1: "invalid code", 2: "ended early", 3: "excess words", 4: "padding",
                5: "bad table", 6: "no table"}
 

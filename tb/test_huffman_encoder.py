@@ -56,7 +56,7 @@ CONFIGS = [
 ]
 
 THROUGHPUT_SYMBOLS = 100_000
-LATENCY_SEEN = 3  # testbench cycles from a tile's last handshake to its final word
+LATENCY_SEEN = 4  # testbench cycles from a tile's last handshake to its final word
 
 
 # ----------------------------------------------------------------------------- cocotb

@@ -47,8 +47,8 @@ CONFIGS = [
     # Baked constants, mixed precision (6-bit and 4-bit groups), 16 cycles per pixel, 4
     # channels per output beat, 16-bit words.
     {"name": "c64k16m64-baked-g6g4", "m": 64, "w": 16, "group_bits": [6, 4], "baked": True,
-     "tile_cycles": {"1": {"c": [16, 16], "d": [19, 19]},
-                     "4": {"c": [64, 64], "d": [67, 67]}}},
+     "tile_cycles": {"1": {"c": [16, 16], "d": [20, 20]},
+                     "4": {"c": [64, 64], "d": [68, 68]}}},
 ]
 TILES = (1, 40, 23)          # pixels per tile (a one-pixel tile, a long one, another)
 TIMEOUT_NS = 20_000_000

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hdl.build import main as build_main
+from hdl.huffman_encoder import HuffmanEncoder
 from hdl.top import Compressor, Decompressor
 
 
@@ -60,7 +61,8 @@ def test_top_option_selects_what_is_written(tmp_path, capsys):
     assert _files(out) == ["actcomp_generated.core", "compressor.v", "manifest.json"]
     man = json.loads((out / "manifest.json").read_text())
     (mod,) = man["modules"]
-    assert mod["cycles_per_pixel"] == 64 and mod["latency"]["huffman"] == 3
+    assert mod["cycles_per_pixel"] == 64
+    assert mod["latency"]["huffman"] == HuffmanEncoder.LATENCY
     assert "toplevel: compressor" in (out / "actcomp_generated.core").read_text()
     out = tmp_path / "b"
     assert build_main(["--out", str(out), "--top", "blocks"]) == 0
@@ -104,3 +106,16 @@ def test_weights_bake_both_tops(tmp_path, capsys):
         assert not any(n.startswith(("s_axis_weights", "s_axis_table")) for n in names)
         assert mod["parameters"]["group_bits"] == [6, 4]
         assert mod["parameters"]["baked_weights"] and mod["parameters"]["baked_table"]
+
+
+def test_family_reaches_both_mac_arrays(tmp_path):
+    assert Compressor(8, 4, multipliers=4, family="ecp5").mac._family == "ecp5"
+    assert Decompressor(8, 4, multipliers=4, family="ecp5").mac._family == "ecp5"
+    assert Compressor(8, 4, multipliers=4).mac._family == "generic"
+    with pytest.raises(ValueError, match=r"^FPGA family must be one of generic, ecp5, ice40, "
+                                         r"not 'xilinx'$"):
+        Decompressor(8, 4, multipliers=4, family="xilinx")
+    out = tmp_path / "e"
+    assert build_main(["--out", str(out), "--top", "decompressor", "--family", "ecp5"]) == 0
+    (mod,) = json.loads((out / "manifest.json").read_text())["modules"]
+    assert mod["latency"]["huffman"] == Decompressor(64, 16).dec.LATENCY

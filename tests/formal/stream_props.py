@@ -45,6 +45,12 @@ class Axi:
         self.payload = self._Payload(Cat(*fields))
 
 
+def _payload(port):
+    """A port's payload as a value: a view or ``Axi`` group (``as_value``) or a plain signal."""
+    p = port.payload
+    return p.as_value() if hasattr(p, "as_value") else Value.cast(p)
+
+
 def any_seq(m, width, name):
     """A fresh arbitrary value every cycle."""
     sig = Signal(width, name=name)
@@ -82,16 +88,16 @@ def source(m, port, after_rst, name, *, valid=None, payload=None):
 
     ``valid`` / ``payload`` replace the arbitrary ones when given (e.g. valid held high).
     """
-    width = len(port.payload.as_value())
+    width = len(_payload(port))
     if valid is None:
         valid = any_seq(m, 1, f"{name}_valid")
     if payload is None:
         payload = any_seq(m, width, f"{name}_payload")
     m.d.comb += [port.valid.eq(valid), port.payload.eq(payload)]
     waiting = past(m, port.valid & ~port.ready, name=f"{name}_waiting")
-    held = past(m, port.payload.as_value(), name=f"{name}_held")
+    held = past(m, _payload(port), name=f"{name}_held")
     with m.If(waiting & ~after_rst):
-        m.d.comb += Assume(port.valid & (port.payload.as_value() == held))
+        m.d.comb += Assume(port.valid & (_payload(port) == held))
 
 
 def sink(m, port, after_rst, name, *, ready=None):
@@ -103,11 +109,11 @@ def sink(m, port, after_rst, name, *, ready=None):
         ready = any_seq(m, 1, f"{name}_ready")
     m.d.comb += port.ready.eq(ready)
     waiting = past(m, port.valid & ~port.ready, name=f"{name}_waiting")
-    held = past(m, port.payload.as_value(), name=f"{name}_held")
+    held = past(m, _payload(port), name=f"{name}_held")
     with m.If(after_rst):
         m.d.comb += Assert(~port.valid)
     with m.Elif(waiting):
-        m.d.comb += [Assert(port.valid), Assert(port.payload.as_value() == held)]
+        m.d.comb += [Assert(port.valid), Assert(_payload(port) == held)]
     if cover:
         m.d.comb += Cover(waiting & transfer(port))
 

@@ -233,9 +233,11 @@ def test_token_contract(cls, name):
         # Two whole pixels through the MAC array and the serializer (K cycles each).
         depth = 2 * dut.cycles_per_pixel + dut.mac.LATENCY + 2 * dut._k + 3
     else:
-        # A tile's header and first word, two pixels of K symbols, the MAC array's latency;
-        # the cover (the second pixel out after a stall) is first reached in the last step.
-        depth = dut.cycles_per_pixel + dut.mac.LATENCY + 2 * dut._k + 9
+        # A tile's header and first word, the decoder's latency, two pixels of K symbols,
+        # the MAC array's latency; the cover (the second pixel out after a stall) is first
+        # reached in the last step.
+        depth = (dut.cycles_per_pixel + dut.mac.LATENCY + 2 * dut._k + 6
+                 + HuffmanDecoder.LATENCY)
     check(TokenSpec(dut), f"top-token-{cls.__name__}-{name}", "bmc", depth)
 
 

@@ -1,0 +1,162 @@
+"""Parameters shared by the Huffman encoder and decoder: checks, baked tables, build entry.
+
+``HuffmanEncoder`` and ``HuffmanDecoder`` take the same parameters (symbol width b, maximum
+code length L, word width W, table groups, group bounds and widths, baked tables, count width)
+with the same rules and the same error messages (pinned in
+``tests/test_huffman_encoder_params.py`` and ``tests/test_huffman_decoder_params.py``), and the
+same ``python -m hdl.build`` options; this module holds them once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hdl.registry import UsageError
+from hdl.registry import Module as BuildModule
+
+__all__ = ["check_int", "coder_modules", "encoder_tables", "setup_coder"]
+
+
+def check_int(name, value, lo, hi):
+    """``value`` if it is an integer in ``lo..hi``; else TypeError / ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be between {lo} and {hi}, not {value}")
+    return value
+
+
+def encoder_tables(table):
+    """Normalise ``table`` to ``(tables, bounds)``: a list of plain ``HuffmanTable`` and the
+    group bounds of a table set (None for a bare table or list).
+
+    ``table`` is a table-set file path (``python -m golden.codec fit`` output), a
+    ``golden.codec.container.TableSet``, a ``HuffmanTable`` or a sequence of them.
+    """
+    from golden.codec.container import TableSet, unpack_tables
+    from golden.codec.errors import HuffmanError
+    from golden.codec.tables import HuffmanTable
+
+    bounds = None
+    if isinstance(table, (str, Path)):
+        try:
+            table = unpack_tables(Path(table).read_bytes())
+        except OSError as e:
+            raise ValueError(f"Cannot read table file {str(table)!r}: {e.strerror}") from None
+        except HuffmanError as e:
+            raise ValueError(f"Table file {str(table)!r} is invalid: {e}") from None
+    if isinstance(table, TableSet):
+        tables, bounds = list(table.tables), [int(x) for x in table.bounds]
+    elif isinstance(table, HuffmanTable):
+        tables = [table]
+    elif isinstance(table, (list, tuple)) and table and all(
+            isinstance(t, HuffmanTable) for t in table):
+        tables = list(table)
+    else:
+        raise TypeError(f"Table must be a table-set file path, a TableSet, a HuffmanTable or a "
+                        f"list of them, not {table!r}")
+    if any(t.run_max for t in tables):
+        raise ValueError("run-length mode is not supported by the RTL yet")
+    return tables, bounds
+
+
+def _check_bounds(bounds, groups):
+    if bounds is None:
+        if groups > 1:
+            raise ValueError(f"Group bounds are needed with {groups} table groups")
+        return None
+    if not isinstance(bounds, (list, tuple)) or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in bounds):
+        raise TypeError(f"Group bounds must be a list of integers, not {bounds!r}")
+    bounds = list(bounds)
+    if (len(bounds) != groups + 1 or bounds[0] != 0
+            or any(a >= c for a, c in zip(bounds, bounds[1:]))):
+        raise ValueError(f"Group bounds must rise from 0 with one group per table, "
+                         f"not {bounds}")
+    return bounds
+
+
+def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
+                table, count_width, count_max):
+    """Check a coder's parameters and set ``coder._b, _L, _W, _G, _count_width, _bounds,
+    _group_bits, _tables`` (raises TypeError / ValueError before anything is built)."""
+    b = check_int("Symbol width", symbol_width, 1, 8)
+    L = check_int("Maximum code length", max_len, 1, 24)
+    if isinstance(word_width, bool) or not isinstance(word_width, int):
+        raise TypeError(f"Word width must be an integer, not {word_width!r}")
+    if word_width not in (8, 16, 32, 64):
+        raise ValueError(f"Word width must be one of 8, 16, 32, 64, not {word_width}")
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"Table group count must be an integer, not {groups!r}")
+    if groups < 1:
+        raise ValueError(f"Table group count must be a positive integer, not {groups}")
+    coder._count_width = check_int("Count width", count_width, 1, count_max)
+    tables, file_bounds = (None, None) if table is None else encoder_tables(table)
+    if tables is not None and len(tables) != groups:
+        raise ValueError(f"Table group count is {groups} but {len(tables)} tables were "
+                         f"given")
+    if group_bounds is None:
+        group_bounds = file_bounds
+    elif file_bounds is not None and [int(x) for x in group_bounds] != file_bounds:
+        raise ValueError(f"Group bounds {list(group_bounds)} differ from the table set's "
+                         f"{file_bounds}")
+    coder._bounds = _check_bounds(group_bounds, groups)
+    if group_bits is None:
+        group_bits = [t.bits for t in tables] if tables else [b] * groups
+    group_bits = list(group_bits) if isinstance(group_bits, (list, tuple)) else group_bits
+    if not isinstance(group_bits, list) or len(group_bits) != groups:
+        raise ValueError(f"Group bit widths must be a list of {groups} integers, not "
+                         f"{group_bits!r}")
+    for g in group_bits:
+        check_int("Group bit width", g, 1, b)
+    if tables is not None:
+        for i, t in enumerate(tables):
+            if t.bits != group_bits[i]:
+                raise ValueError(f"Table {i} codes {t.bits}-bit symbols, but group {i} is "
+                                 f"{group_bits[i]} bits wide")
+            if t.max_len > L:
+                raise ValueError(f"Table {i} has maximum code length {t.max_len}, more "
+                                 f"than {L}")
+    coder._b, coder._L, coder._W, coder._G = b, L, word_width, groups
+    coder._group_bits = group_bits
+    coder._tables = tables
+
+
+def coder_modules(args, cls, name):
+    """``python -m hdl.build`` entry of a coder class: its one module and manifest entry
+    (``latency`` from ``cls.LATENCY``, the throughput and the parameters)."""
+    try:
+        tables = None
+        bounds = None
+        if args.table is not None:
+            tables, bounds = encoder_tables(args.table)
+            groups = len(tables)
+            if args.groups not in (1, groups):
+                raise UsageError(f"--groups {args.groups} does not match the table file's "
+                                 f"{groups} groups")
+            if groups > 1 and bounds[-1] != args.k:
+                raise UsageError(f"Table file covers {bounds[-1]} components, not --k "
+                                 f"{args.k}")
+        else:
+            groups = args.groups
+            if groups > args.k:
+                raise UsageError(f"Table group count {groups} must not exceed component count "
+                                 f"{args.k}")
+            if groups > 1:
+                bounds = [g * args.k // groups for g in range(groups + 1)]
+        b = max(t.bits for t in tables) if tables else args.symbol_width
+        if tables and args.symbol_width < b:
+            raise UsageError(f"Symbol width {args.symbol_width} is narrower than the table "
+                             f"file's {b} bits")
+        comp = cls(args.symbol_width, args.max_len, args.word_width, groups,
+                   group_bounds=bounds, table=tables if tables else None)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return [BuildModule(name, comp, {
+        "latency": cls.LATENCY,
+        "throughput": "1 symbol per cycle",
+        "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
+                       "word_width": args.word_width, "groups": groups,
+                       "group_bounds": bounds, "group_bits": comp._group_bits,
+                       "baked_table": args.table, "buffer_bits": comp.buffer_bits},
+    })]

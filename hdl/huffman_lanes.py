@@ -380,8 +380,8 @@ class HuffmanLaneDecoder(_Lanes):
             o.payload.last.eq(rem <= n),
             o.payload.first.eq(first),
         ]
-        for lane in range(n):
-            m.d.comb += o.payload.symbols[lane].eq(head_sym[lane])
+        for lane in range(n):   # lanes outside the beat read as 0 (the payload holds)
+            m.d.comb += o.payload.symbols[lane].eq(Mux(part[lane], head_sym[lane], 0))
         beat = o.valid & o.ready
         pops = []
         for lane, fifo in enumerate(fifos):
@@ -411,12 +411,20 @@ class HuffmanLaneDecoder(_Lanes):
             with m.Elif(broken):
                 m.d.sync += aborting.eq(1)
 
-        # Errors: a lane's flag rising is recorded until the next tile header.
+        # Errors: a lane's flag rising is recorded until the next tile header. A lane that
+        # already took the next header (the others have not) is a tile ahead: its errors wait
+        # in ``pending`` and belong to that tile once the header is taken by every lane.
         errors = Cat(*(c.error for c in self.coders))
         before = Signal(n, name="lane_error_before")
         flagged = Signal(n, name="lane_error_flagged")
-        m.d.sync += [before.eq(errors),
-                     flagged.eq(Mux(header, 0, flagged) | (errors & ~before))]
+        pending = Signal(n, name="lane_error_pending")
+        rise = errors & ~before
+        m.d.sync += before.eq(errors)
+        with m.If(header):
+            m.d.sync += [flagged.eq(pending | (rise & h_done)), pending.eq(0)]
+        with m.Else():
+            m.d.sync += [flagged.eq(flagged | (rise & ~h_done)),
+                         pending.eq(pending | (rise & h_done))]
         m.d.comb += [self.lane_error.eq(flagged), self.error.eq(flagged.any())]
         self._fork_cfg(m)
         return m

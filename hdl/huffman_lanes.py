@@ -389,8 +389,10 @@ class HuffmanLaneDecoder(_Lanes):
             m.d.comb += fifo.r_en.eq(pop)
             pops.append(pop)
         ends = Cat(*(pops[l] & (head_last[l] | head_abort[l]) for l in range(n)))
+        # A continuous assignment, not an ``If`` in the comb domain: Icarus does not run an
+        # ``always @*`` block at time 0, and ``active`` keeps its reset value until a tile.
+        m.d.comb += headers.r_en.eq(~active)
         with m.If(~active):
-            m.d.comb += headers.r_en.eq(1)
             with m.If(headers.r_rdy):
                 m.d.sync += [
                     active.eq(headers.r_data != 0),

@@ -496,8 +496,9 @@ def manifest_info(comp, table=None):
         "buffer_memory": {
             "lane_coder_bits": lane_buffer,
             "tile_buffer_bits": 0,
-            "note": "no tile buffer: each lane has its own word port, so a DMA places or "
-                    "fetches each lane at its offset (docs/bitstream.md, version 3); a "
+            "note": "no tile buffer: each lane has its own word port; a reader fetches each "
+                    "lane at the offset the tile header gives, a writer keeps each lane in a "
+                    "slot of its own until o_count gives the sizes (docs/huffman_lanes.md); a "
                     "single serial word stream would need (N-1)/N of the compressed tile",
         },
     }

@@ -71,6 +71,9 @@ CONFIGS = ([{"block": "encoder", **c} for c in _COMMON]
                                              c["lanes"] == 2 else {})} for c in _COMMON])
 
 THROUGHPUT_SYMBOLS = 40_000
+SHORT_TILES = 100
+# Cycles a tile boundary may add to 64 / N (measured: docs/huffman_lanes.md, "Timing").
+TILE_OVERHEAD = {"encoder": 4, "decoder": 8}
 ERROR_ROUNDS = 40   # corrupt tiles per table in the error configurations
 
 
@@ -436,6 +439,26 @@ async def run_throughput(dut):
                   f"{cycles} cycles = {rate:.4f} symbols/cycle; lane bits {big.nbits}")
     assert cycles == -(-THROUGHPUT_SYMBOLS // n), (
         f"{rate:.4f} symbols per cycle, not {n}, over {THROUGHPUT_SYMBOLS} symbols")
+    # Back-to-back short tiles (64 symbols, the decompressor's pixel at K = 64): the cost of a
+    # tile boundary on top of 64 / N cycles.
+    for sink in tb.sinks.values():
+        sink.received.clear()
+        sink.beat_cycles.clear()
+    for source in tb.inputs.values():
+        source.handshakes.clear()
+    tb.headers = 0
+    steps = [("tile", tile(q.ravel()[64 * i:64 * (i + 1)])) for i in range(SHORT_TILES)]
+    await tb.play(steps, 200_000)
+    await tb.check(steps, 200_000)
+    if tb.encoder:
+        marks = tb.inputs["i_stream"].handshakes
+    else:
+        marks = tb.sinks["o_stream"].beat_cycles
+    per_tile = (marks[-1] - marks[0] + 1) / SHORT_TILES
+    dut._log.info(f"back-to-back 64-symbol tiles ({cfg['block']}, {n} lanes): {per_tile:.2f} "
+                  f"cycles per tile, {64 / per_tile:.2f} symbols/cycle ({64 // n} beats each)")
+    assert per_tile <= 64 / n + TILE_OVERHEAD[cfg["block"]], (
+        f"{per_tile:.2f} cycles per 64-symbol tile")
 
 
 if cocotb is not None:

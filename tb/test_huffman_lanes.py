@@ -24,6 +24,7 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
+import pytest
 
 from golden.codec.lanes import decode_lanes, encode_lanes, lane_counts
 from golden.codec.tables import build_table
@@ -33,11 +34,8 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-import pytest
-
 from tb.common import BUILD_ROOT, flow_pairs, load_config, run_cocotb
 from tb.huffman_stimulus import (
-    Plan,
     baked_tables,
     corner_plan,
     every_length_table,
@@ -136,7 +134,7 @@ def lane_plan(plan, cfg):
     bounds = plan.bounds
     for kind, item in plan.steps:
         if kind == "load":
-            tables = _tables_of(item, plan, cfg)
+            tables = _tables_of(item)
             steps.append(("load", item))
             continue
         if bounds:
@@ -154,7 +152,7 @@ def lane_plan(plan, cfg):
     return steps
 
 
-def _tables_of(load, plan, cfg):
+def _tables_of(load):
     from golden.codec.container import parse_table
 
     return [parse_table(raw) for _, raw in load]

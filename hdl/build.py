@@ -82,7 +82,8 @@ def _requantizer_modules(args):
 
 # Generator modules that expose ``BLOCK``, in emission order. A module not yet present in the
 # tree is skipped (blocks land one at a time); every listed module is required once released.
-_BLOCK_MODULES = ("hdl.mac_array", "hdl.huffman_encoder", "hdl.huffman_decoder", "hdl.top")
+_BLOCK_MODULES = ("hdl.mac_array", "hdl.huffman_encoder", "hdl.huffman_decoder", "hdl.huffman_lanes",
+                  "hdl.top")
 
 
 def _discover():

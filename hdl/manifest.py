@@ -27,18 +27,28 @@ def describe_ports(component: wiring.Component) -> list[dict]:
         {"name": "clk", "direction": "input", "width": 1},
         {"name": "rst", "direction": "input", "width": 1},
     ]
+    dims = {}  # path of an array of interfaces -> its dimensions (``Member.array``)
     for path, member in component.signature.members.flatten():
+        if member.dimensions:
+            dims[path] = member.dimensions
         if not member.is_port:
             continue
         shape = member.shape
         width = Shape.cast(shape).width
-        entry = {
-            "name": "__".join(str(p) for p in path),
-            "direction": "input" if member.flow == wiring.In else "output",
-            "width": width,
-        }
-        fields = _fields(shape)
-        if fields is not None:
-            entry["fields"] = fields
-        ports.append(entry)
+        # One port per element of every enclosing array: o_stream__0__payload, ..
+        names = [[]]
+        for i, part in enumerate(path):
+            names = [n + [str(part)] for n in names]
+            for size in dims.get(path[:i + 1], ()):
+                names = [n + [str(k)] for n in names for k in range(size)]
+        for name in names:
+            entry = {
+                "name": "__".join(name),
+                "direction": "input" if member.flow == wiring.In else "output",
+                "width": width,
+            }
+            fields = _fields(shape)
+            if fields is not None:
+                entry["fields"] = fields
+            ports.append(entry)
     return ports

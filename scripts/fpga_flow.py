@@ -132,6 +132,15 @@ def _coder_part(name):
     return factory
 
 
+def _huffman_lanes(block, lanes):
+    def factory():
+        from hdl.huffman_lanes import HuffmanLaneDecoder, HuffmanLaneEncoder
+        cls = HuffmanLaneEncoder if block == "encoder" else HuffmanLaneDecoder
+        return cls(lanes, 8, 12, 32), {"family": f"huffman_lane_{block}", "parallelism": lanes,
+                                       "multipliers": 0, "values_per_cycle": float(lanes)}
+    return factory
+
+
 CONFIGS = {
     "requantizer": _requantizer(),
     "requantizer_ecp5": _requantizer(family="ecp5"),
@@ -142,6 +151,8 @@ CONFIGS = {
     "huffman_encoder": _huffman_encoder,
     "huffman_decoder": _huffman_decoder,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length")},
+    **{f"huffman_lane_{block}_n{n}": _huffman_lanes(block, n)
+       for block in ("encoder", "decoder") for n in (2, 4, 8)},
 }
 
 

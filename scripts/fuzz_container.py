@@ -39,7 +39,8 @@ from golden.codec.tables import build_table
 
 
 def seed_files():
-    """A handful of small valid files covering both versions, groups, word widths, 1-D."""
+    """A handful of small valid files covering the three versions, groups, word widths, lanes
+    (with lanes left empty), 1-D."""
     rng = np.random.default_rng(1234)
     files = []
     a = np.clip(np.round(rng.laplace(0, 2, (40, 6))), -8, 7).astype(np.int8)
@@ -54,6 +55,11 @@ def seed_files():
     files.append(encode_array(u, TableSet([build_table(u, 2, 3, signed=False,
                                                        histogram=False)], [0, 1]), 16))
     files.append(encode_array(np.zeros((0, 6), np.int8), plain, 64))
+    files.append(encode_array(a, plain, 16, lanes=4))
+    files.append(encode_array(a[:1, :5], TableSet(plain.tables[:1], [0, 5]), 8, lanes=8))
+    files.append(encode_array(u, TableSet([build_table(u, 2, 3, signed=False,
+                                                       histogram=False)], [0, 1]), 32, lanes=2))
+    files.append(pack_tables(TableSet(plain.tables, plain.bounds, 2)))
     files.append(pack_tables(plain))
     files.append(pack_tables(rl))
     return files
@@ -146,7 +152,25 @@ def reference_decode(coded):
         if bits[nbits:].strip("0"):
             raise Corrupt
         tiles.append(bits[:nbits])
-    if ts.version == 1:
+    if ts.version == 3:  # lane l holds symbols l, l + N, .. (row-major), each its column's table
+        lanes, total = len(tiles), n * k
+        if total > sum(len(t) for t in tiles):  # every code takes a bit
+            raise Corrupt
+        cols = [g for g, (lo, hi) in enumerate(zip(ts.bounds, ts.bounds[1:]))
+                for _ in range(lo, hi)] if total else []
+        flat = [0] * total
+        for lane, bits in enumerate(tiles):
+            count = len(range(lane, total, lanes))
+
+            def col(j, lane=lane):
+                return cols[(lane + j * lanes) % k]
+            entries = _reference_tile(bits, count,
+                                      lambda j, col=col: (ts.tables[col(j)], codes[col(j)]),
+                                      False)
+            for j, e in enumerate(entries):
+                flat[lane + j * lanes] = _signed(e, ts.tables[col(j)])
+        a = np.array(flat, dtype=object).reshape(n, k)
+    elif ts.version == 1:
         if n * k > len(tiles[0]):  # every code takes a bit
             raise Corrupt
         cols = [g for g, (lo, hi) in enumerate(zip(ts.bounds, ts.bounds[1:]))

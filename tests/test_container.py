@@ -95,8 +95,10 @@ def test_specific_errors():
         decode_array(data[:-1])
     with pytest.raises(ContainerError, match=r"^Not an actcomp coded stream"):
         decode_array(b"XXXX" + data[4:])
-    with pytest.raises(ContainerError, match=r"^Unsupported version 3; this reader knows 1 "
-                                             r"and 2$"):
+    with pytest.raises(ContainerError, match=r"^Unsupported version 4; this reader knows 1, "
+                                             r"2 and 3$"):
+        decode_array(fix_crc(data[:4] + b"\x04" + data[5:]))
+    with pytest.raises(ContainerError, match=r"^Lane count must be one of 1, 2, 4, 8, not 0$"):
         decode_array(fix_crc(data[:4] + b"\x03" + data[5:]))
     with pytest.raises(ContainerError, match=r"trailing bytes"):
         decode_array(fix_crc(data[:-4] + b"\0\0\0\0\0"))

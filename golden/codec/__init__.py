@@ -10,6 +10,7 @@ Torch-free; numpy for tables and files, numba (the ``golden`` extra) for the bit
 | ``bitio`` | packing codes into words and walking a stream (compiled in ``kernels``) |
 | ``plain`` | bitstream version 1: tiles and column groups |
 | ``runlength`` | bitstream version 2: zero runs as code symbols |
+| ``lanes`` | bitstream version 3: a tile split over 1, 2, 4 or 8 lanes |
 | ``container`` | table-set and coded-array files, ``ContainerError`` |
 | ``cli`` | ``python -m golden.codec`` |
 """

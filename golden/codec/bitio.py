@@ -85,15 +85,17 @@ def _decoder_arrays(tables):
     return lut, pair, (shift, lim, first, base, symbols, max_len, esc, bits, half)
 
 
-def decode_codes(big, n_pos, tables, rows, end_exact):
+def decode_codes(big, n_pos, tables, rows, end_exact, *, total=None):
     """Decode ``rows`` rows of interleaved columns, ``tables[j]`` coding column j; returns the
-    values (signed where the table is)."""
+    values (signed where the table is). ``total`` (instead of ``rows``): decode that many
+    symbols, the tables used cyclically (a lane of version 3 may end inside a period)."""
     distinct = list({id(t): t for t in tables}.values())
     row_of = {id(t): i for i, t in enumerate(distinct)}
     col_table = np.array([row_of[id(t)] for t in tables], dtype=np.int64)
     lut, pair, arrays = _decoder_arrays(distinct)
     same_next = col_table == np.roll(col_table, -1)
-    total = rows * len(tables)
+    if total is None:
+        total = rows * len(tables)
     out = np.empty(total, dtype=np.int64)
     kern = _kernels()
     status, i, p, _ = kern.walk(big, n_pos, total, False, col_table, same_next, lut, pair,

@@ -1,15 +1,22 @@
 """``python -m golden.codec``: fit tables, encode, decode and inspect coded arrays.
 
     python -m golden.codec fit SYMBOLS.npy --bits B --max-len L [--groups S1,S2,..]
-                             [--unsigned] [--no-escape] [--run-length [--run-max R]] --out TABLE
-    python -m golden.codec encode SYMBOLS.npy --table TABLE [--word-bits W] --out STREAM
-    python -m golden.codec decode STREAM --out SYMBOLS.npy
-    python -m golden.codec info STREAM
+                             [--unsigned] [--no-escape] [--run-length [--run-max R]]
+                             [--lanes N] --out TABLE
+    python -m golden.codec encode SYMBOLS.npy --table TABLE [--word-bits W] [--lanes N]
+                             --out STREAM
+    python -m golden.codec decode STREAM [--lanes N] --out SYMBOLS.npy
+    python -m golden.codec info STREAM [--lanes N]
 
 SYMBOLS.npy holds an integer array of shape (N,) or (N, K). ``--groups`` lists the first column
 of every group after the first (``--groups 16,32`` with K = 64: columns 0-15, 16-31, 32-63);
 ``--bits`` and ``--max-len`` take one value, or one per group. Any bad argument or input prints
 one line on stderr and exits with status 2; output files appear only when complete.
+
+``--lanes N`` (1, 2, 4, 8) selects bitstream version 3: ``fit`` records N in the table set (so
+``encode`` codes in N lanes by default), ``encode`` codes in N lanes whatever the table set
+says, ``decode`` refuses a stream that is not coded in N lanes (a decoder built for N lanes
+checks its input this way), and ``info`` adds what the array would cost in N lanes.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from golden.codec.container import (
     unpack_tables,
 )
 from golden.codec.errors import HuffmanError
+from golden.codec.lanes import encode_lanes
 from golden.codec.runlength import build_rl_table
 from golden.codec.tables import build_table
 
@@ -124,17 +132,30 @@ def cmd_fit(args):
             t = build_table(part, b, L, signed=not args.unsigned, escape=not args.no_escape,
                             histogram=False)
         tables.append(t)
-    _write_atomic(args.out, pack_tables(TableSet(tables, bounds)))
+    _write_atomic(args.out, pack_tables(TableSet(tables, bounds, args.lanes)))
 
 
 def cmd_encode(args):
     a = _load_symbols(args.symbols)
     ts = unpack_tables(_read(args.table))
-    _write_atomic(args.out, encode_array(a, ts, args.word_bits))
+    _write_atomic(args.out, encode_array(a, ts, args.word_bits, args.lanes))
+
+
+def _check_stream_lanes(coded, lanes):
+    if lanes is None:
+        return
+    have = coded.tableset.lanes
+    if have is None:
+        raise UsageError(f"Stream is version {coded.tableset.version} without lanes, not "
+                         f"coded in {lanes} lanes")
+    if have != lanes:
+        raise UsageError(f"Stream is coded in {have} lanes, not {lanes}")
 
 
 def cmd_decode(args):
-    out = decode_coded(unpack_container(_read(args.stream)))
+    coded = unpack_container(_read(args.stream))
+    _check_stream_lanes(coded, args.lanes)
+    out = decode_coded(coded)
 
     def save(f):
         np.save(f, out, allow_pickle=False)
@@ -147,15 +168,31 @@ def _entropy(values):
     return float(-(p * np.log2(p)).sum()) if counts.size else 0.0
 
 
-def info_lines(data):
-    """Lines that ``info`` prints for container bytes."""
+def _lane_line(label, sizes, word_bits):
+    words = [-(-n // word_bits) for n in sizes]
+    mean = sum(sizes) / len(sizes)
+    spread = max(sizes) / mean if mean else 1.0
+    return (f"{label}: {len(sizes)} lanes, bits {', '.join(map(str, sizes))}; words "
+            f"{', '.join(map(str, words))}; longest lane {spread:.3f}x the mean; "
+            f"header {8 * len(sizes)} bytes")
+
+
+def info_lines(data, lanes=None):
+    """Lines that ``info`` prints for container bytes (``lanes``: also the cost in N lanes)."""
     coded = unpack_container(data)
     a = decode_coded(coded)
     ts = coded.tableset
     a2 = a if a.ndim == 2 else a.reshape(-1, 1)
-    mode = "run-length" if ts.version == 2 else "plain"
+    mode = {1: "plain", 2: "run-length", 3: f"plain, {ts.lanes} lanes"}[ts.version]
     lines = [(f"shape {a.shape} {coded.dtype}, version {ts.version} ({mode}), "
               f"{coded.word_bits}-bit words, {len(ts.tables)} table(s), {len(data)} bytes")]
+    if ts.lanes is not None:
+        lines.append(_lane_line("lanes", [n for n, _ in coded.tiles], coded.word_bits))
+    if lanes is not None:
+        if ts.version == 2:
+            raise UsageError("Lanes need plain tables; this stream is run-length (version 2)")
+        tiles = encode_lanes(a2, ts.tables, ts.bounds, coded.word_bits, lanes)
+        lines.append(_lane_line(f"in {lanes} lanes", [n for _, n in tiles], coded.word_bits))
     lines.append("table  columns    b   L  symbols      bits/sym  entropy  ratio_vs_raw")
     total_bits = 0
     for g, (t, lo, hi) in enumerate(zip(ts.tables, ts.bounds, ts.bounds[1:])):
@@ -182,7 +219,22 @@ def info_lines(data):
 
 
 def cmd_info(args):
-    print("\n".join(info_lines(_read(args.stream))))
+    print("\n".join(info_lines(_read(args.stream), args.lanes)))
+
+
+def _lanes_arg(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Lane count must be one of 1, 2, 4, 8, not "
+                                         f"{text!r}") from None
+    if value not in (1, 2, 4, 8):
+        raise argparse.ArgumentTypeError(f"Lane count must be one of 1, 2, 4, 8, not {value}")
+    return value
+
+
+def _add_lanes(parser, text):
+    parser.add_argument("--lanes", type=_lanes_arg, default=None, metavar="N", help=text)
 
 
 def make_parser():
@@ -199,20 +251,24 @@ def make_parser():
     f.add_argument("--run-length", action="store_true", help="run-length mode (version 2)")
     f.add_argument("--run-max", type=int, help="longest run symbol (power of two, 1-256); "
                    "default: the best for the data")
+    _add_lanes(f, "code in N lanes (1, 2, 4, 8; version 3) by default with these tables")
     f.add_argument("--out", required=True)
     f.set_defaults(func=cmd_fit)
     e = sub.add_parser("encode", help="encode an array with a table set")
     e.add_argument("symbols")
     e.add_argument("--table", required=True)
     e.add_argument("--word-bits", type=int, default=32, help="word width W: 8, 16, 32, 64")
+    _add_lanes(e, "code in N lanes (1, 2, 4, 8; version 3); default: the table set's")
     e.add_argument("--out", required=True)
     e.set_defaults(func=cmd_encode)
     d = sub.add_parser("decode", help="decode a stream to SYMBOLS.npy")
     d.add_argument("stream")
+    _add_lanes(d, "refuse a stream not coded in N lanes")
     d.add_argument("--out", required=True)
     d.set_defaults(func=cmd_decode)
     i = sub.add_parser("info", help="sizes, bits per symbol and entropy per table")
     i.add_argument("stream")
+    _add_lanes(i, "also show the lane sizes the array would have in N lanes")
     i.set_defaults(func=cmd_info)
     return p
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from golden.codec.errors import CorruptStreamError, HuffmanError, check_word_bits
+from golden.codec.lanes import LANE_COUNTS, check_lanes, decode_lanes, encode_lanes
 from golden.codec.lengths import MAX_LEN_LIMIT
 from golden.codec.plain import check_groups, decode_groups, encode_groups
 from golden.codec.runlength import decode_rl_tile, encode_rl_tile
@@ -39,8 +40,9 @@ MAGIC_TABLES = b"ACHT"
 MAGIC_STREAM = b"ACHC"
 VERSION_PLAIN = 1
 VERSION_RUN_LENGTH = 2
+VERSION_LANES = 3
 DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")
-_HEAD = struct.Struct("<4sBBBBQIHH")  # magic, version, W, flags, dtype, N, K, G, reserved
+_HEAD = struct.Struct("<4sBBBBQIHH")  # magic, version, W, flags, dtype, N, K, G, lanes (v3)
 _GROUP = struct.Struct("<IBBHI")      # hi, signed, reserved, reserved, table length
 MAX_ROWS = 1 << 40
 
@@ -108,19 +110,29 @@ def parse_table(data, signed=True):
 @dataclass
 class TableSet:
     """Tables for the column groups of an (N, K) array: ``tables[g]`` codes columns
-    ``bounds[g] .. bounds[g + 1] - 1``. All plain (version 1) or all run-length (version 2)."""
+    ``bounds[g] .. bounds[g + 1] - 1``. All plain (version 1) or all run-length (version 2);
+    ``lanes`` (1, 2, 4 or 8; plain tables only) makes the set version 3, coded in that many
+    lanes."""
 
     tables: list
     bounds: list
+    lanes: int | None = None
 
     @property
     def version(self):
+        if self.lanes is not None:
+            return VERSION_LANES
         return VERSION_RUN_LENGTH if self.tables[0].run_max else VERSION_PLAIN
 
     def check(self):
         check_groups(self.tables, self.bounds, self.bounds[-1] if self.bounds else 0)
         if len({bool(t.run_max) for t in self.tables}) != 1:
             raise ValueError("Tables must be all plain or all run-length")
+        if self.lanes is not None:
+            check_lanes(self.lanes)
+            if self.tables[0].run_max:
+                raise ValueError("Lanes need plain tables; run-length tables code one stream "
+                                 "per group (version 2)")
 
 
 @dataclass
@@ -131,7 +143,10 @@ class Coded:
     shape: tuple
     dtype: str
     word_bits: int
-    tiles: list  # (nbits, words) per tile: one in version 1, one per group in version 2
+    tiles: list  # (nbits, words): one tile in v1, one per group in v2, one per lane in v3
+
+    def lanes_text(self):
+        return f"{len(self.tiles)} lane{'s' if len(self.tiles) > 1 else ''}"
 
 
 def _pack_groups(ts):
@@ -149,7 +164,8 @@ def _finish(body):
 def pack_tables(ts):
     """Serialize a table set (the ``fit`` output file)."""
     ts.check()
-    head = _HEAD.pack(MAGIC_TABLES, ts.version, 0, 0, 0, 0, ts.bounds[-1], len(ts.tables), 0)
+    head = _HEAD.pack(MAGIC_TABLES, ts.version, 0, 0, 0, 0, ts.bounds[-1], len(ts.tables),
+                      ts.lanes or 0)
     return _finish(head + _pack_groups(ts))
 
 
@@ -161,8 +177,8 @@ def _open(data, magic):
         kind = "table set" if magic == MAGIC_TABLES else "coded stream"
         raise ContainerError(f"Not an actcomp {kind}: bad magic {data[:4]!r}")
     version = data[4]
-    if version not in (VERSION_PLAIN, VERSION_RUN_LENGTH):
-        raise ContainerError(f"Unsupported version {version}; this reader knows 1 and 2")
+    if version not in (VERSION_PLAIN, VERSION_RUN_LENGTH, VERSION_LANES):
+        raise ContainerError(f"Unsupported version {version}; this reader knows 1, 2 and 3")
     (crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != crc:
         raise ContainerError("CRC-32 mismatch: the file is corrupt")
@@ -195,14 +211,30 @@ def _parse_groups(data, off, k, g, version):
     return TableSet(tables, bounds), off
 
 
+def _lanes(version, res):
+    """The lane count of a version-3 header (byte 22; byte 23 reserved), None before."""
+    if version != VERSION_LANES:
+        if res:
+            raise ContainerError("Header has reserved bits set")
+        return None
+    lanes, high = res & 0xFF, res >> 8
+    if high:
+        raise ContainerError("Header has reserved bits set")
+    if lanes not in LANE_COUNTS:
+        raise ContainerError(f"Lane count must be one of 1, 2, 4, 8, not {lanes}")
+    return lanes
+
+
 def unpack_tables(data):
     """Parse ``pack_tables`` output. Raises ``ContainerError``."""
     body, (_, version, w, flags, dt, n, k, g, res) = _open(data, MAGIC_TABLES)
-    if w or flags or dt or n or res:
+    if w or flags or dt or n:
         raise ContainerError("Table-set header has nonzero reserved fields")
+    lanes = _lanes(version, res)
     ts, off = _parse_groups(body, _HEAD.size, k, g, version)
     if off != len(body):
         raise ContainerError(f"Table set has {len(body) - off} trailing bytes")
+    ts.lanes = lanes
     return ts
 
 
@@ -212,8 +244,17 @@ def pack_container(coded):
     flags = 2 if len(coded.shape) == 2 else 0
     n = coded.shape[0]
     head = _HEAD.pack(MAGIC_STREAM, ts.version, coded.word_bits, flags,
-                      DTYPES.index(coded.dtype), n, ts.bounds[-1], len(ts.tables), 0)
+                      DTYPES.index(coded.dtype), n, ts.bounds[-1], len(ts.tables),
+                      ts.lanes or 0)
     out = [head, _pack_groups(ts)]
+    if ts.lanes is not None:  # v3: every lane's bit count, then the lanes one after another
+        if len(coded.tiles) != ts.lanes:
+            raise ValueError(f"A {ts.lanes}-lane stream needs {ts.lanes} lanes, not "
+                             f"{len(coded.tiles)}")
+        out += [struct.pack("<Q", nbits) for nbits, _ in coded.tiles]
+        out += [np.asarray(words, dtype=np.uint64).astype(f">u{coded.word_bits // 8}")
+                .tobytes() for _, words in coded.tiles]
+        return _finish(b"".join(out))
     for nbits, words in coded.tiles:
         out.append(struct.pack("<Q", nbits))
         out.append(np.asarray(words, dtype=np.uint64)
@@ -228,8 +269,9 @@ def unpack_container(data):
         w = check_word_bits(w)
     except ValueError:
         raise ContainerError(f"Word width {w} is not one of 8, 16, 32, 64") from None
-    if flags & ~2 or res:
+    if flags & ~2:
         raise ContainerError("Header has reserved bits set")
+    lanes = _lanes(version, res)
     if dt >= len(DTYPES):
         raise ContainerError(f"Unknown element type code {dt}")
     if n > MAX_ROWS or k < 1:
@@ -237,8 +279,22 @@ def unpack_container(data):
     if not flags & 2 and k != 1:
         raise ContainerError("A 1-D array must have one column")
     ts, off = _parse_groups(body, _HEAD.size, k, g, version)
+    ts.lanes = lanes
     tiles = []
-    for _ in range(1 if version == VERSION_PLAIN else g):
+    if lanes is not None:
+        if off + 8 * lanes > len(body):
+            raise ContainerError(f"File is truncated in the bit counts of {lanes} lanes")
+        sizes = struct.unpack_from(f"<{lanes}Q", body, off)
+        off += 8 * lanes
+        for lane, nbits in enumerate(sizes):
+            nbytes = -(-nbits // w) * (w // 8)
+            if off + nbytes > len(body):
+                raise ContainerError(f"File is truncated in lane {lane} of {nbits} bits")
+            words = np.frombuffer(body, dtype=f">u{w // 8}", count=nbytes // (w // 8),
+                                  offset=off)
+            tiles.append((nbits, words.astype(np.uint64)))
+            off += nbytes
+    for _ in range(0 if lanes is not None else 1 if version == VERSION_PLAIN else g):
         if off + 8 > len(body):
             raise ContainerError("File is truncated before a tile's bit count")
         (nbits,) = struct.unpack_from("<Q", body, off)
@@ -255,13 +311,17 @@ def unpack_container(data):
     return Coded(ts, shape, DTYPES[dt], w, tiles)
 
 
-def encode_array(array, tableset, word_bits=32):
+def encode_array(array, tableset, word_bits=32, lanes=None):
     """Encode an (N,) or (N, K) integer array into container bytes.
 
     Version 1 (plain tables): one tile, row-major, column j coded with its group's table.
     Version 2 (run-length tables): one tile per group, holding that group's columns row-major.
+    Version 3 (``lanes``, or a table set that has lanes): the version-1 tile split over
+    1, 2, 4 or 8 lanes, symbol i in lane ``i mod lanes`` (``golden.codec.lanes``).
     """
     word_bits = check_word_bits(word_bits)
+    if lanes is not None:
+        tableset = TableSet(tableset.tables, tableset.bounds, check_lanes(lanes))
     a = np.asarray(array)
     if a.ndim not in (1, 2) or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"Array must be a 1-D or 2-D integer array, not {a.ndim}-D {a.dtype}")
@@ -272,7 +332,10 @@ def encode_array(array, tableset, word_bits=32):
     if a2.shape[1] != tableset.bounds[-1]:
         raise ValueError(f"Array has {a2.shape[1]} columns, the tables cover "
                          f"{tableset.bounds[-1]}")
-    if tableset.version == VERSION_PLAIN:
+    if tableset.version == VERSION_LANES:
+        tiles = [(nbits, words) for words, nbits in
+                 encode_lanes(a2, tableset.tables, tableset.bounds, word_bits, tableset.lanes)]
+    elif tableset.version == VERSION_PLAIN:
         words, nbits = encode_groups(a2, tableset.tables, tableset.bounds, word_bits)
         tiles = [(nbits, words)]
     else:
@@ -287,7 +350,15 @@ def decode_coded(coded):
     """Decode a parsed container to its array."""
     ts, w = coded.tableset, coded.word_bits
     n, k = coded.shape[0], ts.bounds[-1]
-    if ts.version == VERSION_PLAIN:
+    if ts.version == VERSION_LANES:
+        # Every symbol takes at least one bit of its lane: check before allocating.
+        total = sum(nbits for nbits, _ in coded.tiles)
+        if n * k > total:
+            raise CorruptStreamError(f"{coded.lanes_text()} of {total} bits cannot hold "
+                                     f"{n * k} symbols")
+        out = decode_lanes([(words, nbits) for nbits, words in coded.tiles], n, ts.tables,
+                           ts.bounds, w)
+    elif ts.version == VERSION_PLAIN:
         nbits, words = coded.tiles[0]
         out = decode_groups(words, nbits, n, ts.tables, ts.bounds, w)
     else:

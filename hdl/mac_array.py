@@ -367,10 +367,20 @@ class MacArray(wiring.Component):
         last_step = Signal(name="last_step") if T > 1 else Const(1)
         hold = Signal()  # a configuration load is pending or under way
         credit_ok = Signal()  # the output FIFO has room for a whole pixel (below)
-        m.d.comb += self.i_stream.ready.eq(credit_ok & (~active | last_step) & ~hold)
+        # free: the pixel register is not needed after this cycle. It loads whenever free,
+        # whether or not a pixel is handed over (a value taken without a handshake is never
+        # used: active stays low), so its load enable is two flip-flops and one LUT and the
+        # handshake does not fan out to it (at M = 64 on the ECP5-85k the handshake's
+        # fanout was the critical path).
+        free = Signal()
+        m.d.comb += [free.eq(~active | last_step),
+                     self.i_stream.ready.eq(credit_ok & free & ~hold)]
+        accept = self.i_stream.valid & self.i_stream.ready
         with m.If(en):
-            with m.If(self.i_stream.valid & self.i_stream.ready):
-                m.d.sync += [x_reg.eq(self.i_stream.payload.as_value()), active.eq(1)]
+            with m.If(free):
+                m.d.sync += x_reg.eq(self.i_stream.payload.as_value())
+            with m.If(accept):
+                m.d.sync += active.eq(1)
             with m.Elif(last_step):
                 m.d.sync += active.eq(0)
             with m.If(active):
@@ -505,7 +515,8 @@ class MacArray(wiring.Component):
             with m.If(toks[-1]["valid"]):
                 for r in range(R):
                     b = bias_word.word_select(r, self._b_w).as_signed()
-                    m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
+                    base = Mux(toks[-1]["first"], b, acc[r])
+                    m.d.sync += acc[r].eq(self._acc_add(m, base, row_sum[r], f"acc{r}"))
 
         # The requantizer (hdl.requantizer.requant_pipeline), REQUANT_STAGES stages from the
         # finished accumulator; the shift enters stage REQUANT_SHIFT_STAGE, so it is read for
@@ -543,7 +554,6 @@ class MacArray(wiring.Component):
         # The late signal is the input handshake: both outcomes are computed from the
         # registers alone and it only selects between them (a 126 MHz path at M = 64 when
         # it fed a subtract, an add and a compare).
-        accept = self.i_stream.valid & self.i_stream.ready
         out = o.valid & o.ready
         credit_r = Signal(init=1)
         with m.If(accept):
@@ -553,10 +563,50 @@ class MacArray(wiring.Component):
             m.d.sync += [credits.eq(credits + out), credit_r.eq(credits + out >= beats)]
         m.d.comb += credit_ok.eq(credit_r)
 
-        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc] + rq_toks]).any()
         if c is None:
-            self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
+            # idle: no pixel in flight, i.e. none in stage A or behind it (every stage moves
+            # every cycle, so a pixel leaves the last token stage T + len(stages) cycles after
+            # its handshake): a drain counter loaded by the handshake, and a flag beside it,
+            # so cfg.ready comes from flip-flops instead of the OR of every stage's valid bit
+            # (a 127 MHz path on the ECP5-25k) or the handshake (the M = 64 critical path on
+            # the 85k, 124 MHz).
+            stages = len(toks) + 1 + len(rq_toks)
+            drain = Signal(range(T + stages + 1), name="drain")
+            idle = Signal(init=1, name="idle")
+            with m.If(accept):
+                m.d.sync += [drain.eq(T + stages), idle.eq(0)]
+            with m.Elif(~idle):
+                m.d.sync += [drain.eq(drain - 1), idle.eq(drain == 1)]
+            self._loader(m, idle, hold, (w_wr, b_wr, m_wr, s_wr))
         return m
+
+    #: With ``family`` other than ``"ecp5"``, accumulators of at least this many bits add in
+    #: two halves, carry select (``_acc_add``).
+    CARRY_SELECT_WIDTH = 24
+
+    def _acc_add(self, m, base, addend, name):
+        """``base + addend`` to ``acc_width`` bits (the sum always fits: ``acc_bits``).
+
+        With ``family="ecp5"`` (whose carry chain is fast) or a narrow accumulator, one adder.
+        Otherwise carry select: the low half's adder runs beside two adders of the high half,
+        one with a carry in (both operands extended by a low 1 bit: ``(2a + 1) + (2b + 1) =
+        2(a + b + 1)``, one carry chain), and the low half's carry out picks one. The chain is
+        then half as long: the full 33-bit add was the iCE40 critical path (52 MHz at M = 4).
+        """
+        w = self._acc_w
+        if self._family == "ecp5" or w < self.CARRY_SELECT_WIDTH:
+            return base + addend
+        a = Signal(signed(w), name=f"{name}_a")
+        b = Signal(signed(w), name=f"{name}_b")
+        m.d.comb += [a.eq(base), b.eq(addend)]
+        lo_w = (w + 1) // 2
+        lo = Signal(lo_w + 1, name=f"{name}_lo")
+        hi0 = Signal(w - lo_w, name=f"{name}_hi0")
+        hi1 = Signal(w - lo_w + 1, name=f"{name}_hi1")
+        m.d.comb += [lo.eq(a[:lo_w] + b[:lo_w]),
+                     hi0.eq(a[lo_w:] + b[lo_w:]),
+                     hi1.eq(Cat(1, a[lo_w:]) + Cat(1, b[lo_w:]))]
+        return Cat(lo[:lo_w], Mux(lo[lo_w], hi1[1:], hi0)).as_signed()
 
     def _out_fifo(self, m, entry, push):
         """The output FIFO: a memory whose read register is the output register
@@ -584,7 +634,7 @@ class MacArray(wiring.Component):
         m.d.sync += level.eq(level + push - fetch)
         return rd.data
 
-    def _loader(self, m, busy, hold, ports):
+    def _loader(self, m, idle, hold, ports):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.
 
         A load ends at its ``last`` beat or at its final value (the last channel's shift),
@@ -596,12 +646,9 @@ class MacArray(wiring.Component):
         w_wr, b_wr, m_wr, s_wr = ports
         cfg = self.cfg
         loading = Signal()
-        # idle: registered "no pixel in flight" (nothing in the pipeline last cycle and no
-        # pixel accepted then), so cfg.ready and the table write enables come from two
-        # flip-flops rather than from the OR of every stage's valid bit (a 127 MHz path on
-        # ECP5). It lags the drain by one cycle.
-        idle = Signal()
-        m.d.sync += idle.eq(~busy & ~(self.i_stream.valid & self.i_stream.ready))
+        # idle (a flip-flop, from elaborate): no pixel in flight. A pixel cannot be handed
+        # over in a cycle whose cfg beat is offered (hold), so idle and the handshakes of
+        # the same cycle never overlap.
         m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | idle)]
         hs = cfg.valid & cfg.ready
         d = cfg.payload.data

@@ -279,14 +279,19 @@ class MacArray(wiring.Component):
     #: fabric register.
     PRODUCT_STAGES = 3
 
+    #: Registered stages of the accumulator: its low half with the carry out, then its
+    #: high half.
+    ACC_STAGES = 2
+
     @property
     def _core_latency(self) -> int:
         """Input handshake to the first beat's write into the output FIFO: pixel register,
-        operand and operand register stages, the product, the adder tree, the accumulator,
-        the requantizer (``REQUANT_STAGES``), then the output steps."""
+        operand and operand register stages, the product, the adder tree, the accumulator
+        (``ACC_STAGES``), the requantizer (``REQUANT_STAGES``), then the output steps."""
         s = self._sched
         steps = (self._og // s["rows"]) * s["chunks"]
-        return 3 + self.PRODUCT_STAGES + self._tree_stages + 1 + REQUANT_STAGES + steps - 1
+        return (3 + self.PRODUCT_STAGES + self._tree_stages + self.ACC_STAGES
+                + REQUANT_STAGES + steps - 1)
 
     @property
     def LATENCY(self) -> int:  # noqa: N802
@@ -365,16 +370,22 @@ class MacArray(wiring.Component):
         # t == T - 1 kept as a flag beside t: the compare sat on the path to i_stream.ready
         # and the pixel register's load enable.
         last_step = Signal(name="last_step") if T > 1 else Const(1)
-        hold = Signal()  # a configuration load is pending or under way
-        credit_ok = Signal()  # the output FIFO has room for a whole pixel (below)
         # free: the pixel register is not needed after this cycle. It loads whenever free,
         # whether or not a pixel is handed over (a value taken without a handshake is never
         # used: active stays low), so its load enable is two flip-flops and one LUT and the
         # handshake does not fan out to it (at M = 64 on the ECP5-85k the handshake's
         # fanout was the critical path).
         free = Signal()
+        # rdy: a register equal to "the output FIFO has room for a whole pixel (credits,
+        # below), the pixel register is free and no configuration load is under way",
+        # computed a cycle ahead (below), so that i_stream.ready is one LUT (rdy and no cfg
+        # beat offered) and the handshake two: it feeds the counters, the credits and the
+        # drain counter (the iCE40 critical path when ready took two LUTs of its own).
+        rdy = Signal(init=1, name="rdy")
+        loading, loading_next = Signal(name="loading"), Signal(name="loading_next")
+        cfg_valid = self.cfg.valid if c is None else Const(0)
         m.d.comb += [free.eq(~active | last_step),
-                     self.i_stream.ready.eq(credit_ok & free & ~hold)]
+                     self.i_stream.ready.eq(rdy & ~cfg_valid)]
         accept = self.i_stream.valid & self.i_stream.ready
         with m.If(en):
             with m.If(free):
@@ -505,27 +516,51 @@ class MacArray(wiring.Component):
             return reg
 
         bias_word = read(b_rd, toks[-3], "bias_reg")
-        mult_word = read(m_rd, toks[-2], "mult_reg")
+        mult_word = read(m_rd, toks[-1], "mult_reg")
 
-        # Accumulator stage: bias + first chunk, then + later chunks.
-        tok_acc = token("acc")
-        acc = [Signal(signed(self._acc_w), name=f"acc{r}") for r in range(R)]
+        # Accumulator, two stages (ACC_STAGES): bias + first chunk, then + later chunks, in two
+        # halves. The low half adds in the first stage and registers its carry out; the high
+        # half adds the carry one cycle later (with the high halves of the chunk sum and the
+        # bias delayed to match), and the low half waits a cycle beside it. Each carry chain
+        # is half the accumulator (the 33-bit add was the iCE40 critical path: 52 MHz at
+        # M = 4). The sum always fits acc_width bits (acc_bits), so the halves are exact.
+        tok_acc, tok_acc2 = token("acc"), token("acch")
+        w = self._acc_w
+        lo_w = (w + 1) // 2
+        acc = []
         with m.If(en):
             advance(tok_acc, toks[-1])
-            with m.If(toks[-1]["valid"]):
-                for r in range(R):
-                    b = bias_word.word_select(r, self._b_w).as_signed()
-                    base = Mux(toks[-1]["first"], b, acc[r])
-                    m.d.sync += acc[r].eq(self._acc_add(m, base, row_sum[r], f"acc{r}"))
+            advance(tok_acc2, tok_acc)
+        for r in range(R):
+            b = Signal(signed(w), name=f"bias{r}")
+            rs = Signal(signed(w), name=f"rowsum{r}")
+            m.d.comb += [b.eq(bias_word.word_select(r, self._b_w).as_signed()),
+                         rs.eq(row_sum[r])]
+            lo = Signal(lo_w + 1, name=f"acc{r}_lo")  # the top bit is the carry out
+            rs_hi = Signal(w - lo_w, name=f"rowsum{r}_hi")
+            b_hi = Signal(w - lo_w, name=f"bias{r}_hi")
+            hi = Signal(w - lo_w, name=f"acc{r}_hi")
+            lo_d = Signal(lo_w, name=f"acc{r}_lo_d")
+            carry = lo[lo_w]
+            with m.If(en):
+                with m.If(toks[-1]["valid"]):
+                    base = Mux(toks[-1]["first"], b[:lo_w], lo[:lo_w])
+                    m.d.sync += lo.eq(base + rs[:lo_w])
+                m.d.sync += [rs_hi.eq(rs[lo_w:]), b_hi.eq(b[lo_w:]), lo_d.eq(lo[:lo_w])]
+                with m.If(tok_acc["valid"]):
+                    base = Mux(tok_acc["first"], b_hi, hi)
+                    # base + rs_hi + carry in one carry chain: (2a + c) + (2b + c) = 2(a+b+c)
+                    m.d.sync += hi.eq((Cat(carry, base) + Cat(carry, rs_hi))[1:])
+            acc.append(Cat(lo_d, hi).as_signed())
 
         # The requantizer (hdl.requantizer.requant_pipeline), REQUANT_STAGES stages from the
         # finished accumulator; the shift enters stage REQUANT_SHIFT_STAGE, so it is read for
         # the token two stages ahead of that one, as above.
         rq_toks = [token(f"q{i}") for i in range(REQUANT_STAGES)]
-        shift_word = read(s_rd, ([tok_acc] + rq_toks)[REQUANT_SHIFT_STAGE - 2], "shift_reg")
+        shift_word = read(s_rd, ([tok_acc2] + rq_toks)[REQUANT_SHIFT_STAGE - 2], "shift_reg")
         with m.If(en):
-            advance(rq_toks[0], tok_acc)
-            m.d.sync += rq_toks[0]["valid"].eq(tok_acc["valid"] & tok_acc["done"])
+            advance(rq_toks[0], tok_acc2)
+            m.d.sync += rq_toks[0]["valid"].eq(tok_acc2["valid"] & tok_acc2["done"])
             for dst, src in zip(rq_toks[1:], rq_toks):
                 advance(dst, src)
         y = Cat(*[requant_pipeline(m, acc[r], mult_word.word_select(r, self._m_w),
@@ -551,17 +586,23 @@ class MacArray(wiring.Component):
         m.d.comb += [o.payload.data.eq(out[:-1]), o.payload.last.eq(out[-1])]
         beats = self._co // self._og
         credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
-        # The late signal is the input handshake: both outcomes are computed from the
-        # registers alone and it only selects between them (a 126 MHz path at M = 64 when
-        # it fed a subtract, an add and a compare).
+        # The late signals are the handshakes: every outcome is a compare of the credit
+        # register with a constant, and the handshakes only select among them (a 126 MHz
+        # path at M = 64 when the input handshake fed a subtract, an add and a compare).
         out = o.valid & o.ready
-        credit_r = Signal(init=1)
         with m.If(accept):
-            m.d.sync += [credits.eq(credits - beats + out),
-                         credit_r.eq(credits + out >= 2 * beats)]
+            m.d.sync += credits.eq(credits - beats + out)
         with m.Else():
-            m.d.sync += [credits.eq(credits + out), credit_r.eq(credits + out >= beats)]
-        m.d.comb += credit_ok.eq(credit_r)
+            m.d.sync += credits.eq(credits + out)
+        credit_next = Mux(accept, Mux(out, credits >= 2 * beats - 1, credits >= 2 * beats),
+                          Mux(out, credits >= beats - 1, credits >= beats))
+        # free one cycle ahead: after a handshake the pixel register is busy for T steps;
+        # otherwise it is free next cycle unless a pixel is in its steps before the last
+        # but one (t == T - 2 turns last_step on).
+        free_next = Const(1)
+        if T > 1:
+            free_next = ~accept & (~active | last_step | (t == T - 2))
+        m.d.sync += rdy.eq(credit_next & free_next & ~loading_next)
 
         if c is None:
             # idle: no pixel in flight, i.e. none in stage A or behind it (every stage moves
@@ -570,43 +611,15 @@ class MacArray(wiring.Component):
             # so cfg.ready comes from flip-flops instead of the OR of every stage's valid bit
             # (a 127 MHz path on the ECP5-25k) or the handshake (the M = 64 critical path on
             # the 85k, 124 MHz).
-            stages = len(toks) + 1 + len(rq_toks)
+            stages = len(toks) + 2 + len(rq_toks)
             drain = Signal(range(T + stages + 1), name="drain")
             idle = Signal(init=1, name="idle")
             with m.If(accept):
                 m.d.sync += [drain.eq(T + stages), idle.eq(0)]
             with m.Elif(~idle):
                 m.d.sync += [drain.eq(drain - 1), idle.eq(drain == 1)]
-            self._loader(m, idle, hold, (w_wr, b_wr, m_wr, s_wr))
+            self._loader(m, idle, loading, loading_next, (w_wr, b_wr, m_wr, s_wr))
         return m
-
-    #: With ``family`` other than ``"ecp5"``, accumulators of at least this many bits add in
-    #: two halves, carry select (``_acc_add``).
-    CARRY_SELECT_WIDTH = 24
-
-    def _acc_add(self, m, base, addend, name):
-        """``base + addend`` to ``acc_width`` bits (the sum always fits: ``acc_bits``).
-
-        With ``family="ecp5"`` (whose carry chain is fast) or a narrow accumulator, one adder.
-        Otherwise carry select: the low half's adder runs beside two adders of the high half,
-        one with a carry in (both operands extended by a low 1 bit: ``(2a + 1) + (2b + 1) =
-        2(a + b + 1)``, one carry chain), and the low half's carry out picks one. The chain is
-        then half as long: the full 33-bit add was the iCE40 critical path (52 MHz at M = 4).
-        """
-        w = self._acc_w
-        if self._family == "ecp5" or w < self.CARRY_SELECT_WIDTH:
-            return base + addend
-        a = Signal(signed(w), name=f"{name}_a")
-        b = Signal(signed(w), name=f"{name}_b")
-        m.d.comb += [a.eq(base), b.eq(addend)]
-        lo_w = (w + 1) // 2
-        lo = Signal(lo_w + 1, name=f"{name}_lo")
-        hi0 = Signal(w - lo_w, name=f"{name}_hi0")
-        hi1 = Signal(w - lo_w + 1, name=f"{name}_hi1")
-        m.d.comb += [lo.eq(a[:lo_w] + b[:lo_w]),
-                     hi0.eq(a[lo_w:] + b[lo_w:]),
-                     hi1.eq(Cat(1, a[lo_w:]) + Cat(1, b[lo_w:]))]
-        return Cat(lo[:lo_w], Mux(lo[lo_w], hi1[1:], hi0)).as_signed()
 
     def _out_fifo(self, m, entry, push):
         """The output FIFO: a memory whose read register is the output register
@@ -621,20 +634,25 @@ class MacArray(wiring.Component):
         wr, rd = mem.write_port(), mem.read_port()
         wptr, rptr = Signal(range(depth), name="wptr"), Signal(range(depth), name="rptr")
         level = Signal(range(depth + 1), name="level")
+        # level != 0 kept as a flag beside level, and the read taken late: it only selects
+        # between level + push and level + push - 1 (the compare and the adder behind the
+        # output handshake were the iCE40 critical path at M = 4, 12 logic steps).
+        nonempty = Signal(name="nonempty")
         take = ~o.valid | o.ready
-        fetch = take & (level != 0)
+        fetch = take & nonempty
         m.d.comb += [wr.addr.eq(wptr), wr.data.eq(entry), wr.en.eq(push), rd.addr.eq(rptr),
                      rd.en.eq(take)]
         with m.If(take):
-            m.d.sync += o.valid.eq(level != 0)
+            m.d.sync += o.valid.eq(nonempty)
         with m.If(fetch):
             m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
         with m.If(push):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-        m.d.sync += level.eq(level + push - fetch)
+        m.d.sync += [level.eq(Mux(fetch, level + push - 1, level + push)),
+                     nonempty.eq(push | (nonempty & ~(fetch & (level == 1))))]
         return rd.data
 
-    def _loader(self, m, idle, hold, ports):
+    def _loader(self, m, idle, loading, loading_next, ports):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.
 
         A load ends at its ``last`` beat or at its final value (the last channel's shift),
@@ -645,12 +663,15 @@ class MacArray(wiring.Component):
         R, L, S, G = s["rows"], s["lanes"], s["chunks"], s["groups"]
         w_wr, b_wr, m_wr, s_wr = ports
         cfg = self.cfg
-        loading = Signal()
         # idle (a flip-flop, from elaborate): no pixel in flight. A pixel cannot be handed
-        # over in a cycle whose cfg beat is offered (hold), so idle and the handshakes of
-        # the same cycle never overlap.
-        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | idle)]
-        hs = cfg.valid & cfg.ready
+        # over in a cycle whose cfg beat is offered (i_stream.ready is low then), so idle
+        # and the handshakes of the same cycle never overlap. A load starts only when idle
+        # and no pixel enters while it is under way, so idle stays high until its end:
+        # cfg.ready is idle alone. loading: a load is under way (its first beat taken,
+        # neither last nor its final value yet); loading_next, its next value, goes into
+        # elaborate's rdy.
+        m.d.comb += cfg.ready.eq(idle)
+        hs = cfg.valid & idle
         d = cfg.payload.data
         phase = Signal(range(4))  # weights, bias, mult, shift
         # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
@@ -678,28 +699,34 @@ class MacArray(wiring.Component):
         m.d.sync += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
                      w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
         final = (phase == 3) & row_end & gc_end
-        with m.If(hs):
-            m.d.sync += loading.eq(~(cfg.payload.last | final))
-            with m.If(cfg.payload.last | final):
-                m.d.sync += [phase.eq(0), tbase.eq(0), lbase.eq(0)]
-                for value, end, n in counters.values():
-                    m.d.sync += [value.eq(0), end.eq(n == 1)]
-            with m.Elif(phase == 0):
-                m.d.sync += step("l")
-                with m.If(lc_end):
-                    m.d.sync += step("s")
-                    with m.If(sc_end):
-                        m.d.sync += step("r") + [lbase.eq(Mux(row_end, 0, lbase + L))]
-                        with m.If(row_end):
-                            m.d.sync += step("g") + [tbase.eq(Mux(gc_end, 0, tbase + S))]
-                            with m.If(gc_end):
-                                m.d.sync += phase.eq(1)
-            with m.Else():
-                m.d.sync += step("r")
-                with m.If(row_end):
-                    m.d.sync += step("g")
-                    with m.If(gc_end):
-                        m.d.sync += phase.eq(phase + 1)
+        end = cfg.payload.last | final
+        m.d.comb += loading_next.eq(Mux(hs, ~end, loading))
+        m.d.sync += loading.eq(loading_next)
+        # Each register steps on a beat when its wrap condition holds, and returns to its
+        # start value on the beat that ends the load. The wrap conditions come from the
+        # registers alone, so each enable is the handshake, the end and one precomputed flag
+        # (nested conditions on the handshake made five LUT levels: the iCE40 critical path).
+        # Weights (phase 0): l every beat, s when l wraps, r (and lbase) when s wraps too, g
+        # (and tbase) when r wraps too. Bias, mult, shift: r every beat, g when r wraps.
+        ph0 = phase == 0
+        wrap_s = ph0 & lc_end
+        wrap_r = ~ph0 | (lc_end & sc_end)
+        wrap_g = wrap_r & row_end
+        updates = [(ph0, step("l"), [lc.eq(0), lc_end.eq(L == 1)]),
+                   (wrap_s, step("s"), [sc.eq(0), sc_end.eq(S == 1)]),
+                   (wrap_r, step("r"), [rc.eq(0), row_end.eq(R == 1)]),
+                   (wrap_g, step("g"), [gc.eq(0), gc_end.eq(G == 1)]),
+                   (ph0 & lc_end & sc_end, [lbase.eq(Mux(row_end, 0, lbase + L))],
+                    [lbase.eq(0)]),
+                   (ph0 & lc_end & sc_end & row_end, [tbase.eq(Mux(gc_end, 0, tbase + S))],
+                    [tbase.eq(0)]),
+                   (wrap_g & gc_end, [phase.eq(phase + 1)], [phase.eq(0)])]
+        for wrap, stepped, reset in updates:
+            with m.If(hs & (end | wrap)):
+                with m.If(end):
+                    m.d.sync += reset
+                with m.Else():
+                    m.d.sync += stepped
 
 
 # ---------------------------------------------------------------------------- hdl.build
@@ -740,7 +767,8 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
         raise UsageError(f"{name}: {e}") from None
     info = {
         "latency": comp.LATENCY,
-        "latency_stages": {"product": comp.PRODUCT_STAGES, "requantizer": REQUANT_STAGES},
+        "latency_stages": {"product": comp.PRODUCT_STAGES, "accumulator": comp.ACC_STAGES,
+                           "requantizer": REQUANT_STAGES},
         "cycles_per_pixel": comp.CYCLES_PER_PIXEL,
         "throughput": f"1 pixel per C*K/M = {comp.CYCLES_PER_PIXEL} cycles",
         "parameters": {"channels_out": co, "channels_in": ci, "multipliers": args.multipliers,

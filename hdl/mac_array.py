@@ -386,7 +386,9 @@ class MacArray(wiring.Component):
         cfg_valid = self.cfg.valid if c is None else Const(0)
         m.d.comb += [free.eq(~active | last_step),
                      self.i_stream.ready.eq(rdy & ~cfg_valid)]
-        accept = self.i_stream.valid & self.i_stream.ready
+        # Written apart from i_stream.ready so that it is one LUT of three flip-flops rather
+        # than a LUT behind the ready's LUT.
+        accept = (self.i_stream.valid & rdy) & ~cfg_valid
         with m.If(en):
             with m.If(free):
                 m.d.sync += x_reg.eq(self.i_stream.payload.as_value())
@@ -614,10 +616,12 @@ class MacArray(wiring.Component):
             stages = len(toks) + 2 + len(rq_toks)
             drain = Signal(range(T + stages + 1), name="drain")
             idle = Signal(init=1, name="idle")
-            with m.If(accept):
-                m.d.sync += [drain.eq(T + stages), idle.eq(0)]
-            with m.Elif(~idle):
-                m.d.sync += [drain.eq(drain - 1), idle.eq(drain == 1)]
+            # The handshake only selects between the load value and the count down, both
+            # from the registers (the count down under an enable of its own made the
+            # handshake two LUT levels deep here, the iCE40 critical path).
+            dec = Mux(idle, 0, drain - 1)
+            m.d.sync += [drain.eq(Mux(accept, T + stages, dec)),
+                         idle.eq(Mux(accept, 0, idle | (drain == 1)))]
             self._loader(m, idle, loading, loading_next, (w_wr, b_wr, m_wr, s_wr))
         return m
 
@@ -634,9 +638,8 @@ class MacArray(wiring.Component):
         wr, rd = mem.write_port(), mem.read_port()
         wptr, rptr = Signal(range(depth), name="wptr"), Signal(range(depth), name="rptr")
         level = Signal(range(depth + 1), name="level")
-        # level != 0 kept as a flag beside level, and the read taken late: it only selects
-        # between level + push and level + push - 1 (the compare and the adder behind the
-        # output handshake were the iCE40 critical path at M = 4, 12 logic steps).
+        # level != 0 kept as a flag beside level (the compare and an adder behind the output
+        # handshake were the iCE40 critical path at M = 4, 12 logic steps).
         nonempty = Signal(name="nonempty")
         take = ~o.valid | o.ready
         fetch = take & nonempty
@@ -648,7 +651,10 @@ class MacArray(wiring.Component):
             m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
         with m.If(push):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-        m.d.sync += [level.eq(Mux(fetch, level + push - 1, level + push)),
+        # Both handshake-side signals only select among level, level + 1 and level - 1 (an
+        # adder after push was the ECP5-25k critical path at M = 16, 150.9 MHz).
+        m.d.sync += [level.eq(Mux(push, Mux(fetch, level, level + 1),
+                                  Mux(fetch, level - 1, level))),
                      nonempty.eq(push | (nonempty & ~(fetch & (level == 1))))]
         return rd.data
 
@@ -673,60 +679,79 @@ class MacArray(wiring.Component):
         m.d.comb += cfg.ready.eq(idle)
         hs = cfg.valid & idle
         d = cfg.payload.data
-        phase = Signal(range(4))  # weights, bias, mult, shift
+        phase = Signal(range(4), name="ld_phase")  # weights, bias, mult, shift
         # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
         # conditions are single flip-flops, not compares (the iCE40 critical path).
         counters = {}
         for key, n in (("l", L), ("s", S), ("r", R), ("g", G)):
             value = Signal(range(max(n, 2)), name=f"ld_{key}")
-            end = Signal(init=int(n == 1), name=f"ld_{key}_end")
-            counters[key] = (value, end, n)
-        (lc, lc_end, _), (sc, sc_end, _), (rc, row_end, _), (gc, gc_end, _) = counters.values()
+            end_flag = Signal(init=int(n == 1), name=f"ld_{key}_end")
+            counters[key] = (value, end_flag, n)
+        tbase = Signal(range(max(G * S, 2)), name="ld_tbase")
+        lbase = Signal(range(max(R * L, 2)), name="ld_lbase")
+        # restart: the previous beat ended a load, so every register below counts as its
+        # start value (eff) and the next beat starts from there. The beat that ends a load
+        # only sets this flag: the load's end (cfg.payload.last, or the final value) reaches
+        # one flip-flop and loading_next instead of every register's enable and data (five
+        # LUT levels from cfg.payload.last: the iCE40 critical path).
+        restart = Signal(name="ld_restart")
+
+        def eff(sig, start):
+            return Mux(restart, start, sig)
+
+        lc = eff(counters["l"][0], 0)
+        lc_end = eff(counters["l"][1], int(L == 1))
+        sc = eff(counters["s"][0], 0)
+        sc_end = eff(counters["s"][1], int(S == 1))
+        rc = eff(counters["r"][0], 0)
+        row_end = eff(counters["r"][1], int(R == 1))
+        gc = eff(counters["g"][0], 0)
+        gc_end = eff(counters["g"][1], int(G == 1))
+        values = {"l": (lc, lc_end), "s": (sc, sc_end), "r": (rc, row_end), "g": (gc, gc_end)}
+        ph = eff(phase, 0)
+        tb, lb = eff(tbase, 0), eff(lbase, 0)
 
         def step(key):
-            value, end, n = counters[key]
-            return [value.eq(Mux(end, 0, value + 1)), end.eq(Mux(end, n == 1, value == n - 2))]
+            (value, end_flag, n), (v, e) = counters[key], values[key]
+            return ([value.eq(Mux(e, 0, v + 1)), end_flag.eq(Mux(e, n == 1, v == n - 2))],
+                    [value.eq(0), end_flag.eq(n == 1)])
 
-        tbase = Signal(range(max(G * S, 2)))
-        lbase = Signal(range(max(R * L, 2)))
-        for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
-                              (s_wr, self._sh_w, 3)):
+        for wr, width, p in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
+                             (s_wr, self._sh_w, 3)):
             m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
-                         wr.en.eq(Mux(hs & (phase == ph), 1 << rc, 0))]
+                         wr.en.eq(Mux(hs & (ph == p), 1 << rc, 0))]
         # The writes are registered (one cycle after the handshake: the address adder and
         # enable decode otherwise met the distributed RAM's write setup in one cycle). A
         # pixel accepted right after a load's end reads the tables later still.
-        m.d.sync += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
-                     w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
-        final = (phase == 3) & row_end & gc_end
+        m.d.sync += [w_wr.addr.eq(tb + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
+                     w_wr.en.eq(Mux(hs & (ph == 0), 1 << (lb + lc), 0))]
+        final = (ph == 3) & row_end & gc_end
         end = cfg.payload.last | final
         m.d.comb += loading_next.eq(Mux(hs, ~end, loading))
         m.d.sync += loading.eq(loading_next)
-        # Each register steps on a beat when its wrap condition holds, and returns to its
-        # start value on the beat that ends the load. The wrap conditions come from the
-        # registers alone, so each enable is the handshake, the end and one precomputed flag
-        # (nested conditions on the handshake made five LUT levels: the iCE40 critical path).
-        # Weights (phase 0): l every beat, s when l wraps, r (and lbase) when s wraps too, g
-        # (and tbase) when r wraps too. Bias, mult, shift: r every beat, g when r wraps.
-        ph0 = phase == 0
+        with m.If(hs):
+            m.d.sync += restart.eq(end)
+        # On a beat, each register steps when its wrap condition holds and otherwise takes
+        # its effective value (its start value after a restart). The wrap conditions come
+        # from the registers alone. Weights (phase 0): l every beat, s when l wraps, r (and
+        # lbase) when s wraps too, g (and tbase) when r wraps too. Bias, mult, shift: r every
+        # beat, g when r wraps.
+        ph0 = ph == 0
         wrap_s = ph0 & lc_end
         wrap_r = ~ph0 | (lc_end & sc_end)
         wrap_g = wrap_r & row_end
-        updates = [(ph0, step("l"), [lc.eq(0), lc_end.eq(L == 1)]),
-                   (wrap_s, step("s"), [sc.eq(0), sc_end.eq(S == 1)]),
-                   (wrap_r, step("r"), [rc.eq(0), row_end.eq(R == 1)]),
-                   (wrap_g, step("g"), [gc.eq(0), gc_end.eq(G == 1)]),
-                   (ph0 & lc_end & sc_end, [lbase.eq(Mux(row_end, 0, lbase + L))],
-                    [lbase.eq(0)]),
-                   (ph0 & lc_end & sc_end & row_end, [tbase.eq(Mux(gc_end, 0, tbase + S))],
+        updates = [(ph0, *step("l")), (wrap_s, *step("s")), (wrap_r, *step("r")),
+                   (wrap_g, *step("g")),
+                   (ph0 & lc_end & sc_end, [lbase.eq(Mux(row_end, 0, lb + L))], [lbase.eq(0)]),
+                   (ph0 & lc_end & sc_end & row_end, [tbase.eq(Mux(gc_end, 0, tb + S))],
                     [tbase.eq(0)]),
-                   (wrap_g & gc_end, [phase.eq(phase + 1)], [phase.eq(0)])]
+                   (wrap_g & gc_end, [phase.eq(ph + 1)], [phase.eq(0)])]
         for wrap, stepped, reset in updates:
-            with m.If(hs & (end | wrap)):
-                with m.If(end):
-                    m.d.sync += reset
-                with m.Else():
+            with m.If(hs & (wrap | restart)):
+                with m.If(wrap):
                     m.d.sync += stepped
+                with m.Else():
+                    m.d.sync += reset
 
 
 # ---------------------------------------------------------------------------- hdl.build

@@ -275,8 +275,8 @@ class MacArray(wiring.Component):
     LUTRAM_DEPTH = 64
 
     #: Registered stages of a weight product: operands and product registers of an ECP5
-    #: tile, product and a plain register otherwise (a LUT multiplier's two halves), then a
-    #: fabric register.
+    #: tile, product and a plain register otherwise (a LUT multiplier's partial products,
+    #: then their sum), then a fabric register.
     PRODUCT_STAGES = 3
 
     #: Registered stages of the accumulator: its low half with the carry out, then its
@@ -432,7 +432,8 @@ class MacArray(wiring.Component):
 
         # Stage 2: the products, over two registered stages: a DSP multiplier for the first
         # dsp_products lanes (family: inferred, a registered MULT18X18D, or paired per
-        # SB_MAC16), LUT shift-and-add multipliers, split in two halves, for the others.
+        # SB_MAC16), LUT shift-and-add multipliers (partial products, then their sum) for the
+        # others.
         pw = self._in_w + self._w_w
         tok2, tok2b, tok2c = token("mul"), token("mulr"), token("mulp")
         with m.If(en):
@@ -445,7 +446,11 @@ class MacArray(wiring.Component):
         terms = []
         for i, (a, b) in enumerate(operands):
             if i >= n_dsp:
-                terms.append(partial_products(a, b, (self._w_w + 1) // 2))
+                # Four partial products of ceil(weight_width / 4) weight bits each (one adder
+                # level for 8-bit weights), summed in the next stage (two levels): with two
+                # of 4 bits, the first stage's three adder levels were the M = 64 critical
+                # path on the ECP5-85k (144.7 MHz).
+                terms.append(partial_products(a, b, -(-self._w_w // 4)))
             elif self._family == "ecp5":
                 terms.append([(ecp5_mult18(m, f"dsp{i}", a, b, en, en), None)])
             elif self._family != "ice40":

@@ -677,12 +677,19 @@ class MacArray(wiring.Component):
         # idle (a flip-flop, from elaborate): no pixel in flight. A pixel cannot be handed
         # over in a cycle whose cfg beat is offered (i_stream.ready is low then), so idle
         # and the handshakes of the same cycle never overlap. A load starts only when idle
-        # and no pixel enters while it is under way, so idle stays high until its end:
-        # cfg.ready is idle alone. loading: a load is under way (its first beat taken,
-        # neither last nor its final value yet); loading_next, its next value, goes into
-        # elaborate's rdy.
-        m.d.comb += cfg.ready.eq(idle)
-        hs = cfg.valid & idle
+        # and no pixel enters while it is under way, so idle stays high until its end.
+        # loading: a load is under way (its first beat taken, neither last nor its final
+        # value yet); loading_next, its next value, goes into elaborate's rdy.
+        # restart: the previous beat ended a load. For that one cycle cfg.ready is low and
+        # every register below returns to its start value (a synchronous reset), so the
+        # load's end (cfg.payload.last, or the final value) reaches one flip-flop and
+        # loading_next instead of every register's enable and data (five LUT levels from
+        # cfg.payload.last: an iCE40 critical path), and no register needs a "start value
+        # after a restart" select in front of its logic (an ECP5-25k path at M = 16). A load
+        # that follows another at once starts a cycle after the other's end.
+        restart = Signal(name="ld_restart")
+        m.d.comb += cfg.ready.eq(idle & ~restart)
+        hs = cfg.valid & idle & ~restart
         d = cfg.payload.data
         phase = Signal(range(4), name="ld_phase")  # weights, bias, mult, shift
         # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
@@ -692,71 +699,53 @@ class MacArray(wiring.Component):
             value = Signal(range(max(n, 2)), name=f"ld_{key}")
             end_flag = Signal(init=int(n == 1), name=f"ld_{key}_end")
             counters[key] = (value, end_flag, n)
-        tbase = Signal(range(max(G * S, 2)), name="ld_tbase")
-        lbase = Signal(range(max(R * L, 2)), name="ld_lbase")
-        # restart: the previous beat ended a load, so every register below counts as its
-        # start value (eff) and the next beat starts from there. The beat that ends a load
-        # only sets this flag: the load's end (cfg.payload.last, or the final value) reaches
-        # one flip-flop and loading_next instead of every register's enable and data (five
-        # LUT levels from cfg.payload.last: the iCE40 critical path).
-        restart = Signal(name="ld_restart")
-
-        def eff(sig, start):
-            return Mux(restart, start, sig)
-
-        lc = eff(counters["l"][0], 0)
-        lc_end = eff(counters["l"][1], int(L == 1))
-        sc = eff(counters["s"][0], 0)
-        sc_end = eff(counters["s"][1], int(S == 1))
-        rc = eff(counters["r"][0], 0)
-        row_end = eff(counters["r"][1], int(R == 1))
-        gc = eff(counters["g"][0], 0)
-        gc_end = eff(counters["g"][1], int(G == 1))
-        values = {"l": (lc, lc_end), "s": (sc, sc_end), "r": (rc, row_end), "g": (gc, gc_end)}
-        ph = eff(phase, 0)
-        tb, lb = eff(tbase, 0), eff(lbase, 0)
+        (lc, lc_end, _), (sc, sc_end, _), (rc, row_end, _), (gc, gc_end, _) = counters.values()
+        # The weight table's word (g * S + s) and lane (r * L + l) of the next weight, kept
+        # as counters of their own (an adder of two counters fed the write port).
+        word = Signal(range(max(G * S, 2)), name="ld_word")
+        lane = Signal(range(max(R * L, 2)), name="ld_lane")
 
         def step(key):
-            (value, end_flag, n), (v, e) = counters[key], values[key]
-            return ([value.eq(Mux(e, 0, v + 1)), end_flag.eq(Mux(e, n == 1, v == n - 2))],
-                    [value.eq(0), end_flag.eq(n == 1)])
+            value, end_flag, n = counters[key]
+            return [value.eq(Mux(end_flag, 0, value + 1)),
+                    end_flag.eq(Mux(end_flag, n == 1, value == n - 2))]
 
         for wr, width, p in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                              (s_wr, self._sh_w, 3)):
             m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
-                         wr.en.eq(Mux(hs & (ph == p), 1 << rc, 0))]
-        # The writes are registered (one cycle after the handshake: the address adder and
-        # enable decode otherwise met the distributed RAM's write setup in one cycle). A
-        # pixel accepted right after a load's end reads the tables later still.
-        m.d.sync += [w_wr.addr.eq(tb + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
-                     w_wr.en.eq(Mux(hs & (ph == 0), 1 << (lb + lc), 0))]
-        final = (ph == 3) & row_end & gc_end
+                         wr.en.eq(Mux(hs & (phase == p), 1 << rc, 0))]
+        # The writes are registered (one cycle after the handshake: the enable decode
+        # otherwise met the distributed RAM's write setup in one cycle). A pixel accepted
+        # right after a load's end reads the tables later still.
+        m.d.sync += [w_wr.addr.eq(word), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
+                     w_wr.en.eq(Mux(hs & (phase == 0), 1 << lane, 0))]
+        final = (phase == 3) & row_end & gc_end
         end = cfg.payload.last | final
         m.d.comb += loading_next.eq(Mux(hs, ~end, loading))
-        m.d.sync += loading.eq(loading_next)
-        with m.If(hs):
-            m.d.sync += restart.eq(end)
-        # On a beat, each register steps when its wrap condition holds and otherwise takes
-        # its effective value (its start value after a restart). The wrap conditions come
-        # from the registers alone. Weights (phase 0): l every beat, s when l wraps, r (and
-        # lbase) when s wraps too, g (and tbase) when r wraps too. Bias, mult, shift: r every
-        # beat, g when r wraps.
-        ph0 = ph == 0
+        m.d.sync += [loading.eq(loading_next), restart.eq(hs & end)]
+        # On a beat, each register steps when its wrap condition holds; the wrap conditions
+        # come from the registers alone. Weights (phase 0): l every beat, s when l wraps, r
+        # when s wraps too, g when r wraps too; the word moves on with s (back to the row's
+        # first word when s wraps and r does not), the lane with l (back to the row's first
+        # lane when l wraps and s does not). Bias, mult, shift: r every beat, g when r wraps.
+        ph0 = phase == 0
         wrap_s = ph0 & lc_end
         wrap_r = ~ph0 | (lc_end & sc_end)
         wrap_g = wrap_r & row_end
-        updates = [(ph0, *step("l")), (wrap_s, *step("s")), (wrap_r, *step("r")),
-                   (wrap_g, *step("g")),
-                   (ph0 & lc_end & sc_end, [lbase.eq(Mux(row_end, 0, lb + L))], [lbase.eq(0)]),
-                   (ph0 & lc_end & sc_end & row_end, [tbase.eq(Mux(gc_end, 0, tb + S))],
-                    [tbase.eq(0)]),
-                   (wrap_g & gc_end, [phase.eq(ph + 1)], [phase.eq(0)])]
-        for wrap, stepped, reset in updates:
-            with m.If(hs & (wrap | restart)):
-                with m.If(wrap):
-                    m.d.sync += stepped
-                with m.Else():
-                    m.d.sync += reset
+        updates = [
+            (ph0, step("l") + [lane.eq(Mux(lc_end & ~sc_end, lane - (L - 1),
+                                          Mux(lc_end & sc_end & row_end, 0, lane + 1)))]),
+            (wrap_s, step("s") + [word.eq(Mux(sc_end & ~row_end, word - (S - 1),
+                                              Mux(sc_end & row_end & gc_end, 0, word + 1)))]),
+            (wrap_r, step("r")), (wrap_g, step("g")),
+            (wrap_g & gc_end, [phase.eq(phase + 1)])]
+        for wrap, stepped in updates:
+            with m.If(hs & wrap):
+                m.d.sync += stepped
+        with m.If(restart):
+            m.d.sync += [phase.eq(0), word.eq(0), lane.eq(0)]
+            for value, end_flag, n in counters.values():
+                m.d.sync += [value.eq(0), end_flag.eq(n == 1)]
 
 
 # ---------------------------------------------------------------------------- hdl.build

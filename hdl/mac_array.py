@@ -275,18 +275,23 @@ class MacArray(wiring.Component):
     LUTRAM_DEPTH = 64
 
     #: Registered stages of a weight product: operands and product registers of an ECP5
-    #: tile, product and a plain register otherwise (a LUT multiplier's two halves), then a
-    #: fabric register.
+    #: tile, product and a plain register otherwise (a LUT multiplier's partial products,
+    #: then their sum), then a fabric register.
     PRODUCT_STAGES = 3
+
+    #: Registered stages of the accumulator: its low half with the carry out, then its
+    #: high half.
+    ACC_STAGES = 2
 
     @property
     def _core_latency(self) -> int:
         """Input handshake to the first beat's write into the output FIFO: pixel register,
-        operand and operand register stages, the product, the adder tree, the accumulator,
-        the requantizer (``REQUANT_STAGES``), then the output steps."""
+        operand and operand register stages, the product, the adder tree, the accumulator
+        (``ACC_STAGES``), the requantizer (``REQUANT_STAGES``), then the output steps."""
         s = self._sched
         steps = (self._og // s["rows"]) * s["chunks"]
-        return 3 + self.PRODUCT_STAGES + self._tree_stages + 1 + REQUANT_STAGES + steps - 1
+        return (3 + self.PRODUCT_STAGES + self._tree_stages + self.ACC_STAGES
+                + REQUANT_STAGES + steps - 1)
 
     @property
     def LATENCY(self) -> int:  # noqa: N802
@@ -365,12 +370,30 @@ class MacArray(wiring.Component):
         # t == T - 1 kept as a flag beside t: the compare sat on the path to i_stream.ready
         # and the pixel register's load enable.
         last_step = Signal(name="last_step") if T > 1 else Const(1)
-        hold = Signal()  # a configuration load is pending or under way
-        credit_ok = Signal()  # the output FIFO has room for a whole pixel (below)
-        m.d.comb += self.i_stream.ready.eq(credit_ok & (~active | last_step) & ~hold)
+        # free: the pixel register is not needed after this cycle. It loads whenever free,
+        # whether or not a pixel is handed over (a value taken without a handshake is never
+        # used: active stays low), so its load enable is two flip-flops and one LUT and the
+        # handshake does not fan out to it (at M = 64 on the ECP5-85k the handshake's
+        # fanout was the critical path).
+        free = Signal()
+        # rdy: a register equal to "the output FIFO has room for a whole pixel (credits,
+        # below), the pixel register is free and no configuration load is under way",
+        # computed a cycle ahead (below), so that i_stream.ready is one LUT (rdy and no cfg
+        # beat offered) and the handshake two: it feeds the counters, the credits and the
+        # drain counter (the iCE40 critical path when ready took two LUTs of its own).
+        rdy = Signal(init=1, name="rdy")
+        loading, loading_next = Signal(name="loading"), Signal(name="loading_next")
+        cfg_valid = self.cfg.valid if c is None else Const(0)
+        m.d.comb += [free.eq(~active | last_step),
+                     self.i_stream.ready.eq(rdy & ~cfg_valid)]
+        # Written apart from i_stream.ready so that it is one LUT of three flip-flops rather
+        # than a LUT behind the ready's LUT.
+        accept = (self.i_stream.valid & rdy) & ~cfg_valid
         with m.If(en):
-            with m.If(self.i_stream.valid & self.i_stream.ready):
-                m.d.sync += [x_reg.eq(self.i_stream.payload.as_value()), active.eq(1)]
+            with m.If(free):
+                m.d.sync += x_reg.eq(self.i_stream.payload.as_value())
+            with m.If(accept):
+                m.d.sync += active.eq(1)
             with m.Elif(last_step):
                 m.d.sync += active.eq(0)
             with m.If(active):
@@ -409,7 +432,8 @@ class MacArray(wiring.Component):
 
         # Stage 2: the products, over two registered stages: a DSP multiplier for the first
         # dsp_products lanes (family: inferred, a registered MULT18X18D, or paired per
-        # SB_MAC16), LUT shift-and-add multipliers, split in two halves, for the others.
+        # SB_MAC16), LUT shift-and-add multipliers (partial products, then their sum) for the
+        # others.
         pw = self._in_w + self._w_w
         tok2, tok2b, tok2c = token("mul"), token("mulr"), token("mulp")
         with m.If(en):
@@ -422,7 +446,11 @@ class MacArray(wiring.Component):
         terms = []
         for i, (a, b) in enumerate(operands):
             if i >= n_dsp:
-                terms.append(partial_products(a, b, (self._w_w + 1) // 2))
+                # Four partial products of ceil(weight_width / 4) weight bits each (one adder
+                # level for 8-bit weights), summed in the next stage (two levels): with two
+                # of 4 bits, the first stage's three adder levels were the M = 64 critical
+                # path on the ECP5-85k (144.7 MHz).
+                terms.append(partial_products(a, b, -(-self._w_w // 4)))
             elif self._family == "ecp5":
                 terms.append([(ecp5_mult18(m, f"dsp{i}", a, b, en, en), None)])
             elif self._family != "ice40":
@@ -495,26 +523,51 @@ class MacArray(wiring.Component):
             return reg
 
         bias_word = read(b_rd, toks[-3], "bias_reg")
-        mult_word = read(m_rd, toks[-2], "mult_reg")
+        mult_word = read(m_rd, toks[-1], "mult_reg")
 
-        # Accumulator stage: bias + first chunk, then + later chunks.
-        tok_acc = token("acc")
-        acc = [Signal(signed(self._acc_w), name=f"acc{r}") for r in range(R)]
+        # Accumulator, two stages (ACC_STAGES): bias + first chunk, then + later chunks, in two
+        # halves. The low half adds in the first stage and registers its carry out; the high
+        # half adds the carry one cycle later (with the high halves of the chunk sum and the
+        # bias delayed to match), and the low half waits a cycle beside it. Each carry chain
+        # is half the accumulator (the 33-bit add was the iCE40 critical path: 52 MHz at
+        # M = 4). The sum always fits acc_width bits (acc_bits), so the halves are exact.
+        tok_acc, tok_acc2 = token("acc"), token("acch")
+        w = self._acc_w
+        lo_w = (w + 1) // 2
+        acc = []
         with m.If(en):
             advance(tok_acc, toks[-1])
-            with m.If(toks[-1]["valid"]):
-                for r in range(R):
-                    b = bias_word.word_select(r, self._b_w).as_signed()
-                    m.d.sync += acc[r].eq(Mux(toks[-1]["first"], b, acc[r]) + row_sum[r])
+            advance(tok_acc2, tok_acc)
+        for r in range(R):
+            b = Signal(signed(w), name=f"bias{r}")
+            rs = Signal(signed(w), name=f"rowsum{r}")
+            m.d.comb += [b.eq(bias_word.word_select(r, self._b_w).as_signed()),
+                         rs.eq(row_sum[r])]
+            lo = Signal(lo_w + 1, name=f"acc{r}_lo")  # the top bit is the carry out
+            rs_hi = Signal(w - lo_w, name=f"rowsum{r}_hi")
+            b_hi = Signal(w - lo_w, name=f"bias{r}_hi")
+            hi = Signal(w - lo_w, name=f"acc{r}_hi")
+            lo_d = Signal(lo_w, name=f"acc{r}_lo_d")
+            carry = lo[lo_w]
+            with m.If(en):
+                with m.If(toks[-1]["valid"]):
+                    base = Mux(toks[-1]["first"], b[:lo_w], lo[:lo_w])
+                    m.d.sync += lo.eq(base + rs[:lo_w])
+                m.d.sync += [rs_hi.eq(rs[lo_w:]), b_hi.eq(b[lo_w:]), lo_d.eq(lo[:lo_w])]
+                with m.If(tok_acc["valid"]):
+                    base = Mux(tok_acc["first"], b_hi, hi)
+                    # base + rs_hi + carry in one carry chain: (2a + c) + (2b + c) = 2(a+b+c)
+                    m.d.sync += hi.eq((Cat(carry, base) + Cat(carry, rs_hi))[1:])
+            acc.append(Cat(lo_d, hi).as_signed())
 
         # The requantizer (hdl.requantizer.requant_pipeline), REQUANT_STAGES stages from the
         # finished accumulator; the shift enters stage REQUANT_SHIFT_STAGE, so it is read for
         # the token two stages ahead of that one, as above.
         rq_toks = [token(f"q{i}") for i in range(REQUANT_STAGES)]
-        shift_word = read(s_rd, ([tok_acc] + rq_toks)[REQUANT_SHIFT_STAGE - 2], "shift_reg")
+        shift_word = read(s_rd, ([tok_acc2] + rq_toks)[REQUANT_SHIFT_STAGE - 2], "shift_reg")
         with m.If(en):
-            advance(rq_toks[0], tok_acc)
-            m.d.sync += rq_toks[0]["valid"].eq(tok_acc["valid"] & tok_acc["done"])
+            advance(rq_toks[0], tok_acc2)
+            m.d.sync += rq_toks[0]["valid"].eq(tok_acc2["valid"] & tok_acc2["done"])
             for dst, src in zip(rq_toks[1:], rq_toks):
                 advance(dst, src)
         y = Cat(*[requant_pipeline(m, acc[r], mult_word.word_select(r, self._m_w),
@@ -540,22 +593,41 @@ class MacArray(wiring.Component):
         m.d.comb += [o.payload.data.eq(out[:-1]), o.payload.last.eq(out[-1])]
         beats = self._co // self._og
         credits = Signal(range(self.FIFO_DEPTH + 1), init=self.FIFO_DEPTH)
-        # The late signal is the input handshake: both outcomes are computed from the
-        # registers alone and it only selects between them (a 126 MHz path at M = 64 when
-        # it fed a subtract, an add and a compare).
-        accept = self.i_stream.valid & self.i_stream.ready
+        # The late signals are the handshakes: every outcome is a compare of the credit
+        # register with a constant, and the handshakes only select among them (a 126 MHz
+        # path at M = 64 when the input handshake fed a subtract, an add and a compare).
         out = o.valid & o.ready
-        credit_r = Signal(init=1)
         with m.If(accept):
-            m.d.sync += [credits.eq(credits - beats + out),
-                         credit_r.eq(credits + out >= 2 * beats)]
+            m.d.sync += credits.eq(credits - beats + out)
         with m.Else():
-            m.d.sync += [credits.eq(credits + out), credit_r.eq(credits + out >= beats)]
-        m.d.comb += credit_ok.eq(credit_r)
+            m.d.sync += credits.eq(credits + out)
+        credit_next = Mux(accept, Mux(out, credits >= 2 * beats - 1, credits >= 2 * beats),
+                          Mux(out, credits >= beats - 1, credits >= beats))
+        # free one cycle ahead: after a handshake the pixel register is busy for T steps;
+        # otherwise it is free next cycle unless a pixel is in its steps before the last
+        # but one (t == T - 2 turns last_step on).
+        free_next = Const(1)
+        if T > 1:
+            free_next = ~accept & (~active | last_step | (t == T - 2))
+        m.d.sync += rdy.eq(credit_next & free_next & ~loading_next)
 
-        busy = active | Cat(*[tk["valid"] for tk in toks + [tok_acc] + rq_toks]).any()
         if c is None:
-            self._loader(m, busy, hold, (w_wr, b_wr, m_wr, s_wr))
+            # idle: no pixel in flight, i.e. none in stage A or behind it (every stage moves
+            # every cycle, so a pixel leaves the last token stage T + len(stages) cycles after
+            # its handshake): a drain counter loaded by the handshake, and a flag beside it,
+            # so cfg.ready comes from flip-flops instead of the OR of every stage's valid bit
+            # (a 127 MHz path on the ECP5-25k) or the handshake (the M = 64 critical path on
+            # the 85k, 124 MHz).
+            stages = len(toks) + 2 + len(rq_toks)
+            drain = Signal(range(T + stages + 1), name="drain")
+            idle = Signal(init=1, name="idle")
+            # The handshake only selects between the load value and the count down, both
+            # from the registers (the count down under an enable of its own made the
+            # handshake two LUT levels deep here, the iCE40 critical path).
+            dec = Mux(idle, 0, drain - 1)
+            m.d.sync += [drain.eq(Mux(accept, T + stages, dec)),
+                         idle.eq(Mux(accept, 0, idle | (drain == 1)))]
+            self._loader(m, idle, loading, loading_next, (w_wr, b_wr, m_wr, s_wr))
         return m
 
     def _out_fifo(self, m, entry, push):
@@ -571,20 +643,27 @@ class MacArray(wiring.Component):
         wr, rd = mem.write_port(), mem.read_port()
         wptr, rptr = Signal(range(depth), name="wptr"), Signal(range(depth), name="rptr")
         level = Signal(range(depth + 1), name="level")
+        # level != 0 kept as a flag beside level (the compare and an adder behind the output
+        # handshake were the iCE40 critical path at M = 4, 12 logic steps).
+        nonempty = Signal(name="nonempty")
         take = ~o.valid | o.ready
-        fetch = take & (level != 0)
+        fetch = take & nonempty
         m.d.comb += [wr.addr.eq(wptr), wr.data.eq(entry), wr.en.eq(push), rd.addr.eq(rptr),
                      rd.en.eq(take)]
         with m.If(take):
-            m.d.sync += o.valid.eq(level != 0)
+            m.d.sync += o.valid.eq(nonempty)
         with m.If(fetch):
             m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
         with m.If(push):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-        m.d.sync += level.eq(level + push - fetch)
+        # Both handshake-side signals only select among level, level + 1 and level - 1 (an
+        # adder after push was the ECP5-25k critical path at M = 16, 150.9 MHz).
+        m.d.sync += [level.eq(Mux(push, Mux(fetch, level, level + 1),
+                                  Mux(fetch, level - 1, level))),
+                     nonempty.eq(push | (nonempty & ~(fetch & (level == 1))))]
         return rd.data
 
-    def _loader(self, m, busy, hold, ports):
+    def _loader(self, m, idle, loading, loading_next, ports):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.
 
         A load ends at its ``last`` beat or at its final value (the last channel's shift),
@@ -595,64 +674,78 @@ class MacArray(wiring.Component):
         R, L, S, G = s["rows"], s["lanes"], s["chunks"], s["groups"]
         w_wr, b_wr, m_wr, s_wr = ports
         cfg = self.cfg
-        loading = Signal()
-        # idle: registered "no pixel in flight" (nothing in the pipeline last cycle and no
-        # pixel accepted then), so cfg.ready and the table write enables come from two
-        # flip-flops rather than from the OR of every stage's valid bit (a 127 MHz path on
-        # ECP5). It lags the drain by one cycle.
-        idle = Signal()
-        m.d.sync += idle.eq(~busy & ~(self.i_stream.valid & self.i_stream.ready))
-        m.d.comb += [hold.eq(loading | cfg.valid), cfg.ready.eq(loading | idle)]
-        hs = cfg.valid & cfg.ready
+        # idle (a flip-flop, from elaborate): no pixel in flight. A pixel cannot be handed
+        # over in a cycle whose cfg beat is offered (i_stream.ready is low then), so idle
+        # and the handshakes of the same cycle never overlap. A load starts only when idle
+        # and no pixel enters while it is under way, so idle stays high until its end.
+        # loading: a load is under way (its first beat taken, neither last nor its final
+        # value yet); loading_next, its next value, goes into elaborate's rdy.
+        # restart: the previous beat ended a load. For that one cycle cfg.ready is low and
+        # every register below returns to its start value (a synchronous reset), so the
+        # load's end (cfg.payload.last, or the final value) reaches one flip-flop and
+        # loading_next instead of every register's enable and data (five LUT levels from
+        # cfg.payload.last: an iCE40 critical path), and no register needs a "start value
+        # after a restart" select in front of its logic (an ECP5-25k path at M = 16). A load
+        # that follows another at once starts a cycle after the other's end.
+        restart = Signal(name="ld_restart")
+        m.d.comb += cfg.ready.eq(idle & ~restart)
+        hs = cfg.valid & idle & ~restart
         d = cfg.payload.data
-        phase = Signal(range(4))  # weights, bias, mult, shift
+        phase = Signal(range(4), name="ld_phase")  # weights, bias, mult, shift
         # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
         # conditions are single flip-flops, not compares (the iCE40 critical path).
         counters = {}
         for key, n in (("l", L), ("s", S), ("r", R), ("g", G)):
             value = Signal(range(max(n, 2)), name=f"ld_{key}")
-            end = Signal(init=int(n == 1), name=f"ld_{key}_end")
-            counters[key] = (value, end, n)
+            end_flag = Signal(init=int(n == 1), name=f"ld_{key}_end")
+            counters[key] = (value, end_flag, n)
         (lc, lc_end, _), (sc, sc_end, _), (rc, row_end, _), (gc, gc_end, _) = counters.values()
+        # The weight table's word (g * S + s) and lane (r * L + l) of the next weight, kept
+        # as counters of their own (an adder of two counters fed the write port).
+        word = Signal(range(max(G * S, 2)), name="ld_word")
+        lane = Signal(range(max(R * L, 2)), name="ld_lane")
 
         def step(key):
-            value, end, n = counters[key]
-            return [value.eq(Mux(end, 0, value + 1)), end.eq(Mux(end, n == 1, value == n - 2))]
+            value, end_flag, n = counters[key]
+            return [value.eq(Mux(end_flag, 0, value + 1)),
+                    end_flag.eq(Mux(end_flag, n == 1, value == n - 2))]
 
-        tbase = Signal(range(max(G * S, 2)))
-        lbase = Signal(range(max(R * L, 2)))
-        for wr, width, ph in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
-                              (s_wr, self._sh_w, 3)):
+        for wr, width, p in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
+                             (s_wr, self._sh_w, 3)):
             m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
-                         wr.en.eq(Mux(hs & (phase == ph), 1 << rc, 0))]
-        # The writes are registered (one cycle after the handshake: the address adder and
-        # enable decode otherwise met the distributed RAM's write setup in one cycle). A
-        # pixel accepted right after a load's end reads the tables later still.
-        m.d.sync += [w_wr.addr.eq(tbase + sc), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
-                     w_wr.en.eq(Mux(hs & (phase == 0), 1 << (lbase + lc), 0))]
+                         wr.en.eq(Mux(hs & (phase == p), 1 << rc, 0))]
+        # The writes are registered (one cycle after the handshake: the enable decode
+        # otherwise met the distributed RAM's write setup in one cycle). A pixel accepted
+        # right after a load's end reads the tables later still.
+        m.d.sync += [w_wr.addr.eq(word), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
+                     w_wr.en.eq(Mux(hs & (phase == 0), 1 << lane, 0))]
         final = (phase == 3) & row_end & gc_end
-        with m.If(hs):
-            m.d.sync += loading.eq(~(cfg.payload.last | final))
-            with m.If(cfg.payload.last | final):
-                m.d.sync += [phase.eq(0), tbase.eq(0), lbase.eq(0)]
-                for value, end, n in counters.values():
-                    m.d.sync += [value.eq(0), end.eq(n == 1)]
-            with m.Elif(phase == 0):
-                m.d.sync += step("l")
-                with m.If(lc_end):
-                    m.d.sync += step("s")
-                    with m.If(sc_end):
-                        m.d.sync += step("r") + [lbase.eq(Mux(row_end, 0, lbase + L))]
-                        with m.If(row_end):
-                            m.d.sync += step("g") + [tbase.eq(Mux(gc_end, 0, tbase + S))]
-                            with m.If(gc_end):
-                                m.d.sync += phase.eq(1)
-            with m.Else():
-                m.d.sync += step("r")
-                with m.If(row_end):
-                    m.d.sync += step("g")
-                    with m.If(gc_end):
-                        m.d.sync += phase.eq(phase + 1)
+        end = cfg.payload.last | final
+        m.d.comb += loading_next.eq(Mux(hs, ~end, loading))
+        m.d.sync += [loading.eq(loading_next), restart.eq(hs & end)]
+        # On a beat, each register steps when its wrap condition holds; the wrap conditions
+        # come from the registers alone. Weights (phase 0): l every beat, s when l wraps, r
+        # when s wraps too, g when r wraps too; the word moves on with s (back to the row's
+        # first word when s wraps and r does not), the lane with l (back to the row's first
+        # lane when l wraps and s does not). Bias, mult, shift: r every beat, g when r wraps.
+        ph0 = phase == 0
+        wrap_s = ph0 & lc_end
+        wrap_r = ~ph0 | (lc_end & sc_end)
+        wrap_g = wrap_r & row_end
+        updates = [
+            (ph0, step("l") + [lane.eq(Mux(lc_end & ~sc_end, lane - (L - 1),
+                                          Mux(lc_end & sc_end & row_end, 0, lane + 1)))]),
+            (wrap_s, step("s") + [word.eq(Mux(sc_end & ~row_end, word - (S - 1),
+                                              Mux(sc_end & row_end & gc_end, 0, word + 1)))]),
+            (wrap_r, step("r")), (wrap_g, step("g")),
+            (wrap_g & gc_end, [phase.eq(phase + 1)])]
+        for wrap, stepped in updates:
+            with m.If(hs & wrap):
+                m.d.sync += stepped
+        with m.If(restart):
+            m.d.sync += [phase.eq(0), word.eq(0), lane.eq(0)]
+            for value, end_flag, n in counters.values():
+                m.d.sync += [value.eq(0), end_flag.eq(n == 1)]
 
 
 # ---------------------------------------------------------------------------- hdl.build
@@ -693,7 +786,8 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
         raise UsageError(f"{name}: {e}") from None
     info = {
         "latency": comp.LATENCY,
-        "latency_stages": {"product": comp.PRODUCT_STAGES, "requantizer": REQUANT_STAGES},
+        "latency_stages": {"product": comp.PRODUCT_STAGES, "accumulator": comp.ACC_STAGES,
+                           "requantizer": REQUANT_STAGES},
         "cycles_per_pixel": comp.CYCLES_PER_PIXEL,
         "throughput": f"1 pixel per C*K/M = {comp.CYCLES_PER_PIXEL} cycles",
         "parameters": {"channels_out": co, "channels_in": ci, "multipliers": args.multipliers,

@@ -1,7 +1,8 @@
 """Open FPGA flow: synthesis and place-and-route of generated blocks, with registered I/O.
 
     python scripts/fpga_flow.py [--configs NAME ...] [--targets ice40-up5k ecp5-25k ecp5-85k]
-                                [--seeds 3] [--out build/fpga] [--plot docs/img/fpga.png]
+                                [--seeds 3] [--jobs 1] [--out build/fpga]
+                                [--plot docs/img/fpga.png]
 
 Each configuration is a block built from Python parameters, wrapped by
 ``hdl.io_wrapper.RegisteredIO`` so that every port sits behind a flip-flop (nextpnr otherwise
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -337,9 +339,10 @@ def pack_only(target, work: Path) -> dict:
     return util
 
 
-def run_config(name, target, seeds, out: Path):
+def run_config(name, target, seeds, out: Path, jobs: int = 1):
     """Synthesize, place and route one configuration on one target; returns its row.
-    ``seeds`` 0: synthesis and nextpnr's packer only (a resource fit, no Fmax)."""
+    ``seeds`` 0: synthesis and nextpnr's packer only (a resource fit, no Fmax). ``jobs``:
+    place-and-route seeds run at once (each its own nextpnr process)."""
     component, info = CONFIGS[name]()
     work = out / name / target
     if work.exists():
@@ -370,13 +373,18 @@ def run_config(name, target, seeds, out: Path):
             row["seconds"] = round(time.time() - start, 1)
             return row
         types = cell_types(work / "top.json")
-        fmaxes, reports = [], []
-        for seed in range(1, seeds + 1):
-            fmax, report = place_and_route(target, work, seed, 12 if "ice40" in target else 50)
-            fmaxes.append(fmax)
-            reports.append(report)
+        freq = 12 if "ice40" in target else 50
+
+        def one_seed(seed):
+            fmax, report = place_and_route(target, work, seed, freq)
             print(f"  {name:28s} {target:11s} seed {seed}: {fmax:7.2f} MHz "
                   f"({time.time() - start:.0f} s)", flush=True)
+            return fmax, report
+
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            results = list(pool.map(one_seed, range(1, seeds + 1)))
+        fmaxes = [f for f, _ in results]
+        reports = [r for _, r in results]
         median = statistics.median(fmaxes)
         # The critical path of the seed closest to the median (the slower one on a tie).
         pick = min(range(len(fmaxes)), key=lambda i: (abs(fmaxes[i] - median), fmaxes[i]))
@@ -468,6 +476,9 @@ def main(argv=None):
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     parser.add_argument("--seeds", type=int, default=3,
                         help="place-and-route seeds (0: synthesis and packing only)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="place-and-route seeds of one configuration run at once (each a "
+                             "nextpnr process; default 1)")
     parser.add_argument("--out", default="build/fpga")
     parser.add_argument("--plot", default=None, help="PNG path for the parallelism plot")
     args = parser.parse_args(argv)
@@ -477,6 +488,8 @@ def main(argv=None):
         parser.error(f"unknown configuration {unknown[0]!r}; choose from {sorted(CONFIGS)}")
     if args.seeds < 0:
         parser.error("--seeds must be at least 0")
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
@@ -486,7 +499,7 @@ def main(argv=None):
     for i, (name, target) in enumerate(jobs, 1):
         print(f"[{i}/{len(jobs)}] {name} on {target} ({time.time() - start:.0f} s elapsed)",
               flush=True)
-        rows.append(run_config(name, target, args.seeds, out))
+        rows.append(run_config(name, target, args.seeds, out, args.jobs))
         (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\n{len(jobs)} runs in {time.time() - start:.0f} s, {args.seeds} seed(s) each\n")
     print_table(rows)

@@ -106,7 +106,7 @@ def test_family_and_dsp_budget_reach_the_mac_arrays(tmp_path):
     (mac,) = [m for m in manifest["modules"] if m["name"] == "mac_array"]
     params = mac["parameters"]
     assert (params["family"], params["dsp_tiles"], params["dsp_products"]) == ("ecp5", 8, 8)
-    assert mac["latency_stages"] == {"product": 3, "requantizer": 7}
+    assert mac["latency_stages"] == {"product": 3, "accumulator": 2, "requantizer": 7}
     text = (out / "mac_array.v").read_text()
     # 8 weight products and 2 requantizer slices (33 x 16 bits) on registered tiles.
     assert text.count("MULT18X18D #(") == 10

@@ -39,12 +39,13 @@ def test_derived_facts():
     assert mac.CYCLES_PER_PIXEL == 64
     assert mac.acc_width == acc_bits(8, 8, 16, 32)
     # 16 lanes: 4 adder levels in 2 registered stages; one output per step. Issue 16 added
-    # two product registers, 5 requantizer stages and the output FIFO (10 -> 18 cycles).
-    assert mac.LATENCY == 15 + 2 + 1
+    # two product registers, 5 requantizer stages and the output FIFO (10 -> 18 cycles), then
+    # the accumulator split in two halves one more (19).
+    assert mac.LATENCY == 16 + 2 + 1
     assert mac.cfg_beats == 64 * 16 + 3 * 64
     full = MacArray(4, 3, multipliers=12, out_group=4)
     assert full.CYCLES_PER_PIXEL == 1
-    assert MacArray(4, 3, multipliers=1, out_group=2).LATENCY == 15 + 0 + 2 * 3
+    assert MacArray(4, 3, multipliers=1, out_group=2).LATENCY == 16 + 0 + 2 * 3
 
 
 @pytest.mark.parametrize("kwargs, tiles, products", [

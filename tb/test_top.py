@@ -263,16 +263,17 @@ async def load_constants(dut, cfg, art, idle, seed, weights_last=True):
     return srcs
 
 
-# Every AXI4-Stream input of the pair; a manager holds TVALID low during reset (AXI4-Stream
+# The AXI4-Stream inputs of the pair; a manager holds TVALID low during reset (AXI4-Stream
 # rule). The sources are made after reset, so the test drives the valids low before it:
 # Icarus otherwise starts them at X, and an X latched into a loader's state register on the
 # first edge after reset stays X (Verilator's two-state inputs start at 0).
-INPUT_STREAMS = ("c_s_axis", "d_s_axis", "d_s_axis_pixels", "c_s_axis_weights",
-                 "d_s_axis_weights", "c_s_axis_table", "d_s_axis_table")
+DATA_STREAMS = ("c_s_axis", "d_s_axis", "d_s_axis_pixels")
+CONFIG_STREAMS = ("c_s_axis_weights", "d_s_axis_weights", "c_s_axis_table", "d_s_axis_table")
 
 
-def valids_low(dut) -> None:
-    for name in INPUT_STREAMS:
+def valids_low(dut, baked: bool) -> None:
+    """Hold every input stream's TVALID low (baked builds have no configuration streams)."""
+    for name in DATA_STREAMS + (() if baked else CONFIG_STREAMS):
         getattr(dut, f"{name}_tvalid").value = 0
 
 
@@ -286,7 +287,7 @@ async def run_top(dut, idle, backpressure, measure):
     art = g.art
     seed = zlib.crc32(f"{cfg['name']}-{idle}-{backpressure}".encode())
     clk = dut.clk
-    valids_low(dut)
+    valids_low(dut, cfg["baked"])
     await start_clock_and_reset(dut)
     src = {name: StreamSource(dut, name, clk, None, idle, seed + i, axi=True)
            for i, name in enumerate(("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}
@@ -447,7 +448,7 @@ async def run_cfg_framing(dut):
     art, og = g.art, cfg["og"]
     seed = 99
     clk = dut.clk
-    valids_low(dut)
+    valids_low(dut, cfg["baked"])
     await start_clock_and_reset(dut)
     src = {name: StreamSource(dut, name, clk, None, "none", seed + i, axi=True)
            for i, name in enumerate(("c_s_axis", "d_s_axis", "d_s_axis_pixels"))}

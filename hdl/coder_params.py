@@ -14,7 +14,7 @@ from pathlib import Path
 from hdl.registry import UsageError
 from hdl.registry import Module as BuildModule
 
-__all__ = ["check_int", "coder_modules", "encoder_tables", "setup_coder"]
+__all__ = ["build_table_groups", "check_int", "coder_modules", "encoder_tables", "setup_coder"]
 
 
 def check_int(name, value, lo, hi):
@@ -122,28 +122,36 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
     coder._tables = tables
 
 
+def build_table_groups(args):
+    """``hdl.build``'s table options as (tables, group bounds, group count): a table file's
+    groups (their count must match ``--groups`` and their bounds ``--k``) or ``--groups``
+    equal groups of run-time tables. Raises ``UsageError``."""
+    tables = None
+    bounds = None
+    if args.table is not None:
+        tables, bounds = encoder_tables(args.table)
+        groups = len(tables)
+        if args.groups not in (1, groups):
+            raise UsageError(f"--groups {args.groups} does not match the table file's "
+                             f"{groups} groups")
+        if groups > 1 and bounds[-1] != args.k:
+            raise UsageError(f"Table file covers {bounds[-1]} components, not --k "
+                             f"{args.k}")
+    else:
+        groups = args.groups
+        if groups > args.k:
+            raise UsageError(f"Table group count {groups} must not exceed component count "
+                             f"{args.k}")
+        if groups > 1:
+            bounds = [g * args.k // groups for g in range(groups + 1)]
+    return tables, bounds, groups
+
+
 def coder_modules(args, cls, name):
     """``python -m hdl.build`` entry of a coder class: its one module and manifest entry
     (``latency`` from ``cls.LATENCY``, the throughput and the parameters)."""
     try:
-        tables = None
-        bounds = None
-        if args.table is not None:
-            tables, bounds = encoder_tables(args.table)
-            groups = len(tables)
-            if args.groups not in (1, groups):
-                raise UsageError(f"--groups {args.groups} does not match the table file's "
-                                 f"{groups} groups")
-            if groups > 1 and bounds[-1] != args.k:
-                raise UsageError(f"Table file covers {bounds[-1]} components, not --k "
-                                 f"{args.k}")
-        else:
-            groups = args.groups
-            if groups > args.k:
-                raise UsageError(f"Table group count {groups} must not exceed component count "
-                                 f"{args.k}")
-            if groups > 1:
-                bounds = [g * args.k // groups for g in range(groups + 1)]
+        tables, bounds, groups = build_table_groups(args)
         b = max(t.bits for t in tables) if tables else args.symbol_width
         if tables and args.symbol_width < b:
             raise UsageError(f"Symbol width {args.symbol_width} is narrower than the table "

@@ -21,6 +21,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.huffman_decoder import HuffmanDecoder
+from hdl.coder_params import build_table_groups
 from hdl.huffman_encoder import HuffmanEncoder, encoder_tables
 from hdl.registry import Block, UsageError, huffman_arguments
 from hdl.registry import Module as BuildModule
@@ -452,20 +453,7 @@ def _modules(args):
         return []
     try:
         _check_lanes(lanes)
-        tables = bounds = None
-        if args.table is not None:
-            tables, bounds = encoder_tables(args.table)
-            groups = len(tables)
-            if args.groups not in (1, groups):
-                raise UsageError(f"--groups {args.groups} does not match the table file's "
-                                 f"{groups} groups")
-        else:
-            groups = args.groups
-            if groups > args.k:
-                raise UsageError(f"Table group count {groups} must not exceed component count "
-                                 f"{args.k}")
-            if groups > 1:
-                bounds = [g * args.k // groups for g in range(groups + 1)]
+        tables, bounds, groups = build_table_groups(args)
         built = []
         for cls, name in ((HuffmanLaneEncoder, "huffman_lane_encoder"),
                           (HuffmanLaneDecoder, "huffman_lane_decoder")):

@@ -366,7 +366,8 @@ def _choose_k(args, points, projections, samples, setup):
     try:
         ks = fn(projections, samples, target, sizes=sizes, bits=_bits_list(args.group_bits)[0],
                 max_len=args.max_len, method=args.scale_method, x_method=args.x_method,
-                in_bits=args.in_bits, unsigned=_unsigned(args), relu=args.relu, **extra)
+                in_bits=args.in_bits, unsigned=_unsigned(args), relu=args.relu,
+                run_length=args.run_length, **extra)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return {p: int(ks[p]) for p in points}
@@ -391,7 +392,7 @@ def _joint(args, setup, projections, samples, sizes, target):
     costs = joint_costs(setup.model, x_val, projections, samples,
                         _quant_formats(args, projections, samples), sizes,
                         levels=args.levels, keep=args.keep, max_len=args.max_len,
-                        progress=not args.no_progress)
+                        run_length=args.run_length, progress=not args.no_progress)
     try:
         args.levels_chosen = allocate_joint(costs, target, rounds=args.rounds,
                                             progress=not args.no_progress)
@@ -438,7 +439,8 @@ def _calibrate_all(args, points, projections, ks, samples, levels=None):
                                   method=args.scale_method,
                                   granularity=args.granularity, in_bits=in_bits,
                                   x_method=args.x_method, w_bits=args.w_bits,
-                                  max_len=args.max_len, relu=relu or args.relu, **kw)
+                                  max_len=args.max_len, relu=relu or args.relu,
+                                  run_length=args.run_length, **kw)
     return arts
 
 
@@ -506,7 +508,9 @@ def cmd_calibrate(args):
         art = arts[p]
         layers.append({"name": p, "file": f"{i:02d}_{p}.npz", "channels": art.channels,
                        "k": art.k, "group_bits": art.group_bits.tolist(),
-                       "group_bounds": art.group_bounds.tolist(), "x_scale": art.x_scale,
+                       "group_bounds": art.group_bounds.tolist(),
+                       "group_run_max": [t.run_max for t in art.tables.tables],
+                       "x_scale": art.x_scale,
                        "in_bits": art.in_bits, "relu": art.relu,
                        **result["layers"][p]})
     report = {"model": args.model, "method": args.method, "points": args.where,
@@ -520,7 +524,8 @@ def cmd_calibrate(args):
                            "scale_method": args.scale_method, "granularity": args.granularity,
                            "x_method": args.x_method, "unsigned": args.unsigned,
                            "in_bits": args.in_bits, "w_bits": args.w_bits,
-                           "max_len": args.max_len, "relu": args.relu, "seed": args.seed,
+                           "max_len": args.max_len, "run_length": args.run_length,
+                           "relu": args.relu, "seed": args.seed,
                            "calibration_pixels_per_layer": args.max_pixels or 20000},
               "network": result["network"], "operating_points": operating,
               "layers": layers, "times": times, "torch_threads": torch.get_num_threads()}
@@ -795,6 +800,10 @@ def make_parser():
                    "at the MACs, reconstruction clamped at 0); off: every point signed")
     c.add_argument("--w-bits", type=int, default=8, help="projection weight width")
     c.add_argument("--max-len", type=int, default=12, help="maximum Huffman code length")
+    c.add_argument("--run-length", choices=("off", "on", "auto"), default="off",
+                   help="coding mode of every group's table: plain (bitstream version 1), "
+                        "run-length (version 2), or per group whichever is smaller on the "
+                        "calibration coefficients; the allocation counts the same mode's bits")
     c.add_argument("--relu", action="store_true", help="clamp reconstructions at 0")
     c.add_argument("--learn-steps", type=int,
                    help="optimiser steps of --method cap|price (default 150 on digits, "

@@ -190,6 +190,10 @@ def test_layer_costs_match_the_calibrated_codec(samples):
         _, nbits = encode_rl_tile(y[:, :k].ravel(), table)
         assert rl.bits_at(k) == nbits, f"run-length k={k}"
     assert rl.bits_at(12) <= cost.bits_at(12)
+    auto = layer_costs(proj, samples, values=12 * 3000, grid=None, run_length="auto")
+    np.testing.assert_array_equal(auto.bits, np.minimum(cost.bits, rl.bits))
+    np.testing.assert_array_equal(
+        layer_costs(proj, samples, values=12 * 3000, grid=None, run_length="on").bits, rl.bits)
 
 
 def test_cli_adapters(samples):

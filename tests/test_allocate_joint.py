@@ -103,6 +103,29 @@ def test_level_bits_are_what_the_folded_artifact_codes(samples):
         calibrate_layer(proj, samples, steps=np.ones(11))
 
 
+def test_level_bits_in_run_length_mode(samples):
+    """level_bits(run_length=...) counts what calibrate_layer(run_length=...) codes: "auto"
+    is the smaller mode of the layer, level by level, and wins at the coarse levels."""
+    proj = pca_fit(samples)
+    fmt = quant_format(proj, samples)
+    chain = precision_levels(proj.eigenvalues, fmt.steps, levels=12)
+    x_q = np.clip(np.rint(samples / fmt.x_scale), fmt.x_lo, fmt.x_hi) * fmt.x_scale
+    y = proj.project(x_q)
+    bits = {m: level_bits(chain, y, 12 * 4000, run_length=m) for m in ("off", "on", "auto")}
+    np.testing.assert_array_equal(bits["auto"], np.minimum(bits["off"], bits["on"]))
+    assert bits["on"][-1] < bits["off"][-1], "coarsest level: mostly zeros, runs pay"
+    np.testing.assert_array_equal(level_bits(chain, y, 12 * 4000, run_length=True), bits["on"])
+    lev = chain[-1]
+    art = calibrate_layer(proj.truncate(lev.k), samples, group_bounds=lev.group_bounds,
+                          group_bits=lev.group_bits, steps=lev.steps, run_length="auto")
+    assert all(t.run_max for t in art.tables.tables)
+    # Float against 8-bit-weight projection, as above; the calibration pixels are one tile.
+    assert coded_bits(art, forward_int(art, quantize_input(art, samples))) == pytest.approx(
+        bits["auto"][-1], rel=0.03)
+    with pytest.raises(ValueError, match=r"^Run-length mode must be one of off, on, auto"):
+        level_bits(chain, y, 12 * 4000, run_length="sometimes")
+
+
 def test_greedy_levels_spends_kl_where_it_is_cheapest():
     bits = {"a": [100.0, 60.0, 30.0], "b": [100.0, 60.0, 30.0]}
     cost = {"a": [0.0, 1.0, 5.0], "b": [0.0, 0.1, 0.3]}
@@ -219,6 +242,26 @@ def test_cli_joint_allocation_folds_its_levels(tmp_path):
         assert art.group_bounds.tolist() == lay["group_bounds"]
         widths |= set(lay["group_bits"])
     assert min(widths) < 8  # some components were narrowed
+
+
+def test_cli_run_length_auto_writes_version_2_tables(tmp_path):
+    """--run-length auto: the allocation counts run-length bits, and the coarse layers of a
+    low rate get version-2 tables, which the report lists per group."""
+    from golden.__main__ import main
+
+    out = tmp_path / "rl"
+    assert main(["calibrate", "--model", "digits", "--bits-per-value", "1.25", "--allocation",
+                 "joint", "--keep", "0.3", "--run-length", "auto", "--num-images", "400",
+                 "--num-eval", "100", "--out", str(out), "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["run_length"] == "auto"
+    modes = []
+    for lay in report["layers"]:
+        art = load_artifact(out / lay["file"])
+        assert lay["group_run_max"] == [t.run_max for t in art.tables.tables]
+        modes.append(bool(lay["group_run_max"][0]))
+        assert len(set(map(bool, lay["group_run_max"]))) == 1, "one mode per layer"
+    assert any(modes), report["layers"]
 
 
 @pytest.mark.parametrize("flag, value, message", [

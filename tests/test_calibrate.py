@@ -405,3 +405,33 @@ def test_bias_correction_removes_the_mean_error_of_a_clamped_truncation():
     assert bias(plain, held) > 2 * fixed.x_scale
     assert bias(fixed, held) < 0.5 * bias(plain, held), (bias(fixed, held), bias(plain, held))
     assert bias(fixed, calib) < 0.5 * fixed.x_scale
+
+
+def test_run_length_tables_count_bits_tile_by_tile(tmp_path):
+    """calibrate_layer(run_length=...) changes the tables only; coded_bits of a run-length
+    layer is the nbits of encoding each tile, group by group (runs never cross a tile)."""
+    from golden.codec.runlength import encode_rl_tile
+
+    x = low_rank(rank=2)
+    proj = pca_fit(x[:3000], k=8)
+    # Coarse steps on the weak components: mostly zero coefficients, where runs pay.
+    kw = dict(group_bits=(8, 4), group_bounds=[0, 2, 8], steps=np.r_[0.05, 0.05, np.full(6, 2.0)])
+    arts = {m: calibrate_layer(proj, x[:3000], run_length=m, **kw) for m in ("off", "on", "auto")}
+    assert [t.run_max for t in arts["off"].tables.tables] == [0, 0]
+    assert all(t.run_max for t in arts["on"].tables.tables)
+    assert arts["auto"].tables == arts["on"].tables, "93% zeros: run-length is smaller"
+    ys = {m: forward_int(a, quantize_input(a, x[3000:])) for m, a in arts.items()}
+    np.testing.assert_array_equal(ys["on"], ys["off"])
+    y = ys["on"]
+    for rows in (100, 333, None):
+        step = rows or len(y)
+        expect = sum(encode_rl_tile(y[s:s + step, lo:hi].ravel(), t)[1]
+                     for t, lo, hi in zip(arts["on"].tables.tables, [0, 2], [2, 8])
+                     for s in range(0, len(y), step))
+        assert coded_bits(arts["on"], y, tile_rows=rows) == expect, rows
+    assert coded_bits(arts["on"], y, tile_rows=100) < 0.9 * coded_bits(arts["off"], y)
+    assert coded_bits(arts["off"], y, tile_rows=100) == coded_bits(arts["off"], y)
+    save_artifact(arts["on"], tmp_path / "rl.npz")
+    assert load_artifact(tmp_path / "rl.npz").tables == arts["on"].tables
+    with pytest.raises(ValueError, match=r"^Run-length mode must be one of off, on, auto"):
+        calibrate_layer(proj, x[:3000], run_length="maybe", **kw)

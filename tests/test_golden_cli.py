@@ -149,6 +149,8 @@ def test_vectors_from_artifact(digits_run, tmp_path, capsys):
       r"labelled test split\)")),
     (["calibrate", "--model", "digits", "--k", "3", "--images", "{tmp}/empty"],
      r"Image folder '.*empty' holds no image files"),
+    (["calibrate", "--model", "digits", "--k", "3", "--run-length", "maybe"],
+     r"argument --run-length: invalid choice: 'maybe' \(choose from '?off'?, '?on'?, '?auto'?\)"),
     (["calibrate", "--model", "digits", "--k", "3", "--extra-photos"],
      r"--extra-photos applies to --model mobilenet_v2 only"),
     (["calibrate", "--model", "mobilenet_v2", "--k", "3", "--images", "{tmp}/missing"],

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from golden.codec.container import parse_table
 from golden.codec.errors import AlphabetError, CorruptStreamError
 from golden.codec.plain import encode_tile
-from golden.codec.runlength import build_rl_table, decode_rl_tile, encode_rl_tile, rl_indices
+from golden.codec.runlength import (
+    build_rl_table,
+    decode_rl_tile,
+    encode_rl_tile,
+    fit_tables,
+    rl_indices,
+    tile_bits,
+)
 from golden.codec.tables import build_table
 
 
@@ -81,3 +88,40 @@ def test_round_trip_random(data):
     w = data.draw(st.sampled_from([8, 16, 32, 64]))
     words, nbits = encode_rl_tile(values, t, w)
     np.testing.assert_array_equal(decode_rl_tile(words, nbits, values.size, t, w), values)
+
+
+def sparse(n, density, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, n)
+    x[rng.random(n) >= density] = 0
+    return x
+
+
+def test_tile_bits_is_the_encoders_nbits_in_both_modes():
+    x = sparse(5000, 0.1)
+    for t in (build_table(x, 4, 12), build_rl_table(x, 4, 12),
+              build_rl_table(x, 4, 12, run_max=1)):
+        encode = encode_rl_tile if t.run_max else encode_tile
+        assert tile_bits(x, t) == encode(x, t)[1]
+    t = build_rl_table([0, 1], bits=3, max_len=6, run_max=2, escape=False)
+    with pytest.raises(AlphabetError, match=r"no code"):
+        tile_bits([2], t)
+
+
+def test_fit_tables_modes():
+    dense, rare = sparse(4000, 0.9, seed=1), sparse(4000, 0.05, seed=2)
+    groups, widths = [dense, rare], [4, 3]
+    off = fit_tables(groups, widths, 12, "off")
+    on = fit_tables(groups, widths, 12, "on")
+    assert [t.run_max for t in off] == [0, 0] and all(t.run_max for t in on)
+    assert [t.bits for t in on] == widths
+    cost = {m: sum(tile_bits(v, t) for v, t in zip(groups, ts))
+            for m, ts in (("off", off), ("on", on))}
+    assert cost["on"] < cost["off"], "mostly-zero data: run-length wins over both groups"
+    assert fit_tables(groups, widths, 12, "auto") == on
+    # No zeros: a run symbol buys nothing, plain is no larger, and a tie goes to plain.
+    nonzero = np.random.default_rng(3).integers(1, 8, 4000)
+    assert fit_tables([nonzero], [4], 12, "auto")[0].run_max == 0
+    assert fit_tables([np.ones(100, int)], [4], 12, "auto")[0].run_max == 0
+    with pytest.raises(ValueError, match=r"^Run-length mode must be one of off, on, auto, not 'yes'$"):
+        fit_tables(groups, widths, 12, "yes")

@@ -154,3 +154,29 @@ def test_greedy_follows_the_measured_distortion():
     np.testing.assert_array_equal(c.distortion, [1.0, 1.0, 0.5, 0.5])
     with pytest.raises(ValueError, match=r"^Layer 'd': distortion must have 4 finite entries"):
         LayerCost("d", eig, 4, bits, distortion=[1.0, np.nan, 0.0, 0.0])
+
+
+def test_recode_counts_the_same_coefficients_in_the_other_mode(net):
+    """evaluate(recode=...) codes the very coefficients of the pass with the other tables;
+    run-length bits are counted one tile per input (an image's H * W pixels)."""
+    from golden.codec.runlength import encode_rl_tile
+    from golden.datapath.pipeline import forward_int
+
+    model, _, x_eval, points, samples, pcas = net
+    arts = {m: {p: calibrate_layer(pcas[p].truncate(6), samples[p], name=p, run_length=m)
+                for p in points} for m in ("off", "on")}
+    # One batch everywhere: the float32 convolutions then see the same batches as capture's.
+    both = evaluate(model, x_eval, arts["off"], recode=arts["on"], batch=24)
+    rl = evaluate(model, x_eval, arts["on"], batch=24)
+    assert both["network"]["recoded_bits_per_value"] == rl["network"]["bits_per_value"]
+    assert both["network"]["mean_kl"] == rl["network"]["mean_kl"], "same coefficients"
+    for p in points:
+        assert both["layers"][p]["recoded_bits_per_value"] == rl["layers"][p]["bits_per_value"]
+    # Point 1 sees the uncompressed input: its coefficients are known here.
+    art = arts["on"]["1"]
+    x = capture(model, x_eval, ["1"], batch=24)["1"].numpy().astype(np.float64)  # channels-last
+    y = forward_int(art, quantize_input(art, x.reshape(-1, 8)))
+    table = art.tables.tables[0]
+    bits = sum(encode_rl_tile(y[i * 36:(i + 1) * 36].ravel(), table)[1] for i in range(24))
+    assert rl["layers"]["1"]["bits_per_value"] == bits / x.size
+    assert "recoded_bits_per_value" not in rl["network"]

@@ -36,7 +36,7 @@ import numpy as np
 from golden.projection.pca import Projection
 
 __all__ = ["JointCosts", "LayerCost", "PrecisionLevel", "allocate_ceiling", "allocate_greedy",
-           "allocate_joint", "ceiling_allocate", "greedy_levels", "joint_costs", "level_bits",
+           "allocate_joint", "ceiling_allocate", "greedy_levels", "joint_bits", "joint_costs", "level_bits",
            "level_kl_curves", "precision_levels",
            "greedy_allocate", "kl_curves", "layer_costs", "layer_sensitivity",
            "network_bits_per_value"]
@@ -248,26 +248,40 @@ def ceiling_allocate(layers, ceiling_bits: float) -> dict[str, int]:
 # Measuring bits(k) from calibration samples
 
 
-def _rl_bits(y_int, bits, max_len, pixels_per_input):
-    from golden.codec.runlength import build_rl_table, rl_indices
+def _mode(run_length) -> str:
+    """``run_length`` as a mode name: True/False (older callers) or "off", "on", "auto"."""
+    from golden.codec.runlength import RUN_LENGTH_MODES
 
-    flat = y_int.ravel()
-    table = build_rl_table(flat, bits, max_len)
-    idx = rl_indices(flat, bits, True, table.lengths > 0, table.run_max)
-    return float(table.enc_len[idx].sum()) * pixels_per_input / y_int.shape[0]
+    if run_length is True or run_length is False:
+        return "on" if run_length else "off"
+    if run_length not in RUN_LENGTH_MODES:
+        raise ValueError(f"Run-length mode must be one of {', '.join(RUN_LENGTH_MODES)}, not "
+                         f"{run_length!r}")
+    return run_length
+
+
+def _layer_bits(groups, bits, max_len, mode) -> float:
+    """Bits of one layer's calibration coefficients, per group its values (coding order) and
+    width, with the tables ``calibrate_layer`` would fit in ``mode`` (one mode per layer)."""
+    from golden.codec.runlength import fit_tables, tile_bits
+
+    return float(sum(tile_bits(v, t) for v, t in zip(groups, fit_tables(groups, bits, max_len,
+                                                                        mode))))
 
 
 def layer_costs(projection: Projection, samples, values: int, *, name: str = "layer",
-                bits: int = 8, max_len: int = 12, run_length: bool = False,
+                bits: int = 8, max_len: int = 12, run_length: bool | str = "off",
                 grid: int | None = 48, artifact=None, **calibrate_kwargs) -> LayerCost:
     """Measure ``bits(k)`` of one layer on calibration pixels.
 
     The full-k projection is calibrated once (``golden.calibration.folding.calibrate_layer``: per-
     component scales, which do not depend on k); for each k the first k coefficients get
     their own optimal length-limited table (with escape) and the coded size of the sample,
-    scaled to the map's ``values`` per input, is ``bits(k)``. With ``run_length`` the
-    run-length mode (``golden.codec.runlength``, bitstream version 2) is measured instead, coding
-    pixel after pixel, components in order. ``grid`` k values (log-spaced, always including 1
+    scaled to the map's ``values`` per input, is ``bits(k)``. ``run_length`` "on" (or True)
+    measures the run-length mode (``golden.codec.runlength``, bitstream version 2) instead,
+    coding pixel after pixel, components in order; "auto" the smaller of the two modes at
+    each k, as ``calibrate_layer(run_length="auto")`` will choose. ``grid`` k values
+    (log-spaced, always including 1
     and C) are measured and the rest interpolated linearly; None measures every k.
     ``artifact``: the full-k ``LayerArtifact`` of ``projection`` when the caller already has
     it (skips the calibration; ``bits``, ``max_len`` and ``calibrate_kwargs`` are then unused).
@@ -297,9 +311,11 @@ def layer_costs(projection: Projection, samples, values: int, *, name: str = "la
     else:
         ks = np.unique(np.r_[1, np.rint(np.geomspace(1, c, grid)).astype(int), c])
     measured = []
-    if run_length:
+    mode = _mode(run_length)
+    if mode != "off":
         for k in ks:
-            measured.append(_rl_bits(y[:, :k], bits, max_len, pixels_per_input))
+            measured.append(_layer_bits([y[:, :k]], [bits], max_len, mode)
+                            * pixels_per_input / y.shape[0])
     else:
         mask = (1 << bits) - 1
         hists = np.stack([np.bincount(y[:, j] & mask, minlength=1 << bits) for j in range(c)])
@@ -538,25 +554,34 @@ def precision_levels(eigenvalues, base_steps, *, levels: int = 16, factor: float
 
 
 def level_bits(chain: Sequence[PrecisionLevel], coefficients, values: int, *,
-               max_len: int = 12) -> np.ndarray:
+               max_len: int = 12, run_length: bool | str = "off") -> np.ndarray:
     """Coded bits per input of every level of ``chain``: the calibration ``coefficients``
     (N, C, the full projection of the stored activations) rounded to each level's steps,
     saturated to its widths and coded with one optimal length-limited table (with escape) per
-    group, scaled to the map's ``values`` per input."""
+    group, scaled to the map's ``values`` per input. ``run_length`` as in ``layer_costs``:
+    "on" codes every group in run-length mode, "auto" the level in the smaller mode (one mode
+    per layer, as ``calibrate_layer`` chooses it)."""
     from golden.codec.tables import build_table
 
+    mode = _mode(run_length)
     y = np.asarray(coefficients, dtype=np.float64)
     per_input = values / y.shape[1] / y.shape[0]
     out = []
     for lev in chain:
         total = 0.0
+        groups = []
         for lo, hi, b in zip(lev.group_bounds[:-1], lev.group_bounds[1:], lev.group_bits):
             b = int(b)
             q = np.clip(np.rint(y[:, lo:hi] / lev.steps[lo:hi]), -(1 << (b - 1)),
                         (1 << (b - 1)) - 1).astype(np.int64)
+            if mode != "off":
+                groups.append(q)
+                continue
             hist = np.bincount((q & ((1 << b) - 1)).ravel(), minlength=1 << b)
             t = build_table(hist, b, max_len, histogram=True)
             total += float((hist * t.enc_len[:1 << b]).sum())
+        if groups:
+            total = _layer_bits(groups, lev.group_bits, max_len, mode)
         out.append(total * per_input)
     return np.asarray(out)
 
@@ -699,23 +724,35 @@ class JointCosts:
     formats: dict = None
 
 
+def joint_bits(chains, projections: Mapping[str, Projection], samples, formats, sizes, *,
+               max_len: int = 12, run_length: bool | str = "off") -> dict[str, np.ndarray]:
+    """``level_bits`` of every point's chain: its calibration pixels (channels-last) stored in
+    the point's activation format (``formats``), projected on its full PCA and coded in
+    ``run_length`` mode; ``sizes``: values per input."""
+    bits = {}
+    for p, proj in projections.items():
+        fmt = formats[p]
+        x = np.asarray(samples[p], dtype=np.float64).reshape(-1, proj.channels)
+        x_q = np.clip(np.rint(x / fmt.x_scale), fmt.x_lo, fmt.x_hi) * fmt.x_scale
+        bits[p] = level_bits(chains[p], proj.project(x_q), int(sizes[p]), max_len=max_len,
+                             run_length=run_length)
+    return bits
+
+
 def joint_costs(model, x_val, projections: Mapping[str, Projection], samples, formats, sizes,
                 *, levels: int = 16, factor: float = 2 ** 0.5, keep: float = 0.0,
-                max_len: int = 12, measure=None, progress: bool = False) -> JointCosts:
+                max_len: int = 12, run_length: bool | str = "off", measure=None,
+                progress: bool = False) -> JointCosts:
     """Chains, bits and measured KL of every point for ``allocate_joint``.
 
     ``projections``: full PCA per point; ``samples``: calibration pixels (channels-last);
     ``formats``: each point's full-k ``QuantFormat`` (``quant_format``: activation format and
     8-bit steps, level 0); ``sizes``: values per input; ``x_val``: held-out calibration
-    inputs for the KL."""
-    chains, bits = {}, {}
-    for p, proj in projections.items():
-        fmt = formats[p]
-        chains[p] = precision_levels(proj.eigenvalues, fmt.steps, levels=levels,
-                                     factor=factor, keep=keep)
-        x = np.asarray(samples[p], dtype=np.float64).reshape(-1, proj.channels)
-        x_q = np.clip(np.rint(x / fmt.x_scale), fmt.x_lo, fmt.x_hi) * fmt.x_scale
-        bits[p] = level_bits(chains[p], proj.project(x_q), int(sizes[p]), max_len=max_len)
+    inputs for the KL; ``run_length``: the coding mode the bits count (``level_bits``)."""
+    chains = {p: precision_levels(proj.eigenvalues, formats[p].steps, levels=levels,
+                                  factor=factor, keep=keep) for p, proj in projections.items()}
+    bits = joint_bits(chains, projections, samples, formats, sizes, max_len=max_len,
+                      run_length=run_length)
     kl = level_kl_curves(model, x_val, projections, formats, chains, measure=measure,
                          progress=progress)
     return JointCosts(chains, bits, kl, {p: int(sizes[p]) for p in projections}, model,

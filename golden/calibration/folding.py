@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from golden.codec.container import TableSet
+from golden.codec.runlength import fit_tables
 from golden.codec.tables import build_table
 from golden.datapath.artifacts import LayerArtifact
 from golden.datapath.pipeline import forward_int, inverse_int
@@ -54,7 +55,7 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
                     w_bits: int = 8, bias_bits: int = 32, mult_bits: int = 16,
                     out_bits: int | None = None, relu: bool = False, max_len: int = 12,
                     min_step: float = 0.5, bias_correction: bool = False,
-                    steps=None) -> LayerArtifact:
+                    steps=None, run_length: str = "off") -> LayerArtifact:
     """Fold a float projection and calibration activations into an integer ``LayerArtifact``.
 
     Parameters
@@ -93,6 +94,11 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
         Coefficient steps (K,) to fold instead of calibrating them (``method``,
         ``granularity``, ``percentile`` and ``min_step`` are then unused): e.g. the steps an
         allocation chose with ``golden.calibration.allocation.precision_levels``.
+    run_length
+        Coding mode of the layer's tables (``golden.codec.runlength.fit_tables``): "off"
+        plain (bitstream version 1), "on" run-length (version 2), "auto" whichever codes the
+        calibration coefficients in fewer bits (one mode for all groups). The calibration
+        pixels are coded as one tile, pixel after pixel.
 
     Raises
     ------
@@ -154,10 +160,9 @@ def calibrate_layer(projection: Projection, x, *, name: str = "layer", group_bit
                         inv_mult, inv_shift, in_bits, w_bits, bias_bits, out_bits, mult_bits,
                         relu, x_scale, out_scale, group_bounds, group_bits, placeholder)
     y_int = forward_int(art, x_int)
-    art.tables = TableSet([build_table(y_int[:, lo:hi].ravel(), int(b), max_len,
-                                       histogram=False)
-                           for lo, hi, b in zip(group_bounds[:-1], group_bounds[1:],
-                                                group_bits)], group_bounds.tolist())
+    art.tables = TableSet(fit_tables([y_int[:, lo:hi] for lo, hi in zip(group_bounds[:-1],
+                                                                        group_bounds[1:])],
+                                     group_bits, max_len, run_length), group_bounds.tolist())
     if bias_correction:
         # Bounded: a channel stuck at a saturation limit must not drive its bias away.
         reach = out_scale * (1 << (out_bits - 1))

@@ -42,9 +42,11 @@ def agreement_stats(agree: int, n: int) -> dict:
 class _Meter:
     """Per-layer coded bits, value count and reconstruction error during a compressed pass."""
 
-    def __init__(self, art: LayerArtifact):
+    def __init__(self, art: LayerArtifact, recode=None):
         self.art = art
+        self.recode = recode
         self.bits = 0
+        self.recoded_bits = 0
         self.values = 0
         self.err = 0.0
         self.energy = 0.0
@@ -54,7 +56,11 @@ class _Meter:
         nhwc = act.detach().permute(0, 2, 3, 1) if act.dim() == 4 else act.detach()
         x = nhwc.to(torch.float64).cpu().numpy()
         x_rec, y_int = roundtrip(self.art, x)
-        self.bits += coded_bits(self.art, y_int)
+        # One tile per input: an image's map (H * W pixels), or one vector.
+        tile = y_int.shape[0] // x.shape[0]
+        self.bits += coded_bits(self.art, y_int, tile_rows=tile)
+        if self.recode is not None:
+            self.recoded_bits += coded_bits(self.recode, y_int, tile_rows=tile)
         self.values += x.size
         flat = x.reshape(-1, x.shape[-1])
         self.err += float(((x_rec - x) ** 2).sum())
@@ -67,7 +73,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
              labels: torch.Tensor | None = None, batch: int = 16, progress: bool = False, *,
              groups=None, baseline: bool = False, baseline_tables=None,
              base_logits: torch.Tensor | None = None, return_logits: bool = False,
-             seed: int = 0) -> dict:
+             seed: int = 0, recode: dict[str, LayerArtifact] | None = None) -> dict:
     """Compress every point of ``artifacts`` at once and compare with the uncompressed model.
 
     Parameters
@@ -87,6 +93,11 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
     baseline_tables : dict of str to HuffmanTable, optional
         With ``baseline``: code the stored activations with these tables
         (``activation_tables``) and report ``baseline_bits_per_value``, the lossless point.
+    recode : dict of str to LayerArtifact, optional
+        The same points with other tables (e.g. ``calibrate_layer(run_length="auto")`` of the
+        same projection: the same coefficients, another coding mode): their coded bits of the
+        very coefficients this pass produced are reported as ``recoded_bits_per_value``
+        (network and layers), the other mode's rate at exactly this fidelity.
 
     Returns
     -------
@@ -97,7 +108,7 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
         (squared reconstruction error over the map's variance, on the maps the compressed
         network actually produced).
     """
-    meters = {p: _Meter(a) for p, a in artifacts.items()}
+    meters = {p: _Meter(a, None if recode is None else recode[p]) for p, a in artifacts.items()}
     runs = {"comp": meters}
     if baseline:
         runs["base8"] = _quantize_only(artifacts, baseline_tables)
@@ -126,6 +137,11 @@ def evaluate(model: torch.nn.Module, x: torch.Tensor, artifacts: dict[str, Layer
     layers = {p: {"bits_per_value": m.bits / max(m.values, 1), "values": m.values,
                   "relative_error": m.err / m.energy if m.energy else 0.0}
               for p, m in meters.items()}
+    if recode is not None:
+        network["recoded_bits_per_value"] = (sum(m.recoded_bits for m in meters.values())
+                                             / max(total_values, 1))
+        for p, m in meters.items():
+            layers[p]["recoded_bits_per_value"] = m.recoded_bits / max(m.values, 1)
     result = {"network": network, "layers": layers}
     if return_logits:
         result["logits"] = logits

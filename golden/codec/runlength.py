@@ -29,11 +29,13 @@ from golden.codec.errors import (
     check_word_bits,
 )
 from golden.codec.lengths import lengths_from_histogram
-from golden.codec.tables import HuffmanTable, symbol_indices
+from golden.codec.tables import HuffmanTable, build_table, symbol_indices
 
-__all__ = ["build_rl_table", "decode_rl_tile", "encode_rl_tile", "rl_histogram", "rl_indices"]
+__all__ = ["RUN_LENGTH_MODES", "build_rl_table", "decode_rl_tile", "encode_rl_tile",
+           "fit_tables", "rl_histogram", "rl_indices", "tile_bits"]
 
 RUN_MAX_CHOICES = tuple(1 << k for k in range(9))
+RUN_LENGTH_MODES = ("off", "on", "auto")
 
 
 def _runs(idx):
@@ -112,11 +114,22 @@ def rl_indices(values, bits, signed, coded, run_max):
     return out
 
 
-def rl_histogram(values, bits, signed, run_max):
-    """Histogram over the run-length code alphabet when every run length has a code."""
+def rl_histogram(values, bits, signed, run_max, *, events=None):
+    """Histogram over the run-length code alphabet when every run length has a code: a run
+    of n zeros is n // R copies of RUN_R and one RUN_(n mod R) when that is not 0.
+    ``events``: the ``_runs`` of the values' indices, when the caller already has them."""
     size = (1 << bits) + 1 + run_max
-    coded = np.ones(size, dtype=bool)
-    return np.bincount(rl_indices(values, bits, signed, coded, run_max), minlength=size)
+    if events is None:
+        events = _runs(symbol_indices(np.asarray(values).ravel(), bits, signed))
+    is_run, val = events
+    hist = np.zeros(size, dtype=np.int64)
+    hist[:1 << bits] = np.bincount(val[~is_run], minlength=1 << bits)
+    runs = val[is_run]
+    hist[(1 << bits) + run_max] += int((runs // run_max).sum())
+    rem = runs % run_max
+    hist[(1 << bits):(1 << bits) + run_max] += np.bincount(rem, minlength=run_max)[:run_max]
+    hist[1 << bits] = 0  # remainder 0 is no symbol; ESC is counted by the caller
+    return hist
 
 
 def build_rl_table(values, bits, max_len, signed=True, escape=True, run_max=None):
@@ -148,8 +161,9 @@ def build_rl_table(values, bits, max_len, signed=True, escape=True, run_max=None
         choices = (run_max,)
     best = None
     last_error = None
+    events = _runs(symbol_indices(values, bits, signed))
     for r in choices:
-        hist = rl_histogram(values, bits, signed, r)
+        hist = rl_histogram(values, bits, signed, r, events=events)
         if escape:
             hist[1 << bits] = 1
             hist[(1 << bits) + 1] = max(hist[(1 << bits) + 1], 1)
@@ -207,3 +221,42 @@ def decode_rl_tile(words, nbits, count, table, word_bits=32):
             raise CorruptStreamError(f"Empty stream cannot hold {count} values")
         return np.zeros(0, dtype=np.int64)
     return decode_runs(big, n_pos, count, table)
+
+
+def tile_bits(values, table) -> int:
+    """Payload bits of one tile of ``values`` (in coding order) with ``table``, in either mode:
+    the ``nbits`` that ``encode_rl_tile`` or ``encode_tile`` would return."""
+    values = np.asarray(values).ravel()
+    if table.run_max:
+        idx = rl_indices(values, table.bits, table.signed, table.lengths > 0, table.run_max)
+    else:
+        idx = symbol_indices(values, table.bits, table.signed)
+    lens = table.enc_len[idx]
+    if np.any(lens == 0):
+        raise AlphabetError("A value has no code and the table has no escape")
+    return int(lens.sum())
+
+
+def fit_tables(groups, bits, max_len, mode="off", signed=True):
+    """The tables of one layer's groups, fitted to calibration values, in one coding mode.
+
+    ``groups``: per group its values in coding order; ``bits``: per group its width. ``mode``
+    "off": plain tables (bitstream version 1); "on": run-length tables (version 2); "auto":
+    whichever mode codes all the groups together in fewer bits (plain on a tie). One mode per
+    layer: a table set (and a container) is all plain or all run-length. Every table has an
+    escape code."""
+    if mode not in RUN_LENGTH_MODES:
+        raise ValueError(f"Run-length mode must be one of {', '.join(RUN_LENGTH_MODES)}, "
+                         f"not {mode!r}")
+    groups = [np.asarray(v).ravel() for v in groups]
+    plain = rl = None
+    if mode != "on":
+        plain = [build_table(v, int(b), max_len, signed=signed, histogram=False)
+                 for v, b in zip(groups, bits)]
+        if mode == "off":
+            return plain
+    rl = [build_rl_table(v, int(b), max_len, signed=signed) for v, b in zip(groups, bits)]
+    if plain is None:
+        return rl
+    cost = [sum(tile_bits(v, t) for v, t in zip(groups, ts)) for ts in (plain, rl)]
+    return rl if cost[1] < cost[0] else plain

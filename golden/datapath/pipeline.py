@@ -86,11 +86,23 @@ def inverse_int(art: LayerArtifact, y_int, reference: bool = False) -> np.ndarra
                          art.coef_bits, art.w_bits, art.out_bits, art.relu)
 
 
-def coded_bits(art: LayerArtifact, y_int) -> int:
-    """Stage 3's payload size in bits (the ``nbits`` of ``encode_groups``), from histograms."""
+def coded_bits(art: LayerArtifact, y_int, tile_rows: int | None = None) -> int:
+    """Stage 3's payload size in bits (the ``nbits`` of ``encode_groups``), from histograms.
+
+    A run-length group (bitstream version 2) is coded tile by tile, its columns of every row
+    of the tile in row-major order (runs never cross a tile): ``tile_rows`` rows per tile
+    (the last one may be shorter); None makes all of ``y_int`` one tile. Plain groups do not
+    depend on the tiling."""
+    from golden.codec.runlength import tile_bits
+
     y_int = np.asarray(y_int, dtype=np.int64)
+    n = y_int.shape[0]
+    step = n if not tile_rows else int(tile_rows)
     total = 0
     for t, lo, hi in zip(art.tables.tables, art.group_bounds[:-1], art.group_bounds[1:]):
+        if t.run_max:
+            total += sum(tile_bits(y_int[s:s + step, lo:hi], t) for s in range(0, n, max(step, 1)))
+            continue
         idx = y_int[:, lo:hi].ravel() & ((1 << t.bits) - 1)
         hist = np.bincount(idx, minlength=1 << t.bits)
         total += int((hist * t.enc_len[: 1 << t.bits]).sum())

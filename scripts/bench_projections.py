@@ -237,6 +237,7 @@ def _run(s: Setting, method, target, args, t0):
         row["levels"] = rounds[-1]
         row["sum_point_kl"] = float(sum(s.joint.kl[p][rounds[-1][p]] for p in s.points))
         row["rounds"] = args.rounds
+        row["keep"] = args.keep
         row["group_bits"] = {p: levels[p].group_bits.tolist() for p in s.points}
         row["group_bounds"] = {p: levels[p].group_bounds.tolist() for p in s.points}
     _log(t0, _line(row))
@@ -401,6 +402,15 @@ def _method_label(r):
     return r["method"] + "+joint" + (f" r{r['rounds']}" if r.get("rounds") else "") + rl
 
 
+def _series(rows, source):
+    """(method, joint, keep, run-length) of every line to draw, in a stable order."""
+    seen = {(r["method"], r.get("allocation") == "joint", r.get("keep"),
+             r.get("run_length", "off") != "off")
+            for r in rows if r["source"] == source and r["method"] in METHODS}
+    return sorted(seen, key=lambda t: (METHODS.index(t[0]), t[1], -1 if t[2] is None else t[2],
+                                       t[3]))
+
+
 def _plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -414,20 +424,34 @@ def _plot(rows, path):
         mrows = [r for r in rows if r["model"] == model]
         key = "top1_agreement_confident" if model == "mobilenet_v2" else "compressed_accuracy"
         for source, style in (("synthetic", "-"), ("real", "--")):
-            for method, joint in [(m, j) for j in (False, True) for m in METHODS]:
+            for method, joint, keep, rl in _series(mrows, source):
                 pts = sorted(((r["bits_per_value"], i), r) for i, r in enumerate(mrows)
                              if r["source"] == source and r["method"] == method
                              and (r.get("allocation") == "joint") == joint
+                             and r.get("keep") == keep
+                             and (r.get("run_length", "off") != "off") == rl
                              and not r.get("rounds") and r.get(key) is not None)
                 if not pts:
                     continue
                 xs = [p[0][0] for p in pts]
                 ys = [100 * p[1][key] for p in pts]
                 label = (f"{method.upper() if method != 'price' else 'Price'}"
-                         f"{' + joint allocation' if joint else ''}, {source}")
-                marker = "s" if joint else "o"
-                top.plot(xs, ys, marker + style, color=colors[method], label=label,
+                         f"{' + joint allocation' if joint else ''}"
+                         f"{f' (keep {keep:g})' if keep is not None else ''}"
+                         f"{', run-length' if rl else ''}, {source}")
+                marker = ("D" if rl else "s") if joint else "o"
+                color = "tab:purple" if rl else colors[method]
+                if keep == 0 and not rl:
+                    color = "tab:orange"
+                top.plot(xs, ys, marker + style, color=color, label=label,
                          mfc="none" if joint else None)
+                for x, y, (_, r) in zip(xs, ys, pts):
+                    # The same coefficients in run-length mode, where that is smaller: the
+                    # rate the other mode gives at exactly this fidelity.
+                    other = r.get("recoded_bits_per_value")
+                    if r.get("recode_mode") == "auto" and other is not None and other < x:
+                        top.annotate("", (other, y), (x, y),
+                                     arrowprops=dict(arrowstyle="->", color=color, lw=0.8))
                 ci_key = "top1_agreement_confident_ci95" if model == "mobilenet_v2" else None
                 for x, (_, r) in zip(xs, pts):
                     ci = r.get(ci_key) if ci_key else None
@@ -436,7 +460,7 @@ def _plot(rows, path):
                                                             [100 * (ci[1] - r[key])]],
                                      fmt="none", color=colors[method], capsize=2, alpha=0.6)
                 bottom.plot(xs, [p[1]["mean_kl"] for p in pts], marker + style,
-                            color=colors[method], label=label, mfc="none" if joint else None)
+                            color=color, label=label, mfc="none" if joint else None)
             lossless = [r for r in mrows if r["source"] == source and r["method"] == "8-bit"]
             for r in lossless[:1]:  # merged runs of one source repeat it
                 marker = "k*" if source == "synthetic" else "kx"

@@ -14,7 +14,8 @@ from pathlib import Path
 from hdl.registry import UsageError
 from hdl.registry import Module as BuildModule
 
-__all__ = ["build_table_groups", "check_int", "coder_modules", "encoder_tables", "setup_coder"]
+__all__ = ["RUN_MAX_VALUES", "build_table_groups", "check_int", "coder_modules", "encoder_tables",
+           "setup_coder"]
 
 
 def check_int(name, value, lo, hi):
@@ -26,9 +27,10 @@ def check_int(name, value, lo, hi):
     return value
 
 
-def encoder_tables(table):
-    """Normalise ``table`` to ``(tables, bounds)``: a list of plain ``HuffmanTable`` and the
-    group bounds of a table set (None for a bare table or list).
+def encoder_tables(table, run_length=False):
+    """Normalise ``table`` to ``(tables, bounds)``: a list of ``HuffmanTable`` and the
+    group bounds of a table set (None for a bare table or list). Run-length (version 2)
+    tables raise ValueError unless ``run_length`` is true.
 
     ``table`` is a table-set file path (``python -m golden.codec fit`` output), a
     ``golden.codec.container.TableSet``, a ``HuffmanTable`` or a sequence of them.
@@ -55,7 +57,7 @@ def encoder_tables(table):
     else:
         raise TypeError(f"Table must be a table-set file path, a TableSet, a HuffmanTable or a "
                         f"list of them, not {table!r}")
-    if any(t.run_max for t in tables):
+    if not run_length and any(t.run_max for t in tables):
         raise ValueError("run-length mode is not supported by the RTL yet")
     return tables, bounds
 
@@ -76,10 +78,18 @@ def _check_bounds(bounds, groups):
     return bounds
 
 
+RUN_MAX_VALUES = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
 def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
-                table, count_width, count_max):
+                table, count_width, count_max, run_max=None):
     """Check a coder's parameters and set ``coder._b, _L, _W, _G, _count_width, _bounds,
-    _group_bits, _tables`` (raises TypeError / ValueError before anything is built)."""
+    _group_bits, _tables, _run_max`` (raises TypeError / ValueError before anything is built).
+
+    ``run_max`` is the longest run symbol the block supports (bitstream version 2): 0 for
+    plain mode only, else a power of two up to 256. None takes the baked tables' longest
+    (0 without tables). A coder class whose ``RUN_LENGTH`` attribute is false refuses any
+    run-length table or a nonzero ``run_max``."""
     b = check_int("Symbol width", symbol_width, 1, 8)
     L = check_int("Maximum code length", max_len, 1, 24)
     if isinstance(word_width, bool) or not isinstance(word_width, int):
@@ -91,7 +101,23 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
     if groups < 1:
         raise ValueError(f"Table group count must be a positive integer, not {groups}")
     coder._count_width = check_int("Count width", count_width, 1, count_max)
-    tables, file_bounds = (None, None) if table is None else encoder_tables(table)
+    run_length = bool(getattr(coder, "RUN_LENGTH", False))
+    tables, file_bounds = ((None, None) if table is None
+                           else encoder_tables(table, run_length))
+    if run_max is not None:
+        if isinstance(run_max, bool) or not isinstance(run_max, int):
+            raise TypeError(f"Run max must be an integer, not {run_max!r}")
+        if run_max not in RUN_MAX_VALUES:
+            raise ValueError(f"Run max must be 0 or a power of two up to 256, not {run_max}")
+        if run_max and not run_length:
+            raise ValueError("run-length mode is not supported by the RTL yet")
+    table_run_max = max((t.run_max for t in tables), default=0) if tables else 0
+    if run_max is None:
+        run_max = table_run_max
+    elif table_run_max > run_max:
+        raise ValueError(f"Table run max {table_run_max} exceeds the block's run max "
+                         f"{run_max}")
+    coder._run_max = run_max
     if tables is not None and len(tables) != groups:
         raise ValueError(f"Table group count is {groups} but {len(tables)} tables were "
                          f"given")
@@ -122,14 +148,15 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
     coder._tables = tables
 
 
-def build_table_groups(args):
+def build_table_groups(args, run_length=False):
     """``hdl.build``'s table options as (tables, group bounds, group count): a table file's
     groups (their count must match ``--groups`` and their bounds ``--k``) or ``--groups``
-    equal groups of run-time tables. Raises ``UsageError``."""
+    equal groups of run-time tables. Run-length tables are refused unless ``run_length``.
+    Raises ``UsageError``, or ValueError for an unreadable or refused table file."""
     tables = None
     bounds = None
     if args.table is not None:
-        tables, bounds = encoder_tables(args.table)
+        tables, bounds = encoder_tables(args.table, run_length)
         groups = len(tables)
         if args.groups not in (1, groups):
             raise UsageError(f"--groups {args.groups} does not match the table file's "
@@ -151,13 +178,16 @@ def coder_modules(args, cls, name):
     """``python -m hdl.build`` entry of a coder class: its one module and manifest entry
     (``latency`` from ``cls.LATENCY``, the throughput and the parameters)."""
     try:
-        tables, bounds, groups = build_table_groups(args)
+        tables, bounds, groups = build_table_groups(args, getattr(cls, "RUN_LENGTH", False))
         b = max(t.bits for t in tables) if tables else args.symbol_width
         if tables and args.symbol_width < b:
             raise UsageError(f"Symbol width {args.symbol_width} is narrower than the table "
                              f"file's {b} bits")
+        extra = {}
+        if getattr(args, "run_max", None) is not None:
+            extra["run_max"] = args.run_max
         comp = cls(args.symbol_width, args.max_len, args.word_width, groups,
-                   group_bounds=bounds, table=tables if tables else None)
+                   group_bounds=bounds, table=tables if tables else None, **extra)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     return [BuildModule(name, comp, {
@@ -166,5 +196,6 @@ def coder_modules(args, cls, name):
         "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
                        "word_width": args.word_width, "groups": groups,
                        "group_bounds": bounds, "group_bits": comp._group_bits,
-                       "baked_table": args.table, "buffer_bits": comp.buffer_bits},
+                       "baked_table": args.table, "buffer_bits": comp.buffer_bits,
+                       "run_max": comp._run_max},
     })]

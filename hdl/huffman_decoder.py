@@ -103,13 +103,14 @@ class HuffmanDecoder(wiring.Component):
         ``ValueError("run-length mode is not supported by the RTL yet")``.
     """
 
+    RUN_LENGTH = False  # run-length tables (bitstream version 2) accepted
     LATENCY = 7  # handshake of the word completing a code -> that symbol on o_stream
     QUEUE_DEPTH = 8  # output queue: symbols decoded and not yet taken from o_stream
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32):
+                 group_bits=None, table=None, *, count_width=32, run_max=None):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
-                    table, count_width, 48)
+                    table, count_width, 48, run_max)
         b, tables = self._b, self._tables
 
         members = {

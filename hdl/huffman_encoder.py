@@ -92,12 +92,13 @@ class HuffmanEncoder(wiring.Component):
         ``ValueError("run-length mode is not supported by the RTL yet")``.
     """
 
+    RUN_LENGTH = False  # run-length tables (bitstream version 2) accepted
     LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32):
+                 group_bits=None, table=None, *, count_width=32, run_max=None):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
-                    table, count_width, 64)
+                    table, count_width, 64, run_max)
         b, tables = self._b, self._tables
 
         i_layout = data.StructLayout({"symbol": unsigned(b), "last": 1, "empty": 1})

@@ -5,7 +5,7 @@
     python -m golden calibrate --model mobilenet_v2|digits [--images DIR] [--eval-images DIR]
         (--threshold T | --k K | --bits-per-value B | --ceiling X) [--method pca|cap|price]
         --out DIR [--quick] [--num-images N] [--num-eval N] [--group-bits 8[,6,..]]
-        [--allocation kl|share|joint [--levels L] [--keep R] [--rounds N]] ...
+        [--allocation kl|share|joint [--levels L] [--keep R] [--rounds N] [--reallocate]] ...
     python -m golden vectors --artifact FILE --out DIR [--activations X.npy | --model M]
         [--pixels N] [--random]
 
@@ -132,6 +132,10 @@ def _check_args(args):
         raise UsageError(f"--keep must not be negative, not {args.keep}")
     if args.rounds < 0:
         raise UsageError(f"--rounds must not be negative, not {args.rounds}")
+    if args.reallocate and (args.allocation != "joint" or args.bits_per_value is None
+                            or args.method == "pca"):
+        raise UsageError("--reallocate needs --bits-per-value with --allocation joint and "
+                         "--method cap or price")
     if args.learn_rate is not None and not args.learn_rate > 0:
         raise UsageError(f"--learn-rate must be positive, not {args.learn_rate}")
     if args.learn_steps is not None and args.learn_steps < 1:
@@ -358,6 +362,7 @@ def _choose_k(args, points, projections, samples, setup):
     target = args.bits_per_value if args.bits_per_value is not None else args.ceiling
     one = capture(setup.model, setup.x_calib[:1], points)
     sizes = {p: int(a.numel()) for p, a in one.items()}
+    args.sizes = sizes
     if args.bits_per_value is not None and args.allocation == "joint":
         return _joint(args, setup, projections, samples, sizes, target)
     extra = {}
@@ -399,6 +404,24 @@ def _joint(args, setup, projections, samples, sizes, target):
     except ValueError as e:
         raise UsageError(str(e)) from None
     return {p: lev.k for p, lev in args.levels_chosen.items()}
+
+
+def _reallocate(args, setup, learned, samples):
+    """--reallocate: the joint allocation again, on the learned projections (components
+    ordered by their coefficients' variance, ``variance_ordered``): steps, widths and which
+    learned components to keep, chosen by the KL measured through the learned bases. Returns
+    the reordered projections and the new component counts (levels in ``args.levels_chosen``)."""
+    from golden.calibration.allocation import variance_ordered
+
+    ordered = {p: variance_ordered(pr, samples[p]) for p, pr in learned.items()}
+    ks = _joint(args, setup, ordered, samples, args.sizes, args.bits_per_value)
+    return ordered, ks
+
+
+def _allocation_summary(levels):
+    """Components and coefficient widths per point of an allocation (for report.json)."""
+    return {p: {"k": int(lev.k), "group_bits": lev.group_bits.tolist(),
+                "group_bounds": lev.group_bounds.tolist()} for p, lev in levels.items()}
 
 
 def _kl_curves(args, setup, projections, samples):
@@ -482,6 +505,12 @@ def cmd_calibrate(args):
         projections = _learn(args, setup, {p: projections[p].truncate(ks[p]) for p in points},
                              samples, curve)
         times["learn_s"] = time.time() - t
+    first_allocation = None
+    if args.reallocate:
+        t = time.time()
+        first_allocation = _allocation_summary(args.levels_chosen)
+        projections, ks = _reallocate(args, setup, projections, samples)
+        times["reallocate_s"] = time.time() - t
     t = time.time()
     arts = _calibrate_all(args, points, projections, ks, samples,
                           getattr(args, "levels_chosen", None))
@@ -517,7 +546,10 @@ def cmd_calibrate(args):
               "target": {a: getattr(args, a) for a in ("threshold", "k", "bits_per_value",
                                                        "ceiling") if getattr(args, a)},
               "allocation": args.allocation if args.bits_per_value is not None else None,
-              **({"joint": {"levels": args.levels, "keep": args.keep, "rounds": args.rounds}}
+              **({"joint": {"levels": args.levels, "keep": args.keep, "rounds": args.rounds,
+                            "reallocate": args.reallocate,
+                            **({"before_learning": first_allocation}
+                               if first_allocation else {})}}
                  if args.bits_per_value is not None and args.allocation == "joint" else {}),
               "inputs": setup.description,
               "settings": {"group_bits": _bits_list(args.group_bits),
@@ -774,6 +806,11 @@ def make_parser():
     c.add_argument("--rounds", type=int, default=0,
                    help="--allocation joint: re-measure every point's KL with the other points "
                    "at their allocated levels and re-allocate, this many times (0)")
+    c.add_argument("--reallocate", action="store_true",
+                   help="--allocation joint with --method cap or price: after learning, run "
+                   "the joint allocation again on the learned projections (their components "
+                   "ordered by coefficient variance), so that the rate counts the coefficients "
+                   "the learned bases produce")
     c.add_argument("--out", required=True)
     c.add_argument("--quick", action="store_true",
                    help="small defaults for a smoke test (8 calibration and 8 eval crops)")

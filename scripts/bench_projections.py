@@ -3,7 +3,7 @@
     python -m scripts.bench_projections [--sources synthetic,real] [--distilled DIR]
         [--targets 1.34,2.0,3.0,4.0] [--cap-targets 1.34,2.0] [--price-targets 1.34,2.0]
         [--num-calib 128] [--crops-per-photo 8] [--cap-steps 160] [--price-steps 4]
-        [--allocation kl|share|joint [--levels 16] [--keep 0] [--rounds 0]]
+        [--allocation kl|share|joint [--levels 16] [--keep 0] [--rounds 0] [--reallocate]]
         [--skip-digits] [--skip-mobilenet] [--json FILE]
         [--out build/bench/projections.png]
 
@@ -120,6 +120,7 @@ def _prepare(name, source, model, x_calib, x_eval, groups, labels_eval, args, t0
     n_val = max(1, round(len(x_calib) * args.val_fraction))
     limit = args.kl_inputs if name == "mobilenet_v2" else KL_INPUTS[name]
     x_val = x_calib[-min(n_val, limit):]
+    s.x_val, s.sizes = x_val, sizes
     if args.allocation == "joint":
         from golden.calibration.allocation import joint_costs
 
@@ -203,6 +204,27 @@ def _run(s: Setting, method, target, args, t0):
         calib_bpv = network_bits_per_value(s.costs, ks)
     curve = []
     projections = _projections(s, method, ks, args, curve, levels)
+    first_ks = None
+    if args.reallocate and method != "pca":
+        # The joint allocation again, through the learned bases (components ordered by their
+        # coefficients' variance): the rate the learned coefficients actually cost.
+        from golden.calibration.allocation import joint_costs, variance_ordered
+        from golden.projection.learning import quant_format
+
+        ordered = {p: variance_ordered(projections[p], s.samples[p]) for p in s.points}
+        quant = {p: quant_format(ordered[p], s.samples[p]) for p in s.points}
+        costs = joint_costs(s.model, s.x_val, ordered, s.samples, quant, s.sizes,
+                            levels=args.levels, keep=args.keep, run_length=args.run_length,
+                            progress=args.progress)
+        rounds = []
+        levels = allocate_joint(costs, target, history=rounds)
+        first_ks, ks = ks, {p: lev.k for p, lev in levels.items()}
+        projections = {p: ordered[p].truncate(ks[p]) for p in s.points}
+        calib_bpv = (sum(float(costs.bits[p][rounds[-1][p]]) for p in s.points)
+                     / sum(costs.values.values()))
+        s_kl = costs.kl
+    else:
+        s_kl = s.joint.kl if levels is not None else None
     t_learn = time.time() - t
     arts, recode = {}, {}
     # The same coefficients in the other coding mode (plain <-> run-length where smaller):
@@ -235,8 +257,10 @@ def _run(s: Setting, method, target, args, t0):
         # The additive prediction: each point's KL measured alone (or, after --rounds, in
         # context), summed; the evaluated mean KL against it shows how errors compound.
         row["levels"] = rounds[-1]
-        row["sum_point_kl"] = float(sum(s.joint.kl[p][rounds[-1][p]] for p in s.points))
+        row["sum_point_kl"] = float(sum(s_kl[p][rounds[-1][p]] for p in s.points))
         row["rounds"] = args.rounds
+        if first_ks is not None:
+            row["reallocated"], row["k_before_learning"] = True, first_ks
         row["keep"] = args.keep
         row["group_bits"] = {p: levels[p].group_bits.tolist() for p in s.points}
         row["group_bounds"] = {p: levels[p].group_bounds.tolist() for p in s.points}
@@ -399,7 +423,8 @@ def _method_label(r):
     rl = "+rl" if r.get("run_length", "off") != "off" else ""
     if r.get("allocation") != "joint":
         return r["method"] + rl
-    return r["method"] + "+joint" + (f" r{r['rounds']}" if r.get("rounds") else "") + rl
+    return (r["method"] + "+joint" + (f" r{r['rounds']}" if r.get("rounds") else "")
+            + (" re" if r.get("reallocated") else "") + rl)
 
 
 def _series(rows, source):
@@ -507,6 +532,9 @@ def make_parser():
                    help="joint: precision levels per point (steps sqrt(2) apart)")
     p.add_argument("--keep", type=float, default=0.0,
                    help="joint: keep components whose deviation is at least this many steps")
+    p.add_argument("--reallocate", action="store_true",
+                   help="joint, CAP and Price rows: after learning, allocate again on the "
+                        "learned projections")
     p.add_argument("--rounds", type=int, default=0,
                    help="joint: re-measure every point's KL with the others at their "
                    "allocated levels and re-allocate, this many times per target")
@@ -553,6 +581,8 @@ def _check(args):
                              f"not {getattr(args, name)}")
     if not args.keep >= 0:
         raise UsageError(f"--keep must not be negative, not {args.keep}")
+    if args.reallocate and args.allocation != "joint":
+        raise UsageError("--reallocate needs --allocation joint")
     for name in ("cap_steps", "price_steps", "digits_steps", "digits_price_steps", "rounds"):
         if getattr(args, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must not be negative")

@@ -17,6 +17,7 @@ from golden.calibration.allocation import (
     level_bits,
     level_kl_curves,
     precision_levels,
+    variance_ordered,
 )
 from golden.calibration.folding import calibrate_layer
 from golden.datapath.artifacts import load_artifact
@@ -233,7 +234,7 @@ def test_cli_joint_allocation_folds_its_levels(tmp_path):
                  "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["allocation"] == "joint"
-    assert report["joint"] == {"levels": 14, "keep": 0.0, "rounds": 0}
+    assert report["joint"] == {"levels": 14, "keep": 0.0, "rounds": 0, "reallocate": False}
     assert report["network"]["bits_per_value"] < 2.0 * 1.1
     widths = set()
     for lay in report["layers"]:
@@ -262,6 +263,66 @@ def test_cli_run_length_auto_writes_version_2_tables(tmp_path):
         modes.append(bool(lay["group_run_max"][0]))
         assert len(set(map(bool, lay["group_run_max"]))) == 1, "one mode per layer"
     assert any(modes), report["layers"]
+
+
+def test_variance_ordered_sorts_a_learned_basis_without_changing_it(samples):
+    """A basis whose components are in no particular order (as learning leaves them) comes
+    back sorted by its coefficients' variance, which become its eigenvalues; projecting and
+    reconstructing through it gives what the unsorted one gives."""
+    rng = np.random.default_rng(3)
+    pca = pca_fit(samples)
+    order = rng.permutation(7)
+    forward = pca.forward[:7][order] + 0.01 * rng.normal(size=(7, 12))
+    from golden.projection.pca import Projection
+    learned = Projection(pca.mean, forward, np.linalg.pinv(forward), pca.eigenvalues)
+    ordered = variance_ordered(learned, samples)
+    var = learned.project(samples).var(axis=0)
+    assert ordered.k == 7 and ordered.eigenvalues.shape == (7,)
+    assert np.all(np.diff(ordered.eigenvalues) <= 0)
+    np.testing.assert_allclose(ordered.eigenvalues, np.sort(var)[::-1], rtol=1e-12)
+    np.testing.assert_allclose(ordered.reconstruct(ordered.project(samples)),
+                               learned.reconstruct(learned.project(samples)), atol=1e-9)
+    assert not np.all(order == np.arange(7))  # the permutation was not the identity
+
+
+def test_cli_reallocate_after_learning(tmp_path):
+    """--reallocate: the joint allocation runs again on the learned bases; the report keeps
+    the first allocation, and every point keeps at most the components it learned."""
+    from golden.__main__ import main
+
+    out = tmp_path / "re"
+    assert main(["calibrate", "--model", "digits", "--bits-per-value", "1.5", "--allocation",
+                 "joint", "--method", "cap", "--learn-steps", "20", "--reallocate",
+                 "--num-images", "400", "--num-eval", "100", "--out", str(out),
+                 "--no-progress"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    joint = report["joint"]
+    assert joint["reallocate"] is True
+    first = joint["before_learning"]
+    assert set(first) == {lay["name"] for lay in report["layers"]}
+    for lay in report["layers"]:
+        art = load_artifact(out / lay["file"])
+        assert art.k == lay["k"] <= first[lay["name"]]["k"]
+        assert art.group_bits.tolist() == lay["group_bits"]
+    assert report["network"]["bits_per_value"] < 1.5 * 1.1
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--method", "pca", "--reallocate needs --bits-per-value with --allocation joint and "
+                        "--method cap or price"),
+    ("--allocation", "kl", "--reallocate needs --bits-per-value with --allocation joint and "
+                           "--method cap or price"),
+])
+def test_cli_reallocate_errors(tmp_path, capsys, flag, value, message):
+    from golden.__main__ import main
+
+    out = tmp_path / "bad"
+    args = ["calibrate", "--model", "digits", "--bits-per-value", "2.0", "--allocation",
+            "joint", "--method", "cap", "--reallocate", flag, value, "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"python -m golden: error: {re.escape(message)}\n", err), err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("flag, value, message", [

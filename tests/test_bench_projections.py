@@ -21,6 +21,7 @@ from scripts.bench_projections import main
     (["--levels", "0"], r"--levels must be a positive integer, not 0"),
     (["--keep", "-0.5"], r"--keep must not be negative, not -0.5"),
     (["--rounds", "-1"], r"--rounds must not be negative"),
+    (["--reallocate"], r"--reallocate needs --allocation joint"),
     (["--skip-digits", "--distilled", "{tmp}"], r"--distilled .* holds no distilled images"),
 ])
 def test_bad_arguments(args, message, capsys, tmp_path):

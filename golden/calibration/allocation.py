@@ -724,6 +724,19 @@ class JointCosts:
     formats: dict = None
 
 
+def variance_ordered(projection: Projection, samples) -> Projection:
+    """``projection`` with its components sorted by the variance of their coefficients on
+    ``samples`` (channels-last pixels), largest first, and those variances as its
+    ``eigenvalues``: a learned basis put in the form ``precision_levels`` and ``joint_costs``
+    expect of a PCA one (truncation drops the least-used components first). The projection
+    itself is unchanged: the same components, reordered."""
+    x = np.asarray(samples, dtype=np.float64).reshape(-1, projection.channels)
+    var = projection.project(x).var(axis=0)
+    order = np.argsort(-var, kind="stable")
+    return Projection(projection.mean, projection.forward[order], projection.inverse[:, order],
+                      var[order])
+
+
 def joint_bits(chains, projections: Mapping[str, Projection], samples, formats, sizes, *,
                max_len: int = 12, run_length: bool | str = "off") -> dict[str, np.ndarray]:
     """``level_bits`` of every point's chain: its calibration pixels (channels-last) stored in

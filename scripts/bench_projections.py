@@ -463,20 +463,30 @@ def _plot(rows, path):
                 label = (f"{method.upper() if method != 'price' else 'Price'}"
                          f"{' + joint allocation' if joint else ''}"
                          f"{f' (keep {keep:g})' if keep is not None else ''}"
-                         f"{', run-length' if rl else ''}, {source}")
+                         f"{', run-length' if rl else ''}"
+                         f"{', re-allocated' if any(r.get('reallocated') for _, r in pts) else ''}"
+                         f", {source}")
                 marker = ("D" if rl else "s") if joint else "o"
-                color = "tab:purple" if rl else colors[method]
-                if keep == 0 and not rl:
-                    color = "tab:orange"
+                # Colour by method; keep 0 (every component) lighter, run-length rows
+                # diamonds.
+                color = colors[method]
+                if keep == 0:
+                    color = {"pca": "tab:cyan", "cap": "tab:orange",
+                             "price": "tab:olive"}[method]
                 top.plot(xs, ys, marker + style, color=color, label=label,
                          mfc="none" if joint else None)
                 for x, y, (_, r) in zip(xs, ys, pts):
-                    # The same coefficients in run-length mode, where that is smaller: the
-                    # rate the other mode gives at exactly this fidelity.
+                    # The same coefficients in the other mode: an arrow from the plain rate
+                    # to the run-length rate at exactly this fidelity.
                     other = r.get("recoded_bits_per_value")
-                    if r.get("recode_mode") == "auto" and other is not None and other < x:
-                        top.annotate("", (other, y), (x, y),
+                    if other is None or abs(other - x) < 1e-9:
+                        continue
+                    plain, runs = (x, other) if r.get("recode_mode") == "auto" else (other, x)
+                    if runs < plain:
+                        top.annotate("", (runs, y), (plain, y),
                                      arrowprops=dict(arrowstyle="->", color=color, lw=0.8))
+                        if r.get("recode_mode") != "auto":
+                            top.plot([plain], [y], "|", color=color, ms=8)
                 ci_key = "top1_agreement_confident_ci95" if model == "mobilenet_v2" else None
                 for x, (_, r) in zip(xs, pts):
                     ci = r.get(ci_key) if ci_key else None

@@ -89,10 +89,5 @@ def huffman_arguments(parser):
                         help="bitstream word width W (default 32)")
     parser.add_argument("--groups", type=positive("Table group count"), default=1,
                         help="number of Huffman table groups (default 1)")
-    parser.add_argument("--run-max", type=int, choices=(0, 1, 2, 4, 8, 16, 32, 64, 128, 256),
-                        default=None,
-                        help="longest zero-run symbol (run-length mode, bitstream version 2) "
-                             "the coders accept in run-time tables; 0: plain mode only "
-                             "(default: a baked table's, else 0)")
     parser.add_argument("--table", default=None, metavar="FILE",
                         help="bake a golden table file into the Huffman blocks")

@@ -48,6 +48,12 @@ def table(bits=4, max_len=8, seed=0):
      r"Group bit width must be between 1 and 4, not 5"),
     ((8, 12, 32), {"count_width": 0}, ValueError, r"Count width must be between 1 and 48, not 0"),
     ((8, 12, 32), {"table": 3}, TypeError, r"Table must be a table-set file path, a TableSet, "),
+    ((8, 12, 32), {"run_max": 3}, ValueError,
+     r"Run max must be 0 or a power of two up to 256, not 3"),
+    ((8, 12, 32), {"run_max": 512}, ValueError,
+     r"Run max must be 0 or a power of two up to 256, not 512"),
+    ((8, 12, 32), {"run_max": True}, TypeError, r"Run max must be an integer, not True"),
+    ((8, 12, 32), {"run_max": 16}, ValueError, r"run-length mode is not supported by the RTL yet$"),
 ])
 def test_bad_parameters_raise_specific_errors(args, kwargs, exc, message):
     with pytest.raises(exc, match="^" + message):
@@ -151,6 +157,7 @@ def test_cli_modules_and_manifest(tmp_path):
     assert mod.info["throughput"] == "1 symbol per cycle"
     assert mod.info["parameters"]["group_bounds"] == [0, 2, 8]
     assert "cfg" not in mod.component.signature.members
+    assert mod.info["parameters"]["run_max"] == 0  # plain mode only
     (mod,) = BLOCK.modules(parse_args(["--groups", "4"]))
     assert mod.info["parameters"]["group_bounds"] == [0, 4, 8, 12, 16]
     assert "cfg" in mod.component.signature.members

@@ -191,7 +191,7 @@ def coder_modules(args, cls, name):
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     return [BuildModule(name, comp, {
-        "latency": cls.LATENCY,
+        "latency": getattr(comp, "latency", cls.LATENCY),
         "throughput": "1 symbol per cycle",
         "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
                        "word_width": args.word_width, "groups": groups,

@@ -41,6 +41,7 @@ class DecoderError:
     PADDING = 4         # non-zero bits after the final symbol in the final word
     BAD_TABLE = 5       # a malformed table load on cfg
     NO_TABLE = 6        # a tile used a group whose table is not loaded (or failed to load)
+    RUN_OVERFLOW = 7    # run-length mode: the codes stand for more values than the tile's count
 
 
 def _lookup(values, width, index):
@@ -103,7 +104,7 @@ class HuffmanDecoder(wiring.Component):
         ``ValueError("run-length mode is not supported by the RTL yet")``.
     """
 
-    RUN_LENGTH = False  # run-length tables (bitstream version 2) accepted
+    RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted, with run_max > 0
     LATENCY = 7  # handshake of the word completing a code -> that symbol on o_stream
     QUEUE_DEPTH = 8  # output queue: symbols decoded and not yet taken from o_stream
 
@@ -113,9 +114,15 @@ class HuffmanDecoder(wiring.Component):
                     table, count_width, 48, run_max)
         b, tables = self._b, self._tables
 
+        header = {"count": unsigned(self._count_width)}
+        if self._run_max:
+            # Run-length builds: a tile ends at its payload bit count, and each tile is coded
+            # with the one table its header names (bitstream version 2's layout).
+            header["nbits"] = unsigned(self.nbits_width)
+            if groups > 1:
+                header["group"] = unsigned((groups - 1).bit_length())
         members = {
-            "i_count": In(stream.Signature(data.StructLayout(
-                {"count": unsigned(self._count_width)}))),
+            "i_count": In(stream.Signature(data.StructLayout(header))),
             "i_stream": In(stream.Signature(data.StructLayout(
                 {"data": unsigned(word_width), "last": 1}))),
             "o_stream": Out(stream.Signature(data.StructLayout(
@@ -136,6 +143,29 @@ class HuffmanDecoder(wiring.Component):
 
     # -----------------------------------------------------------------------------------------
     @property
+    def latency(self):
+        """Cycles from the handshake of the word completing a code to its symbol on
+        ``o_stream``: ``LATENCY``, plus the run expander's register in run-length builds."""
+        return self.LATENCY + (1 if self._run_max else 0)
+
+    @property
+    def nbits_width(self):
+        """Width of the header's ``nbits`` (run-length builds): the count's plus 5, so any
+        tile of ``2**count_width - 1`` codes of up to 32 bits fits."""
+        return self._count_width + 5
+
+    @property
+    def _pos_width(self):
+        """Bits of a canonical position: the code alphabet ``2**b + 1 + run_max`` entries."""
+        return ((1 << self._b) + self._run_max).bit_length()
+
+    @property
+    def _payload_width(self):
+        """Symbol-memory payload: the value (b bits), or in run-length builds also k - 1 of a
+        run of k zeros."""
+        return max(self._b, (self._run_max - 1).bit_length()) if self._run_max else self._b
+
+    @property
     def buffer_bits(self):
         """Bits of the input bit buffer, ``W + 2 (L + b)``."""
         return self._W + 2 * (self._L + self._b)
@@ -143,7 +173,7 @@ class HuffmanDecoder(wiring.Component):
     def _group_regs(self, g):
         """Registers (or baked constants as their reset values) of one group's decode table."""
         L, b = self._L, self._b
-        A = b + 1
+        A = self._pos_width
         lim = [0] * L
         off = [0] * L
         esc_lo = esc_hi = esc_len = 0
@@ -169,24 +199,32 @@ class HuffmanDecoder(wiring.Component):
         }
 
     def _init(self):
-        """Symbol memory contents of baked tables: group g, canonical position p."""
-        A = self._b + 1
+        """Symbol memory contents of baked tables: group g, canonical position p. Run-length
+        builds store ``(payload, is_run)``: the value, or k - 1 for ``RUN_k``."""
+        A, PW = self._pos_width, self._payload_width
         init = [0] * (self._G << A)
         for g, t in enumerate(self._tables):
+            esc = 1 << t.bits
             for p, s in enumerate(t.symbols):
-                init[(g << A) | p] = int(s) & ((1 << self._b) - 1)
+                s = int(s)
+                if self._run_max and s > esc:
+                    init[(g << A) | p] = (s - esc - 1) | (1 << PW)
+                elif s != esc:
+                    init[(g << A) | p] = s & ((1 << self._b) - 1)
         return init
 
     def elaborate(self, platform):
         m = Module()
         b, L, W, G = self._b, self._L, self._W, self._G
-        A = b + 1
+        RL = self._run_max > 0
+        A = self._pos_width
+        PW = self._payload_width
         CW = L + b             # window: the longest code, ESC + raw bits
         B = self.buffer_bits
         baked = self._tables is not None
         regs = [self._group_regs(g) for g in range(G)]
 
-        m.submodules.symbols = mem = Memory(shape=unsigned(b), depth=G << A,
+        m.submodules.symbols = mem = Memory(shape=unsigned(PW + 1 if RL else b), depth=G << A,
                                             init=self._init() if baked else [])
         rp = mem.read_port()
 
@@ -208,12 +246,14 @@ class HuffmanDecoder(wiring.Component):
         # Current group: column counter, and that group's registers selected one symbol ahead
         # so the decode loop sees plain registers.
         if G > 1:
-            K = self._bounds[-1]
-            col = Signal(range(K))
-            ncol = Signal(range(K))
-            ngrp = Signal(range(G))
-            m.d.comb += [ncol.eq(Mux(col == K - 1, 0, col + 1)),
-                         ngrp.eq(sum((ncol >= e).as_unsigned() for e in self._bounds[1:-1]))]
+            if not RL:
+                K = self._bounds[-1]
+                col = Signal(range(K))
+                ncol = Signal(range(K))
+                ngrp = Signal(range(G))
+                m.d.comb += [ncol.eq(Mux(col == K - 1, 0, col + 1)),
+                             ngrp.eq(sum((ncol >= e).as_unsigned()
+                                         for e in self._bounds[1:-1]))]
             grp = Signal(range(G))
             cur = {
                 "lim": [Signal(L + 1, name=f"cur_lim{i + 1}") for i in range(L)],
@@ -252,15 +292,16 @@ class HuffmanDecoder(wiring.Component):
         # pipeline below (no stall) into the queue; the loop decodes only while the queue has
         # room for every symbol in flight (``occ`` counts them), so ``o_stream.ready`` reaches
         # nothing but the queue and that counter.
-        m.submodules.queue = queue = Queue(b + 2, self.QUEUE_DEPTH)
+        m.submodules.queue = queue = Queue(PW + 1 if RL else b + 2, self.QUEUE_DEPTH)
         occ = Signal(range(self.QUEUE_DEPTH + 1))
         room = Signal()
         m.d.comb += room.eq(occ != self.QUEUE_DEPTH)
         pop = Signal()
-        m.d.comb += [o.valid.eq(queue.o_stream.valid), queue.o_stream.ready.eq(o.ready),
-                     pop.eq(o.valid & o.ready),
-                     Cat(o.payload.symbol, o.payload.last, o.payload.first).eq(
-                         queue.o_stream.payload)]
+        if not RL:
+            m.d.comb += [o.valid.eq(queue.o_stream.valid), queue.o_stream.ready.eq(o.ready),
+                         pop.eq(o.valid & o.ready),
+                         Cat(o.payload.symbol, o.payload.last, o.payload.first).eq(
+                             queue.o_stream.payload)]
 
         # Decode loop: the length of the code at the top of the buffer.
         m.submodules.length = cl = CanonicalLength(L, b)
@@ -287,7 +328,12 @@ class HuffmanDecoder(wiring.Component):
         shift_en = Signal()
         m.d.comb += shift_en.eq(decoding & room & (fast | seen_last | tail_ok))
         step = Signal()
-        m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough))
+        # Run-length builds: the tile's bits end at its header's nbits (``left`` to go); a
+        # code past that end is not decoded.
+        left = Signal(self.nbits_width if RL else 1)
+        fits = Signal()
+        m.d.comb += fits.eq((total <= left) if RL else 1)
+        m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough) & fits)
         m.d.sync += tail_ok.eq(decoding & ~shift_en & enough & ~invalid)
 
         take_word = Signal()
@@ -369,7 +415,7 @@ class HuffmanDecoder(wiring.Component):
         # Stage 3: the memory's data in a fabric register (the block RAM's clock-to-output
         # is most of a cycle), then the ESC choice into the queue.
         v3 = Signal()
-        sym3 = Signal(b)
+        sym3 = Signal(PW + 1 if RL else b)   # run-length builds: (payload, is_run)
         esc3 = Signal()
         raw3 = Signal(b)
         last3 = Signal()
@@ -377,23 +423,84 @@ class HuffmanDecoder(wiring.Component):
         m.d.sync += [v3.eq(v2), sym3.eq(rp.data), esc3.eq(esc2), raw3.eq(raw2),
                      last3.eq(last2), first3.eq(first2)]
         # Into the queue: the credit (``occ``) guarantees room, its ready is not needed.
-        m.d.comb += [queue.i_stream.valid.eq(v3),
-                     queue.i_stream.payload.eq(Cat(Mux(esc3, raw3, sym3), last3, first3))]
+        if RL:
+            m.d.comb += [queue.i_stream.valid.eq(v3),
+                         queue.i_stream.payload.eq(Mux(esc3, Cat(raw3, Const(0, PW + 1 - b)),
+                                                       sym3))]
+        else:
+            m.d.comb += [queue.i_stream.valid.eq(v3),
+                         queue.i_stream.payload.eq(Cat(Mux(esc3, raw3, sym3), last3, first3))]
         m.d.sync += occ.eq(occ + step - pop)
         pre_mem = Signal()      # a symbol is yet to read the symbol memory
         m.d.comb += pre_mem.eq(v0 | v1)
 
+        if RL:
+            # Run expander: one value per cycle from the queue's entries, RUN_k as k zeros;
+            # ``last`` / ``first`` from the values emitted against the tile's count. Values
+            # past the count are RUN_OVERFLOW, and the rest of the tile's entries are
+            # dropped (``ovf``).
+            count_r = Signal(self._count_width)
+            emitted = Signal(self._count_width)
+            ovf = Signal()
+            run_left = Signal(range(max(self._run_max, 1) + 1))
+            head = queue.o_stream
+            hp = head.payload
+            p_val, is_run = hp[:PW], hp[PW]
+            # Every combinational signal here is one expression (a continuous assignment):
+            # Icarus never evaluates a process whose inputs keep their first values, and the
+            # output's ready may be held at 1 from the start.
+            adv, drop, take = Signal(), Signal(), Signal()
+            m.d.comb += [adv.eq(~o.valid | o.ready),
+                         drop.eq(head.valid & (ovf | (emitted == count_r))),
+                         take.eq(head.valid & ~(ovf | (emitted == count_r)))]
+            k_left = Signal(range(max(self._run_max, 1) + 1))
+            m.d.comb += [k_left.eq(Mux(run_left != 0, run_left, p_val + 1)),
+                         pop.eq(adv & (drop | (take & (~is_run | (k_left == 1))))),
+                         head.ready.eq(pop)]
+            with m.If(adv & drop & ~ovf):
+                m.d.comb += raise_code.eq(DecoderError.RUN_OVERFLOW)
+            with m.If(adv):
+                m.d.sync += o.valid.eq(take)
+                with m.If(drop):
+                    m.d.sync += [run_left.eq(0), ovf.eq(1)]
+                with m.If(take):
+                    m.d.sync += [o.payload.symbol.eq(Mux(is_run, 0, p_val[:b])),
+                                 o.payload.last.eq(emitted == count_r - 1),
+                                 o.payload.first.eq(emitted == 0),
+                                 emitted.eq(emitted + 1),
+                                 run_left.eq(Mux(is_run, k_left - 1, 0))]
+
         with m.FSM(name="tile") as fsm:
             with m.State("IDLE"):
-                m.d.comb += cnt.ready.eq(~busy_cfg)
+                if not RL:
+                    m.d.comb += cnt.ready.eq(~busy_cfg)
                 with m.If(cnt.valid & cnt.ready):
                     m.d.comb += [clear.eq(1), clear_buf.eq(1)]
                     m.d.sync += [remaining.eq(cnt.payload.count), seen_last.eq(0),
                                  first_pend.eq(1)]
-                    if G > 1:
-                        m.d.sync += [col.eq(0), grp.eq(0)] + select(0)
-                    with m.If(cnt.payload.count != 0):
-                        m.next = "DECODE"
+                    if RL:
+                        m.d.sync += [left.eq(cnt.payload.nbits),
+                                     count_r.eq(cnt.payload.count), emitted.eq(0),
+                                     ovf.eq(0)]
+                        bad_group = Const(0)
+                        if G > 1:
+                            g_in = cnt.payload.group
+                            m.d.sync += [grp.eq(g_in)] + select(g_in)
+                            if G & (G - 1):
+                                bad_group = g_in >= G
+                        with m.If(cnt.payload.count != 0):
+                            with m.If(bad_group):
+                                m.d.comb += raise_code.eq(DecoderError.NO_TABLE)
+                                m.next = "DRAIN"
+                            with m.Elif(cnt.payload.nbits == 0):
+                                m.next = "RL_END"
+                            with m.Else():
+                                m.next = "DECODE"
+                    else:
+                        if G > 1:
+                            m.d.sync += [col.eq(0), grp.eq(0)] + select(0)
+                        with m.If(cnt.payload.count != 0):
+                            m.next = "DECODE"
             with m.State("DECODE"):
                 m.d.comb += [i.ready.eq(~seen_last & (fill <= B - W)),
                              take_word.eq(i.valid & i.ready), decoding.eq(1)]
@@ -406,12 +513,36 @@ class HuffmanDecoder(wiring.Component):
                 with m.Elif(~enough & seen_last):
                     m.d.comb += raise_code.eq(DecoderError.ENDED_EARLY)
                     m.next = "DRAIN"
-                with m.Elif(step):
-                    m.d.sync += remaining.eq(remaining - 1)
-                    if G > 1:
-                        m.d.sync += [col.eq(ncol), grp.eq(ngrp)] + select(ngrp)
-                    with m.If(remaining == 1):
-                        m.next = "TAIL"
+                if RL:
+                    # Every payload bit is buffered and the code runs past nbits.
+                    with m.Elif(~fits & (fill >= left)):
+                        m.d.comb += raise_code.eq(DecoderError.ENDED_EARLY)
+                        m.next = "DRAIN"
+                    with m.Elif(ovf):
+                        m.next = "DRAIN"
+                    with m.Elif(step):
+                        m.d.sync += left.eq(left - total)
+                        with m.If(left == total):
+                            m.next = "RL_END"
+                else:
+                    with m.Elif(step):
+                        m.d.sync += remaining.eq(remaining - 1)
+                        if G > 1:
+                            m.d.sync += [col.eq(ncol), grp.eq(ngrp)] + select(ngrp)
+                        with m.If(remaining == 1):
+                            m.next = "TAIL"
+            if RL:
+                with m.State("RL_END"):
+                    # The tile's bits are decoded: once its values are out, they must be
+                    # exactly its count.
+                    with m.If(ovf):
+                        m.next = "DRAIN"
+                    with m.Elif(occ == 0):
+                        with m.If(emitted != count_r):
+                            m.d.comb += raise_code.eq(DecoderError.ENDED_EARLY)
+                            m.next = "DRAIN"
+                        with m.Else():
+                            m.next = "TAIL"
             with m.State("TAIL"):
                 # The final symbol is out: the rest must be the final word's zero padding.
                 with m.If(~seen_last | (fill >= W)):
@@ -428,6 +559,11 @@ class HuffmanDecoder(wiring.Component):
                     m.d.sync += seen_last.eq(1)
                     m.next = "IDLE"
         idle = fsm.ongoing("IDLE")
+        if RL:
+            # Run-length builds take a header only with the previous tile's values all out
+            # of the queue (its count is checked against them). One expression: in a baked
+            # build its inputs may never change, and Icarus never evaluates such a process.
+            m.d.comb += cnt.ready.eq(idle & ~busy_cfg & (occ == 0))
 
         if baked:
             m.d.comb += busy_cfg.eq(0)
@@ -443,7 +579,9 @@ class HuffmanDecoder(wiring.Component):
         ``may_load``: between tiles with no symbol waiting for the symbol memory.
         """
         b, L, G = self._b, self._L, self._G
-        A = b + 1
+        RL = self._run_max > 0
+        A, PW = self._pos_width, self._payload_width
+        NA = ((1 << b) + 1 + self._run_max).bit_length() + 1   # alphabet counts
         cfg = self.cfg
         wp = mem.write_port()
         byte = cfg.payload.data
@@ -452,20 +590,26 @@ class HuffmanDecoder(wiring.Component):
 
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
         bits_of = self._group_bits
-        n_max = Signal(b + 2)   # 2**b_g + 1 entries, ESC included
-        m.d.comb += n_max.eq(_lookup([(1 << x) + 1 for x in self._group_bits], b + 2, grp))
+        # Code-alphabet size: 2**b_g + 1 entries, ESC included, plus the run symbols of a
+        # run-length table (flags bit 1, 2**run_log of them).
+        rl_flag = Signal()
+        run_log = Signal(4)
+        esc_idx = Signal(NA)
+        m.d.comb += esc_idx.eq(_lookup([1 << x for x in self._group_bits], NA, grp))
+        n_max = Signal(NA)
+        m.d.comb += n_max.eq(esc_idx + 1 + Mux(rl_flag, Const(1, NA) << run_log, 0))
         t_len = Signal(range(L + 1))
         esc_flag = Signal()
-        counts = Array(Signal(b + 2, name=f"count{j}") for j in range(L))
+        counts = Array(Signal(NA, name=f"count{j}") for j in range(L))
         lo = Signal(8)
         value = Signal(16)
         m.d.comb += value.eq(Cat(lo, byte))
         li = Signal(range(L + 1))
         code = Signal(L + 2)      # canonical code counter at the current length
-        total = Signal(b + 3)     # codes counted so far
+        total = Signal(NA + 1)    # codes counted so far
         cur_len = Signal(range(L + 1))
-        remaining = Signal(b + 2)
-        left = Signal(b + 2)
+        remaining = Signal(NA)
+        left = Signal(NA)
         wpos = Signal(A)
         esc_seen = Signal()
         lims = Array(Array(r["lim"]) for r in regs)
@@ -514,9 +658,10 @@ class HuffmanDecoder(wiring.Component):
                         early_last()
             with m.State("HDR2"):
                 with m.If(hs):
-                    m.d.sync += esc_flag.eq(byte[0])
-                    # Bit 1 is the run-length mode, not supported by this RTL; others reserved.
-                    with m.If(byte[1:] != 0):
+                    m.d.sync += [esc_flag.eq(byte[0]), rl_flag.eq(byte[1] if RL else 0)]
+                    # Bit 1 is the run-length mode (only in a build with run_max > 0); the
+                    # others are reserved.
+                    with m.If(byte[2 if RL else 1:] != 0):
                         fail()
                     with m.Else():
                         m.next = "HDR3"
@@ -524,8 +669,10 @@ class HuffmanDecoder(wiring.Component):
             with m.State("HDR3"):
                 with m.If(hs):
                     m.d.sync += [li.eq(0), code.eq(0), total.eq(0), esc_seen.eq(0),
-                                 escs[grp].eq(0)]
-                    with m.If(byte != 0):
+                                 escs[grp].eq(0), run_log.eq(byte[:4])]
+                    # log2 of the longest run symbol: 0 in plain mode, at most the build's.
+                    r_max = max(self._run_max, 1).bit_length() - 1
+                    with m.If(Mux(rl_flag, byte > r_max, byte != 0)):
                         fail()
                     with m.Else():
                         m.next = "CNT_LO"
@@ -576,12 +723,23 @@ class HuffmanDecoder(wiring.Component):
                     early_last()
             with m.State("SYM_HI"):
                 with m.If(hs):
-                    lit = value < (n_max - 1)
-                    is_esc = value == (n_max - 1)
+                    lit = value < esc_idx
+                    is_esc = value == esc_idx
                     m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
                                  left.eq(left - 1), wpos.eq(wpos + 1)]
-                    m.d.comb += [wp.addr.eq(Cat(wpos, grp) if G > 1 else wpos),
-                                 wp.data.eq(value[:b]), wp.en.eq(lit)]
+                    m.d.comb += wp.addr.eq(Cat(wpos, grp) if G > 1 else wpos)
+                    if RL:
+                        # Run-length builds store (payload, is_run): the value, or k - 1 of
+                        # RUN_k (alphabet index 2**b_g + k).
+                        is_run = rl_flag & (value > esc_idx) & (value < n_max)
+                        run_k1 = Signal(NA)
+                        m.d.comb += run_k1.eq(value - esc_idx - 1)
+                        m.d.comb += [wp.data.eq(Mux(is_run, Cat(run_k1[:PW], 1),
+                                                    Cat(value[:b], Const(0, PW + 1 - b)))),
+                                     wp.en.eq(lit | is_run)]
+                        lit = lit | is_run
+                    else:
+                        m.d.comb += [wp.data.eq(value[:b]), wp.en.eq(lit)]
                     esc_shift = Signal(range(L + 1))
                     m.d.comb += esc_shift.eq(L - cur_len)
                     with m.If(is_esc):

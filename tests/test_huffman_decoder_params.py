@@ -53,17 +53,26 @@ def table(bits=4, max_len=8, seed=0):
     ((8, 12, 32), {"run_max": 512}, ValueError,
      r"Run max must be 0 or a power of two up to 256, not 512"),
     ((8, 12, 32), {"run_max": True}, TypeError, r"Run max must be an integer, not True"),
-    ((8, 12, 32), {"run_max": 16}, ValueError, r"run-length mode is not supported by the RTL yet$"),
 ])
 def test_bad_parameters_raise_specific_errors(args, kwargs, exc, message):
     with pytest.raises(exc, match="^" + message):
         HuffmanDecoder(*args, **kwargs)
 
 
-def test_run_length_table_is_refused():
+def test_run_length_tables_set_the_run_max():
     rl = build_rl_table(np.array([0, 0, 0, 1, 2, 0, 0, -1] * 10), 4, 10)
-    with pytest.raises(ValueError, match=r"^run-length mode is not supported by the RTL yet$"):
-        HuffmanDecoder(4, 10, 32, table=rl)
+    assert HuffmanDecoder(4, 10, 32, table=rl)._run_max == rl.run_max
+    assert HuffmanDecoder(4, 10, 32, table=rl, run_max=256)._run_max == 256
+    assert HuffmanDecoder(4, 10, 32)._run_max == 0
+    with pytest.raises(ValueError, match=rf"^Table run max {rl.run_max} exceeds the block's "
+                                         rf"run max {rl.run_max // 2}$"):
+        HuffmanDecoder(4, 10, 32, table=rl, run_max=rl.run_max // 2)
+    dec = HuffmanDecoder(4, 10, 32, 2, group_bounds=[0, 2, 5], run_max=16)
+    from hdl.manifest import describe_ports
+    ports = {p["name"]: p for p in describe_ports(dec)}
+    assert [f["name"] for f in ports["i_count__payload"]["fields"]] == ["count", "nbits",
+                                                                       "group"]
+    assert dec.latency == HuffmanDecoder.LATENCY + 1
 
 
 def test_baked_tables_must_fit_the_parameters():

@@ -122,6 +122,14 @@ def _huffman_decoder():
                                        "multipliers": 0, "values_per_cycle": 1.0}
 
 
+def _huffman_decoder_rl():
+    """The decoder with run-length mode (run_max 256, the largest), run-time tables."""
+    from hdl.huffman_decoder import HuffmanDecoder
+    return HuffmanDecoder(8, 12, 32, run_max=256), {
+        "family": "huffman_decoder_rl", "parallelism": 1, "multipliers": 0,
+        "values_per_cycle": 1.0}
+
+
 def _coder_part(name):
     """The coders' components at the default build's point (b = 8, L = 12, W = 32)."""
     def factory():
@@ -152,6 +160,7 @@ CONFIGS = {
        for k, v in MAC_OPTIONS.items()},
     "huffman_encoder": _huffman_encoder,
     "huffman_decoder": _huffman_decoder,
+    "huffman_decoder_rl": _huffman_decoder_rl,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length")},
     **{f"huffman_lane_{block}_n{n}": _huffman_lanes(block, n)
        for block in ("encoder", "decoder") for n in (2, 4, 8)},

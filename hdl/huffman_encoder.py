@@ -92,7 +92,7 @@ class HuffmanEncoder(wiring.Component):
         ``ValueError("run-length mode is not supported by the RTL yet")``.
     """
 
-    RUN_LENGTH = False  # run-length tables (bitstream version 2) accepted
+    RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted
     LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
@@ -135,15 +135,49 @@ class HuffmanEncoder(wiring.Component):
         cw = self._code_width()
         return valid | ((code << (cw - length)) << 1) | (length << (1 + cw))
 
+    def _addr_bits(self):
+        """Code-memory address bits per group: the 2**b values, then with ``run_max`` R > 0
+        RUN_1 .. RUN_R at ``2**b + k - 1``."""
+        if not self._run_max:
+            return self._b
+        return max(self._b + 1, ((1 << self._b) + self._run_max - 1).bit_length())
+
+    def _run_bits(self):
+        """Bits of a run length 0 .. R."""
+        return self._run_max.bit_length()
+
     def _init(self):
         """Memory contents of baked tables (escapes folded into every uncoded pattern)."""
-        init = [0] * (self._G << self._b)
+        ab = self._addr_bits()
+        init = [0] * (self._G << ab)
         for g, t in enumerate(self._tables):
             for s in range(1 << t.bits):
                 if t.enc_len[s]:
-                    init[(g << self._b) | s] = self._entry(1, int(t.enc_code[s]),
-                                                           int(t.enc_len[s]))
+                    init[(g << ab) | s] = self._entry(1, int(t.enc_code[s]),
+                                                      int(t.enc_len[s]))
+            for k in range(1, t.run_max + 1):
+                i = (1 << t.bits) + k
+                if t.enc_len[i]:
+                    init[(g << ab) | ((1 << self._b) + k - 1)] = self._entry(
+                        1, int(t.enc_code[i]), int(t.enc_len[i]))
         return init
+
+    def _plan_init(self):
+        """Per group and pending run n = 0 .. R, the longest coded run length k <= n (0: none):
+        golden ``_greedy``'s choice, one output code per step. Also each group's longest coded
+        run (the counter's wrap point) and whether its table is run-length."""
+        rb = self._run_bits()
+        plan = [0] * (self._G << rb)
+        tops, modes = [], []
+        for g, t in enumerate(self._tables):
+            best = 0
+            for n in range(self._run_max + 1):
+                if 1 <= n <= t.run_max and t.enc_len[(1 << t.bits) + n]:
+                    best = n
+                plan[(g << rb) | n] = best
+            tops.append(best)
+            modes.append(int(t.run_max > 0))
+        return plan, tops, modes
 
     def elaborate(self, platform):
         m = Module()
@@ -153,7 +187,8 @@ class HuffmanEncoder(wiring.Component):
         baked = self._tables is not None
         entry_width = 1 + cw + LEN_BITS
 
-        m.submodules.codes = mem = Memory(shape=unsigned(entry_width), depth=G << b,
+        m.submodules.codes = mem = Memory(shape=unsigned(entry_width),
+                                          depth=G << self._addr_bits(),
                                           init=self._init() if baked else [])
         rp = mem.read_port()
 
@@ -161,41 +196,28 @@ class HuffmanEncoder(wiring.Component):
         # register: the block RAM's clock-to-output is most of a cycle) and stage 2 (the
         # resolved, left-justified code).
         take = Signal()
+        error = Signal()
         valid, load = stage_enables(m, take, 3)
         loading = self.loading
         blocked = loading
         if not baked:
             blocked = loading | self.cfg.valid  # a waiting table load holds new symbols back
-        m.d.comb += self.i_stream.ready.eq(load[0] & ~blocked)
-        ip = self.i_stream.payload
-
-        # Column counter -> group (encode_groups' rule), reset at every tile start.
-        group_now = Signal(range(G)) if G > 1 else Const(0, 1)
-        if G > 1:
-            K = self._bounds[-1]
-            col = Signal(range(K))
-            m.d.comb += group_now.eq(sum((col >= edge).as_unsigned()
-                                         for edge in self._bounds[1:-1]))
-            with m.If(self.i_stream.valid & self.i_stream.ready):
-                with m.If(ip.last):
-                    m.d.sync += col.eq(0)
-                with m.Elif(~ip.empty):
-                    m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
-        bits_of = [Const(x, 4) for x in self._group_bits]
-        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
-        sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
-        m.d.comb += [rp.addr.eq(Cat(sym_masked, group_now) if G > 1 else sym_masked),
+        if self._run_max:
+            front = self._run_front(m, load[0], blocked, valid[0])
+        else:
+            front = self._plain_front(m, load[0], blocked)
+        rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy = front
+        m.d.comb += [rp.addr.eq(Cat(rq_addr, rq_grp) if G > 1 else rq_addr),
                      rp.en.eq(load[0])]
 
         sym0 = Signal(b)
         grp0 = Signal(range(G)) if G > 1 else Const(0, 1)
-        last0, empty0 = Signal(), Signal()
+        last0, empty0, run0 = Signal(), Signal(), Signal()
         with m.If(load[0]):
-            m.d.sync += [valid[0].eq(self.i_stream.valid & ~blocked), sym0.eq(sym_masked),
-                         last0.eq(ip.last), empty0.eq(ip.empty)]
+            m.d.sync += [valid[0].eq(rq_valid & ~blocked), sym0.eq(rq_sym),
+                         last0.eq(rq_last), empty0.eq(rq_empty), run0.eq(rq_run)]
             if G > 1:
-                m.d.sync += grp0.eq(group_now)
+                m.d.sync += grp0.eq(rq_grp)
 
         # ESC registers per group, written by the loader: the ESC code left-justified in
         # CODE_MAX bits, the one-hot position of the raw bits after it, the total length.
@@ -215,9 +237,9 @@ class HuffmanEncoder(wiring.Component):
         esc1 = Signal(CODE_MAX)
         esc_len1 = Signal(LEN_BITS)
         esc_ok1 = Signal()
-        last1, empty1 = Signal(), Signal()
+        last1, empty1, run1 = Signal(), Signal(), Signal()
         with m.If(load[1]):
-            m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0)]
+            m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0), run1.eq(run0)]
             if not baked:
                 m.d.sync += [esc1.eq(_pick(esc_lj, grp0) | sym_at),
                              esc_len1.eq(_pick(esc_total, grp0)),
@@ -230,9 +252,9 @@ class HuffmanEncoder(wiring.Component):
         e_len = e1[1 + cw:]
         use_entry = Signal()
         use_esc = Signal()
-        m.d.comb += [use_entry.eq(~empty1 & e_valid), use_esc.eq(~empty1 & ~e_valid & esc_ok1)]
+        m.d.comb += [use_entry.eq(~empty1 & e_valid), use_esc.eq(~empty1 & ~e_valid & esc_ok1 & ~run1)]
         uncodable = Signal()
-        m.d.comb += uncodable.eq(~empty1 & ~e_valid & ~esc_ok1)
+        m.d.comb += uncodable.eq(~empty1 & ~e_valid & (~esc_ok1 | run1))
         code2 = Signal(CODE_MAX)
         len2 = Signal(LEN_BITS)
         last2 = Signal()
@@ -304,15 +326,172 @@ class HuffmanEncoder(wiring.Component):
             m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
                          flushing.eq(0), tile_bits.eq(0)]
 
-        error = Signal()
         m.d.comb += self.error.eq(error)
-        with m.If(code_error):
+        with m.If(code_error | self._front_error):
             m.d.sync += error.eq(1)
 
         if not baked:
-            self._loader(m, mem, valid[0], loading, error, esc_code, esc_len,
+            self._loader(m, mem, busy, loading, error, esc_code, esc_len,
                          esc_present, esc_lj, esc_pos, esc_total)
         return m
+
+    # -----------------------------------------------------------------------------------------
+    def _plain_front(self, m, load0, blocked, valid0):
+        """Plain mode only (R = 0): the input beat is the code request; the group follows the
+        column (``encode_groups``' rule)."""
+        b, G = self._b, self._G
+        ip = self.i_stream.payload
+        m.d.comb += self.i_stream.ready.eq(load0 & ~blocked)
+        self._front_error = Const(0)
+        group_now = self._column_group(m)
+        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
+        sym_masked = Signal(b)
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
+        return (self.i_stream.valid, sym_masked, sym_masked, group_now, ip.last, ip.empty,
+                Const(0), valid0)
+
+    def _column_group(self, m):
+        """Column counter -> group (encode_groups' rule), reset at every tile start."""
+        G = self._G
+        ip = self.i_stream.payload
+        group_now = Signal(range(G)) if G > 1 else Const(0, 1)
+        if G > 1:
+            K = self._bounds[-1]
+            col = Signal(range(K))
+            m.d.comb += group_now.eq(sum((col >= edge).as_unsigned()
+                                         for edge in self._bounds[1:-1]))
+            with m.If(self.i_stream.valid & self.i_stream.ready):
+                with m.If(ip.last):
+                    m.d.sync += col.eq(0)
+                with m.Elif(~ip.empty):
+                    m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
+        return group_now
+
+    def _run_front(self, m, load0, blocked, valid0):
+        """Run-length front end (R > 0): counts zeros, queues events, issues code requests.
+
+        Counter: input beats are taken one per cycle; a zero of a run-length group only counts
+        (a run never exceeds the group's longest coded run ``top``: reaching it queues RUN_top
+        at once). A nonzero value, or the tile's end, queues one event ``{rem, lit, sym,
+        last}``: the pending zeros and what follows them. Events wait in a 4-entry FIFO.
+
+        Issuer: takes one event at a time and puts one code request per cycle into a register
+        in front of the code-memory read: while ``rem > 0``, RUN_k with k = plan[rem] (the
+        longest coded run <= rem, an asynchronous read of a small per-group table) and rem -=
+        k; then the literal (or an empty beat carrying ``last``). An event costs at most
+        ``rem + 1`` requests and covers ``rem + 1`` inputs, so the issuer keeps up on average;
+        the FIFO absorbs the bursts.
+        """
+        b, G, R = self._b, self._G, self._run_max
+        rb = self._run_bits()
+        baked = self._tables is not None
+        ip = self.i_stream.payload
+        gbits = max(1, (G - 1).bit_length())
+
+        # Per-group run-length state: table mode (run-length or plain), longest coded run,
+        # and the plan memory. Constants for baked tables, loader registers otherwise.
+        if baked:
+            plan_init, tops, modes = self._plan_init()
+            top = [Const(x, rb) for x in tops]
+            mode = [Const(x, 1) for x in modes]
+        else:
+            plan_init = []
+            top = [Signal(rb, name=f"run_top{g}") for g in range(G)]
+            mode = [Signal(name=f"run_mode{g}") for g in range(G)]
+        self._rl_top, self._rl_mode = top, mode
+        m.submodules.plan = plan = Memory(shape=unsigned(rb), depth=G << rb, init=plan_init)
+        self._plan_mem = plan
+
+        # Group: version 2 (group 0's table is run-length) uses tile index mod G for a whole
+        # tile; version 1 follows the column.
+        col_group = self._column_group(m)
+        group_now = col_group
+        tile_grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        if G > 1:
+            group_now = Signal(range(G))
+            m.d.comb += group_now.eq(Mux(mode[0], tile_grp, col_group))
+            with m.If(self.i_stream.valid & self.i_stream.ready & ip.last):
+                m.d.sync += tile_grp.eq(Mux(tile_grp == G - 1, 0, tile_grp + 1))
+            self._tile_grp = tile_grp
+        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
+        sym_masked = Signal(b)
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
+
+        # Counter and event FIFO.
+        from amaranth.lib.fifo import SyncFIFOBuffered
+        ev_layout = data.StructLayout({"rem": unsigned(rb), "lit": 1, "last": 1,
+                                       "sym": unsigned(b), "grp": unsigned(gbits)})
+        m.submodules.events = fifo = SyncFIFOBuffered(width=ev_layout.size, depth=4)
+        cnt = Signal(rb)
+        top_now = Signal(rb)
+        m.d.comb += top_now.eq(_pick(top, group_now))
+        hs = Signal()
+        m.d.comb += [self.i_stream.ready.eq(fifo.w_rdy & ~blocked),
+                     hs.eq(self.i_stream.valid & self.i_stream.ready)]
+        zero = Signal()
+        m.d.comb += zero.eq(~ip.empty & (sym_masked == 0) & _pick(mode, group_now))
+        no_run = Signal()   # a zero in a table without any run code
+        m.d.comb += no_run.eq(zero & (top_now == 0))
+        full = Signal()
+        m.d.comb += full.eq(zero & ~no_run & (cnt + 1 == top_now))
+        ev_in = Signal(ev_layout)
+        m.d.comb += [ev_in.rem.eq(Mux(zero & ~no_run, cnt + 1, cnt)),
+                     ev_in.lit.eq(~zero & ~ip.empty), ev_in.last.eq(ip.last),
+                     ev_in.sym.eq(sym_masked), ev_in.grp.eq(group_now),
+                     fifo.w_data.eq(ev_in),
+                     fifo.w_en.eq(hs & ((~zero & ~ip.empty) | full | ip.last))]
+        with m.If(hs):
+            with m.If(zero & ~no_run & ~full & ~ip.last):
+                m.d.sync += cnt.eq(cnt + 1)
+            with m.Elif(~zero | full | ip.last):
+                m.d.sync += cnt.eq(0)
+
+        # Issuer.
+        ev = Signal(ev_layout)
+        ev_valid = Signal()
+        rq_valid = Signal()
+        rq_sym = Signal(b)
+        ab = self._addr_bits()
+        rq_addr = Signal(ab)
+        rq_grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        rq_last, rq_empty, rq_run = Signal(), Signal(), Signal()
+        rq_free = Signal()
+        m.d.comb += rq_free.eq(~rq_valid | (load0 & ~blocked))
+        with m.If(load0 & ~blocked):
+            m.d.sync += rq_valid.eq(0)
+        rd = plan.read_port(domain="comb")
+        k = Signal(rb)
+        m.d.comb += [rd.addr.eq(Cat(ev.rem, ev.grp) if G > 1 else ev.rem),
+                     k.eq(rd.data)]
+        done = Signal()
+        step = Signal()
+        m.d.comb += step.eq(ev_valid & rq_free)
+        front_error = Signal()
+        self._front_error = front_error
+        m.d.comb += front_error.eq(step & (ev.rem != 0) & (k == 0))
+        with m.If(step):
+            m.d.sync += [rq_valid.eq(1), rq_sym.eq(ev.sym)]
+            if G > 1:
+                m.d.sync += rq_grp.eq(ev.grp)
+            with m.If(ev.rem != 0):
+                rest = ev.rem - k
+                m.d.sync += [rq_addr.eq((1 << b) + k - 1), rq_run.eq(k != 0),
+                             rq_empty.eq(k == 0), rq_last.eq(ev.last & ~ev.lit & (rest == 0) & (k != 0)),
+                             ev.rem.eq(Mux(k == 0, 0, rest))]
+                # A run that cannot be written (no code fits) is dropped with the error (an
+                # empty request); the literal or the tile end follows as usual.
+                m.d.comb += done.eq((rest == 0) & (k != 0) & ~ev.lit)
+            with m.Else():
+                m.d.sync += [rq_addr.eq(ev.sym), rq_run.eq(0), rq_empty.eq(~ev.lit),
+                             rq_last.eq(ev.last)]
+                m.d.comb += done.eq(1)
+        m.d.comb += fifo.r_en.eq(~ev_valid | done)
+        with m.If(~ev_valid | done):
+            m.d.sync += [ev_valid.eq(fifo.r_rdy), ev.eq(fifo.r_data)]
+        # A table load waits for everything queued: the old table codes it.
+        busy = Signal()
+        m.d.comb += busy.eq(valid0 | rq_valid | ev_valid | fifo.r_rdy)
+        return rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy
 
     # -----------------------------------------------------------------------------------------
     def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,

@@ -1,0 +1,122 @@
+"""Run-length mode (bitstream version 2) of ``hdl.huffman_encoder``, in Amaranth's simulator.
+
+Every tile is compared word for word, ``last`` flag and bit count with golden
+``encode_rl_tile``, under random input gaps and output backpressure. Tables: golden
+``build_rl_table`` on rounded-Laplacian data (zero-heavy, as deep-layer coefficients are),
+tables whose short run codes are removed (so ``_greedy`` has to combine the remaining ones),
+R = 1 and R = 256, groups (one group per tile, tile index mod G), and escapes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden.codec.runlength import build_rl_table, encode_rl_tile
+from golden.codec.tables import HuffmanTable
+from hdl.huffman_encoder import HuffmanEncoder
+
+
+def laplace(rng, n, scale, bits):
+    lim = (1 << (bits - 1)) - 1
+    return np.clip(np.rint(rng.laplace(0, scale, n)), -lim - 1, lim).astype(np.int64)
+
+
+def drop_runs(table, keep):
+    """``table`` with only the run codes RUN_k, k in ``keep``, coded (lengths re-fitted)."""
+    lengths = table.lengths.copy()
+    base = 1 << table.bits
+    for k in range(1, table.run_max + 1):
+        if k not in keep:
+            lengths[base + k] = 0
+    from golden.codec.lengths import lengths_from_histogram
+    hist = (lengths > 0).astype(np.int64) * (1 << 8) >> np.minimum(lengths, 8)
+    lengths = lengths_from_histogram(np.maximum(hist, (lengths > 0).astype(np.int64)),
+                                     table.max_len)
+    return HuffmanTable(table.bits, table.max_len, lengths, escape=table.escape,
+                        signed=table.signed, run_max=table.run_max)
+
+
+def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, measure=False):
+    """Drive ``tiles`` (lists of patterns) and collect (words, lasts, counts)."""
+    out = {"words": [], "counts": [], "stall": 0, "cycles": 0, "error": 0}
+    done = {"in": False}
+
+    async def source(ctx):
+        for t in tiles:
+            beats = [(int(v), 0, 0) for v in t] or [(0, 0, 1)]
+            beats[-1] = (beats[-1][0], 1, beats[-1][2])
+            for sym, last, empty in beats:
+                while stall and rng.random() < stall:
+                    ctx.set(dut.i_stream.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.i_stream.valid, 1)
+                ctx.set(dut.i_stream.payload, {"symbol": sym, "last": last, "empty": empty})
+                await ctx.tick().until(dut.i_stream.ready)
+                if measure:
+                    pass
+            ctx.set(dut.i_stream.valid, 0)
+        done["in"] = True
+
+    async def sink(ctx):
+        words = []
+        while len(out["counts"]) < len(tiles):
+            ready = not (backpressure and rng.random() < backpressure)
+            ctx.set(dut.o_stream.ready, ready)
+            ctx.set(dut.o_count.ready, 1)
+            _, _, ov, od, ol, cv, cn, err = await ctx.tick().sample(
+                dut.o_stream.valid, dut.o_stream.payload.data, dut.o_stream.payload.last,
+                dut.o_count.valid, dut.o_count.payload.nbits, dut.error)
+            out["error"] |= err
+            out["cycles"] += 1
+            if ov and ready:
+                words.append(od)
+                if ol:
+                    out["words"].append(words)
+                    words = []
+            if cv:
+                out["counts"].append(cn)
+                if cn == 0:
+                    out["words"].append(words)
+                    words = []
+            assert out["cycles"] < 200 * (sum(len(t) for t in tiles) + 10), "hang"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    return out
+
+
+def check(tables, tiles_values, W, seed, b=None, L=None, run_max=None, stall=0.3,
+          backpressure=0.3, baked=True):
+    """Encode ``tiles_values`` (tile i with group i mod G) and compare with golden."""
+    G = len(tables)
+    b = b or max(t.bits for t in tables)
+    L = L or max(t.max_len for t in tables)
+    rng = np.random.default_rng(seed)
+    bounds = list(range(G + 1)) if G > 1 else None
+    dut = HuffmanEncoder(b, L, W, G, group_bounds=bounds, table=tables, run_max=run_max)
+    tiles = [np.asarray(v) & ((1 << tables[i % G].bits) - 1)
+             for i, v in enumerate(tiles_values)]
+    out = run_tiles(dut, tiles, G, W, rng, stall, backpressure)
+    assert not out["error"]
+    assert len(out["counts"]) == len(tiles_values)
+    for i, v in enumerate(tiles_values):
+        words, nbits = encode_rl_tile(np.asarray(v), tables[i % G], W)
+        assert out["counts"][i] == nbits, (i, out["counts"][i], nbits)
+        assert out["words"][i] == [int(x) for x in words], i
+    return out
+
+
+@pytest.mark.parametrize("run_max", [1, 8, 256])
+def test_laplace(run_max):
+    rng = np.random.default_rng(run_max)
+    cal = laplace(rng, 4000, 0.4, 6)
+    t = build_rl_table(cal, 6, 12, run_max=run_max)
+    tiles = [laplace(rng, n, 0.4, 6) for n in (1, 7, 300, 0, 64, 1000)]
+    tiles.append(np.zeros(700, dtype=np.int64))      # longer than R: RUN_R repeated
+    tiles.append(np.r_[np.zeros(run_max - 1, np.int64), 3])
+    check([t], tiles, 32, run_max)

@@ -23,19 +23,17 @@ def laplace(rng, n, scale, bits):
     return np.clip(np.rint(rng.laplace(0, scale, n)), -lim - 1, lim).astype(np.int64)
 
 
-def drop_runs(table, keep):
-    """``table`` with only the run codes RUN_k, k in ``keep``, coded (lengths re-fitted)."""
-    lengths = table.lengths.copy()
-    base = 1 << table.bits
-    for k in range(1, table.run_max + 1):
-        if k not in keep:
-            lengths[base + k] = 0
+def sparse_runs(values, bits, max_len, run_max, keep, escape=True):
+    """A run-length table on ``values`` where only RUN_k, k in ``keep``, get a code."""
     from golden.codec.lengths import lengths_from_histogram
-    hist = (lengths > 0).astype(np.int64) * (1 << 8) >> np.minimum(lengths, 8)
-    lengths = lengths_from_histogram(np.maximum(hist, (lengths > 0).astype(np.int64)),
-                                     table.max_len)
-    return HuffmanTable(table.bits, table.max_len, lengths, escape=table.escape,
-                        signed=table.signed, run_max=table.run_max)
+    from golden.codec.runlength import rl_histogram
+    hist = rl_histogram(values, bits, True, run_max)
+    base = 1 << bits
+    for k in range(1, run_max + 1):
+        hist[base + k] = (hist[base + k] + 1) if k in keep else 0
+    hist[base] = int(escape)
+    lengths = lengths_from_histogram(hist, max_len)
+    return HuffmanTable(bits, max_len, lengths, escape=escape, signed=True, run_max=run_max)
 
 
 def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, measure=False):
@@ -120,3 +118,62 @@ def test_laplace(run_max):
     tiles.append(np.zeros(700, dtype=np.int64))      # longer than R: RUN_R repeated
     tiles.append(np.r_[np.zeros(run_max - 1, np.int64), 3])
     check([t], tiles, 32, run_max)
+
+
+@pytest.mark.parametrize("keep", [(2, 3), (3, 5, 16), (1, 4), (1, 2, 7), (7,)])
+def test_sparse_run_codes(keep):
+    """Only some run lengths coded: the greedy decomposition takes several codes per run
+    (the runs golden ``_greedy`` can write; the others are the error test's)."""
+    rng = np.random.default_rng(sum(keep))
+    cal = laplace(rng, 3000, 0.3, 4)
+    t = sparse_runs(cal, 4, 10, 16, keep)
+    cands = [laplace(rng, n, 0.3, 4) for n in (50, 400, 1)]
+    for n in range(1, 60):
+        cands.append(np.r_[2, np.zeros(n, np.int64), 1, np.zeros(n, np.int64)])
+    tiles = [v for v in cands if _encodable(v, t)]
+    assert len(tiles) >= 8
+    check([t], tiles, 16, 7 + sum(keep))
+
+
+def test_unwritable_run_flags_error():
+    """A run that the coded run lengths cannot write sets the error flag, and the encoder
+    still ends the tile (no hang)."""
+    rng = np.random.default_rng(3)
+    t = sparse_runs(laplace(rng, 3000, 0.3, 4), 4, 10, 16, (2, 3))
+    v = np.r_[1, np.zeros(4, np.int64), 1]   # 4 = 3 + 1: greedy cannot finish
+    assert not _encodable(v, t)
+    dut = HuffmanEncoder(4, 10, 16, table=t)
+    out = run_tiles(dut, [v & 15, np.array([1, 0, 0, 1]) & 15], 1, 16, rng)
+    assert out["error"]
+    assert len(out["counts"]) == 2
+
+
+def _encodable(v, t):
+    from golden.codec.errors import AlphabetError
+    try:
+        encode_rl_tile(v, t, 32)
+    except AlphabetError:
+        return False
+    return True
+
+
+def test_groups_and_words():
+    """Three groups of different widths: tile i uses group i mod 3; 8- and 64-bit words."""
+    rng = np.random.default_rng(5)
+    specs = [(4, 4), (6, 64), (3, 1)]
+    tables = [build_rl_table(laplace(rng, 2000, 0.5, b), b, 9, run_max=r) for b, r in specs]
+    tiles = []
+    for i in range(9):
+        b = specs[i % 3][0]
+        tiles.append(laplace(rng, int(rng.integers(0, 200)), 0.5, b))
+    for W in (8, 64):
+        check(tables, tiles, W, W, b=6, L=12, run_max=64)
+
+
+def test_no_stall_throughput():
+    """No gaps, no backpressure: a full table set keeps one coefficient per cycle."""
+    rng = np.random.default_rng(11)
+    t = build_rl_table(laplace(rng, 4000, 0.4, 8), 8, 12, run_max=16)
+    tiles = [laplace(rng, 5000, 0.4, 8)]
+    out = check([t], tiles, 32, 1, stall=0, backpressure=0)
+    assert out["cycles"] <= 5000 + 20, out["cycles"]

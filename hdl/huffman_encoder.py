@@ -207,8 +207,14 @@ class HuffmanEncoder(wiring.Component):
         else:
             front = self._plain_front(m, load[0], blocked)
         rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy = front
-        m.d.comb += [rp.addr.eq(Cat(rq_addr, rq_grp) if G > 1 else rq_addr),
-                     rp.en.eq(load[0])]
+        # The loader reads the code memory too (which run lengths have a code, to build the
+        # plan after a run-length table); symbols are held back meanwhile.
+        self._ld_rsel = ld_rsel = Signal()
+        self._ld_raddr = ld_raddr = Signal(len(rp.addr))
+        m.d.comb += [rp.addr.eq(Mux(ld_rsel, ld_raddr,
+                                    Cat(rq_addr, rq_grp) if G > 1 else rq_addr)),
+                     rp.en.eq(load[0] | ld_rsel)]
+        self._rp = rp
 
         sym0 = Signal(b)
         grp0 = Signal(range(G)) if G > 1 else Const(0, 1)
@@ -334,6 +340,40 @@ class HuffmanEncoder(wiring.Component):
             self._loader(m, mem, busy, loading, error, esc_code, esc_len,
                          esc_present, esc_lj, esc_pos, esc_total)
         return m
+
+    def _plan_pass(self, m, grp, rl_flag):
+        """Loader state PLAN (after a good table's last byte, R > 0): for n = 1 .. R read
+        whether RUN_n has a code (the code memory's valid bit; entries above the table's R'
+        were cleared) and write plan[n] = the longest coded run <= n; the last one is the
+        group's ``top``. R + 2 cycles; cfg and symbols wait."""
+        b, G, R = self._b, self._G, self._run_max
+        ab = self._addr_bits()
+        rb = self._run_bits()
+        pn = Signal(range(R + 2))       # address phase: n being read
+        pn_d = Signal(range(R + 2))     # data phase: n whose valid bit is on rp.data
+        pv_d = Signal()
+        best = Signal(rb)
+        pw = self._plan_mem.write_port()
+        coded = self._rp.data[0]
+        best_n = Signal(rb)
+        m.d.comb += best_n.eq(Mux(coded, pn_d, best))
+        with m.State("PLAN"):
+            run_addr = ((1 << b) - 1 + pn)[:ab]
+            m.d.comb += [self._ld_rsel.eq(1),
+                         self._ld_raddr.eq(Cat(run_addr, grp) if G > 1 else run_addr)]
+            m.d.sync += [pn.eq(Mux(pn == R + 1, pn, pn + 1)), pn_d.eq(pn),
+                         pv_d.eq((pn >= 1) & (pn <= R))]
+            with m.If(pv_d):
+                m.d.comb += [pw.addr.eq(Cat(pn_d[:rb], grp) if G > 1 else pn_d[:rb]),
+                             pw.data.eq(best_n), pw.en.eq(1)]
+                m.d.sync += best.eq(best_n)
+                with m.If(pn_d == R):
+                    for g in range(G):
+                        with m.If(grp == g):
+                            m.d.sync += [self._rl_top[g].eq(best_n),
+                                         self._rl_mode[g].eq(rl_flag)]
+                    m.d.sync += [pn.eq(0), pn_d.eq(0), pv_d.eq(0), best.eq(0)]
+                    m.next = "HDR0"
 
     # -----------------------------------------------------------------------------------------
     def _plain_front(self, m, load0, blocked, valid0):
@@ -505,27 +545,35 @@ class HuffmanEncoder(wiring.Component):
         hs = Signal()
         m.d.comb += hs.eq(cfg.valid & cfg.ready)
 
+        R = self._run_max
+        NA = (1 << b) + 1 + R   # the largest code alphabet: values, ESC, RUN_1 .. RUN_R
+        ab = self._addr_bits()
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
         bits_of = [Const(x, 4) for x in self._group_bits]
-        n_max = Signal(range((1 << b) + 2))   # 2**b_g + 1 entries, ESC included
-        m.d.comb += n_max.eq(_pick([Const((1 << x) + 1, b + 2) for x in self._group_bits], grp))
+        n_max = Signal(range(NA + 1))   # 2**b_g + 1 (+ R') entries, ESC included
+        esc_idx = Signal(range(NA + 1))
+        rl_flag = Signal()              # this table is run-length (flags bit 1)
+        run_n = Signal(range(R + 1))    # its R'
+        m.d.comb += [
+            esc_idx.eq(_pick([Const(1 << x, b + 1) for x in self._group_bits], grp)),
+            n_max.eq(esc_idx + 1 + Mux(rl_flag, run_n, 0))]
         t_len = Signal(range(L + 1))
         esc_flag = Signal()
-        counts = Array(Signal(range((1 << b) + 2), name=f"count{i}") for i in range(L))
+        counts = Array(Signal(range(NA + 1), name=f"count{i}") for i in range(L))
         lo = Signal(8)
         value = Signal(16)
         m.d.comb += value.eq(Cat(lo, byte))
         li = Signal(range(L))
-        total = Signal(range(2 * (1 << b) + 4))
+        total = Signal(range(2 * NA + 2))
         # n_max - total, kept as a register so the final count's check is one compare.
         slack = Signal(signed(17))
         lo_gt_max = Signal()
         lo_gt_slack = Signal()
-        clr = Signal(b)
+        clr = Signal(ab)
         cur_len = Signal(range(L + 1))
         code = Signal(L + 1)
-        remaining = Signal(range((1 << b) + 2))
-        left = Signal(range((1 << b) + 2))
+        remaining = Signal(range(NA + 1))
+        left = Signal(range(NA + 1))
         code_field = Signal(cw)
         len_field = Signal(LEN_BITS)
         m.d.comb += [code_field.eq(code[:L] << (cw - cur_len).as_unsigned()), len_field.eq(cur_len)]
@@ -546,7 +594,9 @@ class HuffmanEncoder(wiring.Component):
         with m.FSM(name="loader") as fsm:
             with m.State("HDR0"):
                 with m.If(hs):
-                    m.d.sync += error.eq(0)
+                    m.d.sync += [error.eq(0), rl_flag.eq(0)]
+                    if R and G > 1:
+                        m.d.sync += self._tile_grp.eq(0)  # tile groups count from a load
                     g_in = cfg.payload.group if G > 1 else Const(0, 1)
                     if G > 1:
                         m.d.sync += grp.eq(g_in)
@@ -566,16 +616,28 @@ class HuffmanEncoder(wiring.Component):
             with m.State("HDR2"):
                 with m.If(hs):
                     m.d.sync += esc_flag.eq(byte[0])
-                    # Bit 1 is the run-length mode, not supported by this RTL; others reserved.
-                    with m.If(byte[1:] != 0):
+                    if R:
+                        # Bit 1: run-length mode (version 2); the others are reserved.
+                        m.d.sync += rl_flag.eq(byte[1])
+                        bad_flags = byte[2:] != 0
+                    else:
+                        # This block has no run-length mode (R = 0): bit 1 is refused too.
+                        bad_flags = byte[1:] != 0
+                    with m.If(bad_flags):
                         fail()
                     with m.Else():
                         m.next = "HDR3"
                         early_last()
             with m.State("HDR3"):
                 with m.If(hs):
-                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0), slack.eq(n_max)]
-                    with m.If(byte != 0):
+                    # Byte 3: log2 R' of a run-length table (at most the block's log2 R), 0
+                    # otherwise. n_max (and the slack) follow from it one cycle later.
+                    log_ok = byte == 0
+                    if R:
+                        m.d.sync += run_n.eq(Const(1, R.bit_length()) << byte[:4])
+                        log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
+                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0)]
+                    with m.If(~log_ok):
                         fail()
                     with m.Else():
                         m.next = "CLEAR"
@@ -585,8 +647,8 @@ class HuffmanEncoder(wiring.Component):
                 m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr),
                              wp.data.eq(0), wp.en.eq(1)]
                 m.d.sync += clr.eq(clr + 1)
-                with m.If(clr == (1 << b) - 1):
-                    m.d.sync += [li.eq(0), total.eq(0)]
+                with m.If(clr == (1 << ab) - 1):
+                    m.d.sync += [li.eq(0), total.eq(0), slack.eq(n_max)]
                     m.next = "CNT_LO"
             with m.State("CNT_LO"):
                 with m.If(hs):
@@ -632,16 +694,26 @@ class HuffmanEncoder(wiring.Component):
                     early_last()
             with m.State("SYM_HI"):
                 with m.If(hs):
-                    lit = value < (n_max - 1)
-                    is_esc = value == (n_max - 1)
+                    lit = value < esc_idx
+                    is_esc = value == esc_idx
+                    is_run = (value > esc_idx) & (value < n_max)
                     m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
                                  left.eq(left - 1)]
                     with m.If(lit):
                         m.d.comb += [
-                            wp.addr.eq(Cat(value[:b], grp) if G > 1 else value[:b]),
+                            wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
                             wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
                             wp.en.eq(1),
                         ]
+                    if R:
+                        with m.If(is_run):
+                            m.d.comb += [
+                                wp.addr.eq(Cat((value - esc_idx + ((1 << b) - 1))[:ab], grp)
+                                           if G > 1 else
+                                           (value - esc_idx + ((1 << b) - 1))[:ab]),
+                                wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
+                                wp.en.eq(1),
+                            ]
                     with m.If(is_esc):
                         m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(cur_len),
                                      esc_present[grp].eq(1)]
@@ -654,13 +726,13 @@ class HuffmanEncoder(wiring.Component):
                                     esc_total[g].eq(cur_len + self._group_bits[g])]
                     # Kraft: every code of length l must be below 2**l.
                     overfull = (code >> cur_len) != 0
-                    with m.If(~(lit | is_esc) | overfull):
+                    with m.If(~(lit | is_esc | is_run) | overfull):
                         fail()
                     with m.Elif(left == 1):
                         # The table's final byte (its length follows from the header and the
                         # counts): the load ends here, with or without ``last``; without it, or
                         # with the wrong ESC presence, the table is bad.
-                        m.next = "HDR0"
+                        m.next = "PLAN" if R else "HDR0"
                         with m.If(~cfg.payload.last
                                   | ((_pick(list(esc_present), grp) | is_esc) != esc_flag)):
                             m.d.sync += error.eq(1)
@@ -670,6 +742,8 @@ class HuffmanEncoder(wiring.Component):
                     with m.Else():
                         m.next = "SYM_LO"
                         early_last()
+            if R:
+                self._plan_pass(m, grp, rl_flag)
             with m.State("SKIP"):
                 # After a malformed table: drop bytes up to the one flagged last. Symbols are
                 # not held back meanwhile, so a bad load that never sends ``last`` cannot
@@ -682,7 +756,8 @@ class HuffmanEncoder(wiring.Component):
         # entries are cleared or a length is stepped. One expression (a continuous assignment
         # in Verilog): a per-state process would stay X in Icarus until its inputs changed.
         m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), ~busy,
-                                     ~(fsm.ongoing("CLEAR") | fsm.ongoing("ADVANCE"))))
+                                     ~(fsm.ongoing("CLEAR") | fsm.ongoing("ADVANCE")
+                                       | (fsm.ongoing("PLAN") if R else 0))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -36,12 +36,25 @@ def sparse_runs(values, bits, max_len, run_max, keep, escape=True):
     return HuffmanTable(bits, max_len, lengths, escape=escape, signed=True, run_max=run_max)
 
 
-def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, measure=False):
-    """Drive ``tiles`` (lists of patterns) and collect (words, lasts, counts)."""
+def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, loads=()):
+    """Load ``loads`` ((group, table bytes) through ``cfg``) then drive ``tiles`` (lists of
+    patterns); collect the words per tile, the bit counts and the error flag."""
     out = {"words": [], "counts": [], "stall": 0, "cycles": 0, "error": 0}
     done = {"in": False}
 
     async def source(ctx):
+        for g, raw in loads:
+            for i, byte in enumerate(raw):
+                while stall and rng.random() < stall:
+                    ctx.set(dut.cfg.valid, 0)
+                    await ctx.tick()
+                payload = {"data": byte, "last": int(i == len(raw) - 1)}
+                if groups > 1:
+                    payload["group"] = g
+                ctx.set(dut.cfg.valid, 1)
+                ctx.set(dut.cfg.payload, payload)
+                await ctx.tick().until(dut.cfg.ready)
+            ctx.set(dut.cfg.valid, 0)
         for t in tiles:
             beats = [(int(v), 0, 0) for v in t] or [(0, 0, 1)]
             beats[-1] = (beats[-1][0], 1, beats[-1][2])
@@ -52,14 +65,12 @@ def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, measure=F
                 ctx.set(dut.i_stream.valid, 1)
                 ctx.set(dut.i_stream.payload, {"symbol": sym, "last": last, "empty": empty})
                 await ctx.tick().until(dut.i_stream.ready)
-                if measure:
-                    pass
             ctx.set(dut.i_stream.valid, 0)
         done["in"] = True
 
     async def sink(ctx):
         words = []
-        while len(out["counts"]) < len(tiles):
+        while len(out["counts"]) < len(tiles) or not done["in"]:
             ready = not (backpressure and rng.random() < backpressure)
             ctx.set(dut.o_stream.ready, ready)
             ctx.set(dut.o_count.ready, 1)
@@ -96,10 +107,16 @@ def check(tables, tiles_values, W, seed, b=None, L=None, run_max=None, stall=0.3
     L = L or max(t.max_len for t in tables)
     rng = np.random.default_rng(seed)
     bounds = list(range(G + 1)) if G > 1 else None
-    dut = HuffmanEncoder(b, L, W, G, group_bounds=bounds, table=tables, run_max=run_max)
+    loads = ()
+    if baked:
+        dut = HuffmanEncoder(b, L, W, G, group_bounds=bounds, table=tables, run_max=run_max)
+    else:
+        dut = HuffmanEncoder(b, L, W, G, group_bounds=bounds,
+                             group_bits=[t.bits for t in tables], run_max=run_max)
+        loads = [(g, t.serialize()) for g, t in enumerate(tables)]
     tiles = [np.asarray(v) & ((1 << tables[i % G].bits) - 1)
              for i, v in enumerate(tiles_values)]
-    out = run_tiles(dut, tiles, G, W, rng, stall, backpressure)
+    out = run_tiles(dut, tiles, G, W, rng, stall, backpressure, loads)
     assert not out["error"]
     assert len(out["counts"]) == len(tiles_values)
     for i, v in enumerate(tiles_values):
@@ -109,15 +126,16 @@ def check(tables, tiles_values, W, seed, b=None, L=None, run_max=None, stall=0.3
     return out
 
 
+@pytest.mark.parametrize("baked", [True, False])
 @pytest.mark.parametrize("run_max", [1, 8, 256])
-def test_laplace(run_max):
+def test_laplace(run_max, baked):
     rng = np.random.default_rng(run_max)
     cal = laplace(rng, 4000, 0.4, 6)
     t = build_rl_table(cal, 6, 12, run_max=run_max)
     tiles = [laplace(rng, n, 0.4, 6) for n in (1, 7, 300, 0, 64, 1000)]
     tiles.append(np.zeros(700, dtype=np.int64))      # longer than R: RUN_R repeated
     tiles.append(np.r_[np.zeros(run_max - 1, np.int64), 3])
-    check([t], tiles, 32, run_max)
+    check([t], tiles, 32, run_max, run_max=256 if not baked else None, baked=baked)
 
 
 @pytest.mark.parametrize("keep", [(2, 3), (3, 5, 16), (1, 4), (1, 2, 7), (7,)])
@@ -133,6 +151,7 @@ def test_sparse_run_codes(keep):
     tiles = [v for v in cands if _encodable(v, t)]
     assert len(tiles) >= 8
     check([t], tiles, 16, 7 + sum(keep))
+    check([t], tiles, 16, 8 + sum(keep), baked=False, run_max=16)
 
 
 def test_unwritable_run_flags_error():
@@ -168,6 +187,7 @@ def test_groups_and_words():
         tiles.append(laplace(rng, int(rng.integers(0, 200)), 0.5, b))
     for W in (8, 64):
         check(tables, tiles, W, W, b=6, L=12, run_max=64)
+    check(tables, tiles, 32, 3, b=6, L=12, run_max=64, baked=False)
 
 
 def test_no_stall_throughput():

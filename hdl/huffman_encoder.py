@@ -205,7 +205,7 @@ class HuffmanEncoder(wiring.Component):
         if self._run_max:
             front = self._run_front(m, load[0], blocked, valid[0])
         else:
-            front = self._plain_front(m, load[0], blocked)
+            front = self._plain_front(m, load[0], blocked, valid[0])
         rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy = front
         # The loader reads the code memory too (which run lengths have a code, to build the
         # plan after a run-length table); symbols are held back meanwhile.
@@ -768,4 +768,16 @@ def _modules(args):
     return coder_modules(args, HuffmanEncoder, "huffman_encoder")
 
 
-BLOCK = Block("huffman_encoder", huffman_arguments, _modules)
+def _arguments(parser):
+    """The shared Huffman options and ``--run-max`` (added once, whichever block comes first;
+    ``hdl.coder_params.coder_modules`` reads it)."""
+    huffman_arguments(parser)
+    if "--run-max" in parser._option_string_actions:
+        return
+    parser.add_argument("--run-max", type=int, default=None, metavar="R",
+                        help="longest zero run symbol of the Huffman encoder, 0 (plain mode "
+                             "only) or a power of two up to 256 (default: the baked tables', "
+                             "else 0)")
+
+
+BLOCK = Block("huffman_encoder", _arguments, _modules)

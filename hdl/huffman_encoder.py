@@ -1,8 +1,8 @@
 """Canonical Huffman encoder: symbols in, MSB-first W-bit words out, one symbol per cycle.
 
-Golden twin: ``golden.codec.plain.encode_tile`` / ``encode_groups`` (plain mode, bitstream version
-1,
-``docs/bitstream.md``). Ports, the table-loading protocol and the timing are described in
+Golden twin: ``golden.codec.plain.encode_tile`` / ``encode_groups`` (plain mode, bitstream
+version 1) and, with ``run_max`` R > 0, ``golden.codec.runlength.encode_rl_tile`` (run-length
+mode, version 2), ``docs/bitstream.md``. Ports, the table-loading protocol and the timing are described in
 ``docs/huffman_encoder.md``.
 
 Datapath: the input stage looks the symbol up in a code memory (one entry per symbol pattern and
@@ -11,6 +11,11 @@ code of up to ``L + b`` bits) and left-justifies the code; the packer appends it
 of ``2 W + 32`` bits and emits one word per cycle whenever the buffer holds a word. A tile ends
 with a beat flagged ``last``: the packer drains, zero-pads the final word, flags it ``last``
 and reports the tile's payload bit count on ``o_count``.
+
+Run-length mode (R > 0) puts a front end before the look-up: zeros are counted, and an event
+(pending run, the value after it) per nonzero value or tile end is queued; an issuer turns each
+event into code requests, one per cycle (RUN_k by the greedy rule, then the value), for the
+same look-up and packer.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def _pick(items, index):
 
 
 class HuffmanEncoder(wiring.Component):
-    """Canonical Huffman encoder, plain mode (bitstream version 1), one symbol per cycle.
+    """Canonical Huffman encoder, plain mode (bitstream version 1) and, with ``run_max`` > 0,
+    run-length mode (version 2); one symbol per cycle.
 
     Parameters
     ----------
@@ -71,6 +77,11 @@ class HuffmanEncoder(wiring.Component):
         through ``cfg``.
     count_width : int
         Width of the bit count on ``o_count`` (default 32; tiles of more bits wrap).
+    run_max : int or None
+        Longest zero run symbol R: 0 (plain mode only, the version-1 block) or a power of two
+        up to 256. None: the baked tables' longest run (0 without run-length tables). With
+        R > 0 a group's tile is coded in its table's mode; in version 2 tile i uses group
+        ``i mod G`` (see ``docs/huffman_encoder.md``).
 
     Ports
     -----
@@ -88,8 +99,8 @@ class HuffmanEncoder(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        On bad parameters (before anything is built); a run-length table raises
-        ``ValueError("run-length mode is not supported by the RTL yet")``.
+        On bad parameters (before anything is built); a baked run-length table with a longer
+        run than ``run_max`` raises ``ValueError``.
     """
 
     RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted
@@ -258,7 +269,9 @@ class HuffmanEncoder(wiring.Component):
         e_len = e1[1 + cw:]
         use_entry = Signal()
         use_esc = Signal()
-        m.d.comb += [use_entry.eq(~empty1 & e_valid), use_esc.eq(~empty1 & ~e_valid & esc_ok1 & ~run1)]
+        # A run request always has an entry (the plan picks coded runs only): never ESC.
+        m.d.comb += [use_entry.eq(~empty1 & e_valid),
+                     use_esc.eq(~empty1 & ~e_valid & esc_ok1 & ~run1)]
         uncodable = Signal()
         m.d.comb += uncodable.eq(~empty1 & ~e_valid & (~esc_ok1 | run1))
         code2 = Signal(CODE_MAX)
@@ -516,7 +529,8 @@ class HuffmanEncoder(wiring.Component):
             with m.If(ev.rem != 0):
                 rest = ev.rem - k
                 m.d.sync += [rq_addr.eq((1 << b) + k - 1), rq_run.eq(k != 0),
-                             rq_empty.eq(k == 0), rq_last.eq(ev.last & ~ev.lit & (rest == 0) & (k != 0)),
+                             rq_empty.eq(k == 0),
+                             rq_last.eq(ev.last & ~ev.lit & (rest == 0) & (k != 0)),
                              ev.rem.eq(Mux(k == 0, 0, rest))]
                 # A run that cannot be written (no code fits) is dropped with the error (an
                 # empty request); the literal or the tile end follows as usual.
@@ -701,7 +715,8 @@ class HuffmanEncoder(wiring.Component):
                                  left.eq(left - 1)]
                     with m.If(lit):
                         m.d.comb += [
-                            wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
+                            wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1
+                                       else value[:b]),
                             wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
                             wp.en.eq(1),
                         ]

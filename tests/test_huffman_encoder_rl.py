@@ -197,3 +197,42 @@ def test_no_stall_throughput():
     tiles = [laplace(rng, 5000, 0.4, 8)]
     out = check([t], tiles, 32, 1, stall=0, backpressure=0)
     assert out["cycles"] <= 5000 + 20, out["cycles"]
+
+
+def every_length_rl(bits, max_len, run_max, rng):
+    """A run-length table whose coded entries (values, ESC, runs) use every length 1..L,
+    with values drawn so that every entry occurs."""
+    from golden.codec.lengths import lengths_from_histogram
+    n = (1 << bits) + 1 + run_max
+    order = [e for e in rng.permutation(n) if e != 0]   # pattern 0 is never coded
+    hist = np.zeros(n, dtype=np.int64)
+    for i, e in enumerate(order[:max_len]):
+        hist[e] = 1 << (max_len - i)
+    hist[1 << bits] = max(hist[1 << bits], 1)          # ESC
+    hist[(1 << bits) + 1] = max(hist[(1 << bits) + 1], 1)  # RUN_1: every run writable
+    lengths = lengths_from_histogram(hist, max_len)
+    t = HuffmanTable(bits, max_len, lengths, escape=True, signed=True, run_max=run_max)
+    coded = [e for e in range(n) if t.lengths[e]]
+    values = []
+    for e in rng.choice(coded, 600):
+        if e < 1 << bits:
+            values.append(e - (1 << bits) if e >= 1 << (bits - 1) else e)
+        elif e == 1 << bits:
+            values.append(int(rng.integers(1, 1 << (bits - 1))))   # maybe escaped
+        else:
+            values += [0] * int(e - (1 << bits))
+    return t, np.array(values, dtype=np.int64)
+
+
+@pytest.mark.parametrize("bits, max_len, run_max, W", [(4, 12, 16, 8), (6, 18, 4, 32),
+                                                       (8, 24, 128, 16)])
+def test_every_code_length(bits, max_len, run_max, W):
+    """Codes of every length 1..L (at least L - 1 of them: ESC and RUN_1 are forced in),
+    ESC + raw bits up to L + b = 32, straddling word ends."""
+    rng = np.random.default_rng(bits * max_len)
+    t, values = every_length_rl(bits, max_len, run_max, rng)
+    used = set(int(x) for x in t.lengths[t.lengths > 0])
+    assert used <= set(range(1, max_len + 1)) and len(used) >= max_len - 1, used
+    tiles = [values[:300], values[300:], values[:1], np.zeros(3 * run_max + 1, np.int64)]
+    check([t], tiles, W, bits, baked=True)
+    check([t], tiles, W, bits + 1, baked=False, run_max=run_max)

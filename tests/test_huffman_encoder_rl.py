@@ -236,3 +236,44 @@ def test_every_code_length(bits, max_len, run_max, W):
     tiles = [values[:300], values[300:], values[:1], np.zeros(3 * run_max + 1, np.int64)]
     check([t], tiles, W, bits, baked=True)
     check([t], tiles, W, bits + 1, baked=False, run_max=run_max)
+
+
+def test_loaded_table_run_max_checks():
+    """A loaded run-length table with R' above the block's R, or any run-length table in an
+    R = 0 block, is a table-load error; a good load afterwards clears it and codes."""
+    rng = np.random.default_rng(17)
+    cal = laplace(rng, 2000, 0.4, 4)
+    big = build_rl_table(cal, 4, 10, run_max=32)
+    good = build_rl_table(cal, 4, 10, run_max=16)
+    for R, bad in ((16, big), (0, good)):
+        dut = HuffmanEncoder(4, 10, 32, run_max=R)
+        out = run_tiles(dut, [], 1, 32, rng, loads=[(0, bad.serialize())])
+        assert out["error"], R
+    dut = HuffmanEncoder(4, 10, 32, run_max=16)
+    v = laplace(rng, 200, 0.4, 4)
+    out = run_tiles(dut, [v & 15], 1, 32, rng,
+                    loads=[(0, big.serialize()), (0, good.serialize())])
+    words, nbits = encode_rl_tile(v, good, 32)
+    assert out["counts"] == [nbits] and out["words"] == [[int(x) for x in words]]
+
+
+@pytest.mark.parametrize("baked", [True, False])
+def test_plain_tables_in_run_length_block(baked):
+    """Plain tables in an R > 0 block: version 1 exactly (zeros coded, groups by column)."""
+    from golden.codec.plain import encode_groups
+    from golden.codec.tables import build_table
+    rng = np.random.default_rng(23)
+    bounds, bits = [0, 3, 8], [4, 6]
+    data = [laplace(rng, (40, 8), 0.8, 6)[:, bounds[g]:bounds[g + 1]] for g in range(2)]
+    tables = [build_table(laplace(rng, 3000, 0.8, b), b, 12, histogram=False) for b in bits]
+    kw = {"table": tables} if baked else {"group_bits": bits}
+    dut = HuffmanEncoder(6, 12, 32, 2, group_bounds=bounds, run_max=64, **kw)
+    rows = np.concatenate([np.clip(d, -(1 << (b - 1)), (1 << (b - 1)) - 1)
+                           for d, b in zip(data, bits)], axis=1)
+    pats = np.concatenate([rows[:, bounds[g]:bounds[g + 1]] & ((1 << bits[g]) - 1)
+                           for g in range(2)], axis=1).ravel()
+    loads = [] if baked else [(g, t.serialize()) for g, t in enumerate(tables)]
+    out = run_tiles(dut, [pats], 2, 32, rng, loads=loads)
+    words, nbits = encode_groups(rows, tables, bounds, 32)
+    assert not out["error"]
+    assert out["counts"] == [nbits] and out["words"] == [[int(x) for x in words]]

@@ -34,7 +34,7 @@ from tb.common import flow_pairs, load_config, run_cocotb
 CONFIGS = [
     # Main point: run-time tables, block R = 64, a table of R' = 16; throughput measured.
     {"b": 6, "L": 12, "W": 32, "R": 64, "groups": [[6, 16, None]], "baked": False,
-     "main": True, "throughput": True},
+     "main": True, "throughput": True, "errors": True},
     # R = 256, baked, 8-bit words: long codes straddle several words.
     {"b": 4, "L": 10, "W": 8, "R": 256, "groups": [[4, 256, None]], "baked": True},
     # Three groups of mixed widths and R, one with sparse run codes, run-time tables.
@@ -247,6 +247,55 @@ async def run_throughput(dut):
     assert cycles <= n + 8, f"{n} coefficients took {cycles} cycles"
 
 
+async def run_errors(dut):
+    """Run-time table checks of run-length mode: a table with R' above the block's R, a
+    reserved flag bit, and a run the coded lengths cannot write set the sticky flag; a good
+    load clears it, and every tile still ends with its count."""
+    from cocotb.triggers import ClockCycles
+
+    cfg = load_config()
+    bench = Bench(dut, cfg, "none", "none", 13)
+    tables = rl_tables(cfg)
+    await bench.start(tables)
+    rng = np.random.default_rng(13)
+    b = tables[0].bits
+    too_long = build_rl_table(laplace(rng, 3000, 0.4, b), b, cfg["L"], run_max=2 * cfg["R"])
+    raw = tables[0].serialize()
+    bad = {"run max above the block's": too_long.serialize(),
+           "reserved flag bit": raw[:2] + bytes([raw[2] | 4]) + raw[3:],
+           "run index above R'": raw[:-2] + ((1 << b) + tables[0].run_max + 1).to_bytes(
+               2, "little")}
+
+    async def load(data):
+        bench.cfg_source.send(bench.c_fields.pack({"data": x, "group": 0,
+                                                   "last": int(i == len(data) - 1)})
+                              for i, x in enumerate(data))
+        await bench.cfg_source.wait_sent(2_000_000)
+        await ClockCycles(dut.clk, cfg["R"] + 8)
+        return int(dut.error.value)
+
+    for name, data in bad.items():
+        assert await load(data) == 1, f"error flag not set by a table with {name}"
+        assert await load(raw) == 0, f"a good table after {name} did not clear the flag"
+    # Only RUN_2 and RUN_3 coded: a run of 4 zeros is 3 + 1 and cannot be written.
+    sparse = rl_tables({**cfg, "groups": [[b, 16, [2, 3]]]})[0]
+    assert await load(sparse.serialize()) == 0
+    v = np.r_[1, np.zeros(4, np.int64), 1]
+    assert not encodable(v, sparse)
+    bench.source.send(bench.i_fields.pack({"symbol": int(p), "last": int(i == len(v) - 1),
+                                           "empty": 0})
+                      for i, p in enumerate(v & ((1 << b) - 1)))
+    await bench.source.wait_sent(100_000)
+    counts = await bench.counts.wait_for(1, 100_000)
+    assert int(dut.error.value) == 1, "an unwritable run did not set the error flag"
+    assert len(counts) == 1
+    assert await load(raw) == 0
+    bench.counts.received.clear()
+    bench.sink.received.clear()
+    words, counts = bench.send([tables[0]], [laplace(rng, 100, 0.4, b)])
+    await bench.check(words, counts, 200_000)
+
+
 if cocotb is not None:
     _CFG = load_config()
 
@@ -260,9 +309,15 @@ if cocotb is not None:
         async def encoder_rl_throughput(dut):
             await run_throughput(dut)
 
+    if _CFG.get("errors"):
+        @cocotb.test()
+        async def encoder_rl_errors(dut):
+            await run_errors(dut)
+
 
 def cocotb_tests(cfg) -> int:
-    return len(flow_pairs(cfg.get("main", False))) + bool(cfg.get("throughput"))
+    return (len(flow_pairs(cfg.get("main", False))) + bool(cfg.get("throughput"))
+            + bool(cfg.get("errors")))
 
 
 # ----------------------------------------------------------------------------- pytest

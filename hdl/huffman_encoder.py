@@ -358,34 +358,38 @@ class HuffmanEncoder(wiring.Component):
         """Loader state PLAN (after a good table's last byte, R > 0): for n = 1 .. R read
         whether RUN_n has a code (the code memory's valid bit; entries above the table's R'
         were cleared) and write plan[n] = the longest coded run <= n; the last one is the
-        group's ``top``. R + 2 cycles; cfg and symbols wait."""
+        group's ``top``. R + 3 cycles; cfg and symbols wait."""
         b, G, R = self._b, self._G, self._run_max
         ab = self._addr_bits()
         rb = self._run_bits()
-        pn = Signal(range(R + 2))       # address phase: n being read
-        pn_d = Signal(range(R + 2))     # data phase: n whose valid bit is on rp.data
-        pv_d = Signal()
+        pn = Signal(range(R + 3))       # address phase: n being read
+        pn_d = Signal(range(R + 3))     # data phase: n whose valid bit is on rp.data
+        pn_r = Signal(range(R + 3))     # that bit in a register (a block RAM's clock-to-
+        pv_d = Signal()                 # output is most of a cycle)
+        pv_r = Signal()
+        coded = Signal()
         best = Signal(rb)
         pw = self._plan_mem.write_port()
-        coded = self._rp.data[0]
         best_n = Signal(rb)
-        m.d.comb += best_n.eq(Mux(coded, pn_d, best))
+        m.d.comb += best_n.eq(Mux(coded, pn_r, best))
         with m.State("PLAN"):
             run_addr = ((1 << b) - 1 + pn)[:ab]
             m.d.comb += [self._ld_rsel.eq(1),
                          self._ld_raddr.eq(Cat(run_addr, grp) if G > 1 else run_addr)]
-            m.d.sync += [pn.eq(Mux(pn == R + 1, pn, pn + 1)), pn_d.eq(pn),
-                         pv_d.eq((pn >= 1) & (pn <= R))]
-            with m.If(pv_d):
-                m.d.comb += [pw.addr.eq(Cat(pn_d[:rb], grp) if G > 1 else pn_d[:rb]),
+            m.d.sync += [pn.eq(Mux(pn == R + 2, pn, pn + 1)), pn_d.eq(pn),
+                         pv_d.eq((pn >= 1) & (pn <= R)), pn_r.eq(pn_d), pv_r.eq(pv_d),
+                         coded.eq(self._rp.data[0])]
+            with m.If(pv_r):
+                m.d.comb += [pw.addr.eq(Cat(pn_r[:rb], grp) if G > 1 else pn_r[:rb]),
                              pw.data.eq(best_n), pw.en.eq(1)]
                 m.d.sync += best.eq(best_n)
-                with m.If(pn_d == R):
+                with m.If(pn_r == R):
                     for g in range(G):
                         with m.If(grp == g):
                             m.d.sync += [self._rl_top[g].eq(best_n),
                                          self._rl_mode[g].eq(rl_flag)]
-                    m.d.sync += [pn.eq(0), pn_d.eq(0), pv_d.eq(0), best.eq(0)]
+                    m.d.sync += [pn.eq(0), pn_d.eq(0), pv_d.eq(0), pn_r.eq(0), pv_r.eq(0),
+                                 best.eq(0)]
                     m.next = "HDR0"
 
     # -----------------------------------------------------------------------------------------

@@ -174,8 +174,9 @@ class HuffmanEncoder(wiring.Component):
         return init
 
     def _plan_init(self):
-        """Per group and pending run n = 0 .. R, the longest coded run length k <= n (0: none):
-        golden ``_greedy``'s choice, one output code per step. Also each group's longest coded
+        """Per group and pending run n = 0 .. R, the longest coded run length k <= n (0: none)
+        and above it a bit telling k == n (the run ends with this code): golden ``_greedy``'s
+        choice, one output code per step. Also each group's longest coded
         run (the counter's wrap point) and whether its table is run-length."""
         rb = self._run_bits()
         plan = [0] * (self._G << rb)
@@ -185,7 +186,7 @@ class HuffmanEncoder(wiring.Component):
             for n in range(self._run_max + 1):
                 if 1 <= n <= t.run_max and t.enc_len[(1 << t.bits) + n]:
                     best = n
-                plan[(g << rb) | n] = best
+                plan[(g << rb) | n] = best | (int(best == n and n > 0) << rb)
             tops.append(best)
             modes.append(int(t.run_max > 0))
         return plan, tops, modes
@@ -381,7 +382,7 @@ class HuffmanEncoder(wiring.Component):
                          coded.eq(self._rp.data[0])]
             with m.If(pv_r):
                 m.d.comb += [pw.addr.eq(Cat(pn_r[:rb], grp) if G > 1 else pn_r[:rb]),
-                             pw.data.eq(best_n), pw.en.eq(1)]
+                             pw.data.eq(Cat(best_n, coded)), pw.en.eq(1)]
                 m.d.sync += best.eq(best_n)
                 with m.If(pn_r == R):
                     for g in range(G):
@@ -456,7 +457,8 @@ class HuffmanEncoder(wiring.Component):
             top = [Signal(rb, name=f"run_top{g}") for g in range(G)]
             mode = [Signal(name=f"run_mode{g}") for g in range(G)]
         self._rl_top, self._rl_mode = top, mode
-        m.submodules.plan = plan = Memory(shape=unsigned(rb), depth=G << rb, init=plan_init)
+        m.submodules.plan = plan = Memory(shape=unsigned(rb + 1), depth=G << rb,
+                                          init=plan_init)
         self._plan_mem = plan
 
         # Group: version 2 (group 0's table is run-length) uses tile index mod G for a whole
@@ -518,8 +520,9 @@ class HuffmanEncoder(wiring.Component):
             m.d.sync += rq_valid.eq(0)
         rd = plan.read_port(domain="comb")
         k = Signal(rb)
+        exact = Signal()   # k == rem, read from the plan: no compare on the way to the FIFO
         m.d.comb += [rd.addr.eq(Cat(ev.rem, ev.grp) if G > 1 else ev.rem),
-                     k.eq(rd.data)]
+                     k.eq(rd.data[:rb]), exact.eq(rd.data[rb])]
         done = Signal()
         step = Signal()
         m.d.comb += step.eq(ev_valid & rq_free)
@@ -534,11 +537,11 @@ class HuffmanEncoder(wiring.Component):
                 rest = ev.rem - k
                 m.d.sync += [rq_addr.eq((1 << b) + k - 1), rq_run.eq(k != 0),
                              rq_empty.eq(k == 0),
-                             rq_last.eq(ev.last & ~ev.lit & (rest == 0) & (k != 0)),
+                             rq_last.eq(ev.last & ~ev.lit & exact),
                              ev.rem.eq(Mux(k == 0, 0, rest))]
                 # A run that cannot be written (no code fits) is dropped with the error (an
                 # empty request); the literal or the tile end follows as usual.
-                m.d.comb += done.eq((rest == 0) & (k != 0) & ~ev.lit)
+                m.d.comb += done.eq(exact & ~ev.lit)
             with m.Else():
                 m.d.sync += [rq_addr.eq(ev.sym), rq_run.eq(0), rq_empty.eq(~ev.lit),
                              rq_last.eq(ev.last)]

@@ -575,9 +575,13 @@ class HuffmanEncoder(wiring.Component):
         esc_idx = Signal(range(NA + 1))
         rl_flag = Signal()              # this table is run-length (flags bit 1)
         run_n = Signal(range(R + 1))    # its R'
-        m.d.comb += [
-            esc_idx.eq(_pick([Const(1 << x, b + 1) for x in self._group_bits], grp)),
-            n_max.eq(esc_idx + 1 + Mux(rl_flag, run_n, 0))]
+        m.d.comb += esc_idx.eq(_pick([Const(1 << x, b + 1) for x in self._group_bits], grp))
+        if R:
+            # A register: R' is known from byte 3, and the entry clear that follows takes
+            # many cycles before the counts compare with n_max.
+            m.d.sync += n_max.eq(esc_idx + 1 + Mux(rl_flag, run_n, 0))
+        else:
+            m.d.comb += n_max.eq(esc_idx + 1)
         t_len = Signal(range(L + 1))
         esc_flag = Signal()
         counts = Array(Signal(range(NA + 1), name=f"count{i}") for i in range(L))

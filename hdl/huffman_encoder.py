@@ -526,9 +526,11 @@ class HuffmanEncoder(wiring.Component):
         done = Signal()
         step = Signal()
         m.d.comb += step.eq(ev_valid & rq_free)
+        # Registered: the flag is sticky, one cycle later is fine, and it keeps the plan read
+        # off the error flag's path.
         front_error = Signal()
         self._front_error = front_error
-        m.d.comb += front_error.eq(step & (ev.rem != 0) & (k == 0))
+        m.d.sync += front_error.eq(step & (ev.rem != 0) & (k == 0))
         with m.If(step):
             m.d.sync += [rq_valid.eq(1), rq_sym.eq(ev.sym)]
             if G > 1:

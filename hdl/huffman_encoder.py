@@ -1,8 +1,8 @@
 """Canonical Huffman encoder: symbols in, MSB-first W-bit words out, one symbol per cycle.
 
-Golden twin: ``golden.codec.plain.encode_tile`` / ``encode_groups`` (plain mode, bitstream version
-1,
-``docs/bitstream.md``). Ports, the table-loading protocol and the timing are described in
+Golden twin: ``golden.codec.plain.encode_tile`` / ``encode_groups`` (plain mode, bitstream
+version 1) and, with ``run_max`` R > 0, ``golden.codec.runlength.encode_rl_tile`` (run-length
+mode, version 2), ``docs/bitstream.md``. Ports, the table-loading protocol and the timing are described in
 ``docs/huffman_encoder.md``.
 
 Datapath: the input stage looks the symbol up in a code memory (one entry per symbol pattern and
@@ -11,6 +11,11 @@ code of up to ``L + b`` bits) and left-justifies the code; the packer appends it
 of ``2 W + 32`` bits and emits one word per cycle whenever the buffer holds a word. A tile ends
 with a beat flagged ``last``: the packer drains, zero-pads the final word, flags it ``last``
 and reports the tile's payload bit count on ``o_count``.
+
+Run-length mode (R > 0) puts a front end before the look-up: zeros are counted, and an event
+(pending run, the value after it) per nonzero value or tile end is queued; an issuer turns each
+event into code requests, one per cycle (RUN_k by the greedy rule, then the value), for the
+same look-up and packer.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def _pick(items, index):
 
 
 class HuffmanEncoder(wiring.Component):
-    """Canonical Huffman encoder, plain mode (bitstream version 1), one symbol per cycle.
+    """Canonical Huffman encoder, plain mode (bitstream version 1) and, with ``run_max`` > 0,
+    run-length mode (version 2); one symbol per cycle.
 
     Parameters
     ----------
@@ -71,6 +77,11 @@ class HuffmanEncoder(wiring.Component):
         through ``cfg``.
     count_width : int
         Width of the bit count on ``o_count`` (default 32; tiles of more bits wrap).
+    run_max : int or None
+        Longest zero run symbol R: 0 (plain mode only, the version-1 block) or a power of two
+        up to 256. None: the baked tables' longest run (0 without run-length tables). With
+        R > 0 a group's tile is coded in its table's mode; in version 2 tile i uses group
+        ``i mod G`` (see ``docs/huffman_encoder.md``).
 
     Ports
     -----
@@ -88,11 +99,11 @@ class HuffmanEncoder(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        On bad parameters (before anything is built); a run-length table raises
-        ``ValueError("run-length mode is not supported by the RTL yet")``.
+        On bad parameters (before anything is built); a baked run-length table with a longer
+        run than ``run_max`` raises ``ValueError``.
     """
 
-    RUN_LENGTH = False  # run-length tables (bitstream version 2) accepted
+    RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted
     LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
@@ -135,15 +146,50 @@ class HuffmanEncoder(wiring.Component):
         cw = self._code_width()
         return valid | ((code << (cw - length)) << 1) | (length << (1 + cw))
 
+    def _addr_bits(self):
+        """Code-memory address bits per group: the 2**b values, then with ``run_max`` R > 0
+        RUN_1 .. RUN_R at ``2**b + k - 1``."""
+        if not self._run_max:
+            return self._b
+        return max(self._b + 1, ((1 << self._b) + self._run_max - 1).bit_length())
+
+    def _run_bits(self):
+        """Bits of a run length 0 .. R."""
+        return self._run_max.bit_length()
+
     def _init(self):
         """Memory contents of baked tables (escapes folded into every uncoded pattern)."""
-        init = [0] * (self._G << self._b)
+        ab = self._addr_bits()
+        init = [0] * (self._G << ab)
         for g, t in enumerate(self._tables):
             for s in range(1 << t.bits):
                 if t.enc_len[s]:
-                    init[(g << self._b) | s] = self._entry(1, int(t.enc_code[s]),
-                                                           int(t.enc_len[s]))
+                    init[(g << ab) | s] = self._entry(1, int(t.enc_code[s]),
+                                                      int(t.enc_len[s]))
+            for k in range(1, t.run_max + 1):
+                i = (1 << t.bits) + k
+                if t.enc_len[i]:
+                    init[(g << ab) | ((1 << self._b) + k - 1)] = self._entry(
+                        1, int(t.enc_code[i]), int(t.enc_len[i]))
         return init
+
+    def _plan_init(self):
+        """Per group and pending run n = 0 .. R, the longest coded run length k <= n (0: none)
+        and above it a bit telling k == n (the run ends with this code): golden ``_greedy``'s
+        choice, one output code per step. Also each group's longest coded
+        run (the counter's wrap point) and whether its table is run-length."""
+        rb = self._run_bits()
+        plan = [0] * (self._G << rb)
+        tops, modes = [], []
+        for g, t in enumerate(self._tables):
+            best = 0
+            for n in range(self._run_max + 1):
+                if 1 <= n <= t.run_max and t.enc_len[(1 << t.bits) + n]:
+                    best = n
+                plan[(g << rb) | n] = best | (int(best == n and n > 0) << rb)
+            tops.append(best)
+            modes.append(int(t.run_max > 0))
+        return plan, tops, modes
 
     def elaborate(self, platform):
         m = Module()
@@ -153,7 +199,8 @@ class HuffmanEncoder(wiring.Component):
         baked = self._tables is not None
         entry_width = 1 + cw + LEN_BITS
 
-        m.submodules.codes = mem = Memory(shape=unsigned(entry_width), depth=G << b,
+        m.submodules.codes = mem = Memory(shape=unsigned(entry_width),
+                                          depth=G << self._addr_bits(),
                                           init=self._init() if baked else [])
         rp = mem.read_port()
 
@@ -161,41 +208,34 @@ class HuffmanEncoder(wiring.Component):
         # register: the block RAM's clock-to-output is most of a cycle) and stage 2 (the
         # resolved, left-justified code).
         take = Signal()
+        error = Signal()
         valid, load = stage_enables(m, take, 3)
         loading = self.loading
         blocked = loading
         if not baked:
             blocked = loading | self.cfg.valid  # a waiting table load holds new symbols back
-        m.d.comb += self.i_stream.ready.eq(load[0] & ~blocked)
-        ip = self.i_stream.payload
-
-        # Column counter -> group (encode_groups' rule), reset at every tile start.
-        group_now = Signal(range(G)) if G > 1 else Const(0, 1)
-        if G > 1:
-            K = self._bounds[-1]
-            col = Signal(range(K))
-            m.d.comb += group_now.eq(sum((col >= edge).as_unsigned()
-                                         for edge in self._bounds[1:-1]))
-            with m.If(self.i_stream.valid & self.i_stream.ready):
-                with m.If(ip.last):
-                    m.d.sync += col.eq(0)
-                with m.Elif(~ip.empty):
-                    m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
-        bits_of = [Const(x, 4) for x in self._group_bits]
-        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
-        sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
-        m.d.comb += [rp.addr.eq(Cat(sym_masked, group_now) if G > 1 else sym_masked),
-                     rp.en.eq(load[0])]
+        if self._run_max:
+            front = self._run_front(m, load[0], blocked, valid[0])
+        else:
+            front = self._plain_front(m, load[0], blocked, valid[0])
+        rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy = front
+        # The loader reads the code memory too (which run lengths have a code, to build the
+        # plan after a run-length table); symbols are held back meanwhile.
+        self._ld_rsel = ld_rsel = Signal()
+        self._ld_raddr = ld_raddr = Signal(len(rp.addr))
+        m.d.comb += [rp.addr.eq(Mux(ld_rsel, ld_raddr,
+                                    Cat(rq_addr, rq_grp) if G > 1 else rq_addr)),
+                     rp.en.eq(load[0] | ld_rsel)]
+        self._rp = rp
 
         sym0 = Signal(b)
         grp0 = Signal(range(G)) if G > 1 else Const(0, 1)
-        last0, empty0 = Signal(), Signal()
+        last0, empty0, run0 = Signal(), Signal(), Signal()
         with m.If(load[0]):
-            m.d.sync += [valid[0].eq(self.i_stream.valid & ~blocked), sym0.eq(sym_masked),
-                         last0.eq(ip.last), empty0.eq(ip.empty)]
+            m.d.sync += [valid[0].eq(rq_valid & ~blocked), sym0.eq(rq_sym),
+                         last0.eq(rq_last), empty0.eq(rq_empty), run0.eq(rq_run)]
             if G > 1:
-                m.d.sync += grp0.eq(group_now)
+                m.d.sync += grp0.eq(rq_grp)
 
         # ESC registers per group, written by the loader: the ESC code left-justified in
         # CODE_MAX bits, the one-hot position of the raw bits after it, the total length.
@@ -215,9 +255,9 @@ class HuffmanEncoder(wiring.Component):
         esc1 = Signal(CODE_MAX)
         esc_len1 = Signal(LEN_BITS)
         esc_ok1 = Signal()
-        last1, empty1 = Signal(), Signal()
+        last1, empty1, run1 = Signal(), Signal(), Signal()
         with m.If(load[1]):
-            m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0)]
+            m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0), run1.eq(run0)]
             if not baked:
                 m.d.sync += [esc1.eq(_pick(esc_lj, grp0) | sym_at),
                              esc_len1.eq(_pick(esc_total, grp0)),
@@ -230,9 +270,11 @@ class HuffmanEncoder(wiring.Component):
         e_len = e1[1 + cw:]
         use_entry = Signal()
         use_esc = Signal()
-        m.d.comb += [use_entry.eq(~empty1 & e_valid), use_esc.eq(~empty1 & ~e_valid & esc_ok1)]
+        # A run request always has an entry (the plan picks coded runs only): never ESC.
+        m.d.comb += [use_entry.eq(~empty1 & e_valid),
+                     use_esc.eq(~empty1 & ~e_valid & esc_ok1 & ~run1)]
         uncodable = Signal()
-        m.d.comb += uncodable.eq(~empty1 & ~e_valid & ~esc_ok1)
+        m.d.comb += uncodable.eq(~empty1 & ~e_valid & (~esc_ok1 | run1))
         code2 = Signal(CODE_MAX)
         len2 = Signal(LEN_BITS)
         last2 = Signal()
@@ -304,15 +346,215 @@ class HuffmanEncoder(wiring.Component):
             m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
                          flushing.eq(0), tile_bits.eq(0)]
 
-        error = Signal()
         m.d.comb += self.error.eq(error)
-        with m.If(code_error):
+        with m.If(code_error | self._front_error):
             m.d.sync += error.eq(1)
 
         if not baked:
-            self._loader(m, mem, valid[0], loading, error, esc_code, esc_len,
+            self._loader(m, mem, busy, loading, error, esc_code, esc_len,
                          esc_present, esc_lj, esc_pos, esc_total)
         return m
+
+    def _plan_pass(self, m, grp, rl_flag):
+        """Loader state PLAN (after a good table's last byte, R > 0): for n = 1 .. R read
+        whether RUN_n has a code (the code memory's valid bit; entries above the table's R'
+        were cleared) and write plan[n] = the longest coded run <= n; the last one is the
+        group's ``top``. R + 3 cycles; cfg and symbols wait."""
+        b, G, R = self._b, self._G, self._run_max
+        ab = self._addr_bits()
+        rb = self._run_bits()
+        pn = Signal(range(R + 3))       # address phase: n being read
+        pn_d = Signal(range(R + 3))     # data phase: n whose valid bit is on rp.data
+        pn_r = Signal(range(R + 3))     # that bit in a register (a block RAM's clock-to-
+        pv_d = Signal()                 # output is most of a cycle)
+        pv_r = Signal()
+        coded = Signal()
+        best = Signal(rb)
+        pw = self._plan_mem.write_port()
+        best_n = Signal(rb)
+        m.d.comb += best_n.eq(Mux(coded, pn_r, best))
+        with m.State("PLAN"):
+            run_addr = ((1 << b) - 1 + pn)[:ab]
+            m.d.comb += [self._ld_rsel.eq(1),
+                         self._ld_raddr.eq(Cat(run_addr, grp) if G > 1 else run_addr)]
+            m.d.sync += [pn.eq(Mux(pn == R + 2, pn, pn + 1)), pn_d.eq(pn),
+                         pv_d.eq((pn >= 1) & (pn <= R)), pn_r.eq(pn_d), pv_r.eq(pv_d),
+                         coded.eq(self._rp.data[0])]
+            with m.If(pv_r):
+                m.d.comb += [pw.addr.eq(Cat(pn_r[:rb], grp) if G > 1 else pn_r[:rb]),
+                             pw.data.eq(Cat(best_n, coded)), pw.en.eq(1)]
+                m.d.sync += best.eq(best_n)
+                with m.If(pn_r == R):
+                    for g in range(G):
+                        with m.If(grp == g):
+                            m.d.sync += [self._rl_top[g].eq(best_n),
+                                         self._rl_mode[g].eq(rl_flag)]
+                    m.d.sync += [pn.eq(0), pn_d.eq(0), pv_d.eq(0), pn_r.eq(0), pv_r.eq(0),
+                                 best.eq(0)]
+                    m.next = "HDR0"
+
+    # -----------------------------------------------------------------------------------------
+    def _plain_front(self, m, load0, blocked, valid0):
+        """Plain mode only (R = 0): the input beat is the code request; the group follows the
+        column (``encode_groups``' rule)."""
+        b, G = self._b, self._G
+        ip = self.i_stream.payload
+        m.d.comb += self.i_stream.ready.eq(load0 & ~blocked)
+        self._front_error = Const(0)
+        group_now = self._column_group(m)
+        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
+        sym_masked = Signal(b)
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
+        return (self.i_stream.valid, sym_masked, sym_masked, group_now, ip.last, ip.empty,
+                Const(0), valid0)
+
+    def _column_group(self, m):
+        """Column counter -> group (encode_groups' rule), reset at every tile start."""
+        G = self._G
+        ip = self.i_stream.payload
+        group_now = Signal(range(G)) if G > 1 else Const(0, 1)
+        if G > 1:
+            K = self._bounds[-1]
+            col = Signal(range(K))
+            m.d.comb += group_now.eq(sum((col >= edge).as_unsigned()
+                                         for edge in self._bounds[1:-1]))
+            with m.If(self.i_stream.valid & self.i_stream.ready):
+                with m.If(ip.last):
+                    m.d.sync += col.eq(0)
+                with m.Elif(~ip.empty):
+                    m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
+        return group_now
+
+    def _run_front(self, m, load0, blocked, valid0):
+        """Run-length front end (R > 0): counts zeros, queues events, issues code requests.
+
+        Counter: input beats are taken one per cycle; a zero of a run-length group only counts
+        (a run never exceeds the group's longest coded run ``top``: reaching it queues RUN_top
+        at once). A nonzero value, or the tile's end, queues one event ``{rem, lit, sym,
+        last}``: the pending zeros and what follows them. Events wait in a 4-entry FIFO.
+
+        Issuer: takes one event at a time and puts one code request per cycle into a register
+        in front of the code-memory read: while ``rem > 0``, RUN_k with k = plan[rem] (the
+        longest coded run <= rem, an asynchronous read of a small per-group table) and rem -=
+        k; then the literal (or an empty beat carrying ``last``). An event costs at most
+        ``rem + 1`` requests and covers ``rem + 1`` inputs, so the issuer keeps up on average;
+        the FIFO absorbs the bursts.
+        """
+        b, G, R = self._b, self._G, self._run_max
+        rb = self._run_bits()
+        baked = self._tables is not None
+        ip = self.i_stream.payload
+        gbits = max(1, (G - 1).bit_length())
+
+        # Per-group run-length state: table mode (run-length or plain), longest coded run,
+        # and the plan memory. Constants for baked tables, loader registers otherwise.
+        if baked:
+            plan_init, tops, modes = self._plan_init()
+            top = [Const(x, rb) for x in tops]
+            mode = [Const(x, 1) for x in modes]
+        else:
+            plan_init = []
+            top = [Signal(rb, name=f"run_top{g}") for g in range(G)]
+            mode = [Signal(name=f"run_mode{g}") for g in range(G)]
+        self._rl_top, self._rl_mode = top, mode
+        m.submodules.plan = plan = Memory(shape=unsigned(rb + 1), depth=G << rb,
+                                          init=plan_init)
+        self._plan_mem = plan
+
+        # Group: version 2 (group 0's table is run-length) uses tile index mod G for a whole
+        # tile; version 1 follows the column.
+        col_group = self._column_group(m)
+        group_now = col_group
+        tile_grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        if G > 1:
+            group_now = Signal(range(G))
+            m.d.comb += group_now.eq(Mux(mode[0], tile_grp, col_group))
+            with m.If(self.i_stream.valid & self.i_stream.ready & ip.last):
+                m.d.sync += tile_grp.eq(Mux(tile_grp == G - 1, 0, tile_grp + 1))
+            self._tile_grp = tile_grp
+        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
+        sym_masked = Signal(b)
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
+
+        # Counter and event FIFO.
+        from amaranth.lib.fifo import SyncFIFOBuffered
+        ev_layout = data.StructLayout({"rem": unsigned(rb), "lit": 1, "last": 1,
+                                       "sym": unsigned(b), "grp": unsigned(gbits)})
+        m.submodules.events = fifo = SyncFIFOBuffered(width=ev_layout.size, depth=4)
+        cnt = Signal(rb)
+        top_now = Signal(rb)
+        m.d.comb += top_now.eq(_pick(top, group_now))
+        hs = Signal()
+        m.d.comb += [self.i_stream.ready.eq(fifo.w_rdy & ~blocked),
+                     hs.eq(self.i_stream.valid & self.i_stream.ready)]
+        zero = Signal()
+        m.d.comb += zero.eq(~ip.empty & (sym_masked == 0) & _pick(mode, group_now))
+        no_run = Signal()   # a zero in a table without any run code
+        m.d.comb += no_run.eq(zero & (top_now == 0))
+        full = Signal()
+        m.d.comb += full.eq(zero & ~no_run & (cnt + 1 == top_now))
+        ev_in = Signal(ev_layout)
+        m.d.comb += [ev_in.rem.eq(Mux(zero & ~no_run, cnt + 1, cnt)),
+                     ev_in.lit.eq(~zero & ~ip.empty), ev_in.last.eq(ip.last),
+                     ev_in.sym.eq(sym_masked), ev_in.grp.eq(group_now),
+                     fifo.w_data.eq(ev_in),
+                     fifo.w_en.eq(hs & ((~zero & ~ip.empty) | full | ip.last))]
+        with m.If(hs):
+            with m.If(zero & ~no_run & ~full & ~ip.last):
+                m.d.sync += cnt.eq(cnt + 1)
+            with m.Elif(~zero | full | ip.last):
+                m.d.sync += cnt.eq(0)
+
+        # Issuer.
+        ev = Signal(ev_layout)
+        ev_valid = Signal()
+        rq_valid = Signal()
+        rq_sym = Signal(b)
+        ab = self._addr_bits()
+        rq_addr = Signal(ab)
+        rq_grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        rq_last, rq_empty, rq_run = Signal(), Signal(), Signal()
+        rq_free = Signal()
+        m.d.comb += rq_free.eq(~rq_valid | (load0 & ~blocked))
+        with m.If(load0 & ~blocked):
+            m.d.sync += rq_valid.eq(0)
+        rd = plan.read_port(domain="comb")
+        k = Signal(rb)
+        exact = Signal()   # k == rem, read from the plan: no compare on the way to the FIFO
+        m.d.comb += [rd.addr.eq(Cat(ev.rem, ev.grp) if G > 1 else ev.rem),
+                     k.eq(rd.data[:rb]), exact.eq(rd.data[rb])]
+        done = Signal()
+        step = Signal()
+        m.d.comb += step.eq(ev_valid & rq_free)
+        # Registered: the flag is sticky, one cycle later is fine, and it keeps the plan read
+        # off the error flag's path.
+        front_error = Signal()
+        self._front_error = front_error
+        m.d.sync += front_error.eq(step & (ev.rem != 0) & (k == 0))
+        with m.If(step):
+            m.d.sync += [rq_valid.eq(1), rq_sym.eq(ev.sym)]
+            if G > 1:
+                m.d.sync += rq_grp.eq(ev.grp)
+            with m.If(ev.rem != 0):
+                rest = ev.rem - k
+                m.d.sync += [rq_addr.eq((1 << b) + k - 1), rq_run.eq(k != 0),
+                             rq_empty.eq(k == 0),
+                             rq_last.eq(ev.last & ~ev.lit & exact),
+                             ev.rem.eq(Mux(k == 0, 0, rest))]
+                # A run that cannot be written (no code fits) is dropped with the error (an
+                # empty request); the literal or the tile end follows as usual.
+                m.d.comb += done.eq(exact & ~ev.lit)
+            with m.Else():
+                m.d.sync += [rq_addr.eq(ev.sym), rq_run.eq(0), rq_empty.eq(~ev.lit),
+                             rq_last.eq(ev.last)]
+                m.d.comb += done.eq(1)
+        m.d.comb += fifo.r_en.eq(~ev_valid | done)
+        with m.If(~ev_valid | done):
+            m.d.sync += [ev_valid.eq(fifo.r_rdy), ev.eq(fifo.r_data)]
+        # A table load waits for everything queued: the old table codes it.
+        busy = Signal()
+        m.d.comb += busy.eq(valid0 | rq_valid | ev_valid | fifo.r_rdy)
+        return rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy
 
     # -----------------------------------------------------------------------------------------
     def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,
@@ -326,27 +568,39 @@ class HuffmanEncoder(wiring.Component):
         hs = Signal()
         m.d.comb += hs.eq(cfg.valid & cfg.ready)
 
+        R = self._run_max
+        NA = (1 << b) + 1 + R   # the largest code alphabet: values, ESC, RUN_1 .. RUN_R
+        ab = self._addr_bits()
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
         bits_of = [Const(x, 4) for x in self._group_bits]
-        n_max = Signal(range((1 << b) + 2))   # 2**b_g + 1 entries, ESC included
-        m.d.comb += n_max.eq(_pick([Const((1 << x) + 1, b + 2) for x in self._group_bits], grp))
+        n_max = Signal(range(NA + 1))   # 2**b_g + 1 (+ R') entries, ESC included
+        esc_idx = Signal(range(NA + 1))
+        rl_flag = Signal()              # this table is run-length (flags bit 1)
+        run_n = Signal(range(R + 1))    # its R'
+        m.d.comb += esc_idx.eq(_pick([Const(1 << x, b + 1) for x in self._group_bits], grp))
+        if R:
+            # A register: R' is known from byte 3, and the entry clear that follows takes
+            # many cycles before the counts compare with n_max.
+            m.d.sync += n_max.eq(esc_idx + 1 + Mux(rl_flag, run_n, 0))
+        else:
+            m.d.comb += n_max.eq(esc_idx + 1)
         t_len = Signal(range(L + 1))
         esc_flag = Signal()
-        counts = Array(Signal(range((1 << b) + 2), name=f"count{i}") for i in range(L))
+        counts = Array(Signal(range(NA + 1), name=f"count{i}") for i in range(L))
         lo = Signal(8)
         value = Signal(16)
         m.d.comb += value.eq(Cat(lo, byte))
         li = Signal(range(L))
-        total = Signal(range(2 * (1 << b) + 4))
+        total = Signal(range(2 * NA + 2))
         # n_max - total, kept as a register so the final count's check is one compare.
         slack = Signal(signed(17))
         lo_gt_max = Signal()
         lo_gt_slack = Signal()
-        clr = Signal(b)
+        clr = Signal(ab)
         cur_len = Signal(range(L + 1))
         code = Signal(L + 1)
-        remaining = Signal(range((1 << b) + 2))
-        left = Signal(range((1 << b) + 2))
+        remaining = Signal(range(NA + 1))
+        left = Signal(range(NA + 1))
         code_field = Signal(cw)
         len_field = Signal(LEN_BITS)
         m.d.comb += [code_field.eq(code[:L] << (cw - cur_len).as_unsigned()), len_field.eq(cur_len)]
@@ -367,7 +621,9 @@ class HuffmanEncoder(wiring.Component):
         with m.FSM(name="loader") as fsm:
             with m.State("HDR0"):
                 with m.If(hs):
-                    m.d.sync += error.eq(0)
+                    m.d.sync += [error.eq(0), rl_flag.eq(0)]
+                    if R and G > 1:
+                        m.d.sync += self._tile_grp.eq(0)  # tile groups count from a load
                     g_in = cfg.payload.group if G > 1 else Const(0, 1)
                     if G > 1:
                         m.d.sync += grp.eq(g_in)
@@ -387,16 +643,28 @@ class HuffmanEncoder(wiring.Component):
             with m.State("HDR2"):
                 with m.If(hs):
                     m.d.sync += esc_flag.eq(byte[0])
-                    # Bit 1 is the run-length mode, not supported by this RTL; others reserved.
-                    with m.If(byte[1:] != 0):
+                    if R:
+                        # Bit 1: run-length mode (version 2); the others are reserved.
+                        m.d.sync += rl_flag.eq(byte[1])
+                        bad_flags = byte[2:] != 0
+                    else:
+                        # This block has no run-length mode (R = 0): bit 1 is refused too.
+                        bad_flags = byte[1:] != 0
+                    with m.If(bad_flags):
                         fail()
                     with m.Else():
                         m.next = "HDR3"
                         early_last()
             with m.State("HDR3"):
                 with m.If(hs):
-                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0), slack.eq(n_max)]
-                    with m.If(byte != 0):
+                    # Byte 3: log2 R' of a run-length table (at most the block's log2 R), 0
+                    # otherwise. n_max (and the slack) follow from it one cycle later.
+                    log_ok = byte == 0
+                    if R:
+                        m.d.sync += run_n.eq(Const(1, R.bit_length()) << byte[:4])
+                        log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
+                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0)]
+                    with m.If(~log_ok):
                         fail()
                     with m.Else():
                         m.next = "CLEAR"
@@ -406,8 +674,8 @@ class HuffmanEncoder(wiring.Component):
                 m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr),
                              wp.data.eq(0), wp.en.eq(1)]
                 m.d.sync += clr.eq(clr + 1)
-                with m.If(clr == (1 << b) - 1):
-                    m.d.sync += [li.eq(0), total.eq(0)]
+                with m.If(clr == (1 << ab) - 1):
+                    m.d.sync += [li.eq(0), total.eq(0), slack.eq(n_max)]
                     m.next = "CNT_LO"
             with m.State("CNT_LO"):
                 with m.If(hs):
@@ -453,16 +721,27 @@ class HuffmanEncoder(wiring.Component):
                     early_last()
             with m.State("SYM_HI"):
                 with m.If(hs):
-                    lit = value < (n_max - 1)
-                    is_esc = value == (n_max - 1)
+                    lit = value < esc_idx
+                    is_esc = value == esc_idx
+                    is_run = (value > esc_idx) & (value < n_max)
                     m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
                                  left.eq(left - 1)]
                     with m.If(lit):
                         m.d.comb += [
-                            wp.addr.eq(Cat(value[:b], grp) if G > 1 else value[:b]),
+                            wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1
+                                       else value[:b]),
                             wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
                             wp.en.eq(1),
                         ]
+                    if R:
+                        with m.If(is_run):
+                            m.d.comb += [
+                                wp.addr.eq(Cat((value - esc_idx + ((1 << b) - 1))[:ab], grp)
+                                           if G > 1 else
+                                           (value - esc_idx + ((1 << b) - 1))[:ab]),
+                                wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
+                                wp.en.eq(1),
+                            ]
                     with m.If(is_esc):
                         m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(cur_len),
                                      esc_present[grp].eq(1)]
@@ -475,13 +754,13 @@ class HuffmanEncoder(wiring.Component):
                                     esc_total[g].eq(cur_len + self._group_bits[g])]
                     # Kraft: every code of length l must be below 2**l.
                     overfull = (code >> cur_len) != 0
-                    with m.If(~(lit | is_esc) | overfull):
+                    with m.If(~(lit | is_esc | is_run) | overfull):
                         fail()
                     with m.Elif(left == 1):
                         # The table's final byte (its length follows from the header and the
                         # counts): the load ends here, with or without ``last``; without it, or
                         # with the wrong ESC presence, the table is bad.
-                        m.next = "HDR0"
+                        m.next = "PLAN" if R else "HDR0"
                         with m.If(~cfg.payload.last
                                   | ((_pick(list(esc_present), grp) | is_esc) != esc_flag)):
                             m.d.sync += error.eq(1)
@@ -491,6 +770,8 @@ class HuffmanEncoder(wiring.Component):
                     with m.Else():
                         m.next = "SYM_LO"
                         early_last()
+            if R:
+                self._plan_pass(m, grp, rl_flag)
             with m.State("SKIP"):
                 # After a malformed table: drop bytes up to the one flagged last. Symbols are
                 # not held back meanwhile, so a bad load that never sends ``last`` cannot
@@ -503,7 +784,8 @@ class HuffmanEncoder(wiring.Component):
         # entries are cleared or a length is stepped. One expression (a continuous assignment
         # in Verilog): a per-state process would stay X in Icarus until its inputs changed.
         m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), ~busy,
-                                     ~(fsm.ongoing("CLEAR") | fsm.ongoing("ADVANCE"))))
+                                     ~(fsm.ongoing("CLEAR") | fsm.ongoing("ADVANCE")
+                                       | (fsm.ongoing("PLAN") if R else 0))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,4 +796,16 @@ def _modules(args):
     return coder_modules(args, HuffmanEncoder, "huffman_encoder")
 
 
-BLOCK = Block("huffman_encoder", huffman_arguments, _modules)
+def _arguments(parser):
+    """The shared Huffman options and ``--run-max`` (added once, whichever block comes first;
+    ``hdl.coder_params.coder_modules`` reads it)."""
+    huffman_arguments(parser)
+    if "--run-max" in parser._option_string_actions:
+        return
+    parser.add_argument("--run-max", type=int, default=None, metavar="R",
+                        help="longest zero run symbol of the Huffman encoder, 0 (plain mode "
+                             "only) or a power of two up to 256 (default: the baked tables', "
+                             "else 0)")
+
+
+BLOCK = Block("huffman_encoder", _arguments, _modules)

@@ -116,6 +116,14 @@ def _huffman_encoder():
                                        "multipliers": 0, "values_per_cycle": 1.0}
 
 
+def _huffman_encoder_rl():
+    """Run-length mode (R = 64) at the default point, tables loaded at run time."""
+    from hdl.huffman_encoder import HuffmanEncoder
+    return HuffmanEncoder(8, 12, 32, run_max=64), {
+        "family": "huffman_encoder_rl", "parallelism": 1, "multipliers": 0,
+        "values_per_cycle": 1.0}
+
+
 def _huffman_decoder():
     from hdl.huffman_decoder import HuffmanDecoder
     return HuffmanDecoder(8, 12, 32), {"family": "huffman_decoder", "parallelism": 1,
@@ -159,6 +167,7 @@ CONFIGS = {
     **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
        for k, v in MAC_OPTIONS.items()},
     "huffman_encoder": _huffman_encoder,
+    "huffman_encoder_rl": _huffman_encoder_rl,
     "huffman_decoder": _huffman_decoder,
     "huffman_decoder_rl": _huffman_decoder_rl,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length")},

@@ -52,17 +52,29 @@ def table(bits=4, max_len=8, seed=0):
     ((8, 12, 32), {"run_max": 512}, ValueError,
      r"Run max must be 0 or a power of two up to 256, not 512"),
     ((8, 12, 32), {"run_max": True}, TypeError, r"Run max must be an integer, not True"),
-    ((8, 12, 32), {"run_max": 16}, ValueError, r"run-length mode is not supported by the RTL yet$"),
+    ((4, 10, 32), {"run_max": 2, "table": "rl8"}, ValueError,
+     r"Table run max 8 exceeds the block's run max 2$"),
 ])
 def test_bad_parameters_raise_specific_errors(args, kwargs, exc, message):
+    if kwargs.get("table") == "rl8":
+        kwargs = dict(kwargs, table=build_rl_table(np.array([0, 0, 0, 1, 2, 0, 0, -1] * 10), 4,
+                                                   10, run_max=8))
     with pytest.raises(exc, match="^" + message):
         HuffmanEncoder(*args, **kwargs)
 
 
-def test_run_length_table_is_refused():
-    rl = build_rl_table(np.array([0, 0, 0, 1, 2, 0, 0, -1] * 10), 4, 10)
-    with pytest.raises(ValueError, match=r"^run-length mode is not supported by the RTL yet$"):
-        HuffmanEncoder(4, 10, 32, table=rl)
+@pytest.mark.parametrize("run_max, table_r, expect", [
+    (None, 8, 8), (16, 8, 16), (256, None, 256), (0, None, 0), (None, None, 0)])
+def test_run_max_from_tables_or_parameter(run_max, table_r, expect):
+    """R is the parameter, or the baked run-length tables' longest run; the code memory holds
+    2**b values and R runs per group, the plan one entry per run length."""
+    kw = {} if run_max is None else {"run_max": run_max}
+    if table_r:
+        kw["table"] = build_rl_table(np.array([0, 0, 0, 1, 2, 0, 0, -1] * 10), 4, 10,
+                                     run_max=table_r)
+    enc = HuffmanEncoder(4, 10, 32, **kw)
+    assert enc._run_max == expect
+    assert enc._addr_bits() == (4 if not expect else max(5, (16 + expect - 1).bit_length()))
 
 
 def test_baked_tables_must_fit_the_parameters():
@@ -122,7 +134,7 @@ def run_main(argv, capsys):
     (["--word-width", "12"], r"argument --word-width: invalid choice: 12"),
     (["--groups", "17"], r"Table group count 17 must not exceed component count 16"),
     (["--table", "missing.acht"], r"Cannot read table file 'missing\.acht'"),
-    (["--table", "{rl}"], r"run-length mode is not supported by the RTL yet"),
+    (["--run-max", "3"], r"Run max must be 0 or a power of two up to 256, not 3"),
     (["--table", "{set}", "--max-len", "6"], r"Table 0 has maximum code length 8, more than 6"),
     (["--table", "{set}", "--groups", "3"], r"--groups 3 does not match the table file's 2 "),
     (["--table", "{set}", "--k", "16"], r"Table file covers 8 components, not --k 16"),
@@ -166,6 +178,29 @@ def test_cli_modules_and_manifest(tmp_path):
     (mod,) = BLOCK.modules(args)
     assert mod.info["parameters"]["group_bounds"] == [0, 4, 8, 12, 16]
     assert "cfg" in mod.component.signature.members
+
+
+def test_cli_run_length_encoder(tmp_path):
+    """``--run-max R`` builds a run-time-table encoder with run-length mode; ``--table`` with a
+    run-length table file bakes it (R from the file); a file R above ``--run-max`` is refused."""
+    from amaranth.back import verilog
+    from hdl.build import parse_args
+    from hdl.registry import UsageError
+
+    (mod,) = BLOCK.modules(parse_args(["--run-max", "16", "--symbol-width", "4"]))
+    assert mod.info["parameters"]["run_max"] == 16
+    assert "cfg" in mod.component.signature.members
+    assert "module" in verilog.convert(mod.component, name="huffman_encoder")
+    rl = build_rl_table(np.array([0, 0, 0, 1, 2, 0, 0, -1] * 10), 4, 10, run_max=4)
+    path = tmp_path / "rl.acht"
+    path.write_bytes(pack_tables(TableSet([rl], [0, 16])))
+    (mod,) = BLOCK.modules(parse_args(["--table", str(path), "--symbol-width", "4"]))
+    assert mod.info["parameters"]["run_max"] == 4
+    assert "cfg" not in mod.component.signature.members
+    assert "module" in verilog.convert(mod.component, name="huffman_encoder")
+    with pytest.raises(UsageError, match=r"^Table run max 4 exceeds the block's run max 2$"):
+        BLOCK.modules(parse_args(["--table", str(path), "--symbol-width", "4",
+                                  "--run-max", "2"]))
 
 
 # ----------------------------------------------------------------------------- simulation

@@ -796,16 +796,4 @@ def _modules(args):
     return coder_modules(args, HuffmanEncoder, "huffman_encoder")
 
 
-def _arguments(parser):
-    """The shared Huffman options and ``--run-max`` (added once, whichever block comes first;
-    ``hdl.coder_params.coder_modules`` reads it)."""
-    huffman_arguments(parser)
-    if "--run-max" in parser._option_string_actions:
-        return
-    parser.add_argument("--run-max", type=int, default=None, metavar="R",
-                        help="longest zero run symbol of the Huffman encoder, 0 (plain mode "
-                             "only) or a power of two up to 256 (default: the baked tables', "
-                             "else 0)")
-
-
-BLOCK = Block("huffman_encoder", _arguments, _modules)
+BLOCK = Block("huffman_encoder", huffman_arguments, _modules)

@@ -106,6 +106,12 @@ class HuffmanEncoder(wiring.Component):
     RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted
     LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
 
+    @property
+    def latency(self):
+        """``LATENCY``, plus the run-length front end's 4 registers in a build with
+        ``run_max > 0`` (the manifest's ``latency``)."""
+        return self.LATENCY + (4 if self._run_max else 0)
+
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
                  group_bits=None, table=None, *, count_width=32, run_max=None):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,

@@ -191,3 +191,30 @@ def test_one_value_per_cycle_through_runs(data):
     assert out == beats(v, 4) and codes == [0]
     span = cycles[-1] - cycles[0] + 1
     assert span <= len(v) + 8, (span, len(v))   # a few bubbles at most
+
+
+def test_rtl_encoder_into_rtl_decoder():
+    """The RTL encoder's words and bit counts, under random stalls, into the RTL decoder:
+    every value back, with the tables loaded at run time into both (two groups, tile i of
+    group i mod 2 in the encoder, named in the decoder's header)."""
+    from hdl.huffman_encoder import HuffmanEncoder
+    from tests.test_huffman_encoder_rl import run_tiles
+
+    rng = np.random.default_rng(11)
+    d0, d1 = sparse(4000, rng, bits=4), sparse(4000, rng, zero=0.6, scale=5.0, bits=6)
+    tables = [build_rl_table(d0, 4, 10), build_rl_table(d1, 6, 12)]
+    R = max(t.run_max for t in tables)
+    tiles = [d0[:500], d1[:300], np.zeros(3 * R + 2, np.int64), d1[300:301],
+             d0[500:501], d1[301:900]]
+    masked = [np.asarray(v) & ((1 << tables[i % 2].bits) - 1) for i, v in enumerate(tiles)]
+    enc = HuffmanEncoder(6, 12, 16, 2, group_bounds=[0, 1, 2], group_bits=[4, 6], run_max=R)
+    out = run_tiles(enc, masked, 2, 16, rng, 0.3, 0.3,
+                    [(g, t.serialize()) for g, t in enumerate(tables)])
+    assert not out["error"] and len(out["counts"]) == len(tiles)
+    dec = HuffmanDecoder(6, 12, 16, 2, group_bounds=[0, 1, 2], group_bits=[4, 6], run_max=R)
+    steps = [("cfg", t.serialize(), g) for g, t in enumerate(tables)]
+    steps += [("tile", len(v), int(out["counts"][i]), [int(w) for w in out["words"][i]], i % 2)
+              for i, v in enumerate(tiles)]
+    got, codes, _ = simulate(dec, steps, cycles=3 * R + 40)
+    assert got == sum((beats(v, tables[i % 2].bits) for i, v in enumerate(tiles)), [])
+    assert codes == [0] * len(steps)

@@ -132,6 +132,15 @@ class _Common(wiring.Component):
         return self._cw
 
     def _huffman_kwargs(self, table):
+        # The coders code run-length tiles (one group per tile), but the tops stream pixel by
+        # pixel, every group in one tile: version-2 tables are refused here.
+        tables = getattr(table, "tables", table)
+        if isinstance(tables, (list, tuple)) and any(getattr(t, "run_max", 0) for t in tables):
+            raise ValueError("run-length mode is not supported by the compressor and "
+                             "decompressor yet")
+        if getattr(table, "run_max", 0):
+            raise ValueError("run-length mode is not supported by the compressor and "
+                             "decompressor yet")
         g = len(self._bits)
         return dict(groups=g, group_bounds=self._bounds if g > 1 else None,
                     group_bits=self._bits, table=table)

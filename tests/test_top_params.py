@@ -108,6 +108,31 @@ def test_weights_bake_both_tops(tmp_path, capsys):
         assert mod["parameters"]["baked_weights"] and mod["parameters"]["baked_table"]
 
 
+def test_run_length_artifact_is_refused_by_the_tops(tmp_path, capsys):
+    """The stand-alone coders take run-length tables; the tops do not yet, and say so
+    rather than build coders whose tiles they would feed in the wrong layout."""
+    from golden.calibration.folding import calibrate_layer
+    from golden.datapath.artifacts import save_artifact
+    from golden.projection.pca import pca_fit
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 8)) * np.linspace(3, 0.1, 8) + 1
+    layer = calibrate_layer(pca_fit(x, 4), x, group_bits=(6, 4), steps=np.full(4, 2.0),
+                            run_length="on")
+    assert all(t.run_max for t in layer.tables.tables)
+    art = save_artifact(layer, tmp_path / "rl.npz")
+    out = tmp_path / "out"
+    assert build_main(["--out", str(out), "--channels", "8", "--k", "4", "--weights", str(art),
+                       "--multipliers", "4", "--in-width", "6"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "run-length mode is not supported by the compressor and decompressor yet" in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"^run-length mode is not supported by the "):
+        Compressor(8, 4, multipliers=4, group_bounds=[0, 2, 4], group_bits=[6, 4],
+                   table=layer.tables)
+
+
 def test_family_reaches_both_mac_arrays(tmp_path):
     assert Compressor(8, 4, multipliers=4, family="ecp5").mac._family == "ecp5"
     assert Decompressor(8, 4, multipliers=4, family="ecp5").mac._family == "ecp5"

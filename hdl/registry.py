@@ -90,9 +90,10 @@ def huffman_arguments(parser):
     parser.add_argument("--groups", type=positive("Table group count"), default=1,
                         help="number of Huffman table groups (default 1)")
     parser.add_argument("--run-max", type=int, default=None, metavar="R",
-                        help="longest zero-run symbol of the stand-alone Huffman encoder and "
-                             "decoder (run-length mode, bitstream version 2): 0 (plain mode "
-                             "only) or a power of two up to 256 (default: the baked tables', "
-                             "else 0); the tops are plain mode")
+                        help="longest zero-run symbol of the Huffman coders (run-length "
+                             "mode, bitstream version 2): 0 (plain mode only) or a power of "
+                             "two up to 256 (default: the baked tables', else 0); the "
+                             "compressor and decompressor then have one coder per table "
+                             "group, each group a tile of its own")
     parser.add_argument("--table", default=None, metavar="FILE",
                         help="bake a golden table file into the Huffman blocks")

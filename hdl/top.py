@@ -18,7 +18,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from golden.datapath.quant import int_range
-from hdl.huffman_decoder import HuffmanDecoder
+from hdl.huffman_decoder import DecoderError, HuffmanDecoder
 from hdl.huffman_encoder import HuffmanEncoder
 from hdl.mac_array import MacArray, schedule
 from hdl.registry import Block, UsageError, huffman_arguments
@@ -93,6 +93,17 @@ class _AxiPorts:
         return members
 
 
+class _Flat:
+    """The flat AXI4-Stream signals ``<prefix>_tdata/tvalid/tready/tlast`` of ``top`` as
+    attributes ``tdata``, ``tvalid``, ..."""
+
+    def __init__(self, top, prefix):
+        self._top, self._prefix = top, prefix
+
+    def __getattr__(self, name):
+        return getattr(self._top, f"{self._prefix}_{name}")
+
+
 def _connect_cfg(m, top, prefix, port, has_group):
     """Drive a block's ``cfg`` stream from the AXI slave ``prefix``."""
     m.d.comb += [port.valid.eq(getattr(top, f"{prefix}_tvalid")),
@@ -131,19 +142,82 @@ class _Common(wiring.Component):
     def coef_width(self) -> int:
         return self._cw
 
-    def _huffman_kwargs(self, table):
-        # The coders code run-length tiles (one group per tile), but the tops stream pixel by
-        # pixel, every group in one tile: version-2 tables are refused here.
-        tables = getattr(table, "tables", table)
-        if isinstance(tables, (list, tuple)) and any(getattr(t, "run_max", 0) for t in tables):
-            raise ValueError("run-length mode is not supported by the compressor and "
-                             "decompressor yet")
-        if getattr(table, "run_max", 0):
-            raise ValueError("run-length mode is not supported by the compressor and "
-                             "decompressor yet")
+    def _coding_mode(self, table, run_max):
+        """Set ``self._R`` (0: plain, version 1; R > 0: run-length, version 2) and
+        ``self._tables`` (the baked tables, or None) from ``table`` and ``run_max``."""
+        from hdl.coder_params import RUN_MAX_VALUES, encoder_tables
+        tables = None
+        if table is not None:
+            tables, file_bounds = encoder_tables(table, run_length=True)
+            if file_bounds is not None and file_bounds != self._bounds:
+                raise ValueError(f"Table groups {file_bounds} differ from the group bounds "
+                                 f"{self._bounds}")
+            if len(tables) != len(self._bits):
+                raise ValueError(f"{len(tables)} tables for {len(self._bits)} groups")
+            if len({bool(t.run_max) for t in tables}) != 1:
+                raise ValueError("Tables must be all plain or all run-length (one coding mode "
+                                 "per layer)")
+        table_r = max((t.run_max for t in tables), default=0) if tables else 0
+        if run_max is None:
+            run_max = table_r
+        if isinstance(run_max, bool) or not isinstance(run_max, int):
+            raise TypeError(f"Run max must be an integer, not {run_max!r}")
+        if run_max not in RUN_MAX_VALUES:
+            raise ValueError(f"Run max must be 0 or a power of two up to 256, not {run_max}")
+        if table_r > run_max:
+            raise ValueError(f"Table run max {table_r} exceeds the block's run max {run_max}")
+        if tables is not None and run_max and not table_r:
+            raise ValueError("Baked plain tables need run max 0: a run-length build codes "
+                             "each group as its own tile (bitstream version 2)")
+        self._R, self._tables = run_max, tables
+
+    @property
+    def run_max(self) -> int:
+        """Longest zero run symbol: 0 in a plain (version 1) build."""
+        return self._R
+
+    @property
+    def mode(self) -> str:
+        return "run-length" if self._R else "plain"
+
+    def _huffman_kwargs(self):
         g = len(self._bits)
         return dict(groups=g, group_bounds=self._bounds if g > 1 else None,
-                    group_bits=self._bits, table=table)
+                    group_bits=self._bits, table=self._tables)
+
+    def _group_coders(self, cls, **kwargs):
+        """Run-length builds: one single-group coder per table group (each group is a tile
+        of its own in version 2), coding ``group_bits[g]``-bit symbols."""
+        return [cls(bits, self._L, self._W, table=None if self._tables is None
+                    else [self._tables[g]], run_max=self._R, **kwargs)
+                for g, bits in enumerate(self._bits)]
+
+    def _suffix(self, g):
+        """Port name suffix of group g's streams in a run-length build."""
+        return "" if len(self._bits) == 1 else f"_g{g}"
+
+    def _table_demux(self, m, coders):
+        """Route ``s_axis_table`` bytes to the coder of group ``tuser`` (run-length builds).
+        A byte for a group that does not exist is taken and dropped, and sets the sticky
+        ``bad`` flag until a byte for an existing group arrives."""
+        G = len(coders)
+        user = self.s_axis_table_tuser if G > 1 else Const(0, 1)
+        bad = Signal(name="table_bad_group")
+        readies = []
+        for g, c in enumerate(coders):
+            hit = user == g
+            m.d.comb += [c.cfg.valid.eq(self.s_axis_table_tvalid & hit),
+                         c.cfg.payload.data.eq(self.s_axis_table_tdata),
+                         c.cfg.payload.last.eq(self.s_axis_table_tlast)]
+            readies.append(hit & c.cfg.ready)
+        exists = user < G
+        ready = ~exists
+        for r in readies:
+            ready = ready | r
+        m.d.comb += self.s_axis_table_tready.eq(ready)
+        with m.If(self.s_axis_table_tvalid & self.s_axis_table_tready):
+            m.d.sync += bad.eq(~exists)
+        return bad
 
 
 class Compressor(_Common):
@@ -196,22 +270,28 @@ class Compressor(_Common):
     def __init__(self, channels, k, *, act_width=8, weight_width=8, bias_width=32,
                  mult_width=16, multipliers=16, max_len=12, word_width=32, group_bounds=None,
                  group_bits=None, weights=None, table=None, count_width=32,
-                 family="generic"):
+                 family="generic", run_max=None):
         self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits)
+        self._coding_mode(table, run_max)
         rows = schedule(k, channels, multipliers)["rows"]
         self.mac = MacArray(k, channels, in_width=act_width, weight_width=weight_width,
                             bias_width=bias_width, mult_width=mult_width,
                             out_width=self._cw, multipliers=multipliers, out_group=rows,
                             weights=weights, family=family)
-        self.enc = HuffmanEncoder(self._cw, max_len, word_width, count_width=count_width,
-                                  **self._huffman_kwargs(table))
+        if self._R:
+            self.encs = self._group_coders(HuffmanEncoder, count_width=count_width)
+            self.enc = None
+        else:
+            self.enc = HuffmanEncoder(self._cw, max_len, word_width, count_width=count_width,
+                                      **self._huffman_kwargs())
+            self.encs = [self.enc]
         self._act_w = act_width
-        members = {
-            **_AxiPorts.slave("s_axis", channels * act_width),
-            **_AxiPorts.master("m_axis", word_width),
-            **_AxiPorts.master("m_axis_bits", count_width, last=False),
-            "error": Out(1),
-        }
+        members = {**_AxiPorts.slave("s_axis", channels * act_width)}
+        for g in range(len(self.encs)):
+            sfx = self._suffix(g) if self._R else ""
+            members.update(_AxiPorts.master(f"m_axis{sfx}", word_width))
+            members.update(_AxiPorts.master(f"m_axis{sfx}_bits", count_width, last=False))
+        members["error"] = Out(1)
         if weights is None:
             members.update(_AxiPorts.slave("s_axis_weights", self.mac.cfg_data_width))
         if table is None:
@@ -231,10 +311,18 @@ class Compressor(_Common):
         # for speed, not for correctness.
         return self.mac.LATENCY + 2
 
+    @property
+    def latency(self) -> dict:
+        return {"mac_array": self.mac.LATENCY, "huffman": self.encs[0].latency}
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.mac = mac = self.mac
-        m.submodules.enc = enc = self.enc
+        if self._R:
+            for g, e in enumerate(self.encs):
+                m.submodules[f"enc{g}"] = e
+        else:
+            m.submodules.enc = self.enc
         K, cw = self._k, self._cw
         og = len(mac.o_stream.payload.data)
 
@@ -257,13 +345,17 @@ class Compressor(_Common):
         col = Signal(range(K))
         last_elem = Signal()
         take = Signal()
-        m.d.comb += [last_elem.eq(idx == og - 1), take.eq(full & enc.i_stream.ready)]
+        enc_ready = Signal()
+        m.d.comb += [last_elem.eq(idx == og - 1), take.eq(full & enc_ready)]
         o = mac.o_stream
         m.d.comb += o.ready.eq(~full | (take & last_elem))
+        # The tile-end flag is read at a pixel's first beat, so it holds for all the pixel's
+        # coefficients (a run-length group's last one may come before the pixel's last beat).
+        first_beat = Signal(init=1)
         with m.If(o.valid & o.ready):
             m.d.sync += [buf.eq(o.payload.data.as_value()), idx.eq(0), full.eq(1),
-                         pix_last.eq(o.payload.last)]
-            with m.If(o.payload.last):
+                         pix_last.eq(o.payload.last), first_beat.eq(o.payload.last)]
+            with m.If(first_beat):
                 m.d.comb += fifo.r_en.eq(1)
                 m.d.sync += tile_last.eq(fifo.r_data)
         with m.Elif(take & last_elem):
@@ -285,24 +377,46 @@ class Compressor(_Common):
             lo, hi = int_range(bits)
             clamped = Mux(sv < lo, lo, Mux(sv > hi, hi, sv))
             syms.append(clamped.as_unsigned()[:bits])
-        sym = _select(_group_of(col, self._bounds), syms, cw)
-        m.d.comb += [enc.i_stream.valid.eq(full),
-                     enc.i_stream.payload.symbol.eq(sym),
-                     enc.i_stream.payload.last.eq(last_elem & pix_last & tile_last),
-                     enc.i_stream.payload.empty.eq(0)]
+        onehot = _group_of(col, self._bounds)
+        if self._R:
+            # Run-length: coefficient j goes to its group's encoder; group g's tile ends at
+            # its last column of the tile's final pixel.
+            m.d.comb += enc_ready.eq(_select(onehot, [e.i_stream.ready for e in self.encs],
+                                             1))
+            for g, (e, sym_g, hi) in enumerate(zip(self.encs, syms, self._bounds[1:])):
+                m.d.comb += [e.i_stream.valid.eq(full & onehot[g]),
+                             e.i_stream.payload.symbol.eq(sym_g),
+                             e.i_stream.payload.last.eq(tile_last & (col == hi - 1)),
+                             e.i_stream.payload.empty.eq(0)]
+        else:
+            enc = self.enc
+            sym = _select(onehot, syms, cw)
+            m.d.comb += [enc_ready.eq(enc.i_stream.ready),
+                         enc.i_stream.valid.eq(full),
+                         enc.i_stream.payload.symbol.eq(sym),
+                         enc.i_stream.payload.last.eq(last_elem & pix_last & tile_last),
+                         enc.i_stream.payload.empty.eq(0)]
 
-        m.d.comb += [self.m_axis_tdata.eq(enc.o_stream.payload.data),
-                     self.m_axis_tlast.eq(enc.o_stream.payload.last),
-                     self.m_axis_tvalid.eq(enc.o_stream.valid),
-                     enc.o_stream.ready.eq(self.m_axis_tready),
-                     self.m_axis_bits_tdata.eq(enc.o_count.payload.nbits),
-                     self.m_axis_bits_tvalid.eq(enc.o_count.valid),
-                     enc.o_count.ready.eq(self.m_axis_bits_tready),
-                     self.error.eq(enc.error)]
+        error = Const(0)
+        for g, e in enumerate(self.encs):
+            sfx = self._suffix(g) if self._R else ""
+            words, bits = f"m_axis{sfx}", f"m_axis{sfx}_bits"
+            m.d.comb += [getattr(self, f"{words}_tdata").eq(e.o_stream.payload.data),
+                         getattr(self, f"{words}_tlast").eq(e.o_stream.payload.last),
+                         getattr(self, f"{words}_tvalid").eq(e.o_stream.valid),
+                         e.o_stream.ready.eq(getattr(self, f"{words}_tready")),
+                         getattr(self, f"{bits}_tdata").eq(e.o_count.payload.nbits),
+                         getattr(self, f"{bits}_tvalid").eq(e.o_count.valid),
+                         e.o_count.ready.eq(getattr(self, f"{bits}_tready"))]
+            error = error | e.error
         if "cfg" in mac.signature.members:
             _connect_cfg(m, self, "s_axis_weights", mac.cfg, False)
-        if "cfg" in enc.signature.members:
-            _connect_cfg(m, self, "s_axis_table", enc.cfg, len(self._bits) > 1)
+        if self._tables is None:
+            if self._R:
+                error = error | self._table_demux(m, self.encs)
+            else:
+                _connect_cfg(m, self, "s_axis_table", self.enc.cfg, len(self._bits) > 1)
+        m.d.comb += self.error.eq(error)
         return m
 
 
@@ -347,8 +461,9 @@ class Decompressor(_Common):
     def __init__(self, channels, k, *, out_width=8, weight_width=8, bias_width=32,
                  mult_width=16, multipliers=16, out_group=None, relu=False, max_len=12,
                  word_width=32, group_bounds=None, group_bits=None, weights=None, table=None,
-                 pixels_width=32, family="generic"):
+                 pixels_width=32, family="generic", run_max=None):
         self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits)
+        self._coding_mode(table, run_max)
         if isinstance(pixels_width, bool) or not isinstance(pixels_width, int):
             raise TypeError(f"Pixel count width must be an integer, not {pixels_width!r}")
         if not 1 <= pixels_width <= 32:
@@ -359,17 +474,29 @@ class Decompressor(_Common):
                             multipliers=multipliers, out_group=out_group or rows, relu=relu,
                             weights=weights, family=family)
         self._kbits = (k - 1).bit_length()
-        self.dec = HuffmanDecoder(self._cw, max_len, word_width,
-                                  count_width=pixels_width + self._kbits,
-                                  **self._huffman_kwargs(table))
+        self._pw = pixels_width
+        if self._R:
+            self.decs = self._group_coders(HuffmanDecoder,
+                                           count_width=pixels_width + self._kbits)
+            self.dec = None
+        else:
+            self.dec = HuffmanDecoder(self._cw, max_len, word_width,
+                                      count_width=pixels_width + self._kbits,
+                                      **self._huffman_kwargs())
+            self.decs = [self.dec]
         og = out_group or rows
-        members = {
-            **_AxiPorts.slave("s_axis_pixels", pixels_width, last=False),
-            **_AxiPorts.slave("s_axis", word_width),
+        members = {**_AxiPorts.slave("s_axis_pixels", pixels_width, last=False)}
+        for g, d in enumerate(self.decs):
+            sfx = self._suffix(g) if self._R else ""
+            members.update(_AxiPorts.slave(f"s_axis{sfx}", word_width))
+            if self._R:
+                members.update(_AxiPorts.slave(f"s_axis{sfx}_bits", d.nbits_width,
+                                               last=False))
+        members.update({
             **_AxiPorts.master("m_axis", og * out_width),
             "error": Out(1),
             "error_code": Out(3),
-        }
+        })
         if weights is None:
             members.update(_AxiPorts.slave("s_axis_weights", self.mac.cfg_data_width))
         if table is None:
@@ -386,12 +513,21 @@ class Decompressor(_Common):
     def fifo_depth(self) -> int:
         return self.mac.LATENCY + 2
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.mac = mac = self.mac
-        m.submodules.dec = dec = self.dec
-        K, cw = self._k, self._cw
+    @property
+    def latency(self) -> dict:
+        return {"mac_array": self.mac.LATENCY, "huffman": self.decs[0].latency}
 
+    @staticmethod
+    def _extend(symbol, bits, cw):
+        """A group's ``bits``-bit symbol sign-extended to the coefficient width."""
+        return (symbol[:bits].as_signed().as_unsigned() if bits == cw else
+                Cat(symbol[:bits], symbol[bits - 1].replicate(cw - bits)))
+
+    def _plain_front(self, m):
+        """Version 1: one decoder for every group; returns the packer's symbol source
+        ``(valid, value, last, restart, ready)``. ``first`` restarts at column 0, dropping
+        what a corrupt tile left half-packed."""
+        dec, K, cw = self.dec, self._k, self._cw
         m.d.comb += [dec.i_count.valid.eq(self.s_axis_pixels_tvalid),
                      self.s_axis_pixels_tready.eq(dec.i_count.ready),
                      dec.i_count.payload.count.eq(self.s_axis_pixels_tdata * K),
@@ -400,19 +536,121 @@ class Decompressor(_Common):
                      dec.i_stream.payload.data.eq(self.s_axis_tdata),
                      dec.i_stream.payload.last.eq(self.s_axis_tlast),
                      self.error.eq(dec.error), self.error_code.eq(dec.error_code)]
-
-        # Packer: K symbols -> one pixel of coefficients, sign-extended per group. ``first``
-        # restarts at column 0, dropping what a corrupt tile left half-packed.
-        m.submodules.tile_end = fifo = SyncFIFO(width=1, depth=self.fifo_depth)
+        if self._tables is None:
+            _connect_cfg(m, self, "s_axis_table", dec.cfg, len(self._bits) > 1)
         s = dec.o_stream
+        return dict(valid=s.valid, value=s.payload.symbol, last=s.payload.last,
+                    first=s.payload.first, restart=Const(0), ready=s.ready)
+
+    def _rl_front(self, m, col):
+        """Version 2: one decoder per group, each decoding its group's tile. Returns the
+        packer's source like ``_plain_front`` (values already in group-width patterns).
+
+        The top sequences the tiles itself: a tile's pixel count and the groups' bit counts
+        start every decoder at once (``active``), the packer takes column j from its group's
+        decoder and counts the tile's pixels, and the next tile's headers wait until the
+        packer is done. A decoder error during a tile aborts it: the half-packed pixel is
+        dropped, every decoder's remaining values of the tile are drained (``aborting``) until
+        each is idle and empty, and then the next tile starts."""
+        K, G = self._k, len(self.decs)
+        decs = self.decs
+        active = Signal()
+        aborting = Signal()
+        rows_left = Signal(self._pw)
+        # Header fork: one pixel count, G bit counts, G decoders; ``taken[g]`` once g has it.
+        taken = [Signal(name=f"hdr_taken{g}") for g in range(G)]
+        start_ok = ~active & ~aborting
+        pv = self.s_axis_pixels_tvalid
+        all_in = Const(1)
+        for g, d in enumerate(decs):
+            bits = _Flat(self, f"s_axis{self._suffix(g)}_bits")
+            width = self._bounds[g + 1] - self._bounds[g]
+            fire = Signal(name=f"hdr_fire{g}")
+            m.d.comb += [d.i_count.valid.eq(start_ok & pv & bits.tvalid & ~taken[g]),
+                         d.i_count.payload.count.eq(self.s_axis_pixels_tdata * width),
+                         d.i_count.payload.nbits.eq(bits.tdata),
+                         fire.eq(d.i_count.valid & d.i_count.ready),
+                         bits.tready.eq(fire)]
+            all_in = all_in & (taken[g] | fire)
+            words = _Flat(self, f"s_axis{self._suffix(g)}")
+            m.d.comb += [d.i_stream.valid.eq(words.tvalid),
+                         words.tready.eq(d.i_stream.ready),
+                         d.i_stream.payload.data.eq(words.tdata),
+                         d.i_stream.payload.last.eq(words.tlast)]
+            with m.If(fire):
+                m.d.sync += taken[g].eq(1)
+        start = Signal()
+        m.d.comb += [start.eq(start_ok & pv & all_in),
+                     self.s_axis_pixels_tready.eq(start)]
+        with m.If(start):
+            m.d.sync += [t.eq(0) for t in taken]
+            m.d.sync += [active.eq(self.s_axis_pixels_tdata != 0),
+                         rows_left.eq(self.s_axis_pixels_tdata)]
+
+        # Errors: any decoder's (lowest group first), or a table byte for no group.
+        err = Const(0)
+        code = Const(0, 3)
+        for d in reversed(decs):
+            code = Mux(d.error, d.error_code, code)
+            err = err | d.error
+        if self._tables is None:
+            bad = self._table_demux(m, decs)
+            code = Mux(err, code, Mux(bad, DecoderError.BAD_TABLE, 0))
+            err = err | bad
+        m.d.comb += [self.error.eq(err), self.error_code.eq(code)]
+
+        # Packer source: column ``col``'s decoder, while a tile is active and not aborted.
+        onehot = _group_of(col, self._bounds)
+        valid, last, ready = Signal(), Signal(), Signal()
+        value = _select(onehot, [d.o_stream.payload.symbol for d in decs],
+                        max(self._bits))
+        # A decoder is done with its tile when it takes headers again and holds no value.
+        done = [Signal(name=f"dec_done{g}") for g in range(G)]
+        all_done = Const(1)
+        stuck = Const(0)
+        for g, d in enumerate(decs):
+            s = d.o_stream
+            m.d.comb += [s.ready.eq(Mux(active & ~aborting, onehot[g] & ready, 1)),
+                         done[g].eq(d.i_count.ready & ~s.valid)]
+            all_done = all_done & done[g]
+            # The packer waits on a decoder that failed and has given every value it had.
+            stuck = stuck | (onehot[g] & d.error & done[g])
+        live = Signal()
+        m.d.comb += [live.eq(active & ~aborting),
+                     valid.eq(live & _select(onehot, [d.o_stream.valid for d in decs], 1)),
+                     last.eq(rows_left == 1)]
+        with m.If(valid & ready & (col == K - 1)):
+            m.d.sync += rows_left.eq(rows_left - 1)
+            with m.If(rows_left == 1):
+                m.d.sync += active.eq(0)
+        restart = Signal()
+        with m.If(live & stuck):
+            m.d.comb += restart.eq(1)
+            m.d.sync += [aborting.eq(1), active.eq(0)]
+        with m.If(aborting & all_done):
+            m.d.sync += aborting.eq(0)
+        return dict(valid=valid, value=value, last=last, first=Const(0), restart=restart,
+                    ready=ready)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mac = mac = self.mac
+        K, cw = self._k, self._cw
         col = Signal(range(K))
+        if self._R:
+            for g, d in enumerate(self.decs):
+                m.submodules[f"dec{g}"] = d
+            src = self._rl_front(m, col)
+        else:
+            m.submodules.dec = self.dec
+            src = self._plain_front(m)
+        s_valid, s_sym, s_last, s_ready = src["valid"], src["value"], src["last"], src["ready"]
+
+        # Packer: K symbols -> one pixel of coefficients, sign-extended per group.
+        m.submodules.tile_end = fifo = SyncFIFO(width=1, depth=self.fifo_depth)
         c = Signal.like(col)
-        m.d.comb += c.eq(Mux(s.payload.first, 0, col))
-        exts = []
-        for bits in self._bits:
-            exts.append(s.payload.symbol[:bits].as_signed().as_unsigned() if bits == cw else
-                        Cat(s.payload.symbol[:bits],
-                            s.payload.symbol[bits - 1].replicate(cw - bits)))
+        m.d.comb += c.eq(Mux(src["first"], 0, col))
+        exts = [self._extend(s_sym, bits, cw) for bits in self._bits]
         v = _select(_group_of(c, self._bounds), exts, cw)
         vec = Signal(K * cw)                  # element j in bits j*cw.. once full
         pix = Signal(K * cw)
@@ -425,13 +663,15 @@ class Decompressor(_Common):
                      fifo.w_data.eq(pix_last), fifo.w_en.eq(mac_take)]
         shifted = Cat(vec[cw:], v) if K > 1 else v
         end = c == K - 1
-        m.d.comb += s.ready.eq(~end | ~pix_valid | mac_take)
+        m.d.comb += s_ready.eq(~end | ~pix_valid | mac_take)
         with m.If(mac_take):
             m.d.sync += pix_valid.eq(0)
-        with m.If(s.valid & s.ready):
+        with m.If(s_valid & s_ready):
             m.d.sync += [vec.eq(shifted), col.eq(Mux(end, 0, c + 1))]
             with m.If(end):
-                m.d.sync += [pix.eq(shifted), pix_valid.eq(1), pix_last.eq(s.payload.last)]
+                m.d.sync += [pix.eq(shifted), pix_valid.eq(1), pix_last.eq(s_last)]
+        with m.Elif(src["restart"]):
+            m.d.sync += col.eq(0)
 
         o = mac.o_stream
         m.d.comb += [self.m_axis_tdata.eq(o.payload.data.as_value()),
@@ -441,8 +681,6 @@ class Decompressor(_Common):
                      fifo.r_en.eq(o.valid & o.ready & o.payload.last)]
         if "cfg" in mac.signature.members:
             _connect_cfg(m, self, "s_axis_weights", mac.cfg, False)
-        if "cfg" in dec.signature.members:
-            _connect_cfg(m, self, "s_axis_table", dec.cfg, len(self._bits) > 1)
         return m
 
 
@@ -517,7 +755,7 @@ def _modules(args):
     if args.table is not None:
         from hdl.huffman_encoder import encoder_tables
         try:
-            tables, file_bounds = encoder_tables(args.table)
+            tables, file_bounds = encoder_tables(args.table, run_length=True)
         except (ValueError, OSError) as e:
             raise UsageError(str(e)) from None
         file_bits = [t.bits for t in tables]
@@ -528,7 +766,8 @@ def _modules(args):
     common = dict(weight_width=args.weight_width, bias_width=args.bias_width,
                   mult_width=args.mult_width, multipliers=args.multipliers,
                   max_len=args.max_len, word_width=args.word_width, group_bounds=bounds,
-                  group_bits=bits, table=table, family=getattr(args, "family", "generic"))
+                  group_bits=bits, table=table, family=getattr(args, "family", "generic"),
+                  run_max=getattr(args, "run_max", None))
     out = []
     try:
         if args.top in ("all", "compressor"):
@@ -545,24 +784,37 @@ def _modules(args):
 
 
 def _info(top, kind):
-    mac = top.mac
-    coder = top.enc if kind == "compressor" else top.dec
+    g = len(top.group_bits)
+    if not top.run_max:
+        streams = "m_axis words, m_axis_bits per tile"
+        inputs = "s_axis_pixels count + s_axis words (tlast ends a tile)"
+    elif g == 1:
+        streams = "m_axis words, m_axis_bits per tile (version 2: the tile's values)"
+        inputs = "s_axis_pixels count + s_axis_bits + s_axis words (tlast ends a tile)"
+    else:
+        streams = (f"per group g < {g}: m_axis_g<g> words and m_axis_g<g>_bits per tile "
+                   f"(version 2: group g's columns of the tile, row-major)")
+        inputs = (f"s_axis_pixels count + per group g < {g}: s_axis_g<g>_bits + s_axis_g<g> "
+                  f"words (tlast ends the group's tile)")
     return {
-        "latency": {"mac_array": mac.LATENCY, "huffman": coder.LATENCY},
+        "latency": top.latency,
         "cycles_per_pixel": top.cycles_per_pixel,
         "throughput": f"1 pixel per max(C*K/M, K) = {top.cycles_per_pixel} cycles",
+        "coding": {"mode": top.mode, "bitstream_version": 2 if top.run_max else 1,
+                   "run_max": top.run_max,
+                   "group_modes": [top.mode] * g,
+                   "coders": len(top.encs if kind == "compressor" else top.decs)},
         "parameters": {"multipliers": top._M, "group_bounds": top.group_bounds,
                        "group_bits": top.group_bits, "coef_width": top.coef_width,
-                       "max_len": top._L, "word_width": top._W,
+                       "max_len": top._L, "word_width": top._W, "run_max": top.run_max,
                        "baked_weights": "s_axis_weights_tdata" not in top.signature.members,
                        "baked_table": "s_axis_table_tdata" not in top.signature.members},
         "configuration": "s_axis_weights: the MAC array cfg stream (docs/mac_array.md); "
                          "s_axis_table: HuffmanTable.serialize() bytes, tuser = group "
                          "(docs/huffman_encoder.md); see docs/top.md",
-        "interface": ("AXI4-Stream: s_axis pixels (tlast ends a tile) -> m_axis words, "
-                      "m_axis_bits per tile" if kind == "compressor" else
-                      "AXI4-Stream: s_axis_pixels count + s_axis words (tlast ends a tile) -> "
-                      "m_axis channels (tlast ends a tile)"),
+        "interface": (f"AXI4-Stream: s_axis pixels (tlast ends a tile) -> {streams}"
+                      if kind == "compressor" else
+                      f"AXI4-Stream: {inputs} -> m_axis channels (tlast ends a tile)"),
     }
 
 

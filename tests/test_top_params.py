@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hdl.build import main as build_main
+from hdl.huffman_decoder import HuffmanDecoder
 from hdl.huffman_encoder import HuffmanEncoder
 from hdl.top import Compressor, Decompressor
 
@@ -108,29 +109,93 @@ def test_weights_bake_both_tops(tmp_path, capsys):
         assert mod["parameters"]["baked_weights"] and mod["parameters"]["baked_table"]
 
 
-def test_run_length_artifact_is_refused_by_the_tops(tmp_path, capsys):
-    """The stand-alone coders take run-length tables; the tops do not yet, and say so
-    rather than build coders whose tiles they would feed in the wrong layout."""
+def _rl_layer():
     from golden.calibration.folding import calibrate_layer
-    from golden.datapath.artifacts import save_artifact
     from golden.projection.pca import pca_fit
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 8)) * np.linspace(3, 0.1, 8) + 1
-    layer = calibrate_layer(pca_fit(x, 4), x, group_bits=(6, 4), steps=np.full(4, 2.0),
-                            run_length="on")
-    assert all(t.run_max for t in layer.tables.tables)
+    return calibrate_layer(pca_fit(x, 4), x, group_bits=(6, 4), steps=np.full(4, 2.0),
+                           run_length="on")
+
+
+def test_run_length_artifact_builds_a_coder_per_group(tmp_path, capsys):
+    """A run-length artifact bakes into both tops: one coder per group, each group's words
+    and bit counts on ports of its own, and the manifest says the mode."""
+    from golden.datapath.artifacts import save_artifact
+
+    layer = _rl_layer()
+    run_max = max(t.run_max for t in layer.tables.tables)
+    assert run_max > 0 and all(t.run_max for t in layer.tables.tables)
     art = save_artifact(layer, tmp_path / "rl.npz")
     out = tmp_path / "out"
     assert build_main(["--out", str(out), "--channels", "8", "--k", "4", "--weights", str(art),
-                       "--multipliers", "4", "--in-width", "6"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert "run-length mode is not supported by the compressor and decompressor yet" in err
-    assert not out.exists()
-    with pytest.raises(ValueError, match=r"^run-length mode is not supported by the "):
-        Compressor(8, 4, multipliers=4, group_bounds=[0, 2, 4], group_bits=[6, 4],
+                       "--multipliers", "4", "--in-width", "6"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    tops = {m["name"]: m for m in man["modules"] if m["name"] in ("compressor", "decompressor")}
+    assert set(tops) == {"compressor", "decompressor"}
+    for name, mod in tops.items():
+        assert mod["coding"] == {"mode": "run-length", "bitstream_version": 2,
+                                 "run_max": run_max, "group_modes": ["run-length"] * 2,
+                                 "coders": 2}
+        assert mod["parameters"]["run_max"] == run_max
+        names = {p["name"] for p in mod["ports"]}
+        side = "m_axis" if name == "compressor" else "s_axis"
+        assert {f"{side}_g0_tdata", f"{side}_g1_tdata", f"{side}_g0_bits_tdata",
+                f"{side}_g1_bits_tdata"} <= names
+        assert f"{side}_tdata" not in names
+    assert tops["decompressor"]["latency"]["huffman"] == HuffmanDecoder(
+        4, 12, 32, run_max=run_max).latency
+    c = Compressor(8, 4, multipliers=4, group_bounds=[0, 2, 4], group_bits=[6, 4],
                    table=layer.tables)
+    assert c.mode == "run-length" and len(c.encs) == 2 and c.enc is None
+
+
+def test_plain_build_reports_plain_mode(tmp_path):
+    out = tmp_path / "out"
+    assert build_main(["--out", str(out), "--top", "decompressor", "--groups", "2"]) == 0
+    (mod,) = json.loads((out / "manifest.json").read_text())["modules"]
+    assert mod["coding"] == {"mode": "plain", "bitstream_version": 1, "run_max": 0,
+                             "group_modes": ["plain"] * 2, "coders": 1}
+
+
+def test_run_max_builds_run_time_run_length_tops(tmp_path):
+    """``--run-max`` without tables: run-time tables, a coder per group, one table port."""
+    out = tmp_path / "out"
+    assert build_main(["--out", str(out), "--top", "compressor", "--groups", "3",
+                       "--run-max", "16", "--in-width", "4"]) == 0
+    (mod,) = json.loads((out / "manifest.json").read_text())["modules"]
+    assert mod["coding"]["mode"] == "run-length" and mod["coding"]["coders"] == 3
+    names = {p["name"] for p in mod["ports"]}
+    assert {"s_axis_table_tdata", "s_axis_table_tuser", "m_axis_g2_tdata"} <= names
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"run_max": 3}, "Run max must be 0 or a power of two up to 256, not 3"),
+    ({"run_max": "8"}, "Run max must be an integer"),
+    ({"run_max": 0, "rl": True}, "Table run max 1 exceeds the block's run max 0"),
+    ({"run_max": 16, "plain": True}, "Baked plain tables need run max 0"),
+])
+def test_run_length_parameter_errors(kwargs, msg):
+    from golden.codec.tables import build_table
+
+    kw = dict(kwargs)
+    if kw.pop("rl", False):
+        kw["table"] = _rl_layer().tables
+    if kw.pop("plain", False):
+        rng = np.random.default_rng(1)
+        kw["table"] = [build_table(rng.integers(-8, 8, 200), b, 12, histogram=False)
+                       for b in (6, 4)]
+    with pytest.raises((TypeError, ValueError), match=msg):
+        Decompressor(8, 4, multipliers=4, group_bounds=[0, 2, 4], group_bits=[6, 4], **kw)
+
+
+def test_run_max_cli_error_is_one_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert build_main(["--out", str(out), "--top", "compressor", "--run-max", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Run max must be 0 or a power of two" in err, err
+    assert not out.exists()
 
 
 def test_family_reaches_both_mac_arrays(tmp_path):

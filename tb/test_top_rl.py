@@ -15,7 +15,8 @@ stream and bit count. One Verilog toplevel holds both tops (``c_*`` and ``d_*`` 
   and no ``tlast``, and the next tile decodes;
 
 under the idle/backpressure diagonal on every AXI port, with the shared ``StreamRule``
-monitor on every output. With no stalls: the steady-state cycles per pixel of both tops.
+monitor on every output. With no stalls: the steady-state cycles per pixel of both tops and
+the cycles per tile of back-to-back one-pixel tiles (asserted exactly as measured).
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ CONFIGS = [
     # Two groups (6 and 4 bits), baked constants and tables, 16 cycles per pixel, 16-bit
     # words: the decoders must keep up with the MAC array's 4 values per cycle... per group.
     {"name": "c64k16m64-rl-baked-g6g4", "m": 64, "w": 16, "group_bits": [6, 4],
-     "baked": True},
+     "baked": True, "tile_cycles": {"c": [16, 16], "d": [26, 26]}},
     # One 4-bit group, run-time weights and run-length tables, 64 cycles per pixel.
     {"name": "c64k16m16-rl-runtime-g4", "m": 16, "w": 32, "group_bits": [4],
-     "baked": False},
+     "baked": False, "tile_cycles": {"c": [64, 64], "d": [64, 64]}},
 ]
 TILES = (1, 40, 23)
 TIMEOUT_NS = 20_000_000
@@ -165,7 +166,7 @@ def suffix(cfg, g):
 class Golden:
     """Per-tile golden group words and bit counts, and reconstructions."""
 
-    def __init__(self, cfg, sizes=TILES):
+    def __init__(self, cfg, sizes=TILES, offset=0):
         from golden.codec.runlength import encode_rl_tile
         from golden.datapath.artifacts import load_artifact
         from golden.datapath.pipeline import forward_int, inverse_int
@@ -173,7 +174,8 @@ class Golden:
         self.art = art = load_artifact(cfg["art"])
         self.bounds = art.group_bounds.tolist()
         x = np.load(cfg["x"])
-        self.x = x[:sum(sizes)]
+        assert offset + sum(sizes) <= x.shape[0]
+        self.x = x[offset:offset + sum(sizes)]
         self.tiles = []
         start = 0
         for size in sizes:
@@ -343,6 +345,43 @@ async def run_top(dut, idle, backpressure, measure):
     got = await sink["d_m_axis"].wait_for(mark + len(want), TIMEOUT_NS)
     assert got[mark:] == want, "the tile after a corrupt one must decode exactly"
     assert int(dut.d_error.value) == 0, "the next tile clears the error flag"
+    if measure:
+        await measure_tiles(dut, cfg, src, sink, send_tile)
+
+
+async def measure_tiles(dut, cfg, src, sink, send_tile):
+    """Back-to-back one-pixel tiles, no stalls: cycles from one tile to the next in steady
+    state (compressor: first-pixel handshakes; decompressor: final output beats), equal to
+    ``cfg["tile_cycles"]`` as measured; every output checked against golden."""
+    from cocotb.triggers import ClockCycles
+
+    og, G = cfg["og"], cfg["groups"]
+    count = 12
+    g = Golden(cfg, [1] * count, offset=sum(TILES))
+    c_mark = len(src["c_s_axis"].handshakes)
+    o_mark = len(sink["d_m_axis"].received)
+    w_marks = [len(sink[f"c_m_axis{suffix(cfg, j)}"].received) for j in range(G)]
+    for t in g.tiles:
+        src["c_s_axis"].send(g.pixel_beats(t["x"]))
+        send_tile(t)
+    want_out = [b for t in g.tiles for b in g.out_beats(t["rec"], og)]
+    got = await sink["d_m_axis"].wait_for(o_mark + len(want_out), TIMEOUT_NS)
+    assert got[o_mark:] == want_out, "one-pixel tiles: decompressor output differs"
+    for j in range(G):
+        name = f"c_m_axis{suffix(cfg, j)}"
+        want = [b for t in g.tiles for b in word_beats(t["groups"][j]["words"])]
+        got = await sink[name].wait_for(w_marks[j] + len(want), TIMEOUT_NS)
+        assert got[w_marks[j]:] == want, f"one-pixel tiles: group {j} words differ"
+    await ClockCycles(dut.clk, 20)
+    starts = src["c_s_axis"].handshakes[c_mark:c_mark + count]
+    ends = [c for c, b in zip(sink["d_m_axis"].beat_cycles[o_mark:],
+                              sink["d_m_axis"].received[o_mark:]) if b["tlast"]]
+    c_gaps = sorted(set(np.diff(starts)[2:].tolist()))
+    d_gaps = sorted(set(np.diff(ends)[2:].tolist()))
+    dut._log.info(f"one-pixel tiles: compressor {c_gaps} cycles per tile, decompressor "
+                  f"{d_gaps} (max(C*K/M, K) = {cfg['c_cycles']})")
+    got = {"c": [c_gaps[0], c_gaps[-1]], "d": [d_gaps[0], d_gaps[-1]]}
+    assert got == cfg["tile_cycles"], f"cycles per tile {got}, measured before {cfg['tile_cycles']}"
 
 
 if cocotb is not None:

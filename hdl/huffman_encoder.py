@@ -80,21 +80,28 @@ class HuffmanEncoder(wiring.Component):
     run_max : int or None
         Longest zero run symbol R: 0 (plain mode only, the version-1 block) or a power of two
         up to 256. None: the baked tables' longest run (0 without run-length tables). With
-        R > 0 a group's tile is coded in its table's mode; in version 2 tile i uses group
-        ``i mod G`` (see ``docs/huffman_encoder.md``).
+        R > 0 a group's tile is coded in its table's mode. In version 2 (group 0's table is
+        run-length) a tile is one group's, and the host names that group on every beat of
+        the tile in ``i_stream.payload.group`` (present when R > 0 and G > 1), as the
+        decoder's tile header does; in version 1 the group follows the column (see
+        ``docs/huffman_encoder.md``).
 
     Ports
     -----
-    i_stream : In(stream)  payload ``{symbol, last, empty}``; ``empty`` beats carry no symbol
-        (an empty tile is one beat with ``empty`` and ``last``).
+    i_stream : In(stream)  payload ``{symbol, last, empty}``, and ``group`` after them in a
+        build with R > 0 and G > 1; ``empty`` beats carry no symbol (an empty tile is one
+        beat with ``empty`` and ``last``). ``group`` ((G - 1).bit_length() bits) is read in
+        version 2 only and must stay the same on every beat of a tile, its final ``last``
+        or ``empty`` beat included.
     o_stream : Out(stream)  payload ``{data, last}``: W-bit words, MSB first, the tile's final
         word zero-padded and flagged ``last``.
     o_count : Out(stream)  payload ``{nbits}``: one beat per tile, the payload bits before
         padding.
     cfg : In(stream)  payload ``{data, group, last}`` (run-time tables only): the bytes of
         ``HuffmanTable.serialize()``, ``last`` on the final byte.
-    error : Out(1)  sticky: a malformed table load, or a symbol without a code in a table
-        without escape. Cleared by reset or by the first byte of the next table load.
+    error : Out(1)  sticky: a malformed table load, a symbol without a code in a table
+        without escape, or (version 2) a beat whose ``group`` is G or more (the beat is
+        coded with group 0). Cleared by reset or by the first byte of the next table load.
 
     Raises
     ------
@@ -118,7 +125,12 @@ class HuffmanEncoder(wiring.Component):
                     table, count_width, 64, run_max)
         b, tables = self._b, self._tables
 
-        i_layout = data.StructLayout({"symbol": unsigned(b), "last": 1, "empty": 1})
+        i_fields = {"symbol": unsigned(b), "last": 1, "empty": 1}
+        if self._run_max and groups > 1:
+            # Version 2: the tile's group, named by the host (appended: the other fields
+            # keep their bits).
+            i_fields["group"] = unsigned((groups - 1).bit_length())
+        i_layout = data.StructLayout(i_fields)
         o_layout = data.StructLayout({"data": unsigned(word_width), "last": 1})
         n_layout = data.StructLayout({"nbits": unsigned(self._count_width)})
         members = {
@@ -467,17 +479,20 @@ class HuffmanEncoder(wiring.Component):
                                           init=plan_init)
         self._plan_mem = plan
 
-        # Group: version 2 (group 0's table is run-length) uses tile index mod G for a whole
-        # tile; version 1 follows the column.
+        # Group: version 2 (group 0's table is run-length) takes the beat's ``group`` (the
+        # host holds it for the whole tile); version 1 follows the column. A group of G or
+        # more (G not a power of two) codes the beat with group 0 and sets ``error``.
         col_group = self._column_group(m)
         group_now = col_group
-        tile_grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        bad_group = Const(0)
         if G > 1:
+            g_in = ip.group
             group_now = Signal(range(G))
-            m.d.comb += group_now.eq(Mux(mode[0], tile_grp, col_group))
-            with m.If(self.i_stream.valid & self.i_stream.ready & ip.last):
-                m.d.sync += tile_grp.eq(Mux(tile_grp == G - 1, 0, tile_grp + 1))
-            self._tile_grp = tile_grp
+            if G & (G - 1):
+                bad_group = Signal()
+                m.d.comb += bad_group.eq(mode[0] & (g_in >= G))
+                g_in = Mux(bad_group, 0, g_in)
+            m.d.comb += group_now.eq(Mux(mode[0], g_in, col_group))
         masks = [Const((1 << x) - 1, b) for x in self._group_bits]
         sym_masked = Signal(b)
         m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
@@ -493,6 +508,9 @@ class HuffmanEncoder(wiring.Component):
         hs = Signal()
         m.d.comb += [self.i_stream.ready.eq(fifo.w_rdy & ~blocked),
                      hs.eq(self.i_stream.valid & self.i_stream.ready)]
+        # Set at the bad beat's handshake (a table load cannot start in that cycle: a waiting
+        # cfg byte holds symbols back), so the next load's first byte clears it.
+        group_error = hs & bad_group
         zero = Signal()
         m.d.comb += zero.eq(~ip.empty & (sym_masked == 0) & _pick(mode, group_now))
         no_run = Signal()   # a zero in a table without any run code
@@ -535,7 +553,7 @@ class HuffmanEncoder(wiring.Component):
         # Registered: the flag is sticky, one cycle later is fine, and it keeps the plan read
         # off the error flag's path.
         front_error = Signal()
-        self._front_error = front_error
+        self._front_error = front_error | group_error
         m.d.sync += front_error.eq(step & (ev.rem != 0) & (k == 0))
         with m.If(step):
             m.d.sync += [rq_valid.eq(1), rq_sym.eq(ev.sym)]
@@ -628,8 +646,6 @@ class HuffmanEncoder(wiring.Component):
             with m.State("HDR0"):
                 with m.If(hs):
                     m.d.sync += [error.eq(0), rl_flag.eq(0)]
-                    if R and G > 1:
-                        m.d.sync += self._tile_grp.eq(0)  # tile groups count from a load
                     g_in = cfg.payload.group if G > 1 else Const(0, 1)
                     if G > 1:
                         m.d.sync += grp.eq(g_in)

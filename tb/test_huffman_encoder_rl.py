@@ -6,11 +6,13 @@ tables fitted by golden ``build_rl_table`` to rounded-Laplacian data (zero-heavy
 layers' coefficients), or with only some run lengths coded (``keep``: the greedy rule then
 writes a run with several codes); tiles of every length from empty to several hundred, all-zero
 tiles longer than R (RUN_R repeated), runs of exactly R, runs that end a tile, and single
-zeros. Groups take whole tiles (tile i uses group i mod G). Every word, ``last`` flag and bit
-count is compared; the main configuration runs the 3 x 3 grid of idle and backpressure patterns
-and the stress pairs, the others the diagonal. The throughput test measures a long tile with
-no stalls (asserted one coefficient per cycle) and the worst case of a sparse table (the input
-stall cycles are reported and bounded).
+zeros. Groups take whole tiles, in a shuffled (not cyclic) order, each tile's group named on
+all its beats in ``i_stream`` ``group``. Every word, ``last`` flag and bit count is compared;
+the main configuration runs the 3 x 3 grid of idle and backpressure patterns and the stress
+pairs, the others the diagonal. The throughput test measures a long tile with no stalls
+(asserted one coefficient per cycle) and the worst case of a sparse table (the input stall
+cycles are reported and bounded). On the three-group configuration a tile naming group 3 (>= G)
+sets ``error`` and is coded with group 0.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ CONFIGS = [
      "main": True, "throughput": True, "errors": True},
     # R = 256, baked, 8-bit words: long codes straddle several words.
     {"b": 4, "L": 10, "W": 8, "R": 256, "groups": [[4, 256, None]], "baked": True},
-    # Three groups of mixed widths and R, one with sparse run codes, run-time tables.
+    # Three groups of mixed widths and R, one with sparse run codes, run-time tables; a
+    # group of 3 (>= G) in the 2-bit field is an error.
     {"b": 6, "L": 12, "W": 16, "R": 32, "groups": [[4, 8, None], [6, 32, [2, 3, 7]],
-                                                  [3, 1, None]], "baked": False},
+                                                  [3, 1, None]], "baked": False,
+     "bad_group": True},
     # R = 1 (every run is RUN_1 repeated) and a sparse baked table, 64-bit words.
     {"b": 5, "L": 9, "W": 64, "R": 8, "groups": [[5, 1, None], [5, 8, [1, 4]]],
      "baked": True},
@@ -87,8 +91,9 @@ def encodable(values, table):
 
 
 def stimulus(cfg, rng):
-    """Tiles (values) for tile i = group i mod G: corner cases, then random Laplacian tiles;
-    only tiles golden can encode (sparse run codes cannot write every run)."""
+    """Tiles (values) and their groups: per group the corner cases, then random Laplacian
+    tiles (only tiles golden can encode: sparse run codes cannot write every run); the
+    (group, tile) pairs are then shuffled, so the groups come in no cyclic order."""
     tables = rl_tables(cfg)
     G = len(tables)
     tiles = []
@@ -114,7 +119,9 @@ def stimulus(cfg, rng):
         else:
             tiles.append(np.ones(20, np.int64))   # a stand-in without zeros
             i += 1
-    return tables, tiles
+    groups = [j % G for j in range(len(tiles))]
+    perm = rng.permutation(len(tiles))
+    return tables, [tiles[j] for j in perm], [groups[j] for j in perm]
 
 
 # ----------------------------------------------------------------------------- cocotb
@@ -151,25 +158,32 @@ class Bench:
                                      for i, x in enumerate(raw))
             await self.cfg_source.wait_sent(2_000_000)
 
-    def send(self, tables, tiles):
-        """Queue the tiles; returns the expected (words, counts)."""
+    def send(self, tables, tiles, groups):
+        """Queue the tiles, tile i with ``group`` = ``groups[i]`` on every beat (a group >= G
+        is coded with group 0); returns the expected (words, counts)."""
         G = len(tables)
+        has_group = any(name == "group" for name, _, _ in self.i_fields.fields)
+        assert has_group == (G > 1), "i_stream has a group field exactly when G > 1"
+        assert len(groups) == len(tiles)
         words, counts = [], []
-        for i, v in enumerate(tiles):
-            t = tables[i % G]
+        for g, v in zip(groups, tiles):
+            t = tables[g if g < G else 0]
             pats = np.asarray(v, dtype=np.int64) & ((1 << t.bits) - 1)
             beats = [{"symbol": int(p), "last": 0, "empty": 0} for p in pats]
             if beats:
                 beats[-1]["last"] = 1
             else:
                 beats = [{"symbol": 0, "last": 1, "empty": 1}]
+            if has_group:
+                for b in beats:
+                    b["group"] = g
             self.source.send(self.i_fields.pack(b) for b in beats)
             w, n = encode_rl_tile(np.asarray(v), t, self.cfg["W"])
             words += [(int(x), int(j == len(w) - 1)) for j, x in enumerate(w)]
             counts.append(n)
         return words, counts
 
-    async def check(self, words, counts, timeout_ns):
+    async def check(self, words, counts, timeout_ns, error=0):
         from cocotb.triggers import ClockCycles
 
         got_w = await self.sink.wait_for(len(words), timeout_ns)
@@ -182,16 +196,19 @@ class Bench:
         await ClockCycles(self.dut.clk, 30)
         assert len(self.sink.received) == len(words), "encoder emitted extra words"
         assert len(self.counts.received) == len(counts), "encoder emitted extra counts"
-        assert int(self.dut.error.value) == 0, "error flag set on a valid stream"
+        assert int(self.dut.error.value) == error, (
+            "error flag set on a valid stream" if not error else "error flag not set")
 
 
 async def run_test(dut, idle, backpressure):
     cfg = load_config()
     seed = zlib.crc32(f"rl/{idle}/{backpressure}".encode())
-    tables, tiles = stimulus(cfg, np.random.default_rng(seed))
+    tables, tiles, groups = stimulus(cfg, np.random.default_rng(seed))
+    if len(tables) > 1:
+        assert groups != [i % len(tables) for i in range(len(groups))], "cyclic order"
     bench = Bench(dut, cfg, idle, backpressure, seed)
     await bench.start(tables)
-    words, counts = bench.send(tables, tiles)
+    words, counts = bench.send(tables, tiles, groups)
     timeout = 400 * (sum(len(v) for v in tiles) + len(words)) + 2_000_000
     await bench.source.wait_sent(timeout)
     await bench.check(words, counts, timeout)
@@ -202,7 +219,7 @@ async def run_test(dut, idle, backpressure):
 async def measure(bench, tables, tiles):
     """Send ``tiles`` with no stalls; returns (cycles from first to last handshake, inputs)."""
     first = len(bench.source.handshakes)
-    words, counts = bench.send(tables, tiles)
+    words, counts = bench.send(tables, tiles, [0] * len(tiles))
     await bench.source.wait_sent(100 * THROUGHPUT)
     await bench.check(words, counts, 100 * THROUGHPUT)
     hs = bench.source.handshakes[first:]
@@ -292,8 +309,42 @@ async def run_errors(dut):
     assert await load(raw) == 0
     bench.counts.received.clear()
     bench.sink.received.clear()
-    words, counts = bench.send([tables[0]], [laplace(rng, 100, 0.4, b)])
+    words, counts = bench.send([tables[0]], [laplace(rng, 100, 0.4, b)], [0])
     await bench.check(words, counts, 200_000)
+
+
+async def run_bad_group(dut):
+    """A tile naming group 3 of G = 3 between good tiles: ``error`` is set, that tile is
+    coded with group 0's table and the others with their own; a table load clears the flag
+    and the next tiles code cleanly."""
+    cfg = load_config()
+    bench = Bench(dut, cfg, "random", "random", 19)
+    tables = rl_tables(cfg)
+    G = len(tables)
+    assert G == 3 and G & (G - 1), "needs a group field with values >= G"
+    await bench.start(tables)
+    rng = np.random.default_rng(19)
+    order = [2, G, 1, 0]
+    tiles = [laplace(rng, 150, 0.4, tables[g if g < G else 0].bits) for g in order]
+    tiles = [v if encodable(v, tables[g if g < G else 0]) else np.ones(20, np.int64)
+             for g, v in zip(order, tiles)]
+    words, counts = bench.send(tables, tiles, order)
+    await bench.source.wait_sent(2_000_000)
+    await bench.check(words, counts, 2_000_000, error=1)
+    # Reloading group 0 clears the flag; good tiles afterwards leave it clear.
+    raw = tables[0].serialize()
+    bench.cfg_source.send(bench.c_fields.pack({"data": x, "group": 0,
+                                               "last": int(i == len(raw) - 1)})
+                          for i, x in enumerate(raw))
+    await bench.cfg_source.wait_sent(2_000_000)
+    for seen in (bench.sink.received, bench.sink.beat_cycles, bench.counts.received):
+        seen.clear()
+    tiles = [laplace(rng, 80, 0.4, tables[g].bits) for g in (1, 0)]
+    tiles = [v if encodable(v, tables[g]) else np.ones(20, np.int64)
+             for g, v in zip((1, 0), tiles)]
+    words, counts = bench.send(tables, tiles, [1, 0])
+    await bench.source.wait_sent(2_000_000)
+    await bench.check(words, counts, 2_000_000)
 
 
 if cocotb is not None:
@@ -314,10 +365,15 @@ if cocotb is not None:
         async def encoder_rl_errors(dut):
             await run_errors(dut)
 
+    if _CFG.get("bad_group"):
+        @cocotb.test()
+        async def encoder_rl_bad_group(dut):
+            await run_bad_group(dut)
+
 
 def cocotb_tests(cfg) -> int:
     return (len(flow_pairs(cfg.get("main", False))) + bool(cfg.get("throughput"))
-            + bool(cfg.get("errors")))
+            + bool(cfg.get("errors")) + bool(cfg.get("bad_group")))
 
 
 # ----------------------------------------------------------------------------- pytest

@@ -195,8 +195,8 @@ def test_one_value_per_cycle_through_runs(data):
 
 def test_rtl_encoder_into_rtl_decoder():
     """The RTL encoder's words and bit counts, under random stalls, into the RTL decoder:
-    every value back, with the tables loaded at run time into both (two groups, tile i of
-    group i mod 2 in the encoder, named in the decoder's header)."""
+    every value back, with the tables loaded at run time into both (two groups; each tile's
+    group, in no cyclic order, named on the encoder's beats and in the decoder's header)."""
     from hdl.huffman_encoder import HuffmanEncoder
     from tests.test_huffman_encoder_rl import run_tiles
 
@@ -204,17 +204,19 @@ def test_rtl_encoder_into_rtl_decoder():
     d0, d1 = sparse(4000, rng, bits=4), sparse(4000, rng, zero=0.6, scale=5.0, bits=6)
     tables = [build_rl_table(d0, 4, 10), build_rl_table(d1, 6, 12)]
     R = max(t.run_max for t in tables)
-    tiles = [d0[:500], d1[:300], np.zeros(3 * R + 2, np.int64), d1[300:301],
-             d0[500:501], d1[301:900]]
-    masked = [np.asarray(v) & ((1 << tables[i % 2].bits) - 1) for i, v in enumerate(tiles)]
+    plan = [(1, d1[:300]), (0, d0[:500]), (0, np.zeros(3 * R + 2, np.int64)),
+            (1, d1[300:301]), (1, d1[301:900]), (0, d0[500:501])]
+    order = [g for g, _ in plan]
+    tiles = [v for _, v in plan]
+    masked = [np.asarray(v) & ((1 << tables[g].bits) - 1) for g, v in plan]
     enc = HuffmanEncoder(6, 12, 16, 2, group_bounds=[0, 1, 2], group_bits=[4, 6], run_max=R)
     out = run_tiles(enc, masked, 2, 16, rng, 0.3, 0.3,
-                    [(g, t.serialize()) for g, t in enumerate(tables)])
+                    [(g, t.serialize()) for g, t in enumerate(tables)], tile_groups=order)
     assert not out["error"] and len(out["counts"]) == len(tiles)
     dec = HuffmanDecoder(6, 12, 16, 2, group_bounds=[0, 1, 2], group_bits=[4, 6], run_max=R)
     steps = [("cfg", t.serialize(), g) for g, t in enumerate(tables)]
-    steps += [("tile", len(v), int(out["counts"][i]), [int(w) for w in out["words"][i]], i % 2)
-              for i, v in enumerate(tiles)]
+    steps += [("tile", len(v), int(out["counts"][i]), [int(w) for w in out["words"][i]], g)
+              for i, (g, v) in enumerate(plan)]
     got, codes, _ = simulate(dec, steps, cycles=3 * R + 40)
-    assert got == sum((beats(v, tables[i % 2].bits) for i, v in enumerate(tiles)), [])
+    assert got == sum((beats(v, tables[g].bits) for g, v in plan), [])
     assert codes == [0] * len(steps)

@@ -4,7 +4,8 @@ Every tile is compared word for word, ``last`` flag and bit count with golden
 ``encode_rl_tile``, under random input gaps and output backpressure. Tables: golden
 ``build_rl_table`` on rounded-Laplacian data (zero-heavy, as deep-layer coefficients are),
 tables whose short run codes are removed (so ``_greedy`` has to combine the remaining ones),
-R = 1 and R = 256, groups (one group per tile, tile index mod G), and escapes.
+R = 1 and R = 256, groups (one group per tile, named on the tile's beats in
+``i_stream.payload.group``, in any order; a group >= G sets ``error``), and escapes.
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ def sparse_runs(values, bits, max_len, run_max, keep, escape=True):
     return HuffmanTable(bits, max_len, lengths, escape=escape, signed=True, run_max=run_max)
 
 
-def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, loads=()):
+def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, loads=(),
+              tile_groups=None):
     """Load ``loads`` ((group, table bytes) through ``cfg``) then drive ``tiles`` (lists of
-    patterns); collect the words per tile, the bit counts and the error flag."""
+    patterns), tile i with ``group`` = ``tile_groups[i]`` on all its beats (required exactly
+    when the block has the field: R > 0 and G > 1); collect the words per tile, the bit
+    counts and the error flag."""
     out = {"words": [], "counts": [], "stall": 0, "cycles": 0, "error": 0}
     done = {"in": False}
+    has_group = "group" in dut.i_stream.payload.shape().members
+    assert has_group == (tile_groups is not None), (has_group, tile_groups)
+    if has_group:
+        assert len(tile_groups) == len(tiles)
 
     async def source(ctx):
         for g, raw in loads:
@@ -55,15 +63,18 @@ def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, loads=())
                 ctx.set(dut.cfg.payload, payload)
                 await ctx.tick().until(dut.cfg.ready)
             ctx.set(dut.cfg.valid, 0)
-        for t in tiles:
+        for n, t in enumerate(tiles):
             beats = [(int(v), 0, 0) for v in t] or [(0, 0, 1)]
             beats[-1] = (beats[-1][0], 1, beats[-1][2])
             for sym, last, empty in beats:
                 while stall and rng.random() < stall:
                     ctx.set(dut.i_stream.valid, 0)
                     await ctx.tick()
+                payload = {"symbol": sym, "last": last, "empty": empty}
+                if has_group:
+                    payload["group"] = tile_groups[n]
                 ctx.set(dut.i_stream.valid, 1)
-                ctx.set(dut.i_stream.payload, {"symbol": sym, "last": last, "empty": empty})
+                ctx.set(dut.i_stream.payload, payload)
                 await ctx.tick().until(dut.i_stream.ready)
             ctx.set(dut.i_stream.valid, 0)
         done["in"] = True
@@ -100,9 +111,11 @@ def run_tiles(dut, tiles, groups, W, rng, stall=0.3, backpressure=0.3, loads=())
 
 
 def check(tables, tiles_values, W, seed, b=None, L=None, run_max=None, stall=0.3,
-          backpressure=0.3, baked=True):
-    """Encode ``tiles_values`` (tile i with group i mod G) and compare with golden."""
+          backpressure=0.3, baked=True, order=None):
+    """Encode ``tiles_values``, tile i with group ``order[i]`` (default: i mod G), and
+    compare with golden."""
     G = len(tables)
+    order = [i % G for i in range(len(tiles_values))] if order is None else list(order)
     b = b or max(t.bits for t in tables)
     L = L or max(t.max_len for t in tables)
     rng = np.random.default_rng(seed)
@@ -114,13 +127,13 @@ def check(tables, tiles_values, W, seed, b=None, L=None, run_max=None, stall=0.3
         dut = HuffmanEncoder(b, L, W, G, group_bounds=bounds,
                              group_bits=[t.bits for t in tables], run_max=run_max)
         loads = [(g, t.serialize()) for g, t in enumerate(tables)]
-    tiles = [np.asarray(v) & ((1 << tables[i % G].bits) - 1)
-             for i, v in enumerate(tiles_values)]
-    out = run_tiles(dut, tiles, G, W, rng, stall, backpressure, loads)
+    tiles = [np.asarray(v) & ((1 << tables[g].bits) - 1) for g, v in zip(order, tiles_values)]
+    out = run_tiles(dut, tiles, G, W, rng, stall, backpressure, loads,
+                    order if G > 1 else None)
     assert not out["error"]
     assert len(out["counts"]) == len(tiles_values)
     for i, v in enumerate(tiles_values):
-        words, nbits = encode_rl_tile(np.asarray(v), tables[i % G], W)
+        words, nbits = encode_rl_tile(np.asarray(v), tables[order[i]], W)
         assert out["counts"][i] == nbits, (i, out["counts"][i], nbits)
         assert out["words"][i] == [int(x) for x in words], i
     return out
@@ -177,7 +190,8 @@ def _encodable(v, t):
 
 
 def test_groups_and_words():
-    """Three groups of different widths: tile i uses group i mod 3; 8- and 64-bit words."""
+    """Three groups of different widths, tile i named with group i mod 3; 8- and 64-bit
+    words."""
     rng = np.random.default_rng(5)
     specs = [(4, 4), (6, 64), (3, 1)]
     tables = [build_rl_table(laplace(rng, 2000, 0.5, b), b, 9, run_max=r) for b, r in specs]
@@ -188,6 +202,52 @@ def test_groups_and_words():
     for W in (8, 64):
         check(tables, tiles, W, W, b=6, L=12, run_max=64)
     check(tables, tiles, 32, 3, b=6, L=12, run_max=64, baked=False)
+
+
+def three_groups(rng):
+    specs = [(4, 4), (6, 64), (3, 1)]
+    return [build_rl_table(laplace(rng, 2000, 0.5, b), b, 9, run_max=r) for b, r in specs]
+
+
+@pytest.mark.parametrize("baked", [True, False])
+def test_group_order_from_payload(baked):
+    """The group comes from each tile's ``group``, not from the tile's position: a
+    non-cyclic order (2, 0, 0, 1, ...), repeats, and empty tiles (one ``empty`` + ``last``
+    beat carrying the group) between them."""
+    rng = np.random.default_rng(29)
+    tables = three_groups(rng)
+    order = [2, 0, 0, 1, 1, 2, 0, 2, 2, 1]
+    tiles = [laplace(rng, int(rng.integers(1, 150)), 0.5, tables[g].bits) for g in order]
+    tiles[4] = np.zeros(0, np.int64)
+    tiles[7] = np.zeros(0, np.int64)
+    tiles[8] = np.zeros(3 * tables[2].run_max + 2, np.int64)   # group 2: R' = 1
+    assert any(g != i % 3 for i, g in enumerate(order))
+    check(tables, tiles, 16, 31, b=6, L=12, run_max=64, baked=baked, order=order)
+
+
+@pytest.mark.parametrize("baked", [True, False])
+def test_group_out_of_range_sets_error(baked):
+    """G = 3 (a 2-bit ``group``): a tile naming group 3 sets ``error`` and is coded with
+    group 0's table; the tiles around it are coded with their own groups as usual."""
+    rng = np.random.default_rng(37)
+    tables = three_groups(rng)
+    order = [1, 3, 2, 0]
+    tiles = [laplace(rng, 120, 0.5, tables[g if g < 3 else 0].bits) for g in order]
+    kw = {"table": tables} if baked else {"group_bits": [t.bits for t in tables]}
+    dut = HuffmanEncoder(6, 12, 32, 3, group_bounds=[0, 1, 2, 3], run_max=64, **kw)
+    loads = [] if baked else [(g, t.serialize()) for g, t in enumerate(tables)]
+    pats = [v & ((1 << tables[g if g < 3 else 0].bits) - 1) for g, v in zip(order, tiles)]
+    out = run_tiles(dut, pats, 3, 32, rng, loads=loads, tile_groups=order)
+    assert out["error"]
+    assert len(out["counts"]) == len(tiles)
+    for i, (g, v) in enumerate(zip(order, tiles)):
+        words, nbits = encode_rl_tile(v, tables[g if g < 3 else 0], 32)
+        assert out["counts"][i] == nbits, i
+        assert out["words"][i] == [int(x) for x in words], i
+    # The same tiles with group 0 in place of 3: no error (the flag came from the group).
+    out = run_tiles(HuffmanEncoder(6, 12, 32, 3, group_bounds=[0, 1, 2, 3], run_max=64, **kw),
+                    pats, 3, 32, rng, loads=loads, tile_groups=[1, 0, 2, 0])
+    assert not out["error"] and len(out["counts"]) == len(tiles)
 
 
 def test_no_stall_throughput():
@@ -273,7 +333,29 @@ def test_plain_tables_in_run_length_block(baked):
     pats = np.concatenate([rows[:, bounds[g]:bounds[g + 1]] & ((1 << bits[g]) - 1)
                            for g in range(2)], axis=1).ravel()
     loads = [] if baked else [(g, t.serialize()) for g, t in enumerate(tables)]
-    out = run_tiles(dut, [pats], 2, 32, rng, loads=loads)
+    # ``group`` is ignored in version 1: group 1 on every beat, the columns still decide.
+    out = run_tiles(dut, [pats], 2, 32, rng, loads=loads, tile_groups=[1])
+    words, nbits = encode_groups(rows, tables, bounds, 32)
+    assert not out["error"]
+    assert out["counts"] == [nbits] and out["words"] == [[int(x) for x in words]]
+
+
+def test_plain_tables_ignore_group_out_of_range():
+    """Version 1 in an R > 0 block of G = 3: a ``group`` of 3 on every beat is ignored (no
+    error), the columns pick the tables as ``encode_groups`` does."""
+    from golden.codec.plain import encode_groups
+    from golden.codec.tables import build_table
+    rng = np.random.default_rng(41)
+    bounds, bits = [0, 2, 5, 6], [4, 6, 3]
+    tables = [build_table(laplace(rng, 3000, 0.8, b), b, 12, histogram=False) for b in bits]
+    rows = np.concatenate([laplace(rng, (30, bounds[g + 1] - bounds[g]), 0.8, bits[g])
+                           for g in range(3)], axis=1)
+    pats = np.concatenate([rows[:, bounds[g]:bounds[g + 1]] & ((1 << bits[g]) - 1)
+                           for g in range(3)], axis=1).ravel()
+    dut = HuffmanEncoder(6, 12, 32, 3, group_bounds=bounds, group_bits=bits, run_max=16)
+    out = run_tiles(dut, [pats], 3, 32, rng, loads=[(g, t.serialize())
+                                                   for g, t in enumerate(tables)],
+                    tile_groups=[3])
     words, nbits = encode_groups(rows, tables, bounds, 32)
     assert not out["error"]
     assert out["counts"] == [nbits] and out["words"] == [[int(x) for x in words]]

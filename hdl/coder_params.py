@@ -58,7 +58,7 @@ def encoder_tables(table, run_length=False):
         raise TypeError(f"Table must be a table-set file path, a TableSet, a HuffmanTable or a "
                         f"list of them, not {table!r}")
     if not run_length and any(t.run_max for t in tables):
-        raise ValueError("run-length mode is not supported by the RTL yet")
+        raise ValueError("run-length mode is not supported by the lane coders (plain mode only)")
     return tables, bounds
 
 
@@ -110,7 +110,7 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
         if run_max not in RUN_MAX_VALUES:
             raise ValueError(f"Run max must be 0 or a power of two up to 256, not {run_max}")
         if run_max and not run_length:
-            raise ValueError("run-length mode is not supported by the RTL yet")
+            raise ValueError("run-length mode is not supported by the lane coders (plain mode only)")
     table_run_max = max((t.run_max for t in tables), default=0) if tables else 0
     if run_max is None:
         run_max = table_run_max

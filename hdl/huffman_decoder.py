@@ -100,8 +100,8 @@ class HuffmanDecoder(wiring.Component):
     Raises
     ------
     TypeError, ValueError
-        On bad parameters (before anything is built); a run-length table raises
-        ``ValueError("run-length mode is not supported by the RTL yet")``.
+        On bad parameters (before anything is built); a baked run-length table with a
+        longer run than ``run_max`` raises ``ValueError``.
     """
 
     RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted, with run_max > 0
@@ -332,7 +332,28 @@ class HuffmanDecoder(wiring.Component):
         # code past that end is not decoded.
         left = Signal(self.nbits_width if RL else 1)
         fits = Signal()
-        m.d.comb += fits.eq((total <= left) if RL else 1)
+        # ``left`` is kept as a high part and a low part of LB bits (2^LB > L + b, the longest
+        # code), so the loop compares and subtracts only LB bits: ``left >= 2^LB`` comes
+        # straight from the register, and the high part's decrement is ready before the
+        # code's length is (a carry-select subtract).
+        LB = max(1, (L + b).bit_length())
+        split = RL and len(left) > LB
+        left_big = Signal()
+        left_end = Signal()     # the code ends exactly at nbits
+        left_next = Signal.like(left)
+        if split:
+            lo_next = Signal(LB + 1)
+            hi = left[LB:]
+            m.d.comb += [left_big.eq(hi != 0),
+                         fits.eq(left_big | (total <= left[:LB])),
+                         left_end.eq(~left_big & (left[:LB] == total)),
+                         lo_next.eq(left[:LB] - total),
+                         left_next.eq(Cat(lo_next[:LB], Mux(lo_next[LB], hi - 1, hi)))]
+        elif RL:
+            m.d.comb += [fits.eq(total <= left), left_end.eq(left == total),
+                         left_next.eq(left - total)]
+        else:
+            m.d.comb += fits.eq(1)
         m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough) & fits)
         m.d.sync += tail_ok.eq(decoding & ~shift_en & enough & ~invalid)
 
@@ -521,8 +542,8 @@ class HuffmanDecoder(wiring.Component):
                     with m.Elif(ovf):
                         m.next = "DRAIN"
                     with m.Elif(step):
-                        m.d.sync += left.eq(left - total)
-                        with m.If(left == total):
+                        m.d.sync += left.eq(left_next)
+                        with m.If(left_end):
                             m.next = "RL_END"
                 else:
                     with m.Elif(step):

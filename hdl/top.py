@@ -349,13 +349,15 @@ class Compressor(_Common):
         m.d.comb += [last_elem.eq(idx == og - 1), take.eq(full & enc_ready)]
         o = mac.o_stream
         m.d.comb += o.ready.eq(~full | (take & last_elem))
-        # The tile-end flag is read at a pixel's first beat, so it holds for all the pixel's
-        # coefficients (a run-length group's last one may come before the pixel's last beat).
-        first_beat = Signal(init=1)
+        # The current pixel's tile-end flag: registered once its last beat is in the buffer,
+        # before that still at the head of the FIFO (a run-length group's last column may
+        # come before the pixel's last beat).
+        pixel_ends_tile = Signal()
+        m.d.comb += pixel_ends_tile.eq(Mux(pix_last, tile_last, fifo.r_data))
         with m.If(o.valid & o.ready):
             m.d.sync += [buf.eq(o.payload.data.as_value()), idx.eq(0), full.eq(1),
-                         pix_last.eq(o.payload.last), first_beat.eq(o.payload.last)]
-            with m.If(first_beat):
+                         pix_last.eq(o.payload.last)]
+            with m.If(o.payload.last):
                 m.d.comb += fifo.r_en.eq(1)
                 m.d.sync += tile_last.eq(fifo.r_data)
         with m.Elif(take & last_elem):
@@ -386,7 +388,7 @@ class Compressor(_Common):
             for g, (e, sym_g, hi) in enumerate(zip(self.encs, syms, self._bounds[1:])):
                 m.d.comb += [e.i_stream.valid.eq(full & onehot[g]),
                              e.i_stream.payload.symbol.eq(sym_g),
-                             e.i_stream.payload.last.eq(tile_last & (col == hi - 1)),
+                             e.i_stream.payload.last.eq(pixel_ends_tile & (col == hi - 1)),
                              e.i_stream.payload.empty.eq(0)]
         else:
             enc = self.enc
@@ -702,6 +704,19 @@ def fpga_configs():
                        "values_per_cycle": round(64 / d.cycles_per_pixel, 3)}
         out[f"compressor_m16{suffix}"] = comp
         out[f"decompressor_m16{suffix}"] = decomp
+
+    # Run-length mode (run-time tables, longest run symbol 64), ECP5 MAC arrays.
+    def comp_rl():
+        c = Compressor(64, 16, multipliers=16, family="ecp5", run_max=64)
+        return c, {"family": "compressor", "parallelism": 16,
+                   "values_per_cycle": round(64 / c.cycles_per_pixel, 3)}
+
+    def decomp_rl():
+        d = Decompressor(64, 16, multipliers=16, family="ecp5", run_max=64)
+        return d, {"family": "decompressor", "parallelism": 16,
+                   "values_per_cycle": round(64 / d.cycles_per_pixel, 3)}
+    out["compressor_m16_rl_ecp5"] = comp_rl
+    out["decompressor_m16_rl_ecp5"] = decomp_rl
     return out
 
 

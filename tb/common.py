@@ -8,6 +8,8 @@ The cocotb side (stream drivers, monitors, flow patterns) is ``tb/streams.py``.
   pytest test when any cocotb test failed or none ran. ``WAVES=1`` keeps a waveform named after
   the test under ``build/waves/``.
 * ``load_config()``: a cocotb module's parameter set.
+* ``side_by_side(c, d)``: one toplevel holding a compressor and a decompressor, their ports
+  prefixed ``c_`` and ``d_``, so one Verilog build serves the checks of both.
 * ``flow_pairs(main)``: the (idle, backpressure) pairs a configuration runs: the 3 x 3 grid of
   ``none``/``cycle``/``random`` plus the stress pairs (long stalls, ready or valid toggling
   every cycle, backpressure held until the block stops taking input) on a block's main
@@ -152,3 +154,28 @@ def _keep_waves(build_dir: Path, name: str) -> None:
 
 def load_config() -> dict:
     return json.loads(os.environ.get("TB_CONFIG", "{}"))
+
+
+def side_by_side(c, d):
+    """A component holding ``c`` and ``d`` with every port of each brought out, prefixed
+    ``c_`` and ``d_``."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    class Pair(wiring.Component):
+        def __init__(self):
+            members = {f"c_{n}": mm for n, mm in c.signature.members.items()}
+            members.update({f"d_{n}": mm for n, mm in d.signature.members.items()})
+            super().__init__(members)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.compressor = c
+            m.submodules.decompressor = d
+            for prefix, comp in (("c_", c), ("d_", d)):
+                for n, mm in comp.signature.members.items():
+                    outer, inner = getattr(self, prefix + n), getattr(comp, n)
+                    m.d.comb += (inner.eq(outer) if mm.flow == wiring.In else outer.eq(inner))
+            return m
+
+    return Pair()

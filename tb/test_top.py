@@ -33,7 +33,7 @@ try:
 except ImportError:  # the pytest side does not need cocotb imported
     cocotb = None
 
-from tb.common import BUILD_ROOT, DIAGONAL, STRESS, load_config, run_cocotb
+from tb.common import BUILD_ROOT, DIAGONAL, STRESS, load_config, run_cocotb, side_by_side
 from tb.real_data import fit_and_held, save_atomic
 
 REAL_POINT = "features.10"
@@ -56,9 +56,13 @@ TIMEOUT_NS = 20_000_000
 
 # ----------------------------------------------------------------------------- golden data
 
-def real_layer(group_bits):
-    """``(artifact path, x_int path)`` for ``REAL_POINT``, cached under build/sim."""
-    tag = "-".join(str(b) for b in group_bits)
+def real_layer(group_bits, run_length=False):
+    """``(artifact path, x_int path)`` for ``REAL_POINT``, cached under build/sim.
+
+    ``run_length``: run-length tables and coarse steps, as a low-rate allocation sets them:
+    most coefficients of the last group round to zero (4 standard deviations per step), the
+    others keep detail (half a standard deviation)."""
+    tag = ("rl_" if run_length else "") + "-".join(str(b) for b in group_bits)
     art_path = BUILD_ROOT / f"top_mobilenet_v2_g{tag}.npz"
     x_path = BUILD_ROOT / f"top_mobilenet_v2_g{tag}_x.npy"
     if art_path.exists() and x_path.exists():
@@ -69,8 +73,14 @@ def real_layer(group_bits):
     from golden.projection.pca import pca_fit
 
     fit, held = fit_and_held(REAL_POINT)
-    art = calibrate_layer(pca_fit(fit, k=16), fit, name=REAL_POINT,
-                          group_bits=tuple(group_bits))
+    proj = pca_fit(fit, k=16)
+    kwargs = {}
+    if run_length:
+        sd = ((fit.reshape(-1, fit.shape[-1]) - proj.mean) @ proj.forward.T).std(axis=0)
+        last = 16 // len(group_bits)
+        kwargs = {"steps": sd * np.r_[np.full(16 - last, 0.5), np.full(last, 4.0)],
+                  "run_length": "on"}
+    art = calibrate_layer(proj, fit, name=REAL_POINT, group_bits=tuple(group_bits), **kwargs)
     # The activations first: the artifact's presence means both are complete.
     save_atomic(x_path, lambda tmp: np.save(tmp, quantize_input(art, held).astype(np.int64)))
     save_atomic(art_path, lambda tmp: save_artifact(art, tmp))
@@ -78,16 +88,15 @@ def real_layer(group_bits):
 
 
 def build(cfg, art_path):
-    """The pair wrapper: a Compressor and a Decompressor side by side."""
-    from amaranth.hdl import Module
-    from amaranth.lib import wiring
-
+    """The pair wrapper: a Compressor and a Decompressor side by side, in the artifact's
+    coding mode (run-length tables: a coder per group, also for run-time tables)."""
     from golden.datapath.artifacts import load_artifact
     from hdl.top import Compressor, Decompressor
 
     art = load_artifact(art_path)
+    run_max = max(t.run_max for t in art.tables.tables)
     keys = ("weight", "bias", "mult", "shift")
-    common = dict(multipliers=cfg["m"], word_width=cfg["w"], max_len=12,
+    common = dict(multipliers=cfg["m"], word_width=cfg["w"], max_len=12, run_max=run_max,
                   group_bounds=art.group_bounds.tolist(), group_bits=art.group_bits.tolist())
     if cfg["baked"]:
         c = Compressor(64, 16, act_width=art.in_bits, table=art.tables,
@@ -98,26 +107,11 @@ def build(cfg, art_path):
         c = Compressor(64, 16, act_width=art.in_bits, **common)
         d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu, **common)
 
-    class Pair(wiring.Component):
-        def __init__(self):
-            members = {f"c_{n}": mm for n, mm in c.signature.members.items()}
-            members.update({f"d_{n}": mm for n, mm in d.signature.members.items()})
-            super().__init__(members)
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.compressor = c
-            m.submodules.decompressor = d
-            for prefix, comp in (("c_", c), ("d_", d)):
-                for n, mm in comp.signature.members.items():
-                    outer, inner = getattr(self, prefix + n), getattr(comp, n)
-                    m.d.comb += (inner.eq(outer) if mm.flow == wiring.In else outer.eq(inner))
-            return m
-
     info = {"c_cycles": c.cycles_per_pixel, "d_cycles": d.cycles_per_pixel,
             "og": len(d.mac.o_stream.payload.data), "c_cfg_width": c.mac.cfg_data_width,
-            "d_cfg_width": d.mac.cfg_data_width}
-    return Pair(), info
+            "d_cfg_width": d.mac.cfg_data_width, "run_max": run_max,
+            "groups": len(art.group_bits)}
+    return side_by_side(c, d), info
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c["name"] for c in CONFIGS])
@@ -326,19 +320,7 @@ async def run_top(dut, idle, backpressure, measure):
     assert int(dut.c_error.value) == 0 and int(dut.d_error.value) == 0
 
     if measure:
-        # Steady state inside the long tile: one pixel per max(C*K/M, K) cycles exactly.
-        first = TILES[0]
-        acc = src["c_s_axis"].handshakes[first + 4:first + TILES[1]]
-        gaps = set(np.diff(acc).tolist())
-        dut._log.info(f"compressor: cycles between pixels {sorted(gaps)}, "
-                      f"expected {cfg['c_cycles']}")
-        assert gaps == {cfg["c_cycles"]}
-        beats = 64 // og
-        ends = sink["d_m_axis"].beat_cycles[beats - 1::beats][first + 4:first + TILES[1]]
-        gaps = set(np.diff(ends).tolist())
-        dut._log.info(f"decompressor: cycles between pixels {sorted(gaps)}, "
-                      f"expected {cfg['d_cycles']}")
-        assert gaps == {cfg["d_cycles"]}
+        check_pixel_rate(dut, cfg, src, sink)
 
     # A truncated tile: ENDED_EARLY, only correct whole pixels, no tlast; then a good tile.
     t = g.tiles[1]
@@ -378,6 +360,23 @@ async def run_top(dut, idle, backpressure, measure):
             assert sink[name].rule.stalls > 0, f"{name} was never stalled"
     if measure:
         await measure_tiles(dut, cfg, src, sink)
+
+
+def check_pixel_rate(dut, cfg, src, sink, tiles=TILES):
+    """Steady state inside the long tile (the second of ``tiles``): one pixel per
+    max(C*K/M, K) cycles exactly, pixels into the compressor and out of the decompressor."""
+    first, og = tiles[0], cfg["og"]
+    acc = src["c_s_axis"].handshakes[first + 4:first + tiles[1]]
+    gaps = set(np.diff(acc).tolist())
+    dut._log.info(f"compressor: cycles between pixels {sorted(gaps)}, "
+                  f"expected {cfg['c_cycles']}")
+    assert gaps == {cfg["c_cycles"]}
+    beats = 64 // og
+    ends = sink["d_m_axis"].beat_cycles[beats - 1::beats][first + 4:first + tiles[1]]
+    gaps = set(np.diff(ends).tolist())
+    dut._log.info(f"decompressor: cycles between pixels {sorted(gaps)}, "
+                  f"expected {cfg['d_cycles']}")
+    assert gaps == {cfg["d_cycles"]}
 
 
 async def measure_tiles(dut, cfg, src, sink):

@@ -31,8 +31,7 @@ try:
 except ImportError:  # the pytest side does not need cocotb imported
     cocotb = None
 
-from tb.common import BUILD_ROOT, DIAGONAL, load_config, run_cocotb
-from tb.real_data import fit_and_held, save_atomic
+from tb.common import DIAGONAL, load_config, run_cocotb
 
 REAL_POINT = "features.10"
 
@@ -52,78 +51,17 @@ TIMEOUT_NS = 20_000_000
 # ----------------------------------------------------------------------------- golden data
 
 def real_layer(group_bits):
-    """``(artifact path, x_int path)``: ``REAL_POINT`` with run-length tables, cached."""
-    tag = "-".join(str(b) for b in group_bits)
-    art_path = BUILD_ROOT / f"top_rl_mobilenet_v2_g{tag}.npz"
-    x_path = BUILD_ROOT / f"top_rl_mobilenet_v2_g{tag}_x.npy"
-    if art_path.exists() and x_path.exists():
-        return art_path, x_path
-    from golden.calibration.folding import calibrate_layer
-    from golden.datapath.artifacts import save_artifact
-    from golden.datapath.pipeline import quantize_input
-    from golden.projection.pca import pca_fit
-
-    fit, held = fit_and_held(REAL_POINT)
-    proj = pca_fit(fit, k=16)
-    # Coarse steps, as a low-rate allocation sets them: most coefficients of the last group
-    # round to zero (several standard deviations per step), the leading ones keep detail.
-    sd = ((fit.reshape(-1, fit.shape[-1]) - proj.mean) @ proj.forward.T).std(axis=0)
-    coarse = np.r_[np.full(16 - 16 // len(group_bits), 0.5), np.full(16 // len(group_bits), 4.0)]
-    art = calibrate_layer(proj, fit, name=REAL_POINT, group_bits=tuple(group_bits),
-                          steps=sd * coarse, run_length="on")
-    save_atomic(x_path, lambda tmp: np.save(tmp, quantize_input(art, held).astype(np.int64)))
-    save_atomic(art_path, lambda tmp: save_artifact(art, tmp))
-    return art_path, x_path
-
-
-def build(cfg, art_path):
-    """A run-length Compressor and Decompressor side by side."""
-    from amaranth.hdl import Module
-    from amaranth.lib import wiring
-
-    from golden.datapath.artifacts import load_artifact
-    from hdl.top import Compressor, Decompressor
-
-    art = load_artifact(art_path)
-    run_max = max(t.run_max for t in art.tables.tables)
-    keys = ("weight", "bias", "mult", "shift")
-    common = dict(multipliers=cfg["m"], word_width=cfg["w"], max_len=12, run_max=run_max,
-                  group_bounds=art.group_bounds.tolist(), group_bits=art.group_bits.tolist())
-    if cfg["baked"]:
-        c = Compressor(64, 16, act_width=art.in_bits, table=art.tables,
-                       weights={k: getattr(art, f"fwd_{k}") for k in keys}, **common)
-        d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu, table=art.tables,
-                         weights={k: getattr(art, f"inv_{k}") for k in keys}, **common)
-    else:
-        c = Compressor(64, 16, act_width=art.in_bits, **common)
-        d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu, **common)
-
-    class Pair(wiring.Component):
-        def __init__(self):
-            members = {f"c_{n}": mm for n, mm in c.signature.members.items()}
-            members.update({f"d_{n}": mm for n, mm in d.signature.members.items()})
-            super().__init__(members)
-
-        def elaborate(self, platform):
-            m = Module()
-            m.submodules.compressor = c
-            m.submodules.decompressor = d
-            for prefix, comp in (("c_", c), ("d_", d)):
-                for n, mm in comp.signature.members.items():
-                    outer, inner = getattr(self, prefix + n), getattr(comp, n)
-                    m.d.comb += (inner.eq(outer) if mm.flow == wiring.In else outer.eq(inner))
-            return m
-
-    info = {"c_cycles": c.cycles_per_pixel, "d_cycles": d.cycles_per_pixel,
-            "og": len(d.mac.o_stream.payload.data), "c_cfg_width": c.mac.cfg_data_width,
-            "d_cfg_width": d.mac.cfg_data_width, "run_max": run_max,
-            "groups": len(art.group_bits)}
-    return Pair(), info
+    """``(artifact path, x_int path)``: ``REAL_POINT`` with run-length tables and coarse
+    steps (``tb.test_top.real_layer``), cached."""
+    from tb.test_top import real_layer as layer
+    return layer(group_bits, run_length=True)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[c["name"] for c in CONFIGS])
 def test_top_rl(cfg):
     from amaranth.back import verilog
+
+    from tb.test_top import build
 
     art_path, x_path = real_layer(cfg["group_bits"])
     pair, info = build(cfg, art_path)
@@ -198,14 +136,8 @@ class Golden:
         return beats
 
     def out_beats(self, rec, og, tile_end=True):
-        mask = (1 << self.ow) - 1
-        beats = []
-        for p, px in enumerate(rec):
-            for b in range(0, len(px), og):
-                data = sum((int(v) & mask) << (self.ow * j) for j, v in enumerate(px[b:b + og]))
-                end = tile_end and p == len(rec) - 1 and b + og == len(px)
-                beats.append({"tdata": data, "tlast": int(end)})
-        return beats
+        from tb.test_top import Golden as PlainGolden
+        return PlainGolden.out_beats(self, rec, og, tile_end)
 
 
 def word_beats(words):
@@ -229,7 +161,7 @@ async def run_top(dut, idle, backpressure, measure):
     from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
     from tb.streams import StreamSink, StreamSource, start_clock_and_reset
-    from tb.test_top import cfg_beats, table_beats
+    from tb.test_top import cfg_beats, check_pixel_rate, table_beats
 
     cfg = load_config()
     g = Golden(cfg)
@@ -300,18 +232,7 @@ async def run_top(dut, idle, backpressure, measure):
     assert int(dut.c_error.value) == 0 and int(dut.d_error.value) == 0
 
     if measure:
-        first = TILES[0]
-        acc = src["c_s_axis"].handshakes[first + 4:first + TILES[1]]
-        gaps = set(np.diff(acc).tolist())
-        dut._log.info(f"compressor: cycles between pixels {sorted(gaps)}, "
-                      f"expected {cfg['c_cycles']}")
-        assert gaps == {cfg["c_cycles"]}
-        beats = 64 // og
-        ends = sink["d_m_axis"].beat_cycles[beats - 1::beats][first + 4:first + TILES[1]]
-        gaps = set(np.diff(ends).tolist())
-        dut._log.info(f"decompressor: cycles between pixels {sorted(gaps)}, "
-                      f"expected {cfg['d_cycles']}")
-        assert gaps == {cfg["d_cycles"]}
+        check_pixel_rate(dut, cfg, src, sink, TILES)
 
     # Group 0 of a tile cut in half: ENDED_EARLY, the whole pixels its words hold, no tlast.
     t = g.tiles[1]

@@ -210,12 +210,7 @@ def parse_args(argv=None):
         args = parser.parse_args(argv)
     _check_common(args)
     if getattr(args, "multipliers", False) is None:
-        from hdl.mac_array import default_multipliers
-
-        args.multipliers = default_multipliers(args.channels, args.k)
-        if args.multipliers != 16:
-            print(f"hdl.build: note: 16 multipliers have no clean schedule for C={args.channels} "
-                  f"K={args.k}; using --multipliers {args.multipliers}")
+        args.multipliers = 16       # every count has a schedule (hdl.mac_array.schedule)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"Output path {str(out)!r} exists and is not a folder")

@@ -52,34 +52,37 @@ def valid_multipliers(channels_out: int, channels_in: int) -> list[int]:
     return small + large
 
 
-def default_multipliers(channels: int, k: int, preferred: int = 16) -> int:
-    """``preferred`` if both the inverse (C from K) and the forward (K from C) array have a
-    clean schedule with it, else the nearest count both have (the larger on a tie)."""
-    both = sorted(set(valid_multipliers(channels, k)) & set(valid_multipliers(k, channels)))
-    return min(both, key=lambda m: (abs(m - preferred), -m))
-
-
 def schedule(channels_out: int, channels_in: int, multipliers: int) -> dict:
-    """The schedule of ``multipliers`` products per cycle (``ValueError`` if not clean).
+    """The schedule of at most ``multipliers`` products per cycle, for any count.
 
     Returns ``rows`` R (output rows per step), ``lanes`` L (products per row per step),
-    ``chunks`` S (steps per row group), ``groups`` G (row groups) and ``cycles`` = G * S.
+    ``chunks`` S (steps per row group), ``groups`` G (row groups), ``cycles`` = G * S,
+    ``products`` = R * L (the multipliers built, at most ``multipliers``), ``in_pad`` (zero
+    inputs appended so that S chunks of L lanes cover the row) and ``efficiency``, the useful
+    products per cycle over M: ``C_out * C_in / (M * cycles)``.
+
+    With M >= C_in a step does R whole rows, R the largest divisor of C_out up to M / C_in;
+    with M < C_in a row takes S = ceil(C_in / M) steps of L = ceil(C_in / S) lanes, the last
+    chunk padded with zeros. Counts that divide C_in, or are C_in times a divisor of C_out
+    (``valid_multipliers``), need no padding and use all M multipliers.
     """
-    valid = valid_multipliers(channels_out, channels_in)
-    if multipliers not in valid:
-        below = [v for v in valid if v < multipliers]
-        above = [v for v in valid if v > multipliers]
-        near = ([str(below[-1])] if below else []) + ([str(above[0])] if above else [])
-        raise ValueError(
-            f"Multiplier count {multipliers} has no clean schedule for {channels_out} outputs "
-            f"from {channels_in} inputs (it must divide {channels_in} or be {channels_in} times "
-            f"a divisor of {channels_out}); nearest valid: {', '.join(near)}")
-    rows = max(1, multipliers // channels_in)
-    lanes = multipliers // rows
-    chunks = channels_in // lanes
-    groups = channels_out // rows
+    co = _check_int("Output channel count", channels_out, 1)
+    ci = _check_int("Input channel count", channels_in, 1)
+    m = _check_int("Multiplier count", multipliers, 1)
+    if m >= ci:
+        per_step = m // ci
+        rows = max(d for d in range(1, min(per_step, co) + 1) if co % d == 0)
+        lanes, chunks = ci, 1
+    else:
+        rows = 1
+        chunks = -(-ci // m)
+        lanes = -(-ci // chunks)
+    groups = co // rows
+    cycles = groups * chunks
+    products = rows * lanes
     return {"rows": rows, "lanes": lanes, "chunks": chunks, "groups": groups,
-            "cycles": groups * chunks}
+            "cycles": cycles, "products": products, "in_pad": chunks * lanes - ci,
+            "efficiency": round(co * ci / (m * cycles), 4)}
 
 
 _KEYS = ("weight", "bias", "mult", "shift")
@@ -132,8 +135,11 @@ class MacArray(wiring.Component):
     out_width : int
         Signed output width, 2 to 16.
     multipliers : int
-        Physical multipliers M: a divisor of ``channels_in`` or ``channels_in`` times a divisor
-        of ``channels_out`` (``valid_multipliers``). One pixel per ``C_out * C_in / M`` cycles.
+        At most M products per cycle, any M >= 1 (``schedule``): the array builds
+        ``products`` <= M multipliers and takes ``cycles`` per pixel, exactly
+        ``C_out * C_in / M`` when M divides ``channels_in`` or is ``channels_in`` times a
+        divisor of ``channels_out`` (``valid_multipliers``); other counts pad the last input
+        chunk with zeros or do fewer rows per step (``efficiency`` < 1).
     out_group : int
         Output channels per ``o_stream`` beat; divides ``channels_out`` and is a multiple of
         the rows done per cycle ``max(1, M / channels_in)`` (so the output keeps up).
@@ -192,16 +198,17 @@ class MacArray(wiring.Component):
             raise ValueError(f"FPGA family ice40 needs input and weight widths of at most 8, "
                              f"not {self._in_w} and {self._w_w}")
         self._family = family
+        self._sched = schedule(self._co, self._ci, self._m)
+        products = self._sched["products"]
         per_tile = 2 if family == "ice40" else 1
-        tiles = -(-self._m // per_tile)
+        tiles = -(-products // per_tile)
         if dsp_budget is None:
             dsp_budget = tiles
         dsp_budget = _check_int("DSP budget", dsp_budget, 0)
         if dsp_budget > tiles:
             raise ValueError(f"DSP budget {dsp_budget} exceeds the {tiles} tiles that "
-                             f"{self._m} products take")
+                             f"{products} products take")
         self._dsp_budget = dsp_budget
-        self._sched = schedule(self._co, self._ci, self._m)
         rows = self._sched["rows"]
         if self._co % self._og or self._og % rows:
             raise ValueError(f"Output group must divide {self._co} output channels and be a "
@@ -249,6 +256,16 @@ class MacArray(wiring.Component):
         return self._sched["cycles"]
 
     @property
+    def products(self) -> int:
+        """Multipliers built (weight products per cycle), at most ``multipliers``."""
+        return self._sched["products"]
+
+    @property
+    def efficiency(self) -> float:
+        """Useful products per cycle over ``multipliers`` (1.0 for a clean schedule)."""
+        return self._sched["efficiency"]
+
+    @property
     def _tree_stages(self) -> int:
         levels = (self._sched["lanes"] - 1).bit_length()
         return (levels + 1) // 2
@@ -256,7 +273,8 @@ class MacArray(wiring.Component):
     @property
     def dsp_products(self) -> int:
         """Weight products per cycle built on DSP tiles (the others are LUT multipliers)."""
-        return min(self._m, self._dsp_budget * (2 if self._family == "ice40" else 1))
+        return min(self._sched["products"],
+                   self._dsp_budget * (2 if self._family == "ice40" else 1))
 
     @property
     def dsp_tiles(self) -> int:
@@ -335,7 +353,9 @@ class MacArray(wiring.Component):
         # Constants, laid out by step: word t = g*S + s holds W[g*R + r, s*L + l] at r*L + l.
         w_init = b_init = m_init = s_init = None
         if c is not None:
-            w = c["weight"].reshape(G, R, S, L).transpose(0, 2, 1, 3).reshape(T, R * L)
+            wp = np.zeros((self._co, S * L), dtype=np.int64)   # zero padding lanes
+            wp[:, :self._ci] = c["weight"]
+            w = wp.reshape(G, R, S, L).transpose(0, 2, 1, 3).reshape(T, R * L)
             w_init, b_init = w, c["bias"].reshape(G, R)
             m_init, s_init = c["mult"].reshape(G, R), c["shift"].reshape(G, R)
         w_rd, w_wr = self._table(m, "weights", self._w_w, T, R * L, w_init)
@@ -359,7 +379,7 @@ class MacArray(wiring.Component):
             m.d.sync += [dst[k].eq(src[k]) for k in dst]
 
         # Stage A: the pixel register and the step counters.
-        x_reg = Signal(self._ci * self._in_w)
+        x_reg = Signal(S * L * self._in_w)     # the pixel, zero-extended to S chunks of L
         active = Signal()
         t = Signal(range(max(T, 2)))
         sc = Signal(range(max(S, 2)))
@@ -710,6 +730,22 @@ class MacArray(wiring.Component):
             return [value.eq(Mux(end_flag, 0, value + 1)),
                     end_flag.eq(Mux(end_flag, n == 1, value == n - 2))]
 
+        # A padded schedule (R = 1) has a last chunk of Llast < L real lanes: the lane
+        # counter ends there, its end flag chosen by whether the chunk it moves into (the
+        # same one, or the next when it wraps) is the last.
+        l_last = self._ci - (S - 1) * L
+        if l_last != L:
+            assert R == 1
+
+            def step_l():
+                next_last = Mux(sc_end, S == 1, sc == S - 2)
+                return [lc.eq(Mux(lc_end, 0, lc + 1)),
+                        lc_end.eq(Mux(lc_end, Mux(next_last, l_last == 1, L == 1),
+                                      Mux(sc_end, lc == l_last - 2, lc == L - 2)))]
+        else:
+            def step_l():
+                return step("l")
+
         for wr, width, p in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                              (s_wr, self._sh_w, 3)):
             m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
@@ -733,7 +769,7 @@ class MacArray(wiring.Component):
         wrap_r = ~ph0 | (lc_end & sc_end)
         wrap_g = wrap_r & row_end
         updates = [
-            (ph0, step("l") + [lane.eq(Mux(lc_end & ~sc_end, lane - (L - 1),
+            (ph0, step_l() + [lane.eq(Mux(lc_end & ~sc_end, lane - (L - 1),
                                           Mux(lc_end & sc_end & row_end, 0, lane + 1)))]),
             (wrap_s, step("s") + [word.eq(Mux(sc_end & ~row_end, word - (S - 1),
                                               Mux(sc_end & row_end & gc_end, 0, word + 1)))]),
@@ -752,9 +788,10 @@ class MacArray(wiring.Component):
 
 def _add_arguments(parser):
     parser.add_argument("--multipliers", type=positive("Multiplier count"), default=None,
-                        help="physical multipliers M of the MAC arrays (default 16: C*K/16 "
-                             "cycles per pixel; if C and K give 16 no clean schedule, the "
-                             "nearest M that both arrays can use)")
+                        help="most multipliers M of each MAC array (default 16): each array "
+                             "takes its best schedule with at most M products per cycle, "
+                             "C*K/M cycles per pixel when M divides its input count or is "
+                             "the input count times a divisor of its output count")
     parser.add_argument("--out-group", type=positive("Output group"), default=None,
                         help="output channels per MAC output beat (default: the fewest the "
                              "schedule allows)")
@@ -789,7 +826,10 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
         "latency_stages": {"product": comp.PRODUCT_STAGES, "accumulator": comp.ACC_STAGES,
                            "requantizer": REQUANT_STAGES},
         "cycles_per_pixel": comp.CYCLES_PER_PIXEL,
-        "throughput": f"1 pixel per C*K/M = {comp.CYCLES_PER_PIXEL} cycles",
+        "throughput": f"1 pixel per {comp.CYCLES_PER_PIXEL} cycles",
+        "schedule": {key: comp._sched[key] for key in ("rows", "lanes", "chunks", "groups",
+                                                        "cycles", "products", "in_pad",
+                                                        "efficiency")},
         "parameters": {"channels_out": co, "channels_in": ci, "multipliers": args.multipliers,
                        "out_group": group, "acc_width": comp.acc_width,
                        "family": args.family, "dsp_tiles": comp.dsp_tiles,

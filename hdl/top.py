@@ -234,9 +234,9 @@ class Compressor(_Common):
     weight_width, bias_width, mult_width : int
         Forward MAC array widths (``hdl.mac_array.MacArray``).
     multipliers : int
-        Multipliers M of the forward MAC array (K outputs from C inputs): a divisor of C or C
-        times a divisor of K. One pixel per ``max(C * K / M, K)`` cycles (the encoder codes
-        one coefficient per cycle).
+        The most multipliers M of the forward MAC array (K outputs from C inputs; any M,
+        ``hdl.mac_array.schedule``). One pixel per ``max(MAC cycles, K)`` cycles, the MAC
+        cycles ``C * K / M`` for a clean count (the encoder codes one coefficient per cycle).
     max_len, word_width : int
         Huffman maximum code length L and output word width W (8, 16, 32 or 64).
     group_bounds, group_bits : list of int or None
@@ -435,8 +435,8 @@ class Decompressor(_Common):
     out_width : int
         Signed output width (the artifact's ``out_bits``).
     multipliers : int
-        Multipliers M of the inverse MAC array (C outputs from K inputs): a divisor of K or K
-        times a divisor of C. One pixel per ``max(C * K / M, K)`` cycles.
+        The most multipliers M of the inverse MAC array (C outputs from K inputs; any M).
+        One pixel per ``max(MAC cycles, K)`` cycles.
     out_group : int or None
         Output channels per ``m_axis`` beat (default: the fewest the schedule allows).
     relu : bool
@@ -815,7 +815,9 @@ def _info(top, kind):
     return {
         "latency": top.latency,
         "cycles_per_pixel": top.cycles_per_pixel,
-        "throughput": f"1 pixel per max(C*K/M, K) = {top.cycles_per_pixel} cycles",
+        "throughput": f"1 pixel per max(MAC array cycles, K) = {top.cycles_per_pixel} cycles",
+        "mac_schedule": {key: top.mac._sched[key] for key in ("cycles", "products", "in_pad",
+                                                              "efficiency")},
         "coding": {"mode": top.mode, "bitstream_version": 2 if top.run_max else 1,
                    "run_max": top.run_max,
                    "group_modes": [top.mode] * g,

@@ -1,5 +1,7 @@
 """MacArray parameters: schedule rule, derived facts and error messages (no simulator)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -26,11 +28,40 @@ def test_schedule_covers_every_product_once(co, ci):
         assert s["cycles"] * m == co * ci
 
 
-@pytest.mark.parametrize("m, near", [(3, "2, 4"), (17, "16, 32"), (2000, "1024"),
-                                     (48, "32, 64")])
-def test_bad_multiplier_count_names_neighbours(m, near):
-    with pytest.raises(ValueError, match=rf"^Multiplier count {m} has no clean schedule for 64 "
-                                         rf"outputs from 16 inputs .*; nearest valid: {near}$"):
+@pytest.mark.parametrize("co, ci", [(64, 16), (16, 64), (6, 4), (4, 3), (5, 7), (1, 1),
+                                    (32, 7), (7, 32), (24, 144)])
+def test_any_count_schedules_every_product_once(co, ci):
+    """Every M from 1 to past C_out * C_in: at most M products, every weight in exactly
+    one (row, chunk, lane) slot, padding only in the last chunk, and a clean count needs none
+    and is exactly C_out * C_in / M cycles."""
+    clean = set(valid_multipliers(co, ci))
+    for m in range(1, co * ci + 3):
+        s = schedule(co, ci, m)
+        assert s["products"] == s["rows"] * s["lanes"] <= m
+        assert s["rows"] * s["groups"] == co
+        assert s["lanes"] * s["chunks"] == ci + s["in_pad"] and 0 <= s["in_pad"] < s["chunks"]
+        assert s["cycles"] == s["groups"] * s["chunks"]
+        assert s["efficiency"] == round(co * ci / (m * s["cycles"]), 4)
+        if m in clean:
+            assert s["in_pad"] == 0 and s["cycles"] * m == co * ci
+        # Never slower than the best clean count below m.
+        best = max(c for c in clean if c <= m)
+        assert s["cycles"] <= co * ci // best
+
+
+def test_schedule_of_the_issue_example():
+    """C = 32, K = 7 with 16 multipliers: no clean count served both arrays, and the build
+    fell back to M = 1 (224 cycles per pixel)."""
+    assert schedule(7, 32, 16)["cycles"] == 14          # forward: 2 chunks of 16
+    inv = schedule(32, 7, 16)                            # inverse: 2 rows of 7 per step
+    assert (inv["rows"], inv["lanes"], inv["cycles"], inv["products"]) == (2, 7, 16, 14)
+    assert inv["efficiency"] == 0.875
+
+
+@pytest.mark.parametrize("m", [0, -3])
+def test_bad_multiplier_count(m):
+    with pytest.raises(ValueError, match=rf"^Multiplier count must be a positive integer, "
+                                         rf"not {m}$"):
         MacArray(64, 16, multipliers=m)
 
 
@@ -133,7 +164,7 @@ def test_accumulator_never_overflows_the_bound():
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["--multipliers", "5"], "mac_array: Multiplier count 5 has no clean schedule"),
+    (["--multipliers", "0"], "argument --multipliers: Multiplier count must be a positive"),
     (["--multipliers", "1024", "--out-group", "2"],
      "mac_array: Output group must divide 64 output channels and be a multiple of 64"),
     (["--weights", "/nonexistent/a.npz"], "does not exist"),
@@ -186,8 +217,7 @@ def test_weights_alone_set_channels_k_relu_and_widths(tmp_path, capsys):
     path = save_artifact(art, tmp_path / "a.npz")
     out = tmp_path / "out"
     assert build_main(["--out", str(out), "--weights", str(path)]) == 0
-    assert "note: 16 multipliers have no clean schedule for C=8 K=4" not in \
-        capsys.readouterr().out
+    assert "note" not in capsys.readouterr().out
     p = json.loads((out / "manifest.json").read_text())["parameters"]
     assert (p["channels"], p["k"], p["relu"], p["out_width"], p["in_width"]) == (8, 4, True, 9, 6)
     # An option given on the command line still has to agree with the artifact.
@@ -197,17 +227,15 @@ def test_weights_alone_set_channels_k_relu_and_widths(tmp_path, capsys):
     assert not (tmp_path / "o2").exists()
 
 
-@pytest.mark.parametrize("c, k, m", [(64, 16, 16), (8, 4, 16), (16, 14, 2), (32, 27, 1),
-                                     (40, 40, 20)])
-def test_default_multipliers_suit_both_arrays(c, k, m):
-    from hdl.mac_array import default_multipliers
+def test_default_build_of_any_shape_needs_no_note(tmp_path, capsys):
+    """The default 16 multipliers serve any C and K: C = 16, K = 14 used to fall back to 2."""
+    out = tmp_path / "o"
+    assert build_main(["--out", str(out), "--channels", "16", "--k", "14", "--top",
+                       "blocks"]) == 0
+    assert "note" not in capsys.readouterr().out
+    mods = {m["name"]: m for m in json.loads((out / "manifest.json").read_text())["modules"]}
+    inv, fwd = mods["mac_array"]["schedule"], mods["mac_array_fwd"]["schedule"]
+    assert (inv["rows"], inv["lanes"], inv["cycles"], inv["products"]) == (1, 14, 16, 14)
+    assert (fwd["lanes"], fwd["chunks"], fwd["cycles"], fwd["products"]) == (16, 1, 14, 16)
+    assert inv["efficiency"] == 0.875 and fwd["efficiency"] == 1.0
 
-    assert default_multipliers(c, k) == m
-    schedule(c, k, m), schedule(k, c, m)  # neither raises
-
-
-def test_default_multipliers_note(tmp_path, capsys):
-    assert build_main(["--out", str(tmp_path / "o"), "--channels", "16", "--k", "14"]) == 0
-    out = capsys.readouterr().out
-    assert ("hdl.build: note: 16 multipliers have no clean schedule for C=16 K=14; using "
-            "--multipliers 2") in out

@@ -249,6 +249,11 @@ class Compressor(_Common):
     family : str
         FPGA family of the MAC array (``hdl.mac_array.MacArray``'s ``family``): ``"generic"``
         (default), ``"ecp5"`` or ``"ice40"``.
+    run_max : int or None
+        Longest zero-run symbol (run-length mode, bitstream version 2): 0 plain, else a
+        power of two up to 256; None takes the baked tables' (0 without tables). A
+        run-length build has one encoder per group, each group's tile on ports of its own
+        (``m_axis_g<g>``, ``m_axis_g<g>_bits`` with several groups; ``docs/top.md``).
 
     Ports
     -----
@@ -443,6 +448,10 @@ class Decompressor(_Common):
         Clamp the reconstruction at zero.
     pixels_width : int
         Width of the pixel count on ``s_axis_pixels``.
+    run_max : int or None
+        As for ``Compressor``: a run-length build has one decoder per group, each taking its
+        group's words and bit count (``s_axis_g<g>``, ``s_axis_g<g>_bits`` with several
+        groups; ``s_axis_bits`` with one); ``docs/top.md`` describes the tile sequencing.
 
     Ports
     -----

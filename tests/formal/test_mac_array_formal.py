@@ -24,18 +24,19 @@ from amaranth.hdl import Assert, Cover, Elaboratable, Module, Mux, Signal
 from sby_harness import check
 from stream_props import Token, reset_free, reset_once, sink, source
 
-from hdl.mac_array import MacArray
+from hdl.mac_array import MacArray, schedule
 
 WIDTHS = dict(in_width=2, weight_width=2, bias_width=2, mult_width=2, out_width=2)
 # (channels_out, channels_in, multipliers): the inverse projection's shape (more outputs,
-# one multiplier, 6 cycles per pixel, 1 channel per beat) and the forward one's (fewer
-# outputs, a whole pixel per cycle, an adder tree, 2 channels per beat).
-PARAMS = {"inv-c3k2m1": (3, 2, 1), "fwd-k2c4m8": (2, 4, 8)}
+# one multiplier, 6 cycles per pixel, 1 channel per beat), the forward one's (fewer
+# outputs, a whole pixel per cycle, an adder tree, 2 channels per beat) and a count without
+# a clean schedule (2 lanes over 3 inputs: the second chunk has one zero-padded lane).
+PARAMS = {"inv-c3k2m1": (3, 2, 1), "fwd-k2c4m8": (2, 4, 8), "pad-c2k3m2": (2, 3, 2)}
 
 
 def make(name, baked=False):
     co, ci, mults = PARAMS[name]
-    rows = max(1, mults // ci)
+    rows = schedule(co, ci, mults)["rows"]
     weights = None
     if baked:
         rng = np.random.default_rng(sum(PARAMS[name]))

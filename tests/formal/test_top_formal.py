@@ -10,6 +10,8 @@
   then the MAC array's latency from the manifest).
 """
 
+import re
+
 import numpy as np
 import pytest
 from amaranth.hdl import Assert, Cat, Cover, Elaboratable, Module, Mux, Signal
@@ -33,13 +35,21 @@ def consts(co, ci, seed):
             "mult": rng.integers(1, 4, co), "shift": rng.integers(0, 3, co)}
 
 
-def make(cls, name, baked=False, table=False):
+def rl_table():
+    """A 2-bit run-length table with L = 3 (runs of 1 and 2 zeros, values, escape)."""
+    from golden.codec.runlength import build_rl_table
+    return build_rl_table(np.array([0, 0, 0, 1, -1, 0, 0, 0, 0, 1, 0, 0, -2, 0, 0, 0] * 4),
+                          2, 3, run_max=2)
+
+
+def make(cls, name, baked=False, table=False, run_length=False):
     """The top at point ``name``: constants loaded at run time, or ``baked`` (weights and
-    tables), or only the ``table`` baked."""
+    tables), or only the ``table`` baked; ``run_length``: run-length tables (a coder per
+    group)."""
     c, k, mults, bounds, bits = PARAMS[name]
     kw = dict(multipliers=mults, group_bounds=bounds, group_bits=bits, **WIDTHS)
     if baked or table:
-        kw["table"] = [T_ESC] * len(bits)
+        kw["table"] = [rl_table() if run_length else T_ESC] * len(bits)
     if cls is Compressor:
         if baked:
             kw["weights"] = consts(k, c, c + k)
@@ -49,18 +59,26 @@ def make(cls, name, baked=False, table=False):
     return Decompressor(c, k, out_width=2, pixels_width=2, **kw)
 
 
-INPUTS = {Compressor: ["s_axis", "s_axis_weights", "s_axis_table"],
-          Decompressor: ["s_axis_pixels", "s_axis", "s_axis_weights", "s_axis_table"]}
-OUTPUTS = {Compressor: ["m_axis", "m_axis_bits"], Decompressor: ["m_axis"]}
+# The AXI4-Stream ports a top may have: pixels, words, counts, weights, tables, and in a
+# run-length build one word and one bit-count stream per group.
+STREAM_PORT = re.compile(r"^(s_axis(_pixels|_weights|_table)?|m_axis)(_g\d+)?(_bits)?$")
 
 
 def axi_ports(m, dut, after_rst, *, held=False):
     """Every AXI input of the top (that it has) driven under the stream rules, every output
-    checked against them; ``held``: input valid and output ready held high."""
-    for prefix in INPUTS[type(dut)]:
-        if hasattr(dut, f"{prefix}_tvalid"):
-            source(m, Axi(dut, prefix), after_rst, prefix, valid=1 if held else None)
-    for prefix in OUTPUTS[type(dut)]:
+    checked against them; ``held``: input valid and output ready held high. A run-length
+    top's per-group streams (``s_axis_g<g>``, ``s_axis_g<g>_bits``, ``m_axis_g<g>``, ..)
+    are found from its signature."""
+    from amaranth.lib import wiring
+    members = dut.signature.members
+    ins = [n.removesuffix("_tvalid") for n, mm in members.items()
+           if n.endswith("_tvalid") and mm.flow == wiring.In]
+    outs = [n.removesuffix("_tvalid") for n, mm in members.items()
+            if n.endswith("_tvalid") and mm.flow == wiring.Out]
+    assert ins and outs and all(STREAM_PORT.match(p) for p in ins + outs), (ins, outs)
+    for prefix in ins:
+        source(m, Axi(dut, prefix), after_rst, prefix, valid=1 if held else None)
+    for prefix in outs:
         sink(m, Axi(dut, prefix), after_rst, prefix, ready=1 if held else None)
 
 
@@ -223,6 +241,16 @@ def test_stream_rules_decompressor(name):
     dut = make(Decompressor, point, baked=name.endswith("-baked"), table=True)
     depth = 16 + dut.mac.LATENCY
     check(StreamSpec(dut), f"top-stream-decomp-{name}", "bmc", depth)
+
+
+@pytest.mark.parametrize("cls", [Compressor, Decompressor], ids=["comp", "decomp"])
+def test_stream_rules_run_length(cls):
+    """Run-length tops (two groups, a decoder or encoder per group, baked tables and
+    weights): every output, the per-group word and bit-count streams included, keeps the
+    stream rules over two tiles' worth of cycles, whatever the inputs do."""
+    dut = make(cls, "c3k2m1-g2", baked=True, run_length=True)
+    assert dut.mode == "run-length" and len(dut.encs if cls is Compressor else dut.decs) == 2
+    check(StreamSpec(dut), f"top-stream-rl-{cls.__name__}", "bmc", 16 + dut.mac.LATENCY)
 
 
 @pytest.mark.parametrize("cls", [Compressor, Decompressor], ids=["comp", "decomp"])

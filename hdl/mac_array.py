@@ -268,7 +268,7 @@ class MacArray(wiring.Component):
     @property
     def _tree_stages(self) -> int:
         levels = (self._sched["lanes"] - 1).bit_length()
-        return (levels + 1) // 2
+        return levels if self._sched["products"] > 32 else (levels + 1) // 2
 
     @property
     def dsp_products(self) -> int:
@@ -503,7 +503,7 @@ class MacArray(wiring.Component):
                 m.d.sync += prod.eq(raw)
             prods[i // L][i % L] = prod
 
-        # Adder trees, a register after every two levels.
+        # Adder trees.
         toks = [tok1, tok1b, tok2, tok2b, tok2c]
         sums = prods
         n_levels = (L - 1).bit_length()
@@ -514,7 +514,10 @@ class MacArray(wiring.Component):
                 pairs = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
                          for i in range(0, len(terms), 2)]
                 nxt.append(pairs)
-            if level % 2 == 1 or level == n_levels - 1:
+            # A register after every two levels; after every level in arrays of more than
+            # 32 products (at M = 64 two chained levels were the ECP5-85k critical path).
+            every = self._sched["products"] > 32
+            if every or level % 2 == 1 or level == n_levels - 1:
                 tok = token(f"tree{level}")
                 regs = []
                 with m.If(en):

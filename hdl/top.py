@@ -357,8 +357,8 @@ class Compressor(_Common):
         # The current pixel's tile-end flag: registered once its last beat is in the buffer,
         # before that still at the head of the FIFO (a run-length group's last column may
         # come before the pixel's last beat).
-        pixel_ends_tile = Signal()
         if self._R:
+            pixel_ends_tile = Signal()
             m.d.comb += pixel_ends_tile.eq(Mux(pix_last, tile_last, fifo.r_data))
         with m.If(o.valid & o.ready):
             m.d.sync += [buf.eq(o.payload.data.as_value()), idx.eq(0), full.eq(1),

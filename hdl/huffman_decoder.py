@@ -81,6 +81,12 @@ class HuffmanDecoder(wiring.Component):
         Bake these tables as constants (no ``cfg`` port). None: load tables through ``cfg``.
     count_width : int
         Width of the symbol count on ``i_count`` (default 32).
+    runtime_groups : bool
+        Plain mode with run-time tables only: the columns per pixel K and the group edges
+        arrive on the ``columns`` and ``edges`` inputs (G > 1) instead of ``group_bounds``,
+        and each group's symbol width is its loaded table's (header byte 0, 1 to
+        ``symbol_width``; ``group_bits`` are the widths before the first load). One decoder
+        then serves layers of any K, bounds and widths.
 
     Ports
     -----
@@ -96,6 +102,9 @@ class HuffmanDecoder(wiring.Component):
     error : Out(1)  sticky error flag; ``error_code`` : Out(3), a ``DecoderError`` value.
         Cleared by reset, by the next ``i_count`` handshake and by the first byte of a table
         load.
+    columns, edges : In  (``runtime_groups`` with G > 1) K, 1 to 4096, and the G - 1 inner
+        group edges ``bounds[1:-1]`` (rising, below K): column j is decoded with the table of
+        group ``sum(j >= edge)``. Held steady while a tile decodes.
 
     Raises
     ------
@@ -108,10 +117,14 @@ class HuffmanDecoder(wiring.Component):
     LATENCY = 7  # handshake of the word completing a code -> that symbol on o_stream
     QUEUE_DEPTH = 8  # output queue: symbols decoded and not yet taken from o_stream
 
+    #: Width of ``columns`` and of each of ``edges`` (K up to 4096).
+    COLUMN_BITS = 13
+
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32, run_max=None):
+                 group_bits=None, table=None, *, count_width=32, run_max=None,
+                 runtime_groups=False):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
-                    table, count_width, 48, run_max)
+                    table, count_width, 48, run_max, runtime_groups)
         b, tables = self._b, self._tables
 
         header = {"count": unsigned(self._count_width)}
@@ -136,10 +149,22 @@ class HuffmanDecoder(wiring.Component):
                 cfg["group"] = unsigned((groups - 1).bit_length())
             cfg["last"] = 1
             members["cfg"] = In(stream.Signature(data.StructLayout(cfg)))
+        if self._runtime and groups > 1:
+            members["columns"] = In(self.COLUMN_BITS)
+            members["edges"] = In(data.ArrayLayout(unsigned(self.COLUMN_BITS), groups - 1))
         super().__init__(members)
         # Not a port: high from a table load's first byte to its end or its failure (the
         # formal proofs in tests/formal/ bound how long it stays high).
         self.loading = Signal(name="loading")
+
+    def _width_of(self, index):
+        """Group ``index``'s symbol width (4 bits): a constant, or with ``runtime_groups``
+        the register its table's header set."""
+        if not self._runtime:
+            return _lookup(self._group_bits, 4, index)
+        if len(self._gbits) == 1:
+            return self._gbits[0]
+        return Cat(*self._gbits).word_select(index, 4)
 
     # -----------------------------------------------------------------------------------------
     @property
@@ -215,6 +240,9 @@ class HuffmanDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self._runtime:
+            self._gbits = [Signal(4, init=x, name=f"gbits{g}")
+                           for g, x in enumerate(self._group_bits)]
         b, L, W, G = self._b, self._L, self._W, self._G
         RL = self._run_max > 0
         A = self._pos_width
@@ -246,7 +274,16 @@ class HuffmanDecoder(wiring.Component):
         # Current group: column counter, and that group's registers selected one symbol ahead
         # so the decode loop sees plain registers.
         if G > 1:
-            if not RL:
+            if not RL and self._runtime:
+                # K and the edges from the inputs (K - 1 and the compares of the next column
+                # against the edges from registers and ports only).
+                col = Signal(self.COLUMN_BITS)
+                ncol = Signal(self.COLUMN_BITS)
+                ngrp = Signal(range(G))
+                m.d.comb += [ncol.eq(Mux(col == self.columns - 1, 0, col + 1)),
+                             ngrp.eq(sum((ncol >= self.edges[i]).as_unsigned()
+                                         for i in range(G - 1)))]
+            elif not RL:
                 K = self._bounds[-1]
                 col = Signal(range(K))
                 ncol = Signal(range(K))
@@ -271,13 +308,13 @@ class HuffmanDecoder(wiring.Component):
                        cur["esc_hi"].eq(Array(r["esc_hi"] for r in regs)[g_sig]),
                        cur["esc_len"].eq(Array(r["esc_len"] for r in regs)[g_sig]),
                        cur["ok"].eq(Array(r["ok"] for r in regs)[g_sig]),
-                       cur["bits"].eq(_lookup(self._group_bits, 4, g_sig))]
+                       cur["bits"].eq(self._width_of(g_sig))]
                 for i in range(L):
                     out.append(cur["lim"][i].eq(Array(r["lim"][i] for r in regs)[g_sig]))
                 return out
         else:
             grp = Const(0, 1)
-            cur = dict(regs[0], bits=Const(self._group_bits[0], 4))
+            cur = dict(regs[0], bits=self._width_of(Const(0, 1)))
 
         # Tile control.
         remaining = Signal(self._count_width)
@@ -412,7 +449,7 @@ class HuffmanDecoder(wiring.Component):
         off = off_terms[0]
         for t in off_terms[1:]:
             off = off | t
-        bits0 = _lookup(self._group_bits, 4, grp0)
+        bits0 = self._width_of(grp0)
         after = Signal(CW)
         m.d.comb += after.eq(win0 << esc_len0)
         sh_raw = Signal(range(b + 1))
@@ -616,7 +653,10 @@ class HuffmanDecoder(wiring.Component):
         rl_flag = Signal()
         run_log = Signal(4)
         esc_idx = Signal(NA)
-        m.d.comb += esc_idx.eq(_lookup([1 << x for x in self._group_bits], NA, grp))
+        if self._runtime:
+            m.d.comb += esc_idx.eq(Const(1, NA) << self._width_of(grp))
+        else:
+            m.d.comb += esc_idx.eq(_lookup([1 << x for x in self._group_bits], NA, grp))
         n_max = Signal(NA)
         m.d.comb += n_max.eq(esc_idx + 1 + Mux(rl_flag, Const(1, NA) << run_log, 0))
         t_len = Signal(range(L + 1))
@@ -665,7 +705,16 @@ class HuffmanDecoder(wiring.Component):
                     bad_group = (g_in >= G) if G & (G - 1) else Const(0)
                     with m.If(~bad_group):
                         m.d.sync += oks[g_in].eq(0)
-                    with m.If(bad_group | (byte != _lookup(bits_of, 4, g_in)) | cfg.payload.last):
+                    if self._runtime:
+                        # The table sets its group's width (1 to b).
+                        bad_bits = (byte == 0) | (byte > b)
+                        with m.If(~bad_group & ~bad_bits):
+                            for g in range(G):
+                                with m.If(g_in == g):
+                                    m.d.sync += self._gbits[g].eq(byte)
+                    else:
+                        bad_bits = byte != _lookup(bits_of, 4, g_in)
+                    with m.If(bad_group | bad_bits | cfg.payload.last):
                         fail()
                     with m.Else():
                         m.next = "HDR1"

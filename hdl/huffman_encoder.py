@@ -85,6 +85,12 @@ class HuffmanEncoder(wiring.Component):
         the tile in ``i_stream.payload.group`` (present when R > 0 and G > 1), as the
         decoder's tile header does; in version 1 the group follows the column (see
         ``docs/huffman_encoder.md``).
+    runtime_groups : bool
+        Plain mode with run-time tables only: the host names each symbol's group in
+        ``i_stream.payload.group`` (G > 1) instead of the encoder counting columns against
+        ``group_bounds``, and each group's symbol width is its loaded table's (header byte 0,
+        1 to ``symbol_width``; ``group_bits`` are the widths before the first load). One
+        encoder then serves layers of any K, bounds and widths (``docs/huffman_encoder.md``).
 
     Ports
     -----
@@ -92,7 +98,8 @@ class HuffmanEncoder(wiring.Component):
         build with R > 0 and G > 1; ``empty`` beats carry no symbol (an empty tile is one
         beat with ``empty`` and ``last``). ``group`` ((G - 1).bit_length() bits) is read in
         version 2 only and must stay the same on every beat of a tile, its final ``last``
-        or ``empty`` beat included.
+        or ``empty`` beat included. With ``runtime_groups`` (plain mode) it is present when
+        G > 1 and names the group of each symbol.
     o_stream : Out(stream)  payload ``{data, last}``: W-bit words, MSB first, the tile's final
         word zero-padded and flagged ``last``.
     o_count : Out(stream)  payload ``{nbits}``: one beat per tile, the payload bits before
@@ -120,13 +127,14 @@ class HuffmanEncoder(wiring.Component):
         return self.LATENCY + (4 if self._run_max else 0)
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32, run_max=None):
+                 group_bits=None, table=None, *, count_width=32, run_max=None,
+                 runtime_groups=False):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
-                    table, count_width, 64, run_max)
+                    table, count_width, 64, run_max, runtime_groups)
         b, tables = self._b, self._tables
 
         i_fields = {"symbol": unsigned(b), "last": 1, "empty": 1}
-        if self._run_max and groups > 1:
+        if (self._run_max or self._runtime) and groups > 1:
             # Version 2: the tile's group, named by the host (appended: the other fields
             # keep their bits).
             i_fields["group"] = unsigned((groups - 1).bit_length())
@@ -213,6 +221,16 @@ class HuffmanEncoder(wiring.Component):
         m = Module()
         b, L, W, G = self._b, self._L, self._W, self._G
         C = self.buffer_bits
+        # Each group's symbol width and mask: constants, or with runtime_groups registers the
+        # loader sets from the table's header.
+        if self._runtime:
+            self._gbits = [Signal(4, init=x, name=f"gbits{g}")
+                           for g, x in enumerate(self._group_bits)]
+            self._gmask = [Signal(b, init=(1 << x) - 1, name=f"gmask{g}")
+                           for g, x in enumerate(self._group_bits)]
+        else:
+            self._gbits = [Const(x, 4) for x in self._group_bits]
+            self._gmask = [Const((1 << x) - 1, b) for x in self._group_bits]
         cw = self._code_width()
         baked = self._tables is not None
         entry_width = 1 + cw + LEN_BITS
@@ -419,10 +437,21 @@ class HuffmanEncoder(wiring.Component):
         ip = self.i_stream.payload
         m.d.comb += self.i_stream.ready.eq(load0 & ~blocked)
         self._front_error = Const(0)
-        group_now = self._column_group(m)
-        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
+        if self._runtime and G > 1:
+            # The beat names the group; one of G or more (G not a power of two) is coded
+            # with group 0 and sets ``error``.
+            group_now = ip.group
+            if G & (G - 1):
+                bad = Signal()
+                m.d.comb += bad.eq(ip.group >= G)
+                group_now = Mux(bad, 0, ip.group)
+                self._front_error = Signal()
+                m.d.sync += self._front_error.eq(self.i_stream.valid & self.i_stream.ready
+                                                 & ~ip.empty & bad)
+        else:
+            group_now = self._column_group(m)
         sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(self._gmask, group_now))
         return (self.i_stream.valid, sym_masked, sym_masked, group_now, ip.last, ip.empty,
                 Const(0), valid0)
 
@@ -493,9 +522,8 @@ class HuffmanEncoder(wiring.Component):
                 m.d.comb += bad_group.eq(mode[0] & (g_in >= G))
                 g_in = Mux(bad_group, 0, g_in)
             m.d.comb += group_now.eq(Mux(mode[0], g_in, col_group))
-        masks = [Const((1 << x) - 1, b) for x in self._group_bits]
         sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & _pick(masks, group_now))
+        m.d.comb += sym_masked.eq(ip.symbol & _pick(self._gmask, group_now))
 
         # Counter and event FIFO.
         from amaranth.lib.fifo import SyncFIFOBuffered
@@ -596,12 +624,12 @@ class HuffmanEncoder(wiring.Component):
         NA = (1 << b) + 1 + R   # the largest code alphabet: values, ESC, RUN_1 .. RUN_R
         ab = self._addr_bits()
         grp = Signal(range(G)) if G > 1 else Const(0, 1)
-        bits_of = [Const(x, 4) for x in self._group_bits]
+        bits_of = self._gbits
         n_max = Signal(range(NA + 1))   # 2**b_g + 1 (+ R') entries, ESC included
         esc_idx = Signal(range(NA + 1))
         rl_flag = Signal()              # this table is run-length (flags bit 1)
         run_n = Signal(range(R + 1))    # its R'
-        m.d.comb += esc_idx.eq(_pick([Const(1 << x, b + 1) for x in self._group_bits], grp))
+        m.d.comb += esc_idx.eq(_pick([Const(1, b + 1) << x for x in bits_of], grp))
         if R:
             # A register: R' is known from byte 3, and the entry clear that follows takes
             # many cycles before the counts compare with n_max.
@@ -650,7 +678,18 @@ class HuffmanEncoder(wiring.Component):
                     if G > 1:
                         m.d.sync += grp.eq(g_in)
                     bad_group = (g_in >= G) if G & (G - 1) else Const(0)
-                    with m.If(bad_group | (byte != _pick(bits_of, g_in)) | cfg.payload.last):
+                    if self._runtime:
+                        # The table sets its group's width (1 to b).
+                        bad_bits = (byte == 0) | (byte > b)
+                        with m.If(~bad_group & ~bad_bits):
+                            for g in range(G):
+                                with m.If(g_in == g):
+                                    m.d.sync += [self._gbits[g].eq(byte),
+                                                 self._gmask[g].eq((Const(1, b + 1)
+                                                                    << byte[:4]) - 1)]
+                    else:
+                        bad_bits = byte != _pick(bits_of, g_in)
+                    with m.If(bad_group | bad_bits | cfg.payload.last):
                         fail()
                     with m.Else():
                         m.next = "HDR1"
@@ -769,11 +808,11 @@ class HuffmanEncoder(wiring.Component):
                                      esc_present[grp].eq(1)]
                         for g in range(G):
                             with m.If(grp == g):
-                                raw_at = CODE_MAX - self._group_bits[g] - cur_len
+                                raw_at = CODE_MAX - bits_of[g] - cur_len
                                 m.d.sync += [
                                     esc_lj[g].eq(code[:L] << (CODE_MAX - cur_len).as_unsigned()),
                                     esc_pos[g].eq(Const(1, CODE_MAX) << raw_at.as_unsigned()),
-                                    esc_total[g].eq(cur_len + self._group_bits[g])]
+                                    esc_total[g].eq(cur_len + bits_of[g])]
                     # Kraft: every code of length l must be below 2**l.
                     overfull = (code >> cur_len) != 0
                     with m.If(~(lit | is_esc | is_run) | overfull):

@@ -12,8 +12,9 @@ Both compute exactly what ``golden.datapath.pipeline`` computes for a ``LayerArt
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
+from amaranth.utils import exact_log2
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
@@ -114,10 +115,167 @@ def _connect_cfg(m, top, prefix, port, has_group):
         m.d.comb += port.payload.group.eq(getattr(top, f"{prefix}_tuser"))
 
 
+class _LayerPort:
+    """Run-time-shape tops: the layer descriptor at the head of every ``s_axis_weights`` load.
+
+    Beats (``docs/top.md``): C, K, G, the ``G_MAX - 1`` inner group edges (those past the
+    layer's G - 1 are ignored), the ``G_MAX`` group widths (those past G ignored); then the MAC
+    array's values (W row-major, bias, mult, shift), which go on to the MAC array after its own
+    descriptor (C_out, C_in). The descriptor is taken only while the top is ``idle`` (every
+    pixel it took has left); pixels wait from its first beat offered to the load's end. A
+    load ends at ``tlast`` or after its final value. A bad descriptor sets ``layer_error``
+    and its load's beats up to ``tlast`` are dropped; nothing changes.
+    """
+
+    def __init__(self, top, mac, forward):
+        self.top, self.mac, self.forward = top, mac, forward
+        gm = top._gm
+        self.k = Signal(range(top._k + 1), init=top._k, name="layer_k")
+        self.c = Signal(range(top._c + 1), init=top._c, name="layer_c")
+        # Group edges: bounds[1 .. G_MAX - 1] (groups past the layer's G start at K: empty).
+        self.edges = [Signal(range(top._k + 1), init=top._bounds[g + 1], name=f"layer_edge{g}")
+                      for g in range(gm - 1)]
+        self.widths = [Signal(4, init=b, name=f"layer_bits{g}")
+                       for g, b in enumerate(top._bits)]
+        self.loading = Signal(name="layer_loading")
+        self.error = Signal(name="layer_error")
+
+    def group_onehot(self, col):
+        """One-hot group of column ``col`` under the loaded edges."""
+        gm = self.top._gm
+        if gm == 1:
+            return [Const(1, 1)]
+        lows = [Const(0)] + self.edges
+        highs = self.edges + [self.k]
+        return [(col >= lo) & (col < hi) for lo, hi in zip(lows, highs)]
+
+    def elaborate(self, m, idle):
+        top, mac = self.top, self.mac
+        gm, cw = top._gm, top._cw
+        w = _Flat(top, "s_axis_weights")
+        d = w.tdata
+        n_head = 2 + 2 * gm
+        idx = Signal(range(n_head), name="layer_idx")
+        state = Signal(range(5), name="layer_state")   # head, mac C_out, mac C_in, body, drop
+        HEAD, MAC0, MAC1, BODY, DROP = range(5)
+        new_c = Signal.like(self.c, name="layer_new_c")
+        new_k = Signal.like(self.k, name="layer_new_k")
+        new_g = Signal(range(gm + 1), name="layer_new_g")
+        new_edges = [Signal.like(e, name=f"layer_new_edge{g}") for g, e in enumerate(self.edges)]
+        new_widths = [Signal(4, name=f"layer_new_bits{g}") for g in range(gm)]
+        prev = Signal.like(self.k, name="layer_prev_edge")
+        bad = Signal(name="layer_bad")
+        co, ci = (new_k, new_c) if self.forward else (new_c, new_k)
+        # Body: the MAC array's values, counted so that a load without tlast ends at its final
+        # value, as the MAC array's does: ci weights per row, co rows, then 3 * co values.
+        w_in = Signal(range(max(top._c, top._k) + 1), name="layer_w_in")
+        w_rows = Signal(range(max(top._c, top._k) + 1), name="layer_w_rows")
+        tail = Signal(range(3 * max(top._c, top._k) + 1), name="layer_tail")
+        in_tail = Signal(name="layer_in_tail")
+        head_ok = Signal()
+        m.d.comb += head_ok.eq((state == HEAD) & ((idx != 0) | idle))
+        hs = w.tvalid & w.tready
+        mc = mac.cfg
+        with m.Switch(state):
+            with m.Case(HEAD):
+                m.d.comb += w.tready.eq(head_ok)
+            with m.Case(MAC0, MAC1):
+                m.d.comb += [mc.valid.eq(1), mc.payload.data.eq(Mux(state == MAC0, co, ci))]
+                with m.If(mc.ready):
+                    m.d.sync += state.eq(Mux(state == MAC0, MAC1, BODY))
+            with m.Case(BODY):
+                m.d.comb += [mc.valid.eq(w.tvalid), w.tready.eq(mc.ready),
+                             mc.payload.data.eq(d), mc.payload.last.eq(w.tlast)]
+            with m.Case(DROP):
+                m.d.comb += w.tready.eq(1)
+        m.d.comb += self.loading.eq((state != HEAD) | (idx != 0))
+
+        # Head beats, checked one by one (``bad`` collects the failures).
+        beat_bad = Signal()
+        first_edge, first_width = 3, 3 + gm - 1
+        with m.Switch(idx):
+            with m.Case(0):
+                m.d.comb += beat_bad.eq((d == 0) | (d > top._c))
+                if not self.forward and top._og > 1:
+                    m.d.comb += beat_bad.eq((d == 0) | (d > top._c)
+                                            | (d[:exact_log2(top._og)] != 0))
+            with m.Case(1):
+                m.d.comb += beat_bad.eq((d == 0) | (d > top._k) | (d > new_c))
+            with m.Case(2):
+                m.d.comb += beat_bad.eq((d == 0) | (d > gm) | (d > new_k))
+            for i in range(gm - 1):
+                with m.Case(first_edge + i):
+                    used = i + 1 < new_g
+                    m.d.comb += beat_bad.eq(used & ((d <= prev) | (d >= new_k)))
+            for g in range(gm):
+                with m.Case(first_width + g):
+                    used = g < new_g
+                    m.d.comb += beat_bad.eq(used & ((d < 2) | (d > cw)))
+        with m.If(hs & (state == HEAD)):
+            m.d.sync += idx.eq(idx + 1)
+            with m.Switch(idx):
+                with m.Case(0):
+                    m.d.sync += [new_c.eq(d), bad.eq(beat_bad)]
+                with m.Case(1):
+                    m.d.sync += new_k.eq(d)
+                with m.Case(2):
+                    m.d.sync += [new_g.eq(d), prev.eq(0)]
+                for i in range(gm - 1):
+                    with m.Case(first_edge + i):
+                        m.d.sync += [new_edges[i].eq(Mux(i + 1 < new_g, d, new_k)),
+                                     prev.eq(d)]
+                for g in range(gm):
+                    with m.Case(first_width + g):
+                        m.d.sync += new_widths[g].eq(Mux(g < new_g, d, cw))
+            with m.If(idx != 0):
+                m.d.sync += bad.eq(bad | beat_bad)
+            with m.If(w.tlast):
+                # A descriptor cut short: an error, the load ends here.
+                m.d.sync += [idx.eq(0), self.error.eq(1)]
+            with m.Elif(idx == n_head - 1):
+                m.d.sync += idx.eq(0)
+                with m.If(bad | beat_bad):
+                    m.d.sync += [state.eq(DROP), self.error.eq(1)]
+                with m.Else():
+                    widths = new_widths[:gm - 1] + [Mux(gm - 1 < new_g, d, cw)]
+                    m.d.sync += [state.eq(MAC0), self.error.eq(0), self.c.eq(new_c),
+                                 self.k.eq(new_k)]
+                    m.d.sync += [e.eq(v) for e, v in zip(self.edges, new_edges)]
+                    m.d.sync += [x.eq(v) for x, v in zip(self.widths, widths)]
+                    m.d.sync += [w_in.eq(ci - 1), w_rows.eq(co - 1), in_tail.eq(0),
+                                 tail.eq((co << 1) + co - 1)]
+        with m.If(hs & (state == BODY)):
+            final = in_tail & (tail == 0)
+            with m.If(w.tlast | final):
+                m.d.sync += state.eq(HEAD)
+            with m.If(in_tail):
+                m.d.sync += tail.eq(tail - 1)
+            with m.Elif(w_in == 0):
+                m.d.sync += w_in.eq(ci - 1)
+                with m.If(w_rows == 0):
+                    m.d.sync += in_tail.eq(1)
+                with m.Else():
+                    m.d.sync += w_rows.eq(w_rows - 1)
+            with m.Else():
+                m.d.sync += w_in.eq(w_in - 1)
+        with m.If(hs & (state == DROP) & w.tlast):
+            m.d.sync += state.eq(HEAD)
+
+
 class _Common(wiring.Component):
     """Parameter checks shared by the compressor and the decompressor."""
 
-    def _setup(self, channels, k, multipliers, max_len, word_width, group_bounds, group_bits):
+    def _setup(self, channels, k, multipliers, max_len, word_width, group_bounds, group_bits,
+               runtime_shape=False, max_groups=None):
+        if not isinstance(runtime_shape, bool):
+            raise TypeError(f"Run-time shape flag must be a bool, not {runtime_shape!r}")
+        self._runtime = runtime_shape
+        if runtime_shape:
+            self._setup_runtime(channels, k, multipliers, max_len, word_width, group_bounds,
+                                group_bits, max_groups)
+            return
+        if max_groups is not None:
+            raise ValueError("max_groups is for run-time-shape tops (runtime_shape=True)")
         for name, v in (("Channel count", channels), ("Component count", k)):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise TypeError(f"{name} must be an integer, not {v!r}")
@@ -129,6 +287,58 @@ class _Common(wiring.Component):
         self._L, self._W = max_len, word_width
         self._bounds, self._bits = _check_groups(k, group_bounds, group_bits)
         self._cw = max(self._bits)          # coefficient bus width (golden's coef_bits)
+        self._gm = len(self._bits)
+
+    def _setup_runtime(self, channels, k, multipliers, max_len, word_width, group_bounds,
+                       group_bits, max_groups):
+        """Maxima: C <= channels, K <= k, G <= max_groups groups of at most max(group_bits)
+        bits (default 4 groups of 8 bits); bounds and widths arrive per layer."""
+        if group_bounds is not None:
+            raise ValueError("A run-time-shape top takes its group bounds per layer, not "
+                             "group_bounds")
+        if max_groups is None:
+            max_groups = len(group_bits) if group_bits else 4
+        if isinstance(max_groups, bool) or not isinstance(max_groups, int):
+            raise TypeError(f"Most groups must be an integer, not {max_groups!r}")
+        if not 1 <= max_groups <= min(k, 16):
+            raise ValueError(f"Most groups must be between 1 and {min(k, 16)}, not "
+                             f"{max_groups}")
+        if group_bits is None:
+            group_bits = [8] * max_groups
+        if len(group_bits) != max_groups:
+            raise ValueError(f"{len(group_bits)} group widths for {max_groups} groups")
+        # The checks of a fixed build, on a placeholder layer of the maxima.
+        self._setup(channels, k, multipliers, max_len, word_width,
+                    [min(g, k) for g in range(max_groups)] + [k], group_bits)
+        self._runtime = True
+        self._bounds = [0] + [k] * max_groups     # reset: every column in group 0
+        self._gm = max_groups
+    def _config_members(self, members, weights, table):
+        """The weight and table ports (run-time constants), and ``layer_error``."""
+        if weights is None:
+            members.update(_AxiPorts.slave("s_axis_weights", self.mac.cfg_data_width))
+        if table is None:
+            g = self._gm
+            members.update(_AxiPorts.slave("s_axis_table", 8,
+                                           user=(g - 1).bit_length() if g > 1 else 0))
+        if self._runtime:
+            members["layer_error"] = Out(1)
+
+    @property
+    def runtime_shape(self) -> bool:
+        return self._runtime
+
+    @property
+    def max_groups(self) -> int:
+        return self._gm
+
+    def layer_cycles(self, channels, k) -> int:
+        """Cycles per pixel of a layer: the MAC array's or the coder's K symbols."""
+        if not self._runtime:
+            return self.cycles_per_pixel
+        forward = isinstance(self, Compressor)
+        co, ci = (k, channels) if forward else (channels, k)
+        return max(self.mac.layer_cycles(co, ci), k)
 
     @property
     def group_bounds(self):
@@ -146,6 +356,9 @@ class _Common(wiring.Component):
         """Set ``self._R`` (0: plain, version 1; R > 0: run-length, version 2) and
         ``self._tables`` (the baked tables, or None) from ``table`` and ``run_max``."""
         from hdl.coder_params import RUN_MAX_VALUES, encoder_tables
+        if self._runtime and (table is not None or run_max):
+            raise ValueError("A run-time-shape top loads its tables at run time and codes "
+                             "plain tables (run max 0)")
         tables = None
         if table is not None:
             tables, file_bounds = encoder_tables(table, run_length=True)
@@ -181,6 +394,8 @@ class _Common(wiring.Component):
         return "run-length" if self._R else "plain"
 
     def _huffman_kwargs(self):
+        if self._runtime:
+            return dict(groups=self._gm, group_bits=self._bits, runtime_groups=True)
         g = len(self._bits)
         return dict(groups=g, group_bounds=self._bounds if g > 1 else None,
                     group_bits=self._bits, table=self._tables)
@@ -254,6 +469,14 @@ class Compressor(_Common):
         power of two up to 256; None takes the baked tables' (0 without tables). A
         run-length build has one encoder per group, each group's tile on ports of its own
         (``m_axis_g<g>``, ``m_axis_g<g>_bits`` with several groups; ``docs/top.md``).
+    runtime_shape : bool
+        ``channels`` and ``k`` are maxima and the layer (C, K, groups, their bounds and
+        widths) arrives at run time: a layer descriptor heads every ``s_axis_weights`` load
+        (``docs/top.md``). Plain tables, loaded at run time; the MAC array is run-time-shape
+        (``hdl.mac_array.runtime_schedule``). Adds ``layer_error``.
+    max_groups : int or None
+        Most table groups of a layer (``runtime_shape``; default ``len(group_bits)`` or 4);
+        ``group_bits`` then gives the most bits of each (default 8).
 
     Ports
     -----
@@ -270,19 +493,25 @@ class Compressor(_Common):
         The encoder's ``cfg`` stream: ``HuffmanTable.serialize()`` bytes, ``tuser`` the group.
     error : out
         Sticky encoder error (a malformed table load; see ``docs/huffman_encoder.md``).
+    layer_error : out (``runtime_shape`` only)
+        The last layer descriptor was bad (its load was dropped); cleared by a good one.
     """
 
     def __init__(self, channels, k, *, act_width=8, weight_width=8, bias_width=32,
                  mult_width=16, multipliers=16, max_len=12, word_width=32, group_bounds=None,
                  group_bits=None, weights=None, table=None, count_width=32,
-                 family="generic", run_max=None):
-        self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits)
+                 family="generic", run_max=None, runtime_shape=False, max_groups=None):
+        self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits,
+                    runtime_shape, max_groups)
         self._coding_mode(table, run_max)
-        rows = schedule(k, channels, multipliers)["rows"]
+        if runtime_shape and weights is not None:
+            raise ValueError("A run-time-shape top loads its weights at run time")
+        rows = 1 if runtime_shape else schedule(k, channels, multipliers)["rows"]
         self.mac = MacArray(k, channels, in_width=act_width, weight_width=weight_width,
                             bias_width=bias_width, mult_width=mult_width,
                             out_width=self._cw, multipliers=multipliers, out_group=rows,
-                            weights=weights, family=family)
+                            weights=weights, family=family, runtime_shape=runtime_shape)
+        self._og = rows
         if self._R:
             self.encs = self._group_coders(HuffmanEncoder, count_width=count_width)
             self.enc = None
@@ -297,12 +526,7 @@ class Compressor(_Common):
             members.update(_AxiPorts.master(f"m_axis{sfx}", word_width))
             members.update(_AxiPorts.master(f"m_axis{sfx}_bits", count_width, last=False))
         members["error"] = Out(1)
-        if weights is None:
-            members.update(_AxiPorts.slave("s_axis_weights", self.mac.cfg_data_width))
-        if table is None:
-            g = len(self._bits)
-            members.update(_AxiPorts.slave("s_axis_table", 8,
-                                           user=(g - 1).bit_length() if g > 1 else 0))
+        self._config_members(members, weights, table)
         super().__init__(members)
 
     @property
@@ -330,13 +554,16 @@ class Compressor(_Common):
             m.submodules.enc = self.enc
         K, cw = self._k, self._cw
         og = len(mac.o_stream.payload.data)
+        layer = _LayerPort(self, mac, forward=True) if self._runtime else None
+        # Pixels wait while a layer descriptor is offered or loading (run-time shapes).
+        hold = (self.s_axis_weights_tvalid | layer.loading) if layer else Const(0)
 
         # Tile-end flags ride beside the MAC array, one per pixel.
         m.submodules.tile_end = fifo = SyncFIFO(width=1, depth=self.fifo_depth)
         m.d.comb += [
-            mac.i_stream.valid.eq(self.s_axis_tvalid & fifo.w_rdy),
+            mac.i_stream.valid.eq(self.s_axis_tvalid & fifo.w_rdy & ~hold),
             mac.i_stream.payload.eq(self.s_axis_tdata),
-            self.s_axis_tready.eq(mac.i_stream.ready & fifo.w_rdy),
+            self.s_axis_tready.eq(mac.i_stream.ready & fifo.w_rdy & ~hold),
             fifo.w_data.eq(self.s_axis_tlast),
             fifo.w_en.eq(self.s_axis_tvalid & self.s_axis_tready),
         ]
@@ -370,22 +597,35 @@ class Compressor(_Common):
             m.d.sync += full.eq(0)
         with m.Elif(take):
             m.d.sync += idx.eq(idx + 1)
+        k_last = (layer.k - 1) if layer else K - 1
         with m.If(take):
-            m.d.sync += col.eq(Mux(col == K - 1, 0, col + 1))
+            m.d.sync += col.eq(Mux(col == k_last, 0, col + 1))
 
         # The coefficient, clamped to its group's range; its low bits are the symbol.
         v = Signal(unsigned(cw))
         m.d.comb += v.eq((buf >> (idx * cw))[:cw] if og > 1 else buf)
         sv = v.as_signed()
         syms = []
-        for bits in self._bits:
+        if layer:
+            # Each group's range and mask, registered from the layer's widths (they change
+            # only while no pixel is inside).
+            for g, width in enumerate(layer.widths):
+                hi = Signal(signed(cw + 1), name=f"clamp_hi{g}")
+                lo = Signal(signed(cw + 1), name=f"clamp_lo{g}")
+                mask = Signal(cw, name=f"sym_mask{g}")
+                half = Const(1, cw + 1) << (width - 1).as_unsigned()[:4]
+                m.d.sync += [hi.eq(half - 1), lo.eq(-half.as_signed()),
+                             mask.eq((half << 1) - 1)]
+                clamped = Mux(sv < lo, lo, Mux(sv > hi, hi, sv))
+                syms.append(clamped.as_unsigned()[:cw] & mask)
+        for bits in ([] if layer else self._bits):
             if bits == cw:
                 syms.append(v)
                 continue
             lo, hi = int_range(bits)
             clamped = Mux(sv < lo, lo, Mux(sv > hi, hi, sv))
             syms.append(clamped.as_unsigned()[:bits])
-        onehot = _group_of(col, self._bounds)
+        onehot = layer.group_onehot(col) if layer else _group_of(col, self._bounds)
         if self._R:
             # Run-length: coefficient j goes to its group's encoder; group g's tile ends at
             # its last column of the tile's final pixel.
@@ -404,6 +644,10 @@ class Compressor(_Common):
                          enc.i_stream.payload.symbol.eq(sym),
                          enc.i_stream.payload.last.eq(last_elem & pix_last & tile_last),
                          enc.i_stream.payload.empty.eq(0)]
+            if layer and self._gm > 1:
+                m.d.comb += enc.i_stream.payload.group.eq(
+                    _select(onehot, [Const(g, (self._gm - 1).bit_length())
+                                     for g in range(self._gm)], (self._gm - 1).bit_length()))
 
         error = Const(0)
         for g, e in enumerate(self.encs):
@@ -417,7 +661,15 @@ class Compressor(_Common):
                          getattr(self, f"{bits}_tvalid").eq(e.o_count.valid),
                          e.o_count.ready.eq(getattr(self, f"{bits}_tready"))]
             error = error | e.error
-        if "cfg" in mac.signature.members:
+        if layer:
+            # Idle: every pixel taken has had its last coefficient handed to the encoder.
+            inside = Signal(range(self.fifo_depth + 2), name="pixels_inside")
+            enter = self.s_axis_tvalid & self.s_axis_tready
+            leave = take & last_elem & pix_last
+            m.d.sync += inside.eq(inside + enter - leave)
+            layer.elaborate(m, (inside == 0) & ~full)
+            m.d.comb += self.layer_error.eq(layer.error | mac.error)
+        elif "cfg" in mac.signature.members:
             _connect_cfg(m, self, "s_axis_weights", mac.cfg, False)
         if self._tables is None:
             if self._R:
@@ -452,6 +704,8 @@ class Decompressor(_Common):
         As for ``Compressor``: a run-length build has one decoder per group, each taking its
         group's words and bit count (``s_axis_g<g>``, ``s_axis_g<g>_bits`` with several
         groups; ``s_axis_bits`` with one); ``docs/top.md`` describes the tile sequencing.
+    runtime_shape, max_groups : bool, int or None
+        As for ``Compressor``; ``out_group`` must then be a power of two dividing every C.
 
     Ports
     -----
@@ -468,23 +722,30 @@ class Decompressor(_Common):
         The decoder's sticky flag and code (``docs/huffman_decoder.md``). A corrupt tile
         yields the whole pixels decoded before the error and no ``tlast``; the decoder
         drains the tile's words and the next tile decodes normally.
+    layer_error : out (``runtime_shape`` only)
+        As for ``Compressor``.
     """
 
     def __init__(self, channels, k, *, out_width=8, weight_width=8, bias_width=32,
                  mult_width=16, multipliers=16, out_group=None, relu=False, max_len=12,
                  word_width=32, group_bounds=None, group_bits=None, weights=None, table=None,
-                 pixels_width=32, family="generic", run_max=None):
-        self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits)
+                 pixels_width=32, family="generic", run_max=None, runtime_shape=False,
+                 max_groups=None):
+        self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits,
+                    runtime_shape, max_groups)
         self._coding_mode(table, run_max)
+        if runtime_shape and weights is not None:
+            raise ValueError("A run-time-shape top loads its weights at run time")
         if isinstance(pixels_width, bool) or not isinstance(pixels_width, int):
             raise TypeError(f"Pixel count width must be an integer, not {pixels_width!r}")
         if not 1 <= pixels_width <= 32:
             raise ValueError(f"Pixel count width must be between 1 and 32, not {pixels_width}")
-        rows = schedule(channels, k, multipliers)["rows"]
+        rows = 1 if runtime_shape else schedule(channels, k, multipliers)["rows"]
         self.mac = MacArray(channels, k, in_width=self._cw, weight_width=weight_width,
                             bias_width=bias_width, mult_width=mult_width, out_width=out_width,
                             multipliers=multipliers, out_group=out_group or rows, relu=relu,
-                            weights=weights, family=family)
+                            weights=weights, family=family, runtime_shape=runtime_shape)
+        self._og = out_group or rows
         self._kbits = (k - 1).bit_length()
         self._pw = pixels_width
         if self._R:
@@ -509,12 +770,7 @@ class Decompressor(_Common):
             "error": Out(1),
             "error_code": Out(3),
         })
-        if weights is None:
-            members.update(_AxiPorts.slave("s_axis_weights", self.mac.cfg_data_width))
-        if table is None:
-            g = len(self._bits)
-            members.update(_AxiPorts.slave("s_axis_table", 8,
-                                           user=(g - 1).bit_length() if g > 1 else 0))
+        self._config_members(members, weights, table)
         super().__init__(members)
 
     @property
@@ -535,13 +791,19 @@ class Decompressor(_Common):
         return (symbol[:bits].as_signed().as_unsigned() if bits == cw else
                 Cat(symbol[:bits], symbol[bits - 1].replicate(cw - bits)))
 
-    def _plain_front(self, m):
+    def _plain_front(self, m, layer=None, hold=Const(0)):
         """Version 1: one decoder for every group; returns the packer's symbol source
         ``(valid, value, last, restart, ready)``. ``first`` restarts at column 0, dropping
-        what a corrupt tile left half-packed."""
+        what a corrupt tile left half-packed. ``layer``: run-time shapes (K and the group
+        edges from the layer registers; tile counts wait while ``hold``)."""
         dec, K, cw = self.dec, self._k, self._cw
-        m.d.comb += [dec.i_count.valid.eq(self.s_axis_pixels_tvalid),
-                     self.s_axis_pixels_tready.eq(dec.i_count.ready),
+        if layer:
+            K = layer.k
+            if self._gm > 1:
+                m.d.comb += [dec.columns.eq(layer.k)]
+                m.d.comb += [dec.edges[i].eq(e) for i, e in enumerate(layer.edges)]
+        m.d.comb += [dec.i_count.valid.eq(self.s_axis_pixels_tvalid & ~hold),
+                     self.s_axis_pixels_tready.eq(dec.i_count.ready & ~hold),
                      dec.i_count.payload.count.eq(self.s_axis_pixels_tdata * K),
                      dec.i_stream.valid.eq(self.s_axis_tvalid),
                      self.s_axis_tready.eq(dec.i_stream.ready),
@@ -649,21 +911,35 @@ class Decompressor(_Common):
         m.submodules.mac = mac = self.mac
         K, cw = self._k, self._cw
         col = Signal(range(K))
+        layer = _LayerPort(self, mac, forward=False) if self._runtime else None
+        hold = (self.s_axis_weights_tvalid | layer.loading) if layer else Const(0)
         if self._R:
             for g, d in enumerate(self.decs):
                 m.submodules[f"dec{g}"] = d
             src = self._rl_front(m, col)
         else:
             m.submodules.dec = self.dec
-            src = self._plain_front(m)
+            src = self._plain_front(m, layer, hold)
         s_valid, s_sym, s_last, s_ready = src["valid"], src["value"], src["last"], src["ready"]
 
         # Packer: K symbols -> one pixel of coefficients, sign-extended per group.
         m.submodules.tile_end = fifo = SyncFIFO(width=1, depth=self.fifo_depth)
         c = Signal.like(col)
         m.d.comb += c.eq(Mux(src["first"], 0, col))
-        exts = [self._extend(s_sym, bits, cw) for bits in self._bits]
-        v = _select(_group_of(c, self._bounds), exts, cw)
+        if layer:
+            # Sign extension from each group's width: (x ^ half) - half on the low bits,
+            # half and the mask registered from the layer's widths.
+            exts = []
+            for g, width in enumerate(layer.widths):
+                half = Signal(cw, name=f"ext_half{g}")
+                mask = Signal(cw, name=f"ext_mask{g}")
+                h = Const(1, cw + 1) << (width - 1).as_unsigned()[:4]
+                m.d.sync += [half.eq(h), mask.eq((h << 1) - 1)]
+                exts.append((((s_sym[:cw] & mask) ^ half) - half)[:cw])
+            v = _select(layer.group_onehot(c), exts, cw)
+        else:
+            exts = [self._extend(s_sym, bits, cw) for bits in self._bits]
+            v = _select(_group_of(c, self._bounds), exts, cw)
         vec = Signal(K * cw)                  # element j in bits j*cw.. once full
         pix = Signal(K * cw)
         pix_valid = Signal()
@@ -673,8 +949,13 @@ class Decompressor(_Common):
                      mac.i_stream.valid.eq(pix_valid & fifo.w_rdy),
                      mac.i_stream.payload.eq(pix),
                      fifo.w_data.eq(pix_last), fifo.w_en.eq(mac_take)]
-        shifted = Cat(vec[cw:], v) if K > 1 else v
-        end = c == K - 1
+        if layer:
+            # Column c goes to lane c (lanes from the layer's K up are ignored by the MAC).
+            shifted = Cat(*[Mux(c == j, v, vec[j * cw:(j + 1) * cw]) for j in range(K)])
+            end = c == layer.k - 1
+        else:
+            shifted = Cat(vec[cw:], v) if K > 1 else v
+            end = c == K - 1
         m.d.comb += s_ready.eq(~end | ~pix_valid | mac_take)
         with m.If(mac_take):
             m.d.sync += pix_valid.eq(0)
@@ -691,9 +972,36 @@ class Decompressor(_Common):
                      o.ready.eq(self.m_axis_tready),
                      self.m_axis_tlast.eq(o.payload.last & fifo.r_data),
                      fifo.r_en.eq(o.valid & o.ready & o.payload.last)]
-        if "cfg" in mac.signature.members:
+        if layer:
+            self._layer_idle(m, layer, src, s_valid, s_ready, s_last, col, pix_valid, mac_take)
+        elif "cfg" in mac.signature.members:
             _connect_cfg(m, self, "s_axis_weights", mac.cfg, False)
         return m
+
+    def _layer_idle(self, m, layer, src, s_valid, s_ready, s_last, col, pix_valid, mac_take):
+        """Run-time shapes: the layer descriptor waits until no tile is open (its final
+        symbol packed, or its decoder failed and fell quiet) and every pixel packed has left
+        ``m_axis``."""
+        dec, mac, o = self.dec, self.mac, self.mac.o_stream
+        tile_open = Signal(name="tile_open")
+        with m.If(self.s_axis_pixels_tvalid & self.s_axis_pixels_tready):
+            m.d.sync += tile_open.eq(self.s_axis_pixels_tdata != 0)
+        with m.Elif(s_valid & s_ready & s_last):
+            m.d.sync += tile_open.eq(0)
+        # A failed tile never shows its last symbol: once the decoder takes headers again
+        # and nothing came out for its latency, nothing more will.
+        quiet = Signal(range(dec.latency + 3), name="dec_quiet")
+        with m.If(dec.o_stream.valid | ~dec.i_count.ready):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(quiet != dec.latency + 2):
+            m.d.sync += quiet.eq(quiet + 1)
+        with m.If(dec.error & (quiet == dec.latency + 2)):
+            m.d.sync += tile_open.eq(0)
+        inside = Signal(range(self.fifo_depth + 2), name="pixels_inside")
+        leave = o.valid & o.ready & o.payload.last
+        m.d.sync += inside.eq(inside + mac_take - leave)
+        layer.elaborate(m, ~tile_open & ~pix_valid & (inside == 0) & ((col == 0) | dec.error))
+        m.d.comb += self.layer_error.eq(layer.error | mac.error)
 
 
 # ---------------------------------------------------------------------------- FPGA flow

@@ -56,9 +56,47 @@ def _common_arguments(parser):
                         help="signed output width in bits (default 8)")
     parser.add_argument("--relu", action="store_true",
                         help="clamp requantized outputs at zero")
+    parser.add_argument("--max-channels", type=positive("Most channels"), default=None,
+                        metavar="CMAX",
+                        help="run-time shapes: blocks that take any layer with C <= CMAX and "
+                             "K <= KMAX (--max-k), set per layer by a layer descriptor; "
+                             "replaces --channels and --k (docs/runtime.md)")
+    parser.add_argument("--max-k", type=positive("Most components"), default=None,
+                        metavar="KMAX", help="run-time shapes: the most components K")
+    parser.add_argument("--max-groups", type=positive("Most table groups"), default=None,
+                        metavar="G",
+                        help="run-time shapes: the most table groups of a layer (default 4)")
+
+
+def _check_runtime(args):
+    """``--max-channels``/``--max-k``: run-time shapes (``args.runtime``); they stand in for
+    ``--channels``/``--k`` and exclude what fixes a layer (baked weights or tables) and the
+    modes the run-time blocks lack (run-length, lanes)."""
+    args.runtime = args.max_channels is not None or args.max_k is not None
+    if not args.runtime:
+        if args.max_groups is not None:
+            raise UsageError("--max-groups needs --max-channels and --max-k")
+        return
+    if args.max_channels is None or args.max_k is None:
+        raise UsageError("--max-channels and --max-k go together")
+    for opt, value in (("--weights", getattr(args, "weights", None)),
+                       ("--table", getattr(args, "table", None)),
+                       ("--lanes", getattr(args, "lanes", None))):
+        if value is not None:
+            raise UsageError(f"{opt} does not go with --max-channels/--max-k (run-time shapes "
+                             f"load every layer's constants at run time)")
+    if getattr(args, "run_max", None):
+        raise UsageError("--run-max does not go with --max-channels/--max-k (run-time shapes "
+                         "code plain tables)")
+    args.channels, args.k = args.max_channels, args.max_k
+    args.max_groups = 4 if args.max_groups is None else args.max_groups
+    if args.max_groups > min(args.max_k, 16):
+        raise UsageError(f"Most table groups {args.max_groups} must be at most "
+                         f"{min(args.max_k, 16)} (--max-k, and 16)")
 
 
 def _check_common(args):
+    _check_runtime(args)
     if args.k > args.channels:
         raise UsageError(f"Component count {args.k} must not exceed channel count "
                          f"{args.channels}")
@@ -124,6 +162,8 @@ def generate(args) -> dict[str, str]:
             "weight_width": args.weight_width, "bias_width": args.bias_width,
             "mult_width": args.mult_width, "out_width": args.out_width,
             "acc_width": args.acc_width, "relu": args.relu,
+            "runtime_shape": ({"max_channels": args.max_channels, "max_k": args.max_k,
+                               "max_groups": args.max_groups} if args.runtime else None),
         },
         "modules": [],
     }

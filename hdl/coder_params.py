@@ -186,6 +186,8 @@ def build_table_groups(args, run_length=False):
 def coder_modules(args, cls, name):
     """``python -m hdl.build`` entry of a coder class: its one module and manifest entry
     (``latency`` from ``cls.LATENCY``, the throughput and the parameters)."""
+    if getattr(args, "runtime", False):
+        return _runtime_coder_module(args, cls, name)
     try:
         tables, bounds, groups = build_table_groups(args, getattr(cls, "RUN_LENGTH", False))
         b = max(t.bits for t in tables) if tables else args.symbol_width
@@ -207,4 +209,23 @@ def coder_modules(args, cls, name):
                        "group_bounds": bounds, "group_bits": comp._group_bits,
                        "baked_table": args.table, "buffer_bits": comp.buffer_bits,
                        "run_max": comp._run_max},
+    })]
+
+
+def _runtime_coder_module(args, cls, name):
+    """Run-time shapes (``--max-channels``/``--max-k``): a coder of ``--max-groups`` groups
+    whose widths come with the tables and whose groups arrive at run time."""
+    try:
+        comp = cls(args.symbol_width, args.max_len, args.word_width, args.max_groups,
+                   runtime_groups=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    return [BuildModule(name, comp, {
+        "latency": getattr(comp, "latency", cls.LATENCY),
+        "throughput": "1 symbol per cycle",
+        "memory_bits": comp.memory_bits,
+        "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
+                       "word_width": args.word_width, "groups": args.max_groups,
+                       "runtime_groups": True, "buffer_bits": comp.buffer_bits,
+                       "run_max": 0},
     })]

@@ -174,6 +174,12 @@ class HuffmanDecoder(wiring.Component):
         return self.LATENCY + (1 if self._run_max else 0)
 
     @property
+    def memory_bits(self):
+        """Bits of the symbol memory (every group's canonical positions)."""
+        width = self._payload_width + 1 if self._run_max else self._b
+        return (self._G << self._pos_width) * width
+
+    @property
     def nbits_width(self):
         """Width of the header's ``nbits`` (run-length builds): the count's plus 5, so any
         tile of ``2**count_width - 1`` codes of up to 32 bits fits."""

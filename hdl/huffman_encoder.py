@@ -160,6 +160,16 @@ class HuffmanEncoder(wiring.Component):
 
     # -----------------------------------------------------------------------------------------
     @property
+    def memory_bits(self):
+        """Bits of the code memory (every group's ``2**b`` codes, plus the run symbols and
+        the run plan in run-length builds)."""
+        entry = 1 + self._code_width() + LEN_BITS
+        bits = (self._G << self._addr_bits()) * entry
+        if self._run_max:
+            bits += (self._G << self._run_bits()) * (self._run_bits() + 1)
+        return bits
+
+    @property
     def buffer_bits(self):
         """Bits of the packing buffer, ``2 W + 32``."""
         return 2 * self._W + CODE_MAX

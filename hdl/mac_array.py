@@ -309,6 +309,20 @@ class MacArray(wiring.Component):
     def runtime_shape(self) -> bool:
         return self._runtime
 
+    @property
+    def memory_bits(self) -> dict:
+        """Bits of each table (sized by the maxima with ``runtime_shape``): the weights
+        (``cycles`` words of ``products`` weights), bias, mult, shift (``groups`` words of
+        ``rows`` values) and the output FIFO. Baked single-word tables are constants (0)."""
+        s = self._sched
+        words, groups = s["cycles"], s["groups"]
+        baked = self._consts is not None
+        out = {"weights": 0 if baked and words == 1 else words * s["products"] * self._w_w}
+        for key, width in (("bias", self._b_w), ("mult", self._m_w), ("shift", self._sh_w)):
+            out[key] = 0 if baked and groups == 1 else groups * s["rows"] * width
+        out["output_fifo"] = self.FIFO_DEPTH * (self._og * self._o_w + 1)
+        return out
+
     def layer_cycles(self, channels_out: int, channels_in: int) -> int:
         """Cycles per pixel of a layer (the fixed schedule's, without ``runtime_shape``)."""
         if not self._runtime:
@@ -1035,15 +1049,16 @@ def _add_arguments(parser):
 
 
 def _one(args, name, co, ci, in_width, out_width, relu, consts):
+    runtime = getattr(args, "runtime", False)
     try:
-        rows = schedule(co, ci, args.multipliers)["rows"]
+        rows = (1 if runtime else schedule(co, ci, args.multipliers)["rows"])
         group = args.out_group or rows
         comp = MacArray(co, ci, in_width=in_width, weight_width=args.weight_width,
                         bias_width=args.bias_width, mult_width=args.mult_width,
                         out_width=out_width, multipliers=args.multipliers,
                         out_group=group, relu=relu,
                         weights=consts, dsp_budget=args.dsp_budget, family=args.family,
-                        requant_mult=args.requant_mult)
+                        requant_mult=args.requant_mult, runtime_shape=runtime)
     except (TypeError, ValueError) as e:
         raise UsageError(f"{name}: {e}") from None
     info = {
@@ -1061,6 +1076,13 @@ def _one(args, name, co, ci, in_width, out_width, relu, consts):
                        "dsp_products": comp.dsp_products, "requant_mult": args.requant_mult,
                        "baked": consts is not None},
     }
+    info["memory_bits"] = comp.memory_bits
+    if runtime:
+        info["runtime_shape"] = {
+            "max_channels_out": co, "max_channels_in": ci, "lanes": comp._sched["lanes"],
+            "cycles_per_pixel": f"C_out * ceil(C_in / {comp._sched['lanes']}) for a layer "
+                                f"of C_out x C_in",
+            "descriptor": "the first two cfg beats of a load: C_out, then C_in"}
     if consts is None:
         info["configuration"] = (
             f"cfg stream of {comp.cfg_beats} beats {{data, last}}: W row-major "

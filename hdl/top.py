@@ -1065,9 +1065,35 @@ def _artifact(args):
     return art
 
 
+def _runtime_modules(args):
+    """``--max-channels``/``--max-k``: the run-time-shape tops (``docs/runtime.md``)."""
+    if args.in_width > 8:
+        raise UsageError(f"The compressor and decompressor code coefficients of at most 8 "
+                         f"bits, not --in-width {args.in_width}")
+    common = dict(weight_width=args.weight_width, bias_width=args.bias_width,
+                  mult_width=args.mult_width, multipliers=args.multipliers,
+                  max_len=args.max_len, word_width=args.word_width,
+                  group_bits=[args.in_width] * args.max_groups, max_groups=args.max_groups,
+                  family=getattr(args, "family", "generic"), runtime_shape=True)
+    out = []
+    try:
+        if args.top in ("all", "compressor"):
+            c = Compressor(args.channels, args.k, act_width=args.out_width, **common)
+            out.append(BuildModule("compressor", c, _info(c, "compressor")))
+        if args.top in ("all", "decompressor"):
+            d = Decompressor(args.channels, args.k, out_width=args.out_width,
+                             out_group=args.out_group, relu=args.relu, **common)
+            out.append(BuildModule("decompressor", d, _info(d, "decompressor")))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"{args.top}: {e}") from None
+    return out
+
+
 def _modules(args):
     if args.top == "blocks":
         return []
+    if getattr(args, "runtime", False):
+        return _runtime_modules(args)
     art = _artifact(args)
     if art is not None:
         bounds, bits = art.group_bounds.tolist(), art.group_bits.tolist()
@@ -1116,6 +1142,28 @@ def _modules(args):
     return out
 
 
+def _runtime_info(top, kind):
+    """Manifest entry of a run-time-shape top: maxima, descriptor, memory, layer rate."""
+    coder = top.encs[0] if kind == "compressor" else top.decs[0]
+    mac = top.mac.memory_bits
+    gm = top.max_groups
+    return {
+        "max_channels": top._c, "max_k": top._k, "max_groups": gm,
+        "coef_width": top.coef_width,
+        "descriptor": (f"the first {2 + 2 * gm} beats of every s_axis_weights load: C, K, G, "
+                       f"the {gm - 1} inner group edges bounds[1..G-1] (rising, below K; "
+                       f"entries past G - 1 ignored), the {gm} group widths (2 to "
+                       f"{top.coef_width}; entries past G ignored); then the MAC array's "
+                       f"values (W row-major, bias, mult, shift); docs/runtime.md"),
+        "cycles_per_pixel": (f"max(MAC rows * ceil(MAC inputs / {top.mac._sched['lanes']}), "
+                             f"K): compressor rows K, inputs C; decompressor rows C, "
+                             f"inputs K"),
+        "memory_bits": {"mac_array": mac, "mac_array_total": sum(mac.values()),
+                        "coder": coder.memory_bits,
+                        "total": sum(mac.values()) + coder.memory_bits},
+    }
+
+
 def _info(top, kind):
     g = len(top.group_bits)
     if not top.run_max:
@@ -1150,6 +1198,7 @@ def _info(top, kind):
         "interface": (f"AXI4-Stream: s_axis pixels (tlast ends a tile) -> {streams}"
                       if kind == "compressor" else
                       f"AXI4-Stream: {inputs} -> m_axis channels (tlast ends a tile)"),
+        "runtime_shape": _runtime_info(top, kind) if top.runtime_shape else None,
     }
 
 

@@ -192,3 +192,49 @@ def test_layer_cycles():
     # Compressor: K rows of ceil(C / 4) chunks; decompressor: C rows of ceil(K / 4) chunks.
     assert c.layer_cycles(16, 8) == 32 and d.layer_cycles(16, 8) == 32
     assert c.layer_cycles(10, 3) == 9 and d.layer_cycles(10, 3) == 10
+
+
+# ----------------------------------------------------------------------------- hdl.build
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-channels", "64"], "--max-channels and --max-k go together"),
+    (["--max-groups", "2"], "--max-groups needs --max-channels and --max-k"),
+    (["--max-channels", "64", "--max-k", "16", "--run-max", "64"],
+     "--run-max does not go with --max-channels/--max-k"),
+    (["--max-channels", "64", "--max-k", "16", "--lanes", "2"],
+     "--lanes does not go with --max-channels/--max-k"),
+    (["--max-channels", "64", "--max-k", "3", "--max-groups", "4"],
+     "Most table groups 4 must be at most 3"),
+    (["--max-channels", "8", "--max-k", "16"], "Component count 16 must not exceed"),
+])
+def test_build_cli_errors(argv, message, tmp_path, capsys):
+    from hdl.build import main
+
+    assert main(["--out", str(tmp_path / "out"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_build_cli_runtime_manifest(tmp_path, capsys):
+    import json
+
+    from hdl.build import main
+
+    assert main(["--out", str(tmp_path), "--max-channels", "40", "--max-k", "12",
+                 "--max-groups", "3", "--multipliers", "8"]) == 0
+    m = json.loads((tmp_path / "manifest.json").read_text())
+    assert m["parameters"]["runtime_shape"] == {"max_channels": 40, "max_k": 12,
+                                                "max_groups": 3}
+    mods = {x["name"]: x for x in m["modules"]}
+    assert {"compressor", "decompressor", "mac_array", "mac_array_fwd", "huffman_encoder",
+            "huffman_decoder"} <= set(mods)
+    rt = mods["decompressor"]["runtime_shape"]
+    assert (rt["max_channels"], rt["max_k"], rt["max_groups"]) == (40, 12, 3)
+    # Inverse array: 40 rows of ceil(12 / 8) = 2 words of 8 weights of 8 bits.
+    assert rt["memory_bits"]["mac_array"]["weights"] == 40 * 2 * 8 * 8
+    assert rt["memory_bits"]["total"] > rt["memory_bits"]["mac_array_total"]
+    assert mods["mac_array"]["runtime_shape"]["lanes"] == 8
+    ports = {p["name"] for p in mods["compressor"]["ports"]}
+    assert {"layer_error", "s_axis_weights_tdata", "s_axis_table_tuser"} <= ports
+    assert mods["huffman_encoder"]["parameters"]["runtime_groups"] is True

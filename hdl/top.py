@@ -1035,7 +1035,22 @@ def fpga_configs():
                    "values_per_cycle": round(64 / d.cycles_per_pixel, 3)}
     out["compressor_m16_rl_ecp5"] = comp_rl
     out["decompressor_m16_rl_ecp5"] = decomp_rl
+
+    # Run-time shapes (one pair for every layer of a network), ECP5 MAC arrays: maxima of
+    # the default build's layer (C = 64, K = 16, 3 groups) and MobileNetV2's (RUNTIME_MAXIMA).
+    for tag, (c_max, k_max, g_max) in RUNTIME_MAXIMA.items():
+        for kind, cls in (("compressor", Compressor), ("decompressor", Decompressor)):
+            def top(cls=cls, kind=kind, c_max=c_max, k_max=k_max, g_max=g_max):
+                t = cls(c_max, k_max, multipliers=16, family="ecp5", runtime_shape=True,
+                        max_groups=g_max)
+                return t, {"family": kind, "parallelism": 16,
+                           "values_per_cycle": round(c_max / t.cycles_per_pixel, 3)}
+            out[f"{kind}_rt_{tag}_ecp5"] = top
     return out
+
+
+#: Maxima of the run-time-shape FPGA configurations: (C, K, groups).
+RUNTIME_MAXIMA = {"c64k16g3": (64, 16, 3)}
 
 
 # ---------------------------------------------------------------------------- hdl.build

@@ -769,6 +769,48 @@ def cmd_distill(args):
           f"({torch.get_num_threads()} threads)")
 
 
+def cmd_program(args):
+    """``golden program``: a calibrated network's artifacts -> one network program."""
+    from golden.datapath.artifacts import write_atomic
+    from golden.program import (ProgramError, check_maxima, load_artifacts, pack_program,
+                                unpack_program)
+
+    if (args.artifacts is None) == (args.show is None):
+        raise UsageError("give --artifacts DIR (with --out FILE) or --show FILE")
+    if args.show is not None:
+        try:
+            prog = unpack_program(args.show)
+        except OSError as e:
+            raise UsageError(str(e)) from None
+        data = Path(args.show).read_bytes()
+    else:
+        if args.out is None:
+            raise UsageError("--artifacts needs --out FILE")
+        data = pack_program(load_artifacts(args.artifacts))
+        prog = unpack_program(data)
+    check_maxima(prog, args.max_channels, args.max_k, args.max_groups)
+    for line in prog.summary():
+        print(line)
+    print(f"{len(prog.layers)} layers, {len(data)} bytes; widths: activations {prog.in_bits}, "
+          f"outputs {prog.out_bits}, weights {prog.w_bits}, bias {prog.bias_bits}, "
+          f"multipliers {prog.mult_bits}, ReLU {'on' if prog.relu else 'off'}")
+    if prog.in_bits == prog.out_bits:
+        print(f"hardware for it: python -m hdl.build --max-channels {prog.max_channels} "
+              f"--max-k {prog.max_k} --max-groups {prog.max_groups} --in-width "
+              f"{max(prog.max_coef_bits, 2)} --out-width {prog.in_bits} --weight-width "
+              f"{prog.w_bits} --bias-width {prog.bias_bits} --mult-width {prog.mult_bits}"
+              + (" --relu" if prog.relu else ""))
+    else:
+        print(f"note: activations of {prog.in_bits} bits in and {prog.out_bits} out; the "
+              f"run-time tops take one activation width (hdl.build --out-width)")
+    if args.artifacts is not None:
+        out = Path(args.out)
+        if out.exists() and out.is_dir():
+            raise ProgramError(f"Output path {str(out)!r} is a folder")
+        write_atomic(out, data)
+        print(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -873,6 +915,16 @@ def make_parser():
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=cmd_distill)
+    g = sub.add_parser("program", help="pack a calibrated network's artifacts into a network "
+                       "program for run-time-shape hardware (docs/program.md)")
+    g.add_argument("--artifacts", help="folder of NN_<point>.npz artifacts (golden calibrate "
+                   "--out)")
+    g.add_argument("--out", help="program file to write")
+    g.add_argument("--show", metavar="FILE", help="check and summarise a program file")
+    g.add_argument("--max-channels", type=int, help="refuse layers with more channels")
+    g.add_argument("--max-k", type=int, help="refuse layers with more components")
+    g.add_argument("--max-groups", type=int, help="refuse layers with more table groups")
+    g.set_defaults(func=cmd_program)
     v = sub.add_parser("vectors", help="export a layer's integer test vectors (npz)")
     v.add_argument("--artifact", required=True)
     v.add_argument("--out", required=True)

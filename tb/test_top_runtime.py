@@ -6,8 +6,9 @@ tables. The layers are three block outputs of MobileNetV2 with different shapes 
 layouts: ``features.3`` (C = 24, K = 6, groups of 5 and 3 bits), ``features.6`` (C = 32,
 K = 10, 6/4/3 bits) and ``features.10`` (C = 64, K = 16, 6/4 bits), each the PCA of two photo
 crops folded by ``golden.calibration.folding.calibrate_layer``, with the pixels of two other
-crops. Per layer, bit for bit against golden: the compressor's words and tile bit counts
-(``forward_int`` + ``encode_groups``) and the decompressor's output from golden's words
+crops. The three artifacts are packed into one network program (``golden.program``), and
+the tops are configured from it, layer after layer. Per layer, bit for bit against golden:
+the compressor's words and tile bit counts (``forward_int`` + ``encode_groups``) and the decompressor's output from golden's words
 (``inverse_int``), under the stall diagonal on every AXI port. With no stalls the run checks
 each layer's cycles per pixel (``layer_cycles``) and logs the cycles each layer switch costs.
 """
@@ -24,6 +25,7 @@ try:
 except ImportError:  # the pytest side does not need cocotb imported
     cocotb = None
 
+from golden.program import layer_streams, pack_program, unpack_program
 from tb.common import BUILD_ROOT, DIAGONAL, load_config, run_cocotb, side_by_side
 from tb.real_data import fit_and_held, save_atomic
 
@@ -57,26 +59,17 @@ def real_layer(point, k, bounds, bits):
     return art_path, x_path
 
 
-def weight_beats(art, forward, width):
-    """A layer's ``s_axis_weights`` load: descriptor, then the MAC array's values."""
-    bounds, bits = art.group_bounds.tolist(), art.group_bits.tolist()
-    g = len(bits)
-    head = ([art.channels, art.k, g] + bounds[1:-1] + [0] * (G_MAX - g)
-            + bits + [0] * (G_MAX - g))
-    pre = "fwd_" if forward else "inv_"
-    values = head + [int(v) for key in ("weight", "bias", "mult", "shift")
-                     for v in np.ravel(getattr(art, pre + key))]
+def weight_beats(layer, forward, width):
+    """A layer's ``s_axis_weights`` load from the program: descriptor, then the MAC array's
+    values."""
+    values = layer_streams(layer, "forward" if forward else "inverse", G_MAX)["weights"]
     return [{"tdata": v & ((1 << width) - 1), "tlast": int(i == len(values) - 1)}
             for i, v in enumerate(values)]
 
 
-def table_beats(art):
-    beats = []
-    for g, t in enumerate(art.tables.tables):
-        raw = t.serialize()
-        beats += [{"tdata": b, "tuser": g, "tlast": int(i == len(raw) - 1)}
-                  for i, b in enumerate(raw)]
-    return beats
+def table_beats(layer):
+    return [{"tdata": b, "tuser": g, "tlast": last}
+            for b, g, last in layer_streams(layer, "forward", G_MAX)["tables"]]
 
 
 class Layer:
@@ -133,15 +126,17 @@ async def run_layers(dut, idle, backpressure):
                              watch[name[0]], axi=True)
             for i, name in enumerate(("c_m_axis", "c_m_axis_bits", "d_m_axis"))}
     await start_clock_and_reset(dut)
+    program = unpack_program(cfg["program"])
     report = []
     for n, (art_path, x_path) in enumerate(cfg["layers"]):
         layer = Layer(art_path, x_path, TILES)
-        art = layer.art
+        art, step = layer.art, program.layers[n]
+        assert step.name == art.name
         queued = src["c_s_axis"].cycle
-        for name, beats in (("c_s_axis_weights", weight_beats(art, True, cfg["c_width"])),
-                            ("d_s_axis_weights", weight_beats(art, False, cfg["d_width"])),
-                            ("c_s_axis_table", table_beats(art)),
-                            ("d_s_axis_table", table_beats(art))):
+        for name, beats in (("c_s_axis_weights", weight_beats(step, True, cfg["c_width"])),
+                            ("d_s_axis_weights", weight_beats(step, False, cfg["d_width"])),
+                            ("c_s_axis_table", table_beats(step)),
+                            ("d_s_axis_table", table_beats(step))):
             src[name].send(beats)
         for name in CONFIG:
             await src[name].wait_sent(TIMEOUT_NS)
@@ -173,8 +168,8 @@ async def run_layers(dut, idle, backpressure):
                        "first_pixel": hs[0], "gaps": sorted(set(np.diff(long_tile).tolist())),
                        "d_first_out": d_ends[0], "d_last_out": d_ends[-1],
                        "c_last_word": sink["c_m_axis"].beat_cycles[-1],
-                       "beats": len(weight_beats(art, True, cfg["c_width"])),
-                       "table_bytes": len(table_beats(art))})
+                       "beats": len(weight_beats(step, True, cfg["c_width"])),
+                       "table_bytes": len(table_beats(step))})
     return report
 
 
@@ -218,7 +213,10 @@ def test_top_runtime(name):
     d = Decompressor(C_MAX, K_MAX, multipliers=M, word_width=W, runtime_shape=True,
                      max_groups=G_MAX)
     arts = [load_artifact(a) for a, _ in layers]
+    program = BUILD_ROOT / f"top_runtime-{name}.achp"
+    save_atomic(program, lambda tmp: tmp.write_bytes(pack_program(arts)))
     cfg = {"name": name, "layers": [[str(a), str(x)] for a, x in layers],
+           "program": str(program),
            "c_width": c.mac.cfg_data_width, "d_width": d.mac.cfg_data_width,
            "layer_cycles": {a.name: c.layer_cycles(a.channels, a.k) for a in arts}}
     text = verilog.convert(side_by_side(c, d), name="top_pair", emit_src=False)

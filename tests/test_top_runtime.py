@@ -2,8 +2,8 @@
 
 One compressor and one decompressor, generated for C <= 16, K <= 8 and at most 3 groups, take
 three layers of other shapes in turn (C, K, group bounds and widths), each configured by its
-layer descriptor, weights and tables: every word, bit count and reconstructed beat equals
-``golden`` for that layer. A bad descriptor raises ``layer_error``, drops its load and leaves
+layer descriptor, weights and tables as a network program (``golden.program``) carries them:
+every word, bit count and reconstructed beat equals ``golden`` for that layer. A bad descriptor raises ``layer_error``, drops its load and leaves
 the previous layer working. The real-network testbench on Verilator and Icarus is
 ``tb/test_top_runtime.py``.
 """
@@ -16,6 +16,7 @@ import pytest
 from golden.calibration.folding import calibrate_layer
 from golden.codec.plain import encode_groups
 from golden.datapath.pipeline import forward_int, inverse_int, quantize_input
+from golden.program import layer_streams, pack_program, unpack_program
 from golden.projection.pca import pca_fit
 from hdl.top import Compressor, Decompressor
 
@@ -34,28 +35,24 @@ def make_layer(c, k, bounds, bits, seed):
     return art, held
 
 
+def program_layer(art):
+    """The layer as a network program carries it: packed and parsed by ``golden.program``."""
+    return unpack_program(pack_program([art])).layers[0]
+
+
 def layer_beats(art, forward, g_max, width):
-    """The ``s_axis_weights`` load of one layer: descriptor (C, K, G, the G_MAX - 1 inner
-    edges, the G_MAX widths; unused entries 0), then the MAC array's values."""
-    bounds, bits = art.group_bounds.tolist(), art.group_bits.tolist()
-    g = len(bits)
-    head = ([art.channels, art.k, g] + bounds[1:-1] + [0] * (g_max - g)
-            + bits + [0] * (g_max - g))
-    pre = "fwd_" if forward else "inv_"
-    values = head + [int(v) for key in ("weight", "bias", "mult", "shift")
-                     for v in np.ravel(getattr(art, pre + key))]
+    """The ``s_axis_weights`` load of one layer, from its program (``layer_streams``): the
+    descriptor, then the MAC array's values."""
+    values = layer_streams(program_layer(art), "forward" if forward else "inverse",
+                           g_max)["weights"]
     mask = (1 << width) - 1
     return [{"tdata": v & mask, "tlast": int(i == len(values) - 1)}
             for i, v in enumerate(values)]
 
 
 def table_beats(art):
-    out = []
-    for g, t in enumerate(art.tables.tables):
-        raw = t.serialize()
-        out += [{"tdata": b, "tuser": g, "tlast": int(i == len(raw) - 1)}
-                for i, b in enumerate(raw)]
-    return out
+    return [{"tdata": b, "tuser": g, "tlast": last}
+            for b, g, last in layer_streams(program_layer(art), "forward", G_MAX)["tables"]]
 
 
 def run(dut, steps, sinks, cycles_after=300):

@@ -1050,7 +1050,7 @@ def fpga_configs():
 
 
 #: Maxima of the run-time-shape FPGA configurations: (C, K, groups).
-RUNTIME_MAXIMA = {"c64k16g3": (64, 16, 3)}
+RUNTIME_MAXIMA = {"c64k16g3": (64, 16, 3), "c1280k256g4": (1280, 256, 4)}
 
 
 # ---------------------------------------------------------------------------- hdl.build

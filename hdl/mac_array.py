@@ -636,14 +636,24 @@ class MacArray(wiring.Component):
                     regs.append((reg, off))
                     with m.If(en):
                         m.d.sync += reg.eq(term)
-                raw = Signal(signed(pw), name=f"pr{name}")
-                with m.If(en):
-                    m.d.sync += raw.eq(sum_terms(regs))
+                # The partial products' sum over the second and third stages, one adder level
+                # each: the two levels in one stage were the M = 64 critical path on the
+                # ECP5-85k (145.96 MHz).
+                half = (len(regs) + 1) // 2
+                raw = []
+                for k, part in enumerate((regs[:half], regs[half:])):
+                    if not part:
+                        continue
+                    base = part[0][1]
+                    reg = Signal(signed(pw), name=f"pr{name}_{k}")
+                    with m.If(en):
+                        m.d.sync += reg.eq(sum_terms([(t, off - base) for t, off in part]))
+                    raw.append((reg, base))
             # Third stage: a fabric register, so that the DSP tile's output routing (2.7 ns on
-            # ECP5) does not share a cycle with the adder tree.
+            # ECP5) does not share a cycle with the adder tree; LUT lanes add their two halves.
             prod = Signal(signed(pw), name=f"p{name}")
             with m.If(en):
-                m.d.sync += prod.eq(raw)
+                m.d.sync += prod.eq(raw if not isinstance(raw, list) else sum_terms(raw))
             prods[i // L][i % L] = prod
 
         # Adder trees.

@@ -309,3 +309,33 @@ def test_record_crc_names_the_layer(data):
     bad[off] ^= 0x10
     with pytest.raises(ProgramError, match="Layer features.6: record CRC mismatch"):
         unpack_program(recrc(bytes(bad)))
+
+
+def test_printed_build_line_builds(folder, tmp_path, capsys):
+    """The second and third of the three commands: the ``hdl.build`` line ``golden program``
+    prints builds run-time tops whose maxima and widths are the program's."""
+    import json
+    import shlex
+
+    from hdl.build import main as build_main
+
+    out = tmp_path / "net.achp"
+    assert main(["program", "--artifacts", str(folder), "--out", str(out)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines()
+                if ln.startswith("hardware for it: "))
+    argv = shlex.split(line.removeprefix("hardware for it: "))
+    assert argv[:3] == ["python", "-m", "hdl.build"]
+    build = tmp_path / "build"
+    assert build_main(argv[3:] + ["--out", str(build), "--top", "decompressor"]) == 0
+    params = json.loads((build / "manifest.json").read_text())["parameters"]
+    prog = unpack_program(out)
+    assert params["runtime_shape"] == {"max_channels": prog.max_channels,
+                                       "max_k": prog.max_k, "max_groups": prog.max_groups}
+    assert (params["out_width"], params["weight_width"], params["bias_width"],
+            params["mult_width"], params["relu"]) == (prog.out_bits, prog.w_bits,
+                                                      prog.bias_bits, prog.mult_bits,
+                                                      prog.relu)
+    assert params["in_width"] >= prog.max_coef_bits
+    check_maxima(prog, params["runtime_shape"]["max_channels"],
+                 params["runtime_shape"]["max_k"], params["runtime_shape"]["max_groups"],
+                 params["in_width"])

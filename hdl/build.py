@@ -167,7 +167,13 @@ def generate(args) -> dict[str, str]:
         },
         "modules": [],
     }
-    for mod in modules:
+    # Large run-time maxima take minutes to convert (Amaranth emits every memory word):
+    # show progress on a terminal.
+    progress = sys.stderr.isatty()
+    for i, mod in enumerate(modules):
+        if progress:
+            print(f"hdl.build: [{i + 1}/{len(modules)}] {mod.name}.v ...", file=sys.stderr,
+                  flush=True)
         text = verilog.convert(mod.component, name=mod.name, emit_src=False)
         files[f"{mod.name}.v"] = text
         manifest["modules"].append({

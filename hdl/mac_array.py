@@ -624,6 +624,13 @@ class MacArray(wiring.Component):
                 terms += [[(lo, 0)], [(hi, 0)]]
             elif i % 2 == 0:
                 terms.append([(a * b, 0)])
+        # Generic and iCE40 DSP products reach stage 2c as copies of a fabric register, so
+        # that stage can add the adder tree's first level when the tree's first stage holds
+        # two levels (iCE40 M = 4: two carry chains after the products were its critical path);
+        # the tree then starts a level later and keeps its stages, the latency unchanged.
+        n_levels = (L - 1).bit_length()
+        every = self._sched["products"] > 32
+        fold = (self._family != "ecp5" and n_dsp == R * L and n_levels >= 2 and not every)
         prods = [[None] * L for _ in range(R)]
         for i, lane in enumerate(terms):
             name = f"{i // L}_{i % L}"
@@ -649,18 +656,29 @@ class MacArray(wiring.Component):
                     with m.If(en):
                         m.d.sync += reg.eq(sum_terms([(t, off - base) for t, off in part]))
                     raw.append((reg, base))
+            if fold:   # a DSP product: one term, registered in stages 2a and 2b
+                prods[i // L][i % L] = sum_terms(raw)
+                continue
             # Third stage: a fabric register, so that the DSP tile's output routing (2.7 ns on
             # ECP5) does not share a cycle with the adder tree; LUT lanes add their two halves.
             prod = Signal(signed(pw), name=f"p{name}")
             with m.If(en):
                 m.d.sync += prod.eq(raw if not isinstance(raw, list) else sum_terms(raw))
             prods[i // L][i % L] = prod
+        if fold:
+            for r in range(R):
+                row = []
+                for i in range(0, L, 2):
+                    reg = Signal(signed(pw + 1), name=f"p{r}_{i // 2}")
+                    with m.If(en):
+                        m.d.sync += reg.eq(sum(prods[r][i:i + 2]))
+                    row.append(reg)
+                prods[r] = row
 
         # Adder trees.
         toks = [tok1, tok1b, tok2, tok2b, tok2c]
         sums = prods
-        n_levels = (L - 1).bit_length()
-        for level in range(n_levels):
+        for level in range(1 if fold else 0, n_levels):
             nxt = []
             for r in range(R):
                 terms = sums[r]
@@ -669,7 +687,6 @@ class MacArray(wiring.Component):
                 nxt.append(pairs)
             # A register after every two levels; after every level in arrays of more than
             # 32 products (at M = 64 two chained levels were the ECP5-85k critical path).
-            every = self._sched["products"] > 32
             if every or level % 2 == 1 or level == n_levels - 1:
                 tok = token(f"tree{level}")
                 regs = []
@@ -705,11 +722,13 @@ class MacArray(wiring.Component):
         # halves. The low half adds in the first stage and registers its carry out; the high
         # half adds the carry one cycle later (with the high halves of the chunk sum and the
         # bias delayed to match), and the low half waits a cycle beside it. Each carry chain
-        # is half the accumulator (the 33-bit add was the iCE40 critical path: 52 MHz at
+        # is a part of the accumulator (the 33-bit add was the iCE40 critical path: 52 MHz at
         # M = 4). The sum always fits acc_width bits (acc_bits), so the halves are exact.
         tok_acc, tok_acc2 = token("acc"), token("acch")
         w = self._acc_w
-        lo_w = (w + 1) // 2
+        # Low part a third on generic and iCE40 builds: on the UP5K the low part's carry out
+        # leaves its chain through one more logic cell, so it gets the shorter chain.
+        lo_w = (w + 1) // 2 if self._family == "ecp5" else (w + 2) // 3
         acc = []
         with m.If(en):
             advance(tok_acc, toks[-1])

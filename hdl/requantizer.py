@@ -54,8 +54,12 @@ def requant_shift(m, prod, shift):
     return t
 
 
-def requant_flags(m, t, out_width: int, relu: bool):
+def requant_flags(m, t, out_width: int, relu: bool, upper=None):
     """Saturation flags and rounded low bits of ``t`` (combinational): ``(sat_hi, sat_lo, low)``.
+
+    ``upper = (start, any, all)``: the bits of ``t``'s ``h`` from ``start`` up are already
+    reduced (``requant_pipeline`` reduces them a stage early, from the shifter's input), so
+    only ``t[n:start]`` is reduced here.
 
     ``y > hi`` exactly when ``t >= 2*hi + 1 = 2**n - 1`` (``n = out_width``), and ``y <= lo``
     when ``t <= 2*lo - 1``: ``t < -2**n``, or ``t < 0`` with ``relu``. Both are tests of
@@ -69,9 +73,12 @@ def requant_flags(m, t, out_width: int, relu: bool):
     w = len(t)
     sign = t[w - 1]
     # The bits of h below its sign; none when t is at most n + 1 bits wide.
-    mid = t[n:w - 1] if w - 1 > n else None
+    top = w - 1 if upper is None else min(upper[0], w - 1)
+    mid = t[n:top] if top > n else None
     mid_any = mid.any() if mid is not None else 0
     mid_all = mid.all() if mid is not None else 1
+    if upper is not None:
+        mid_any, mid_all = mid_any | upper[1], mid_all & upper[2]
     # With w - 1 < n, t < 2**(w-1) <= 2**n - 1 can never saturate high.
     low_ones = t[:n].all() if w - 1 >= n else 0
     sat_hi = Signal()
@@ -202,8 +209,10 @@ def requant_pipeline(m, acc, mult, shift, en, *, out_width: int, relu: bool,
     4. their sum, the exact product;
     5. ``(prod << 1) >> (shift & ~(2**k - 1))``, ``k = len(shift) // 2`` (arithmetic shifts
        compose: ``(x >> a) >> b == x >> (a + b)``);
-    6. ``>> (shift & (2**k - 1))``: ``t`` of ``requant_shift``;
-    7. ``requant_flags(t)``.
+    6. ``>> (shift & (2**k - 1))``: ``t`` of ``requant_shift``; beside it, the OR and AND of
+       the bits of stage 5's value that land in ``t``'s range above the output for every low
+       shift;
+    7. ``requant_flags(t)``, which then reduces only ``t``'s few bits below those.
     """
     if family == "ecp5" and requant_mult == "dsp":
         def product(i, a, b):
@@ -230,7 +239,17 @@ def requant_pipeline(m, acc, mult, shift, en, *, out_width: int, relu: bool,
     u = _register(m, (prod.as_signed() << 1) >> high, en[4], f"{name}_u")
     shift_lo = _register(m, shift[:k], en[4], f"{name}_shlo")
     t = _register(m, u >> shift_lo, en[5], f"{name}_t")
-    flags = requant_flags(m, t, out_width, relu)
+    # The saturation flags reduce t's bits above the output range, a wide OR (the iCE40
+    # critical path at 57 MHz). Bits of u from n + 2**k - 1 up (below its sign) land in that
+    # range for every low shift, so they are reduced beside the low shift, a stage early;
+    # where they do not, any extra bit t[n:start] covers is a copy of the sign or a bit of
+    # u above start, so the flags are unchanged (they matter only for one sign each).
+    start = out_width + (1 << k) - 1
+    upper = None
+    if start < len(u) - 1:
+        upper = (start, _register(m, u[start:len(u) - 1].any(), en[5], f"{name}_uany"),
+                 _register(m, u[start:len(u) - 1].all(), en[5], f"{name}_uall"))
+    flags = requant_flags(m, t, out_width, relu, upper)
     sat_hi, sat_lo, low = (_register(m, v, en[6], f"{name}_{n}")
                            for v, n in zip(flags, ("sathi", "satlo", "low")))
     return requant_select(m, sat_hi, sat_lo, low, out_width, relu)

@@ -51,19 +51,21 @@ def patterns(values, bounds, widths):
     return out
 
 
+async def send(ctx, port, payload):
+    """One beat on ``port`` (the payload fields it has), waiting for ``ready``."""
+    fields = port.payload.shape().members
+    ctx.set(port.payload, {k: v for k, v in payload.items() if k in fields})
+    ctx.set(port.valid, 1)
+    await ctx.tick().until(port.ready)
+    ctx.set(port.valid, 0)
+
+
 def run_encoder(enc, steps, cycles=40):
     """``steps``: ("cfg", group, bytes) or ("tile", [(symbol, group, last, empty)]). Returns
     the words, the bit counts and ``error`` after each step."""
     from amaranth.sim import Simulator
 
     words, counts, errors = [], [], []
-
-    async def send(ctx, port, payload):
-        fields = port.payload.shape().members
-        ctx.set(port.payload, {k: v for k, v in payload.items() if k in fields})
-        ctx.set(port.valid, 1)
-        await ctx.tick().until(port.ready)
-        ctx.set(port.valid, 0)
 
     async def bench(ctx):
         ctx.set(enc.o_stream.ready, 1)
@@ -103,13 +105,6 @@ def run_decoder(dec, steps, cycles=60):
     from amaranth.sim import Simulator
 
     out, codes = [], []
-
-    async def send(ctx, port, payload):
-        fields = port.payload.shape().members
-        ctx.set(port.payload, {k: v for k, v in payload.items() if k in fields})
-        ctx.set(port.valid, 1)
-        await ctx.tick().until(port.ready)
-        ctx.set(port.valid, 0)
 
     async def bench(ctx):
         ctx.set(dec.o_stream.ready, 1)

@@ -947,9 +947,19 @@ class MacArray(wiring.Component):
                          wr.en.eq(Mux(hs & body & (phase == p), 1 << rc, 0))]
         # The writes are registered (one cycle after the handshake: the enable decode
         # otherwise met the distributed RAM's write setup in one cycle). A pixel accepted
-        # right after a load's end reads the tables later still.
-        m.d.sync += [w_wr.addr.eq(word), w_wr.data.eq(Cat(*[d[:self._w_w]] * (R * L))),
-                     w_wr.en.eq(Mux(hs & body & (phase == 0), 1 << lane, 0))]
+        # right after a load's end reads the tables later still. The weight table's write
+        # takes one more register first (its beat, word and lane), so that the handshake
+        # does not fan out to an enable per lane (the M = 64 path on the ECP5-85k,
+        # cfg.valid -> write enable, 5 ns of routing); weights are followed by at least
+        # three bias, mult and shift beats, and a load cut short by last is followed by the
+        # restart cycle, so every weight is written before a pixel can read it.
+        w_pend = Signal(name="ld_w_pend")
+        w_lane, w_word = Signal.like(lane, name="ld_w_lane"), Signal.like(word, name="ld_w_word")
+        w_data = Signal(self._w_w, name="ld_w_data")
+        m.d.sync += [w_pend.eq(hs & body & (phase == 0)), w_lane.eq(lane), w_word.eq(word),
+                     w_data.eq(d[:self._w_w])]
+        m.d.sync += [w_wr.addr.eq(w_word), w_wr.data.eq(Cat(*[w_data] * (R * L))),
+                     w_wr.en.eq(Mux(w_pend, 1 << w_lane, 0))]
         final = body & (phase == 3) & row_end & gc_end
         end = cfg.payload.last | final
         m.d.comb += loading_next.eq(Mux(hs, ~end, loading))

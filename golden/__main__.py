@@ -779,10 +779,10 @@ def cmd_program(args):
         raise UsageError("give --artifacts DIR (with --out FILE) or --show FILE")
     if args.show is not None:
         try:
-            prog = unpack_program(args.show)
+            data = Path(args.show).read_bytes()
         except OSError as e:
             raise UsageError(str(e)) from None
-        data = Path(args.show).read_bytes()
+        prog = unpack_program(data)
     else:
         if args.out is None:
             raise UsageError("--artifacts needs --out FILE")

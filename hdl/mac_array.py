@@ -953,11 +953,14 @@ class MacArray(wiring.Component):
         # cfg.valid -> write enable, 5 ns of routing); weights are followed by at least
         # three bias, mult and shift beats, and a load cut short by last is followed by the
         # restart cycle, so every weight is written before a pixel can read it.
-        w_pend = Signal(name="ld_w_pend")
-        w_lane, w_word = Signal.like(lane, name="ld_w_lane"), Signal.like(word, name="ld_w_word")
-        w_data = Signal(self._w_w, name="ld_w_data")
-        m.d.sync += [w_pend.eq(hs & body & (phase == 0)), w_lane.eq(lane), w_word.eq(word),
-                     w_data.eq(d[:self._w_w])]
+        # Only arrays of more than 32 products (the fan-out of smaller ones is small, and the
+        # extra flip-flops cost the UP5K's M = 4 its 60 MHz placement).
+        w_pend, w_lane, w_word, w_data = hs & body & (phase == 0), lane, word, d[:self._w_w]
+        if R * L > 32:
+            regs = (Signal(name="ld_w_pend"), Signal.like(lane, name="ld_w_lane"),
+                    Signal.like(word, name="ld_w_word"), Signal(self._w_w, name="ld_w_data"))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (w_pend, w_lane, w_word, w_data))]
+            w_pend, w_lane, w_word, w_data = regs
         m.d.sync += [w_wr.addr.eq(w_word), w_wr.data.eq(Cat(*[w_data] * (R * L))),
                      w_wr.en.eq(Mux(w_pend, 1 << w_lane, 0))]
         final = body & (phase == 3) & row_end & gc_end

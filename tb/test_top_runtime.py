@@ -8,8 +8,9 @@ K = 10, 6/4/3 bits) and ``features.10`` (C = 64, K = 16, 6/4 bits), each the PCA
 crops folded by ``golden.calibration.folding.calibrate_layer``, with the pixels of two other
 crops. The three artifacts are packed into one network program (``golden.program``), and
 the tops are configured from it, layer after layer. Per layer, bit for bit against golden:
-the compressor's words and tile bit counts (``forward_int`` + ``encode_groups``) and the decompressor's output from golden's words
-(``inverse_int``), under the stall diagonal on every AXI port. With no stalls the run checks
+the compressor's words and tile bit counts (``forward_int`` + ``encode_groups``) and the
+decompressor's output from golden's words (``inverse_int``), under the stall diagonal on
+every AXI port. With no stalls the run checks
 each layer's cycles per pixel (``layer_cycles``) and logs the cycles each layer switch costs.
 """
 

@@ -3,9 +3,9 @@
 One compressor and one decompressor, generated for C <= 16, K <= 8 and at most 3 groups, take
 three layers of other shapes in turn (C, K, group bounds and widths), each configured by its
 layer descriptor, weights and tables as a network program (``golden.program``) carries them:
-every word, bit count and reconstructed beat equals ``golden`` for that layer. A bad descriptor raises ``layer_error``, drops its load and leaves
-the previous layer working. The real-network testbench on Verilator and Icarus is
-``tb/test_top_runtime.py``.
+every word, bit count and reconstructed beat equals ``golden`` for that layer. A bad
+descriptor raises ``layer_error``, drops its load and leaves the previous layer working.
+The real-network testbench on Verilator and Icarus is ``tb/test_top_runtime.py``.
 """
 
 from __future__ import annotations

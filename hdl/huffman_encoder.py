@@ -157,6 +157,11 @@ class HuffmanEncoder(wiring.Component):
         # Not a port: high from a table load's first byte to its end or its failure (the
         # formal proofs in tests/formal/ bound how long it stays high).
         self.loading = Signal(name="loading")
+        # Stage 2's code length and its registered ``len2 <= L + b`` check (which ``take``
+        # uses instead of the compare). Made here so the formal proofs can state that the two
+        # agree in every reachable state (tests/formal/coders.py, ``encoder_invariants``).
+        self._len2 = Signal(LEN_BITS, name="len2")
+        self._len_ok2 = Signal(init=1, name="len_ok2")
 
     # -----------------------------------------------------------------------------------------
     @property
@@ -322,12 +327,14 @@ class HuffmanEncoder(wiring.Component):
         uncodable = Signal()
         m.d.comb += uncodable.eq(~empty1 & ~e_valid & (~esc_ok1 | run1))
         code2 = Signal(CODE_MAX)
-        len2 = Signal(LEN_BITS)
+        len2 = self._len2
         last2 = Signal()
+        len_ok2 = self._len_ok2     # len2 <= L + b, registered with it
         with m.If(load[2]):
+            len_next = Mux(use_entry, e_len, Mux(use_esc, esc_len1, 0))
             m.d.sync += [code2.eq(Mux(use_entry, Cat(Const(0, CODE_MAX - cw), e_code),
                                       Mux(use_esc, esc1, 0))),
-                         len2.eq(Mux(use_entry, e_len, Mux(use_esc, esc_len1, 0))),
+                         len2.eq(len_next), len_ok2.eq(len_next <= cw),
                          last2.eq(last1)]
         code_error = Signal()
         m.d.comb += code_error.eq(valid[1] & load[2] & uncodable)
@@ -353,9 +360,10 @@ class HuffmanEncoder(wiring.Component):
         ]
         emit = Signal()
         m.d.comb += emit.eq(o.valid & o.ready)
-        # ``len2 <= L + b`` always holds; stating it keeps the fill in range from any state
-        # (the k-induction of the stream rules starts from arbitrary register values).
-        m.d.comb += take.eq(valid[2] & ~flushing & room & (len2 <= cw))
+        # ``len2 <= L + b`` always holds; stating it (as the flag registered with len2) keeps
+        # the fill in range from any state (the k-induction of the stream rules starts from
+        # arbitrary register values and is given the flag's agreement as an invariant).
+        m.d.comb += take.eq(valid[2] & ~flushing & room & len_ok2)
         # The code is placed below the valid bits: both placements (with and without this
         # cycle's word out) are shifts by registers. A word goes out while not flushing only
         # when fill > W, so then fill - W is the new fill; a flush's final word empties it.
@@ -658,6 +666,12 @@ class HuffmanEncoder(wiring.Component):
         slack = Signal(signed(17))
         lo_gt_max = Signal()
         lo_gt_slack = Signal()
+        # Registered in the count's low-byte cycle, so the high byte's checks start from flags:
+        # this count is the table's final one, no count so far, the slack's sign and high part.
+        final_r = Signal()
+        none_r = Signal()
+        slack_neg = Signal()
+        slack_hi = Signal(9)
         clr = Signal(ab)
         cur_len = Signal(range(L + 1))
         code = Signal(L + 1)
@@ -665,7 +679,9 @@ class HuffmanEncoder(wiring.Component):
         left = Signal(range(NA + 1))
         code_field = Signal(cw)
         len_field = Signal(LEN_BITS)
-        m.d.comb += [code_field.eq(code[:L] << (cw - cur_len).as_unsigned()), len_field.eq(cur_len)]
+        pad = Signal(range(cw + 1))     # cw - cur_len, kept as a register (no subtract
+        #                                 before the code's shift into the memory word)
+        m.d.comb += [code_field.eq(code[:L] << pad), len_field.eq(cur_len)]
 
         def fail():
             m.d.sync += error.eq(1)
@@ -753,26 +769,32 @@ class HuffmanEncoder(wiring.Component):
                     # The count's low byte, compared here with the low bytes of n_max and of
                     # the slack, so the high byte's cycle has only 8-bit compares left.
                     m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
-                                 lo_gt_slack.eq(byte > slack[:8])]
+                                 lo_gt_slack.eq(byte > slack[:8]),
+                                 final_r.eq(li == t_len - 1), none_r.eq(total == 0),
+                                 slack_neg.eq(slack < 0), slack_hi.eq(slack[8:17])]
                     m.next = "CNT_HI"
                     early_last()
             with m.State("CNT_HI"):
                 with m.If(hs):
                     m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1),
                                  slack.eq(slack - value)]
-                    final = li == t_len - 1
-                    # value > n_max and value > slack from the high byte and the registered
-                    # low-byte compares (n_max <= 257; a slack above 255 has high byte 1).
+                    final = final_r
+                    with m.If(final):
+                        # Set whether or not the count fails (a failed load never reads them):
+                        # the registers' enables then wait for no check.
+                        m.d.sync += [cur_len.eq(0), pad.eq(cw), code.eq(0), remaining.eq(0),
+                                     left.eq(total + value)]
+                    # value > n_max and value > slack from the high byte and the low-byte
+                    # compares, flags and the slack's parts registered with the low byte
+                    # (n_max <= 257; a slack above 255 has high byte 1).
                     over_max = (byte > n_max[8:]) | ((byte == n_max[8:]) & lo_gt_max)
-                    over_slack = (slack < 0) | (byte > slack[8:]) | (
-                        (byte == slack[8:]) & lo_gt_slack)
+                    over_slack = slack_neg | (byte > slack_hi) | (
+                        (byte == slack_hi) & lo_gt_slack)
                     with m.If(over_max
-                              | (final & (((total == 0) & (byte == 0) & (lo == 0))
+                              | (final & ((none_r & (byte == 0) & (lo == 0))
                                           | over_slack))):
                         fail()
                     with m.Elif(final):
-                        m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
-                                     left.eq(total + value)]
                         m.next = "ADVANCE"
                         early_last()
                     with m.Else():
@@ -781,7 +803,7 @@ class HuffmanEncoder(wiring.Component):
             with m.State("ADVANCE"):
                 # Step to the next length that has codes (canonical: code <<= 1 per length).
                 with m.If(remaining == 0):
-                    m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
+                    m.d.sync += [cur_len.eq(cur_len + 1), pad.eq(pad - 1), code.eq(code << 1),
                                  remaining.eq(_pick(list(counts), cur_len))]
                 with m.Else():
                     m.next = "SYM_LO"

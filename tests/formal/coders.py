@@ -36,6 +36,14 @@ def load_bound(dut, clear: bool) -> int:
     return 4 + 2 * L + 2 * n + 2 * L + ((1 << b) if clear else 0) + 1
 
 
+def encoder_invariants(m, enc) -> None:
+    """Assert what holds in every reachable state of a ``HuffmanEncoder`` and k-induction
+    cannot see from arbitrary register values: the flag registered with stage 2's code length
+    agrees with ``len2 <= L + b`` (true at reset, kept by every load of the stage). Proved
+    along with the property it helps."""
+    m.d.comb += Assert(enc._len_ok2 == (enc._len2 <= enc._code_width()))
+
+
 class LoadSpec(Elaboratable):
     """``cfg`` bytes offered back to back, arbitrary (data, group, ``last`` anywhere or
     nowhere); the block's other inputs arbitrary, its outputs always taken.

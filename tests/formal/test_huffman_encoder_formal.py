@@ -12,7 +12,7 @@ The token contract is the encoder -> decoder round trip (``test_huffman_roundtri
 import pytest
 from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal
-from coders import BAKED, RUNTIME, LoadSpec, baked, load_bound
+from coders import BAKED, RUNTIME, LoadSpec, baked, encoder_invariants, load_bound
 from sby_harness import check
 from stream_props import reset_free, reset_once, sink, source
 
@@ -38,6 +38,7 @@ class StreamSpec(Elaboratable):
             source(m, dut.cfg, after_rst, "cfg")
         sink(m, dut.o_stream, after_rst, "o")
         sink(m, dut.o_count, after_rst, "count")
+        encoder_invariants(m, dut)
         return m
 
 

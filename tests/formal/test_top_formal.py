@@ -15,7 +15,7 @@ import re
 import numpy as np
 import pytest
 from amaranth.hdl import Assert, Cat, Cover, Elaboratable, Module, Mux, Signal
-from coders import T_ESC, load_bound
+from coders import T_ESC, encoder_invariants, load_bound
 from sby_harness import check
 from stream_props import Axi, Token, reset_free, reset_once, sink, source
 from test_mac_array_formal import reference
@@ -91,6 +91,8 @@ class StreamSpec(Elaboratable):
         m.submodules.dut = dut = self.dut
         after_rst = reset_free(m)
         axi_ports(m, dut, after_rst)
+        for enc in getattr(dut, "encs", []):
+            encoder_invariants(m, enc)
         return m
 
 

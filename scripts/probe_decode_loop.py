@@ -1,10 +1,9 @@
-"""Probe: how fast can the decoder's one-symbol-per-cycle loop run on the open FPGA flow, with
-and without looking one code ahead? The measurement behind docs/fpga.md, "Decode loop:
-look-ahead probe".
+"""Probe: how fast can a one-code-per-cycle Huffman decode loop run on the open FPGA flow, in
+which structure? The measurement behind docs/fpga.md, "Decode loop probe".
 
     python scripts/probe_decode_loop.py [--targets ecp5-25k] [--seeds 3] [--out build/probe]
 
-Builds three bare decode loops at the default point (b = 8, L = 12, W = 32, one group, limits
+Builds bare decode loops at the default point (b = 8, L = 12, W = 32, one group, limits
 and ESC range as inputs) and runs each through ``scripts/fpga_flow.py`` (registered I/O,
 synthesis, nextpnr, median of the seeds):
 
@@ -15,15 +14,21 @@ synthesis, nextpnr, median of the seeds):
   shifts by it while L + 1 length decoders read the buffer at offsets 0 .. L (where the next
   code starts for each possible current length), and the register takes the one the current
   length selects: compare and shift fall into two paths, buffer -> compares -> select ->
-  length register and length register -> shift -> buffer, instead of one. After an ESC code (its length with the raw bits is not among the offsets)
-  the next length is read at offset 0 a cycle later: one bubble per escape.
+  length register and length register -> shift -> buffer, instead of one. After an ESC code
+  (its length with the raw bits is not among the offsets) the next length is read at offset
+  0 a cycle later: one bubble per escape.
 - ``loop_lookahead_onehot``: the same with only the one-hot length and the ESC flag as loop
   registers, the shift amount encoded from them at the start of the cycle.
+- ``loop_short``: the length of a code of at most 6 bits read from a 64-entry distributed-RAM
+  table at the buffer's top; longer codes take a second cycle (``ShortTableLoop``).
+- ``loop_slow2``, ``loop_slow3``, ``loop_slow4``: 2, 3 or 4 lanes taking turns in one loop cut
+  into as many register stages (``InterleavedLoop``): one code per cycle in total, each lane
+  one per C cycles.
 
-All three are loops only (no symbol memory, queue, tile control or table loader): the symbol's
+They are loops only (no symbol memory, queue, tile control or table loader): the symbol's
 window and length go to registered outputs, which is what the decoder's pipeline takes from
 its loop. They differ only in the loop, so their Fmax and LUTs compare the structures.
-``tests/test_probe_decode_loop.py`` checks that all three decode a coded tile alike.
+``tests/test_probe_decode_loop.py`` checks that they all decode a coded tile alike.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ class DecodeLoop(wiring.Component):
     """
 
     def __init__(self, lookahead: bool, b=B_BITS, max_len=MAX_LEN, word_width=WORD, *,
-                 onehot=False):
+                 onehot=False, extra=None):
         self._la = lookahead
         self._onehot = onehot
         self._b, self._L, self._W = b, max_len, word_width
@@ -63,7 +68,8 @@ class DecodeLoop(wiring.Component):
             "i_word": In(word_width), "i_valid": In(1), "i_ready": Out(1), "room": In(1),
             "limits": In(L * (L + 1)), "esc": In(1), "esc_lo": In(L + 1),
             "esc_hi": In(L + 1), "esc_total": In(range(CW + 1)),
-            "o_valid": Out(1), "o_window": Out(CW), "o_total": Out(range(CW + 1))})
+            "o_valid": Out(1), "o_window": Out(CW), "o_total": Out(range(CW + 1)),
+            **(extra or {})})
 
     def _length_unit(self, m, name, top):
         cl = CanonicalLength(self._L, self._b)
@@ -157,12 +163,206 @@ class DecodeLoop(wiring.Component):
         return m
 
 
+SHORT = 6   # short-code table index bits (loop_short)
+
+
+def short_entries(limits, esc_lo, esc_hi, max_len=MAX_LEN, short=SHORT):
+    """``ShortTableLoop``'s table for a canonical code: for each ``short``-bit prefix, its entry
+    ``len | short_flag << 3 | esc_flag << 4`` (a code of at most ``short`` bits: its length;
+    the ESC code of at most ``short`` bits: the ESC flag; else 0, resolved by the compares).
+    ``limits`` are the left-justified limits per length (``canonical_limits``)."""
+    out = []
+    for p in range(1 << short):
+        top = p << (max_len - short)
+        length = next((ln for ln in range(1, max_len + 1) if top < limits[ln - 1]), 0)
+        if not 1 <= length <= short:
+            out.append(0)
+            continue
+        # The whole code lies in the prefix: every window with this prefix has this length.
+        if esc_lo <= top < esc_hi:
+            out.append(length | 1 << 4)
+        else:
+            out.append(length | 1 << 3)
+    return out
+
+
+class ShortTableLoop(DecodeLoop):
+    """``loop_short``: the length of a code of at most ``SHORT`` bits from a ``2**SHORT``-entry
+    table read at the buffer's top (distributed RAM, written through ``t_addr``/``t_data``/
+    ``t_en``), so the loop is table read, shift; a longer code (or ESC with a longer code) takes
+    a second cycle: the length decoder's one-hot result is registered in the first and the
+    shift uses it in the second."""
+
+    def __init__(self, **kw):
+        super().__init__(False, extra={"t_addr": In(SHORT), "t_data": In(5), "t_en": In(1)},
+                         **kw)
+
+    def elaborate(self, platform):
+        from amaranth.lib.memory import Memory
+
+        m = Module()
+        b, L, W = self._b, self._L, self._W
+        CW = L + b
+        B = W + 2 * CW
+        buf = Signal(B)
+        fill = Signal(range(B + 1))
+        take = Signal()
+        m.d.comb += [take.eq(self.i_valid & (fill <= B - W)), self.i_ready.eq(take)]
+        ins = Mux(take, Cat(Const(0, B - W), self.i_word) >> fill, 0)
+        merged = Signal(B)
+        m.d.comb += merged.eq(buf | ins)
+
+        m.submodules.table = table = Memory(shape=5, depth=1 << SHORT, init=[])
+        wp = table.write_port()
+        rp = table.read_port(domain="comb")
+        m.d.comb += [wp.addr.eq(self.t_addr), wp.data.eq(self.t_data), wp.en.eq(self.t_en),
+                     rp.addr.eq(buf[B - SHORT:])]
+        ent = rp.data
+        cl = self._length_unit(m, "length", buf[B - L:])
+        slow = Signal()
+        s_sel = Signal(L + 1)
+        s_esc = Signal()
+        binary = Signal(range(L + 1))
+        for k in range(len(binary)):
+            m.d.comb += binary[k].eq(Cat(s_sel[t] for t in range(1, L + 1) if t >> k & 1).any())
+        fast_ok = ent[3] | ent[4]
+        total = Signal(range(CW + 1))
+        m.d.comb += total.eq(Mux(slow, Mux(s_esc, self.esc_total, binary),
+                                 Mux(ent[4], self.esc_total, ent[:3])))
+        ready = Signal()
+        step = Signal()
+        m.d.comb += [ready.eq(self.room & (fill >= CW)), step.eq(ready & (slow | fast_ok))]
+        with m.If(ready):
+            with m.If(slow):
+                m.d.sync += slow.eq(0)
+            with m.Elif(~fast_ok & ~cl.invalid):
+                m.d.sync += [slow.eq(1), s_sel.eq(cl.onehot), s_esc.eq(cl.is_esc)]
+        shifted = Signal(B)
+        m.d.comb += shifted.eq(merged << total)
+        m.d.sync += [buf.eq(Mux(step, shifted[:B], merged)),
+                     fill.eq(fill + Mux(take, W, 0) - Mux(step, total, 0)),
+                     self.o_valid.eq(step), self.o_window.eq(buf[B - CW:]),
+                     self.o_total.eq(total)]
+        return m
+
+
+class InterleavedLoop(wiring.Component):
+    """``loop_slow2`` / ``loop_slow3``: C substreams (lanes) take turns in one decode loop cut
+    into C register stages (C-slow): each lane's code is decided and shifted out over C
+    cycles, while the other lanes use the other stages, so the loop still gives one code per
+    cycle in total. C = 2: compares and length | shift. C = 3: compares (to a one-hot length)
+    | binary length and ESC select | shift. The lanes' buffers rotate through the stages (no
+    multiplexer in front of any stage); each lane's words enter at the shift stage.
+
+    Ports as ``DecodeLoop`` but one word input per lane (``i_word{l}``, ``i_valid{l}``,
+    ``i_ready{l}``) and ``o_lane``, the lane of the code on the outputs.
+    """
+
+    def __init__(self, slow, b=B_BITS, max_len=MAX_LEN, word_width=WORD):
+        if slow not in (2, 3, 4):
+            raise ValueError(f"Interleaving of 2, 3 or 4 lanes, not {slow}")
+        self._c = slow
+        self._b, self._L, self._W = b, max_len, word_width
+        L, CW = max_len, max_len + b
+        ports = {"room": In(1), "limits": In(L * (L + 1)), "esc": In(1),
+                 "esc_lo": In(L + 1), "esc_hi": In(L + 1), "esc_total": In(range(CW + 1)),
+                 "o_valid": Out(1), "o_window": Out(CW), "o_total": Out(range(CW + 1)),
+                 "o_lane": Out(range(slow))}
+        for lane in range(slow):
+            ports.update({f"i_word{lane}": In(word_width), f"i_valid{lane}": In(1),
+                          f"i_ready{lane}": Out(1)})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        b, L, W, C = self._b, self._L, self._W, self._c
+        CW = L + b
+        B = W + 2 * CW
+        bufs = [Signal(B, name=f"buf{k}") for k in range(C)]
+        fills = [Signal(range(B + 1), name=f"fill{k}") for k in range(C)]
+        lanes = [Signal(range(C), name=f"lane{k}", init=k) for k in range(C)]
+        cl = CanonicalLength(L, b)
+        m.submodules.length = cl
+        m.d.comb += [cl.top.eq(bufs[0][B - L:]), cl.limits.eq(self.limits),
+                     cl.esc.eq(self.esc), cl.esc_lo.eq(self.esc_lo), cl.esc_hi.eq(self.esc_hi),
+                     cl.esc_total.eq(self.esc_total)]
+        ok0 = self.room & (fills[0] >= CW) & ~cl.invalid
+        # Stage registers carrying the decision from stage 0 to the shift stage.
+        total = Signal(range(CW + 1))
+        ok = Signal()
+        if C == 2:
+            m.d.sync += [total.eq(cl.total), ok.eq(ok0)]
+        else:
+            sel = Signal(L + 1)
+            is_esc = Signal()
+            ok1 = Signal()
+            m.d.sync += [sel.eq(cl.onehot), is_esc.eq(cl.is_esc), ok1.eq(ok0)]
+            binary = Signal(range(L + 1))
+            for k in range(len(binary)):
+                m.d.comb += binary[k].eq(Cat(sel[t] for t in range(1, L + 1) if t >> k & 1).any())
+            length1 = Signal(range(CW + 1))
+            m.d.comb += length1.eq(Mux(is_esc, self.esc_total, binary))
+            if C == 3:
+                m.d.sync += [total.eq(length1), ok.eq(ok1)]
+            else:
+                # One more stage: the length and its flag wait a cycle for the placement.
+                total2 = Signal(range(CW + 1))
+                ok2 = Signal()
+                m.d.sync += [total2.eq(length1), ok2.eq(ok1), total.eq(total2), ok.eq(ok2)]
+        last = C - 1
+        buf, fill, lane = bufs[last], fills[last], lanes[last]
+        # The word for the lane entering the shift stage is taken in an earlier stage (its fill
+        # is final from stage 0 on), so the shift stage gets it from a register; it is placed
+        # below the bits left after the shift (at fill - length) while the buffer shifts. With
+        # C = 4 the placement itself is a stage of its own.
+        wstage = last - 1 if C < 4 else 1
+        pre_fill, pre_lane = fills[wstage], lanes[wstage]
+        word = Signal(W)
+        take = Signal()
+        take_r = Signal()
+        valid = Cat(*[getattr(self, f"i_valid{x}") for x in range(C)]).bit_select(pre_lane, 1)
+        m.d.comb += take.eq(valid & (pre_fill <= B - W))
+        for x in range(C):
+            m.d.comb += getattr(self, f"i_ready{x}").eq(take & (pre_lane == x))
+        m.d.sync += [word.eq(Cat(*[getattr(self, f"i_word{x}") for x in range(C)])
+                             .word_select(pre_lane, W)), take_r.eq(take)]
+        wide = Cat(Const(0, B - W), word)
+        amt = Signal(range(B + 1))       # where the word goes: fill - length, or fill
+        if C == 2:
+            m.d.comb += amt.eq(Mux(ok, fill - total, fill))
+        else:
+            # From stage 1's registers and its length (C = 3: for the shift stage; C = 4: for
+            # the placement stage, which registers the placed word and the take).
+            m.d.sync += amt.eq(Mux(ok1, pre_fill - length1, pre_fill))
+        if C == 4:
+            placed = Signal(B)
+            take_p = Signal()
+            m.d.sync += [placed.eq(Mux(take_r, wide >> amt, 0)), take_p.eq(take_r)]
+            take_r = take_p
+        else:
+            placed = Mux(take_r, wide >> amt, 0)
+        shifted = Signal(B)
+        m.d.comb += shifted.eq(Mux(ok, buf << total, buf)[:B] | placed)
+        take = take_r
+        # Rotate: the shifted lane re-enters stage 0; the others move one stage on.
+        m.d.sync += [bufs[0].eq(shifted),
+                     fills[0].eq(fill + Mux(take, W, 0) - Mux(ok, total, 0)),
+                     lanes[0].eq(lane)]
+        for k in range(1, C):
+            m.d.sync += [bufs[k].eq(bufs[k - 1]), fills[k].eq(fills[k - 1]),
+                         lanes[k].eq(lanes[k - 1])]
+        m.d.sync += [self.o_valid.eq(ok), self.o_window.eq(buf[B - CW:]),
+                     self.o_total.eq(total), self.o_lane.eq(lane)]
+        return m
+
+
 def main(argv=None):
     import fpga_flow
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+",
-                   default=["loop_now", "loop_lookahead", "loop_lookahead_onehot"])
+                   default=["loop_now", "loop_lookahead", "loop_lookahead_onehot",
+                            "loop_short", "loop_slow2", "loop_slow3", "loop_slow4"])
     p.add_argument("--targets", nargs="+", default=["ecp5-25k"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="build/probe_decode_loop")
@@ -171,6 +371,11 @@ def main(argv=None):
     fpga_flow.add_config("loop_now", lambda: (DecodeLoop(False), dict(info, family="loop_now")))
     fpga_flow.add_config("loop_lookahead",
                          lambda: (DecodeLoop(True), dict(info, family="loop_lookahead")))
+    fpga_flow.add_config("loop_short",
+                         lambda: (ShortTableLoop(), dict(info, family="loop_short")))
+    for c in (2, 3, 4):
+        fpga_flow.add_config(f"loop_slow{c}",
+                             lambda c=c: (InterleavedLoop(c), dict(info, family=f"loop_slow{c}")))
     fpga_flow.add_config("loop_lookahead_onehot",
                          lambda: (DecodeLoop(True, onehot=True),
                                   dict(info, family="loop_lookahead_onehot")))

@@ -1,7 +1,8 @@
-"""The decode-loop probe (``scripts/probe_decode_loop.py``): its three loops, simulated with
-Amaranth on a coded tile, give every code's window and total length in order, equal to the
-lengths ``golden`` coded; the look-ahead loops lose one cycle per escape and none otherwise.
-Their FPGA figures (docs/fpga.md) are only worth comparing if the loops decode."""
+"""The decode-loop probe (``scripts/probe_decode_loop.py``): its loops, simulated with Amaranth
+on a coded tile, give every code's window and total length in order, equal to the lengths
+``golden`` coded; the look-ahead loops lose one cycle per escape, the short-table loop one
+per code longer than its table, and none otherwise. Their FPGA figures (docs/fpga.md) are
+only worth comparing if the loops decode."""
 
 import sys
 from pathlib import Path
@@ -11,19 +12,37 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden.codec.plain import encode_tile
-from golden.codec.tables import build_table, symbol_indices
+from golden.codec.tables import HuffmanTable, build_table, symbol_indices
 from hdl.coder_parts import canonical_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from probe_decode_loop import DecodeLoop  # noqa: E402
+from probe_decode_loop import (  # noqa: E402
+    SHORT,
+    DecodeLoop,
+    InterleavedLoop,
+    ShortTableLoop,
+    short_entries,
+)
 
 L, B, W = 12, 8, 32
 
 
-@pytest.fixture(scope="module")
-def tile():
+def _short_esc_table():
+    """Values 0, 1 and -1 coded in 1, 3 and 3 bits, ESC in 2: every other value escapes
+    with a code short enough for the short-code table."""
+    lengths = np.zeros((1 << B) + 1, dtype=int)
+    lengths[[0, 1, (1 << B) - 1, 1 << B]] = [1, 3, 3, 2]
+    return HuffmanTable(B, L, lengths, escape=True)
+
+
+@pytest.fixture(scope="module", params=["fitted", "short-esc"])
+def tile(request):
     rng = np.random.default_rng(7)
-    table = build_table(np.round(rng.laplace(0, 5, 20000)).clip(-128, 127).astype(int), B, L)
+    if request.param == "fitted":
+        table = build_table(np.round(rng.laplace(0, 5, 20000)).clip(-128, 127).astype(int),
+                            B, L)
+    else:
+        table = _short_esc_table()
     values = np.round(rng.laplace(0, 8, 500)).clip(-128, 127).astype(int)
     words, _ = encode_tile(values, table, W)
     idx = symbol_indices(values, B, table.signed)
@@ -36,14 +55,22 @@ def _decode(dut, table, words, count):
     first, base, lim = canonical_limits(table.counts, L)
     n = int(table.lengths[table.esc_index])
     code = int(table.codes[table.esc_index])
+    esc_lo, esc_hi = code << (L - n), (code + 1) << (L - n)
     out = []
 
     async def bench(ctx):
         ctx.set(dut.limits, sum(v << (i * (L + 1)) for i, v in enumerate(lim)))
         ctx.set(dut.esc, 1)
-        ctx.set(dut.esc_lo, code << (L - n))
-        ctx.set(dut.esc_hi, (code + 1) << (L - n))
+        ctx.set(dut.esc_lo, esc_lo)
+        ctx.set(dut.esc_hi, esc_hi)
         ctx.set(dut.esc_total, n + B)
+        if isinstance(dut, ShortTableLoop):
+            ctx.set(dut.t_en, 1)
+            for addr, entry in enumerate(short_entries(lim, esc_lo, esc_hi)):
+                ctx.set(dut.t_addr, addr)
+                ctx.set(dut.t_data, entry)
+                await ctx.tick()
+            ctx.set(dut.t_en, 0)
         ctx.set(dut.room, 1)
         ctx.set(dut.i_valid, 1)
         i = cycles = 0
@@ -85,3 +112,59 @@ def test_lookahead_matches(tile, reference, onehot):
     assert escapes > 0
     assert codes == reference[0]
     assert cycles <= len(lens) + escapes + 4
+
+
+def test_short_table_matches(tile, reference):
+    table, words, lens = tile
+    codes, cycles = _decode(ShortTableLoop(), table, words, len(lens))
+    # Codes resolved in a second cycle: longer than the table, ESC included when its code is.
+    n = int(table.lengths[table.esc_index])
+    slow = sum(1 for t in lens if t > SHORT and (t != n + B or n > SHORT))
+    assert any(t > SHORT for t in lens)
+    assert codes == reference[0]
+    assert cycles <= len(lens) + slow + 3
+
+
+@pytest.mark.parametrize("slow", [2, 3, 4])
+def test_interleaved_lanes(tile, reference, slow):
+    """Each lane gets the tile (its words at its own port, lane 1 starting later): every
+    lane's codes equal the reference, and the loop gives one code per cycle in total."""
+    table, words, lens = tile
+    first, base, lim = canonical_limits(table.counts, L)
+    n = int(table.lengths[table.esc_index])
+    code = int(table.codes[table.esc_index])
+    dut = InterleavedLoop(slow)
+    got = {lane: [] for lane in range(slow)}
+    cycles = []
+
+    async def bench(ctx):
+        ctx.set(dut.limits, sum(v << (i * (L + 1)) for i, v in enumerate(lim)))
+        ctx.set(dut.esc, 1)
+        ctx.set(dut.esc_lo, code << (L - n))
+        ctx.set(dut.esc_hi, (code + 1) << (L - n))
+        ctx.set(dut.esc_total, n + B)
+        ctx.set(dut.room, 1)
+        pos = [0] * slow
+        t = 0
+        while min(len(v) for v in got.values()) < len(lens) and t < 4 * slow * len(lens):
+            for lane in range(slow):
+                start = 7 if lane == 1 else 0
+                ctx.set(getattr(dut, f"i_valid{lane}"), int(t >= start))
+                w = words[pos[lane]] if pos[lane] < len(words) else 0
+                ctx.set(getattr(dut, f"i_word{lane}"), w)
+            taken = [ctx.get(getattr(dut, f"i_ready{lane}")) for lane in range(slow)]
+            await ctx.tick()
+            t += 1
+            for lane in range(slow):
+                pos[lane] += taken[lane]
+            if ctx.get(dut.o_valid):
+                got[ctx.get(dut.o_lane)].append((ctx.get(dut.o_window), ctx.get(dut.o_total)))
+        cycles.append(t)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    for lane in range(slow):
+        assert got[lane][:len(lens)] == reference[0]
+    assert cycles[0] <= slow * len(lens) + 4 * slow + 8

@@ -79,19 +79,25 @@ class DecodeLoop(wiring.Component):
                      cl.esc_total.eq(self.esc_total)]
         return cl
 
+    def _buffer(self, m):
+        """The bit buffer and its word input: (B, buf, fill, take, merged), ``merged`` the
+        buffer with this cycle's word placed below its ``fill`` bits."""
+        W, CW = self._W, self._L + self._b
+        B = W + 2 * CW
+        buf = Signal(B)
+        fill = Signal(range(B + 1))
+        take = Signal()
+        m.d.comb += [take.eq(self.i_valid & (fill <= B - W)), self.i_ready.eq(take)]
+        merged = Signal(B)
+        m.d.comb += merged.eq(buf | Mux(take, Cat(Const(0, B - W), self.i_word) >> fill, 0))
+        return B, buf, fill, take, merged
+
     def elaborate(self, platform):
         m = Module()
         b, L, W = self._b, self._L, self._W
         CW = L + b
-        B = W + 2 * CW
-        buf = Signal(B)
-        fill = Signal(range(B + 1))
+        B, buf, fill, take, merged = self._buffer(m)
         need = 2 * L if self._la else CW     # bits the loop reads past the top
-        take = Signal()
-        m.d.comb += [take.eq(self.i_valid & (fill <= B - W)), self.i_ready.eq(take)]
-        ins = Mux(take, Cat(Const(0, B - W), self.i_word) >> fill, 0)
-        merged = Signal(B)
-        m.d.comb += merged.eq(buf | ins)
 
         step = Signal()
         total = Signal(range(CW + 1))
@@ -203,14 +209,7 @@ class ShortTableLoop(DecodeLoop):
         m = Module()
         b, L, W = self._b, self._L, self._W
         CW = L + b
-        B = W + 2 * CW
-        buf = Signal(B)
-        fill = Signal(range(B + 1))
-        take = Signal()
-        m.d.comb += [take.eq(self.i_valid & (fill <= B - W)), self.i_ready.eq(take)]
-        ins = Mux(take, Cat(Const(0, B - W), self.i_word) >> fill, 0)
-        merged = Signal(B)
-        m.d.comb += merged.eq(buf | ins)
+        B, buf, fill, take, merged = self._buffer(m)
 
         m.submodules.table = table = Memory(shape=5, depth=1 << SHORT, init=[])
         wp = table.write_port()

@@ -98,9 +98,14 @@ def reference(tile):
 
 
 def test_loop_now_decodes(tile, reference):
-    _, _, lens = tile
+    _, words, lens = tile
     codes, cycles = reference
     assert [t for _, t in codes] == lens
+    # Each window's first `total` bits, in order, are golden's bitstream.
+    stream = "".join(format(w, f"0{W}b") for w in words)
+    cw = L + B
+    decoded = "".join(format(win >> (cw - t), f"0{t}b") for win, t in codes)
+    assert decoded == stream[:len(decoded)] and len(decoded) == sum(lens)
     assert cycles <= len(lens) + 3     # one code per cycle after the first words
 
 

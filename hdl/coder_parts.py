@@ -8,12 +8,12 @@ queue and the length decoder.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CanonicalLength", "Queue", "SkidBuffer", "canonical_limits"]
+__all__ = ["CanonicalLength", "Queue", "SkidBuffer", "TableParser", "canonical_limits", "pick"]
 
 
 def _check_width(name, value, lo, hi):
@@ -177,4 +177,326 @@ class CanonicalLength(wiring.Component):
             self.total.eq(Mux(self.is_esc, self.esc_total, self.length)),
             self.invalid.eq(ge[L - 1]),
         ]
+        return m
+
+
+def pick(items, index):
+    """``items[index]`` as one shift expression (a continuous assignment in Verilog).
+
+    Amaranth turns ``Array`` reads into ``always @*`` case processes; Icarus never runs such a
+    process until one of its inputs changes, so a mux whose select sits at its reset value
+    would read X there. ``word_select`` on a packed vector avoids the process.
+    """
+    items = [Value.cast(x) for x in items]
+    if isinstance(index, Const) or len(items) == 1:
+        return items[0]
+    width = max(len(x) for x in items)
+    items += [items[-1]] * ((1 << len(index)) - len(items))
+    return Cat(*(Cat(x, Const(0, width - len(x))) for x in items)).word_select(index, width)
+
+
+class TableParser(wiring.Component):
+    """Parser of one table load: the bytes of ``HuffmanTable.serialize()`` on ``cfg``.
+
+    Shared by ``HuffmanEncoder`` and ``HuffmanDecoder``: it checks every rule of the format
+    (``docs/bitstream.md``, "Table format") and tells the block, one event per byte taken,
+    what to write; the block owns its memories, registers and error reporting. Events are
+    combinational and last the one cycle the byte is taken; the other outputs are registers.
+
+    Parameters
+    ----------
+    symbol_width : int
+        The block's b (1 to 8): widest symbol field of any group.
+    max_len : int
+        Longest code L (1 to 24).
+    groups : int
+        Table groups G (1 to 256); ``cfg.payload.group`` names the group of a load.
+    group_bits : sequence of int or None
+        Each group's symbol width (header byte 0 must match it); None: ``symbol_width``.
+    run_max : int
+        Longest run R of a run-length table (0: the block refuses run-length tables).
+    runtime : bool
+        Header byte 0 sets the group's width (1 to b) instead of matching ``group_bits``;
+        the block keeps the widths (``set_width``) and gives them back on ``widths``.
+
+    Ports
+    -----
+    cfg : In(stream)  payload ``{data, group (G > 1), last}``.
+    may_start : In(1)  a load may begin (the first byte waits while low).
+    hold : In(1)  the bytes after the first wait while high (the block clearing a memory).
+    widths : In(G x 4 bits)  (``runtime`` only) each group's current width.
+    loading : Out(1)  comb: a load is under way (from its first byte to its end or failure).
+    group : Out  the load's group (register).
+    start : Out(1)  event: the first byte is taken (the block clears its error flag);
+        ``start_group`` is ``cfg.payload.group`` then, ``group_ok`` whether it names a group
+        below G, ``set_width`` (runtime) whether the block should store the byte as that
+        group's width.
+    header : Out(1)  event: the fourth header byte is taken and the header is good; counts
+        follow.
+    esc_flag, rl_flag : Out(1)  the header's flags (registers).
+    esc_index : Out  the ESC entry of the group, ``2**b_g``; ``n_max`` (register from the
+        header on) the alphabet size ``2**b_g + 1`` plus ``2**log2_R'`` run symbols.
+    count : Out(1)  event: the count of length ``index + 1`` is taken (``value``), with
+        ``total`` the codes counted before it and ``final`` set on the last count.
+    advance : Out(1)  event: the canonical code steps to the next length (``code_len``
+        grows by one, ``code`` doubles).
+    symbol : Out(1)  event: a symbol of the table is taken: ``value``, its ``code`` and
+        ``code_len`` (registers, canonical order), and ``is_lit`` / ``is_esc`` / ``is_run``.
+    end : Out(1)  event: the table's final byte is taken (its entries are all written;
+        ``failed`` tells whether the load is good).
+    failed : Out(1)  event: the byte taken breaks a rule: the load stops here and the bytes
+        up to the next ``last`` are dropped (``loading`` low meanwhile).
+    value : Out(16)  comb: the 16-bit little-endian field completed by this byte.
+
+    Rules checked: byte 0 is the group's width and the group is below G; the maximum length
+    is 1 to L; flags other than ESC (and run-length, with R > 0) are zero; log2 R' is 0 for a
+    plain table and at most log2 R for a run-length one; each count and the counts' sum are
+    at most ``n_max``, and the sum is not zero; every symbol is a literal below ``2**b_g``,
+    ESC or (run-length) a run symbol; no code reaches ``2**length`` (Kraft); ESC appears
+    exactly when flagged; the symbols of each length ascend (canonical order); a table of one
+    entry gives it length 1; ``last`` is on the final byte and on no other. Not checked: a
+    symbol listed at two different lengths (golden's ``parse_table`` refuses it; telling it
+    would take a bit per alphabet entry). The encoder then codes it with the longer code,
+    the decoder decodes both codes to it.
+    """
+
+    def __init__(self, symbol_width, max_len, groups=1, group_bits=None, *, run_max=0,
+                 runtime=False):
+        b = self._b = _check_width("Symbol width", symbol_width, 1, 8)
+        L = self._L = _check_width("Maximum code length", max_len, 1, 24)
+        G = self._G = _check_width("Group count", groups, 1, 256)
+        R = self._R = _check_width("Longest run", run_max, 0, 256)
+        bits = [b] * G if group_bits is None else [int(x) for x in group_bits]
+        if len(bits) != G or not all(1 <= x <= b for x in bits):
+            raise ValueError(f"Group widths must be {G} values from 1 to {b}, not {bits}")
+        self._bits, self._runtime = bits, bool(runtime)
+        na = (1 << b) + 1 + R     # the largest code alphabet: values, ESC, RUN_1 .. RUN_R
+        self._na = na
+        cfg = {"data": unsigned(8)}
+        if G > 1:
+            cfg["group"] = unsigned((G - 1).bit_length())
+        cfg["last"] = 1
+        gw = max(1, (G - 1).bit_length())
+        members = {
+            "cfg": In(stream.Signature(data.StructLayout(cfg))),
+            "may_start": In(1), "hold": In(1),
+            "loading": Out(1), "group": Out(gw),
+            "start": Out(1), "start_group": Out(gw), "group_ok": Out(1), "set_width": Out(1),
+            "header": Out(1), "esc_flag": Out(1), "rl_flag": Out(1),
+            "esc_index": Out(range(na + 1)), "n_max": Out(range(na + 1)),
+            "count": Out(1), "index": Out(range(L)), "total": Out(range(2 * na + 2)),
+            "final": Out(1),
+            "advance": Out(1), "symbol": Out(1), "code": Out(L + 1),
+            "code_len": Out(range(L + 1)), "is_lit": Out(1), "is_esc": Out(1),
+            "is_run": Out(1), "end": Out(1), "failed": Out(1), "value": Out(16),
+        }
+        if runtime:
+            members["widths"] = In(data.ArrayLayout(unsigned(4), G))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        b, L, G, R, na = self._b, self._L, self._G, self._R, self._na
+        cfg = self.cfg
+        byte = cfg.payload.data
+        hs = Signal()
+        m.d.comb += hs.eq(cfg.valid & cfg.ready)
+        widths = (list(self.widths) if self._runtime else [Const(x, 4) for x in self._bits])
+
+        grp = self.group
+        g_in = cfg.payload.group if G > 1 else Const(0, 1)
+        m.d.comb += [self.start_group.eq(g_in),
+                     self.esc_index.eq(pick([Const(1, b + 1) << w for w in widths],
+                                            grp if G > 1 else Const(0, 1)))]
+        esc_idx, n_max = self.esc_index, self.n_max
+        t_len = Signal(range(L + 1))
+        esc_flag, rl_flag = self.esc_flag, self.rl_flag
+        counts = [Signal(range(na + 1), name=f"count{i}") for i in range(L)]
+        lo = Signal(8)
+        value = self.value
+        m.d.comb += value.eq(Cat(lo, byte))
+        li, total = self.index, self.total
+        # n_max - total, kept as a register so the final count's check is one compare.
+        slack = Signal(signed(17))
+        # Registered with a count's low byte, so the high byte's checks start from flags:
+        # low-byte compares, this count is the final one, no count so far, the slack's sign
+        # and high part.
+        lo_gt_max = Signal()
+        lo_gt_slack = Signal()
+        final_r = self.final
+        none_r = Signal()
+        slack_neg = Signal()
+        slack_hi = Signal(9)
+        code, cur_len = self.code, self.code_len
+        remaining = Signal(range(na + 1))
+        left = Signal(range(na + 1))
+        esc_seen = Signal()
+        prev = Signal(range(na + 1))    # the last symbol, for the order check
+        new_len = Signal()              # no symbol of this length yet
+        first_sym = Signal()            # no symbol of the table yet
+
+        def fail():
+            m.d.comb += self.failed.eq(1)
+            with m.If(cfg.payload.last):
+                m.next = "HDR0"
+            with m.Else():
+                m.next = "SKIP"
+
+        def early_last():
+            # A byte flagged last before the table's end.
+            with m.If(cfg.payload.last):
+                m.d.comb += self.failed.eq(1)
+                m.next = "HDR0"
+
+        with m.FSM(name="parser") as fsm:
+            with m.State("HDR0"):
+                with m.If(hs):
+                    m.d.comb += self.start.eq(1)
+                    m.d.sync += rl_flag.eq(0)
+                    if G > 1:
+                        m.d.sync += grp.eq(g_in)
+                    bad_group = (g_in >= G) if G & (G - 1) else Const(0)
+                    if self._runtime:
+                        bad_bits = (byte == 0) | (byte > b)
+                        m.d.comb += self.set_width.eq(~bad_group & ~bad_bits)
+                    else:
+                        bad_bits = byte != pick(widths, g_in)
+                    m.d.comb += self.group_ok.eq(~bad_group)
+                    with m.If(bad_group | bad_bits | cfg.payload.last):
+                        fail()
+                    with m.Else():
+                        m.next = "HDR1"
+            with m.State("HDR1"):
+                with m.If(hs):
+                    m.d.sync += t_len.eq(byte)
+                    with m.If((byte == 0) | (byte > L)):
+                        fail()
+                    with m.Else():
+                        m.next = "HDR2"
+                        early_last()
+            with m.State("HDR2"):
+                with m.If(hs):
+                    m.d.sync += esc_flag.eq(byte[0])
+                    if R:
+                        # Bit 1: run-length mode (version 2); the others are reserved.
+                        m.d.sync += rl_flag.eq(byte[1])
+                        bad_flags = byte[2:] != 0
+                    else:
+                        # A block without run-length mode (R = 0) refuses bit 1 too.
+                        bad_flags = byte[1:] != 0
+                    with m.If(bad_flags):
+                        fail()
+                    with m.Else():
+                        m.next = "HDR3"
+                        early_last()
+            with m.State("HDR3"):
+                with m.If(hs):
+                    # Byte 3: log2 R' of a run-length table (at most log2 R), 0 otherwise.
+                    log_ok = byte == 0
+                    n_next = Signal(range(na + 1))
+                    m.d.comb += n_next.eq(esc_idx + 1)
+                    if R:
+                        log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
+                        with m.If(rl_flag):
+                            m.d.comb += n_next.eq(
+                                esc_idx + 1 + (Const(1, R.bit_length()) << byte[:4]))
+                    m.d.sync += [li.eq(0), total.eq(0), n_max.eq(n_next), slack.eq(n_next),
+                                 esc_seen.eq(0)]
+                    with m.If(~log_ok):
+                        fail()
+                    with m.Else():
+                        m.d.comb += self.header.eq(~cfg.payload.last)
+                        m.next = "CNT_LO"
+                        early_last()
+            with m.State("CNT_LO"):
+                with m.If(hs):
+                    m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
+                                 lo_gt_slack.eq(byte > slack[:8]),
+                                 final_r.eq(li == t_len - 1), none_r.eq(total == 0),
+                                 slack_neg.eq(slack < 0), slack_hi.eq(slack[8:17])]
+                    m.next = "CNT_HI"
+                    early_last()
+            with m.State("CNT_HI"):
+                with m.If(hs):
+                    m.d.comb += self.count.eq(1)
+                    for i in range(L):
+                        with m.If(li == i):
+                            m.d.sync += counts[i].eq(value)
+                    m.d.sync += [total.eq(total + value), li.eq(li + 1),
+                                 slack.eq(slack - value)]
+                    with m.If(final_r):
+                        # Set whether or not the count fails (a failed load never reads them):
+                        # the registers' enables then wait for no check.
+                        m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
+                                     left.eq(total + value), first_sym.eq(1)]
+                    # value > n_max and value > slack from the high byte and the flags of
+                    # the low byte.
+                    over_max = (byte > n_max[8:]) | ((byte == n_max[8:]) & lo_gt_max)
+                    over_slack = slack_neg | (byte > slack_hi) | (
+                        (byte == slack_hi) & lo_gt_slack)
+                    with m.If(over_max
+                              | (final_r & ((none_r & (byte == 0) & (lo == 0)) | over_slack))):
+                        fail()
+                    with m.Elif(final_r):
+                        m.next = "ADVANCE"
+                        early_last()
+                    with m.Else():
+                        m.next = "CNT_LO"
+                        early_last()
+            with m.State("ADVANCE"):
+                # Step to the next length that has codes (canonical: code <<= 1 per length).
+                with m.If(remaining == 0):
+                    m.d.comb += self.advance.eq(1)
+                    m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
+                                 remaining.eq(pick(counts, cur_len)), new_len.eq(1)]
+                with m.Else():
+                    m.next = "SYM_LO"
+            with m.State("SYM_LO"):
+                with m.If(hs):
+                    m.d.sync += lo.eq(byte)
+                    m.next = "SYM_HI"
+                    early_last()
+            with m.State("SYM_HI"):
+                with m.If(hs):
+                    m.d.comb += self.symbol.eq(1)
+                    m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
+                                 left.eq(left - 1), prev.eq(value), new_len.eq(0),
+                                 first_sym.eq(0)]
+                    with m.If(self.is_esc):
+                        m.d.sync += esc_seen.eq(1)
+                    # Kraft: every code of length l must be below 2**l.
+                    overfull = (code >> cur_len) != 0
+                    # Canonical order: the symbols of one length ascend.
+                    unordered = ~new_len & (value <= prev)
+                    # A table of one entry gives it length 1.
+                    lone_long = first_sym & (left == 1) & (cur_len != 1)
+                    with m.If(~(self.is_lit | self.is_esc | self.is_run) | overfull | unordered
+                              | lone_long):
+                        fail()
+                    with m.Elif(left == 1):
+                        # The table's final byte (its length follows from the header and the
+                        # counts): the load ends here, with or without ``last``; without it,
+                        # or with the wrong ESC presence, the table is bad.
+                        m.d.comb += self.end.eq(1)
+                        m.next = "HDR0"
+                        with m.If(~cfg.payload.last | ((esc_seen | self.is_esc) != esc_flag)):
+                            m.d.comb += self.failed.eq(1)
+                    with m.Elif(remaining == 1):
+                        m.next = "ADVANCE"
+                        early_last()
+                    with m.Else():
+                        m.next = "SYM_LO"
+                        early_last()
+            with m.State("SKIP"):
+                # After a malformed table: drop bytes up to the one flagged last.
+                with m.If(hs & cfg.payload.last):
+                    m.next = "HDR0"
+        m.d.comb += [self.is_lit.eq(value < esc_idx), self.is_esc.eq(value == esc_idx)]
+        if R:
+            m.d.comb += self.is_run.eq((value > esc_idx) & (value < n_max))
+        m.d.comb += self.loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
+        # One expression (a continuous assignment in Verilog): a per-state process would stay
+        # X in Icarus until its inputs changed.
+        m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), self.may_start,
+                                     ~(fsm.ongoing("ADVANCE") | self.hold)))
         return m

@@ -23,7 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.coder_parts import CanonicalLength, Queue, canonical_limits
+from hdl.coder_parts import CanonicalLength, Queue, TableParser, canonical_limits
 from hdl.coder_params import coder_modules, setup_coder
 from hdl.huffman_encoder import _pick
 from hdl.registry import Block, huffman_arguments
@@ -637,48 +637,27 @@ class HuffmanDecoder(wiring.Component):
 
     # -----------------------------------------------------------------------------------------
     def _loader(self, m, mem, regs, may_load, busy_cfg, raise_code, clear):
-        """Table loading FSM: parse ``HuffmanTable.serialize()`` bytes into the group's limits,
-        offsets, ESC range and symbol memory.
+        """Table loading: ``hdl.coder_parts.TableParser`` checks the bytes of
+        ``HuffmanTable.serialize()``; this writes the group's limits and offsets (per count),
+        its ESC range and the symbol memory in canonical order (per symbol).
 
         ``may_load``: between tiles with no symbol waiting for the symbol memory.
         """
         b, L, G = self._b, self._L, self._G
         RL = self._run_max > 0
         A, PW = self._pos_width, self._payload_width
-        NA = ((1 << b) + 1 + self._run_max).bit_length() + 1   # alphabet counts
-        cfg = self.cfg
-        wp = mem.write_port()
-        byte = cfg.payload.data
-        hs = Signal()
-        m.d.comb += hs.eq(cfg.valid & cfg.ready)
-
-        grp = Signal(range(G)) if G > 1 else Const(0, 1)
-        bits_of = self._group_bits
-        # Code-alphabet size: 2**b_g + 1 entries, ESC included, plus the run symbols of a
-        # run-length table (flags bit 1, 2**run_log of them).
-        rl_flag = Signal()
-        run_log = Signal(4)
-        esc_idx = Signal(NA)
+        m.submodules.parser = p = TableParser(b, L, G, self._group_bits, run_max=self._run_max,
+                                              runtime=self._runtime)
+        wiring.connect(m, wiring.flipped(self.cfg), p.cfg)
         if self._runtime:
-            m.d.comb += esc_idx.eq(Const(1, NA) << self._width_of(grp))
-        else:
-            m.d.comb += esc_idx.eq(_lookup([1 << x for x in self._group_bits], NA, grp))
-        n_max = Signal(NA)
-        m.d.comb += n_max.eq(esc_idx + 1 + Mux(rl_flag, Const(1, NA) << run_log, 0))
-        t_len = Signal(range(L + 1))
-        esc_flag = Signal()
-        counts = Array(Signal(NA, name=f"count{j}") for j in range(L))
-        lo = Signal(8)
-        value = Signal(16)
-        m.d.comb += value.eq(Cat(lo, byte))
-        li = Signal(range(L + 1))
-        code = Signal(L + 2)      # canonical code counter at the current length
-        total = Signal(NA + 1)    # codes counted so far
-        cur_len = Signal(range(L + 1))
-        remaining = Signal(NA)
-        left = Signal(NA)
+            m.d.comb += [p.widths[g].eq(self._gbits[g]) for g in range(G)]
+        wp = mem.write_port()
+        grp = p.group if G > 1 else Const(0, 1)
+        value = p.value
+        first = Signal(L + 2)     # canonical code of the count's length (the count phase)
+        nxt = Signal(L + 2)
+        m.d.comb += nxt.eq(first + value)
         wpos = Signal(A)
-        esc_seen = Signal()
         lims = Array(Array(r["lim"]) for r in regs)
         offs = Array(Array(r["off"]) for r in regs)
         oks = Array(r["ok"] for r in regs)
@@ -686,172 +665,59 @@ class HuffmanDecoder(wiring.Component):
         esc_los = Array(r["esc_lo"] for r in regs)
         esc_his = Array(r["esc_hi"] for r in regs)
         esc_lens = Array(r["esc_len"] for r in regs)
+        li = p.index
         shift = Signal(range(L + 1))
         m.d.comb += shift.eq(L - 1 - li)
 
-        def fail():
+        with m.If(p.start):
+            m.d.comb += clear.eq(1)
+            with m.If(p.group_ok):
+                m.d.sync += oks[p.start_group].eq(0)
+        if self._runtime:
+            # The table sets its group's width (1 to b).
+            with m.If(p.set_width):
+                for g in range(G):
+                    with m.If(p.start_group == g):
+                        m.d.sync += self._gbits[g].eq(p.cfg.payload.data)
+        with m.If(p.header):
+            m.d.sync += [first.eq(0), escs[grp].eq(0)]
+        with m.If(p.count):
+            # Limits and offsets of length li + 1, left-justified to the decoder's L.
+            m.d.sync += [first.eq(nxt << 1), lims[grp][li].eq(nxt << shift),
+                         offs[grp][li].eq(p.total - first)]
+            with m.If(p.final):
+                # Lengths t_len+1 .. L have no codes: same limit, never reached.
+                for j in range(L):
+                    with m.If(j > li):
+                        m.d.sync += lims[grp][j].eq(nxt << shift)
+                m.d.sync += wpos.eq(0)
+        with m.If(p.symbol):
+            m.d.sync += wpos.eq(wpos + 1)
+            m.d.comb += wp.addr.eq(Cat(wpos, grp) if G > 1 else wpos)
+            if RL:
+                # Run-length builds store (payload, is_run): the value, or k - 1 of RUN_k
+                # (alphabet index 2**b_g + k).
+                run_k1 = Signal(len(value))
+                m.d.comb += run_k1.eq(value - p.esc_index - 1)
+                m.d.comb += [wp.data.eq(Mux(p.is_run, Cat(run_k1[:PW], 1),
+                                            Cat(value[:b], Const(0, PW + 1 - b)))),
+                             wp.en.eq(p.is_lit | p.is_run)]
+            else:
+                m.d.comb += [wp.data.eq(value[:b]), wp.en.eq(p.is_lit)]
+            esc_shift = Signal(range(L + 1))
+            m.d.comb += esc_shift.eq(L - p.code_len)
+            with m.If(p.is_esc):
+                m.d.sync += [esc_los[grp].eq(p.code << esc_shift),
+                             esc_his[grp].eq((p.code + 1) << esc_shift),
+                             esc_lens[grp].eq(p.code_len)]
+        with m.If(p.end & ~p.failed):
+            m.d.sync += [oks[grp].eq(1), escs[grp].eq(p.esc_flag)]
+        with m.If(p.failed):
             m.d.comb += raise_code.eq(DecoderError.BAD_TABLE)
-            with m.If(cfg.payload.last):
-                m.next = "HDR0"
-            with m.Else():
-                m.next = "SKIP"
-
-        def early_last():
-            with m.If(cfg.payload.last):
-                m.d.comb += raise_code.eq(DecoderError.BAD_TABLE)
-                m.next = "HDR0"
-
-        with m.FSM(name="loader") as fsm:
-            with m.State("HDR0"):
-                with m.If(hs):
-                    m.d.comb += clear.eq(1)
-                    g_in = cfg.payload.group if G > 1 else Const(0, 1)
-                    if G > 1:
-                        m.d.sync += grp.eq(g_in)
-                    bad_group = (g_in >= G) if G & (G - 1) else Const(0)
-                    with m.If(~bad_group):
-                        m.d.sync += oks[g_in].eq(0)
-                    if self._runtime:
-                        # The table sets its group's width (1 to b).
-                        bad_bits = (byte == 0) | (byte > b)
-                        with m.If(~bad_group & ~bad_bits):
-                            for g in range(G):
-                                with m.If(g_in == g):
-                                    m.d.sync += self._gbits[g].eq(byte)
-                    else:
-                        bad_bits = byte != _lookup(bits_of, 4, g_in)
-                    with m.If(bad_group | bad_bits | cfg.payload.last):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR1"
-            with m.State("HDR1"):
-                with m.If(hs):
-                    m.d.sync += t_len.eq(byte)
-                    with m.If((byte == 0) | (byte > L)):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR2"
-                        early_last()
-            with m.State("HDR2"):
-                with m.If(hs):
-                    m.d.sync += [esc_flag.eq(byte[0]), rl_flag.eq(byte[1] if RL else 0)]
-                    # Bit 1 is the run-length mode (only in a build with run_max > 0); the
-                    # others are reserved.
-                    with m.If(byte[2 if RL else 1:] != 0):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR3"
-                        early_last()
-            with m.State("HDR3"):
-                with m.If(hs):
-                    m.d.sync += [li.eq(0), code.eq(0), total.eq(0), esc_seen.eq(0),
-                                 escs[grp].eq(0), run_log.eq(byte[:4])]
-                    # log2 of the longest run symbol: 0 in plain mode, at most the build's.
-                    r_max = max(self._run_max, 1).bit_length() - 1
-                    with m.If(Mux(rl_flag, byte > r_max, byte != 0)):
-                        fail()
-                    with m.Else():
-                        m.next = "CNT_LO"
-                        early_last()
-            with m.State("CNT_LO"):
-                with m.If(hs):
-                    m.d.sync += lo.eq(byte)
-                    m.next = "CNT_HI"
-                    early_last()
-            with m.State("CNT_HI"):
-                with m.If(hs):
-                    nxt = Signal(L + 2)
-                    m.d.comb += nxt.eq(code + value)
-                    final = li == t_len - 1
-                    # Limits and offsets of length li + 1, left-justified to the decoder's L.
-                    m.d.sync += [counts[li].eq(value), total.eq(total + value),
-                                 li.eq(li + 1), code.eq(nxt << 1),
-                                 lims[grp][li].eq(nxt << shift),
-                                 offs[grp][li].eq(total - code)]
-                    with m.If(final):
-                        # Lengths t_len+1 .. L have no codes: same limit, never reached.
-                        for j in range(L):
-                            with m.If(j > li):
-                                m.d.sync += lims[grp][j].eq(nxt << shift)
-                    overfull = nxt > (Const(1, L + 2) << (li + 1))   # Kraft: nxt <= 2**l
-                    with m.If((value > n_max) | overfull
-                              | (final & ((total + value == 0) | (total + value > n_max)))):
-                        fail()
-                    with m.Elif(final):
-                        m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
-                                     left.eq(total + value), wpos.eq(0)]
-                        m.next = "ADVANCE"
-                        early_last()
-                    with m.Else():
-                        m.next = "CNT_LO"
-                        early_last()
-            with m.State("ADVANCE"):
-                # Step to the next length that has codes (canonical: code <<= 1 per length).
-                with m.If(remaining == 0):
-                    m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
-                                 remaining.eq(counts[cur_len])]
-                with m.Else():
-                    m.next = "SYM_LO"
-            with m.State("SYM_LO"):
-                with m.If(hs):
-                    m.d.sync += lo.eq(byte)
-                    m.next = "SYM_HI"
-                    early_last()
-            with m.State("SYM_HI"):
-                with m.If(hs):
-                    lit = value < esc_idx
-                    is_esc = value == esc_idx
-                    m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
-                                 left.eq(left - 1), wpos.eq(wpos + 1)]
-                    m.d.comb += wp.addr.eq(Cat(wpos, grp) if G > 1 else wpos)
-                    if RL:
-                        # Run-length builds store (payload, is_run): the value, or k - 1 of
-                        # RUN_k (alphabet index 2**b_g + k).
-                        is_run = rl_flag & (value > esc_idx) & (value < n_max)
-                        run_k1 = Signal(NA)
-                        m.d.comb += run_k1.eq(value - esc_idx - 1)
-                        m.d.comb += [wp.data.eq(Mux(is_run, Cat(run_k1[:PW], 1),
-                                                    Cat(value[:b], Const(0, PW + 1 - b)))),
-                                     wp.en.eq(lit | is_run)]
-                        lit = lit | is_run
-                    else:
-                        m.d.comb += [wp.data.eq(value[:b]), wp.en.eq(lit)]
-                    esc_shift = Signal(range(L + 1))
-                    m.d.comb += esc_shift.eq(L - cur_len)
-                    with m.If(is_esc):
-                        m.d.sync += [esc_los[grp].eq(code << esc_shift),
-                                     esc_his[grp].eq((code + 1) << esc_shift),
-                                     esc_lens[grp].eq(cur_len),
-                                     esc_seen.eq(1)]
-                    with m.If(~(lit | is_esc)):
-                        fail()
-                    with m.Elif(left == 1):
-                        # The table's final byte (its length follows from the header and the
-                        # counts): the load ends here, with or without ``last``; without it, or
-                        # with the wrong ESC presence, the table is bad.
-                        m.next = "HDR0"
-                        with m.If(~cfg.payload.last | ((esc_seen | is_esc) != esc_flag)):
-                            m.d.comb += raise_code.eq(DecoderError.BAD_TABLE)
-                        with m.Else():
-                            m.d.sync += [oks[grp].eq(1), escs[grp].eq(esc_flag)]
-                    with m.Elif(remaining == 1):
-                        m.next = "ADVANCE"
-                        early_last()
-                    with m.Else():
-                        m.next = "SYM_LO"
-                        early_last()
-            with m.State("SKIP"):
-                # After a malformed table: drop bytes up to the one flagged last. Tiles are
-                # not held back meanwhile (the group is already unusable), so a bad load
-                # that never sends ``last`` cannot block the decoder.
-                with m.If(hs & cfg.payload.last):
-                    m.next = "HDR0"
-        # cfg waits in HDR0 until the decoder is between tiles with its pipeline empty, and
-        # while a length is stepped. One expression (see hdl/huffman_encoder.py on Icarus).
-        m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), may_load, ~fsm.ongoing("ADVANCE")))
-        # Headers wait while a byte is offered or a good load is unfinished.
-        m.d.comb += [self.loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP"))),
-                     busy_cfg.eq(cfg.valid | self.loading)]
+        # cfg waits for the first byte until the decoder is between tiles with its pipeline
+        # empty. Headers wait while a byte is offered or a good load is unfinished.
+        m.d.comb += [p.may_start.eq(may_load), p.hold.eq(0), self.loading.eq(p.loading),
+                     busy_cfg.eq(self.cfg.valid | self.loading)]
 
 
 # ---------------------------------------------------------------------------------------------

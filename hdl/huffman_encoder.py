@@ -20,12 +20,13 @@ same look-up and packer.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.coder_params import coder_modules, encoder_tables, setup_coder
+from hdl.coder_parts import TableParser, pick
 from hdl.pipeline import stage_enables
 from hdl.registry import Block, huffman_arguments
 
@@ -35,19 +36,7 @@ LEN_BITS = 6  # code lengths up to L + b <= 32
 CODE_MAX = 32
 
 
-def _pick(items, index):
-    """``items[index]`` as one shift expression (a continuous assignment in Verilog).
-
-    Amaranth turns ``Array`` reads into ``always @*`` case processes; Icarus never runs such a
-    process until one of its inputs changes, so a mux whose select sits at its reset value
-    would read X there. ``word_select`` on a packed vector avoids the process.
-    """
-    items = [Value.cast(x) for x in items]
-    if isinstance(index, Const) or len(items) == 1:
-        return items[0]
-    width = max(len(x) for x in items)
-    items += [items[-1]] * ((1 << len(index)) - len(items))
-    return Cat(*(Cat(x, Const(0, width - len(x))) for x in items)).word_select(index, width)
+_pick = pick  # (also used by hdl/huffman_decoder.py)
 
 
 class HuffmanEncoder(wiring.Component):
@@ -445,7 +434,7 @@ class HuffmanEncoder(wiring.Component):
                                          self._rl_mode[g].eq(rl_flag)]
                     m.d.sync += [pn.eq(0), pn_d.eq(0), pv_d.eq(0), pn_r.eq(0), pv_r.eq(0),
                                  best.eq(0)]
-                    m.next = "HDR0"
+                    m.next = "IDLE"
 
     # -----------------------------------------------------------------------------------------
     def _plain_front(self, m, load0, blocked, valid0):
@@ -629,256 +618,89 @@ class HuffmanEncoder(wiring.Component):
     # -----------------------------------------------------------------------------------------
     def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,
                 esc_pos, esc_total):
-        """Table loading FSM: parse ``HuffmanTable.serialize()`` bytes into the code memory."""
-        b, L, G = self._b, self._L, self._G
+        """Table loading: ``hdl.coder_parts.TableParser`` checks the bytes of
+        ``HuffmanTable.serialize()``; this writes what it finds into the code memory (after
+        the header, a pass that invalidates the group's entries) and the ESC registers."""
+        b, L, G, R = self._b, self._L, self._G, self._run_max
         cw = self._code_width()
-        cfg = self.cfg
-        wp = mem.write_port()
-        byte = cfg.payload.data
-        hs = Signal()
-        m.d.comb += hs.eq(cfg.valid & cfg.ready)
-
-        R = self._run_max
-        NA = (1 << b) + 1 + R   # the largest code alphabet: values, ESC, RUN_1 .. RUN_R
         ab = self._addr_bits()
-        grp = Signal(range(G)) if G > 1 else Const(0, 1)
+        m.submodules.parser = p = TableParser(b, L, G, self._group_bits, run_max=R,
+                                              runtime=self._runtime)
+        wiring.connect(m, wiring.flipped(self.cfg), p.cfg)
+        if self._runtime:
+            m.d.comb += [p.widths[g].eq(self._gbits[g]) for g in range(G)]
+        wp = mem.write_port()
+        grp = p.group if G > 1 else Const(0, 1)
         bits_of = self._gbits
-        n_max = Signal(range(NA + 1))   # 2**b_g + 1 (+ R') entries, ESC included
-        esc_idx = Signal(range(NA + 1))
-        rl_flag = Signal()              # this table is run-length (flags bit 1)
-        run_n = Signal(range(R + 1))    # its R'
-        m.d.comb += esc_idx.eq(_pick([Const(1, b + 1) << x for x in bits_of], grp))
-        if R:
-            # A register: R' is known from byte 3, and the entry clear that follows takes
-            # many cycles before the counts compare with n_max.
-            m.d.sync += n_max.eq(esc_idx + 1 + Mux(rl_flag, run_n, 0))
-        else:
-            m.d.comb += n_max.eq(esc_idx + 1)
-        t_len = Signal(range(L + 1))
-        esc_flag = Signal()
-        counts = Array(Signal(range(NA + 1), name=f"count{i}") for i in range(L))
-        lo = Signal(8)
-        value = Signal(16)
-        m.d.comb += value.eq(Cat(lo, byte))
-        li = Signal(range(L))
-        total = Signal(range(2 * NA + 2))
-        # n_max - total, kept as a register so the final count's check is one compare.
-        slack = Signal(signed(17))
-        lo_gt_max = Signal()
-        lo_gt_slack = Signal()
-        # Registered in the count's low-byte cycle, so the high byte's checks start from flags:
-        # this count is the table's final one, no count so far, the slack's sign and high part.
-        final_r = Signal()
-        none_r = Signal()
-        slack_neg = Signal()
-        slack_hi = Signal(9)
+        code = p.code
+        clearing = Signal()
         clr = Signal(ab)
-        cur_len = Signal(range(L + 1))
-        code = Signal(L + 1)
-        remaining = Signal(range(NA + 1))
-        left = Signal(range(NA + 1))
-        code_field = Signal(cw)
-        len_field = Signal(LEN_BITS)
-        pad = Signal(range(cw + 1))     # cw - cur_len, kept as a register (no subtract
+        pad = Signal(range(cw + 1))     # cw - code length, kept as a register (no subtract
         #                                 before the code's shift into the memory word)
-        m.d.comb += [code_field.eq(code[:L] << pad), len_field.eq(cur_len)]
+        code_field = Signal(cw)
+        m.d.comb += code_field.eq(code[:L] << pad)
+        entry = Cat(Const(1, 1), code_field, p.code_len[:LEN_BITS])
 
-        def fail():
-            m.d.sync += error.eq(1)
-            with m.If(cfg.payload.last):
-                m.next = "HDR0"
-            with m.Else():
-                m.next = "SKIP"
-
-        def early_last():
-            # A byte flagged last before the table's end.
-            with m.If(cfg.payload.last):
-                m.d.sync += error.eq(1)
-                m.next = "HDR0"
-
-        with m.FSM(name="loader") as fsm:
-            with m.State("HDR0"):
-                with m.If(hs):
-                    m.d.sync += [error.eq(0), rl_flag.eq(0)]
-                    g_in = cfg.payload.group if G > 1 else Const(0, 1)
-                    if G > 1:
-                        m.d.sync += grp.eq(g_in)
-                    bad_group = (g_in >= G) if G & (G - 1) else Const(0)
-                    if self._runtime:
-                        # The table sets its group's width (1 to b).
-                        bad_bits = (byte == 0) | (byte > b)
-                        with m.If(~bad_group & ~bad_bits):
-                            for g in range(G):
-                                with m.If(g_in == g):
-                                    m.d.sync += [self._gbits[g].eq(byte),
-                                                 self._gmask[g].eq((Const(1, b + 1)
-                                                                    << byte[:4]) - 1)]
-                    else:
-                        bad_bits = byte != _pick(bits_of, g_in)
-                    with m.If(bad_group | bad_bits | cfg.payload.last):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR1"
-            with m.State("HDR1"):
-                with m.If(hs):
-                    m.d.sync += t_len.eq(byte)
-                    with m.If((byte == 0) | (byte > L)):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR2"
-                        early_last()
-            with m.State("HDR2"):
-                with m.If(hs):
-                    m.d.sync += esc_flag.eq(byte[0])
-                    if R:
-                        # Bit 1: run-length mode (version 2); the others are reserved.
-                        m.d.sync += rl_flag.eq(byte[1])
-                        bad_flags = byte[2:] != 0
-                    else:
-                        # This block has no run-length mode (R = 0): bit 1 is refused too.
-                        bad_flags = byte[1:] != 0
-                    with m.If(bad_flags):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR3"
-                        early_last()
-            with m.State("HDR3"):
-                with m.If(hs):
-                    # Byte 3: log2 R' of a run-length table (at most the block's log2 R), 0
-                    # otherwise. n_max (and the slack) follow from it one cycle later.
-                    log_ok = byte == 0
-                    if R:
-                        m.d.sync += run_n.eq(Const(1, R.bit_length()) << byte[:4])
-                        log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
-                    m.d.sync += [clr.eq(0), esc_present[grp].eq(0)]
-                    with m.If(~log_ok):
-                        fail()
-                    with m.Else():
-                        m.next = "CLEAR"
-                        early_last()
-            with m.State("CLEAR"):
-                # Invalidate the group's entries, one per cycle; cfg waits.
-                m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr),
-                             wp.data.eq(0), wp.en.eq(1)]
-                m.d.sync += clr.eq(clr + 1)
-                with m.If(clr == (1 << ab) - 1):
-                    m.d.sync += [li.eq(0), total.eq(0), slack.eq(n_max)]
-                    m.next = "CNT_LO"
-            with m.State("CNT_LO"):
-                with m.If(hs):
-                    # The count's low byte, compared here with the low bytes of n_max and of
-                    # the slack, so the high byte's cycle has only 8-bit compares left.
-                    m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
-                                 lo_gt_slack.eq(byte > slack[:8]),
-                                 final_r.eq(li == t_len - 1), none_r.eq(total == 0),
-                                 slack_neg.eq(slack < 0), slack_hi.eq(slack[8:17])]
-                    m.next = "CNT_HI"
-                    early_last()
-            with m.State("CNT_HI"):
-                with m.If(hs):
-                    m.d.sync += [counts[li].eq(value), total.eq(total + value), li.eq(li + 1),
-                                 slack.eq(slack - value)]
-                    final = final_r
-                    with m.If(final):
-                        # Set whether or not the count fails (a failed load never reads them):
-                        # the registers' enables then wait for no check.
-                        m.d.sync += [cur_len.eq(0), pad.eq(cw), code.eq(0), remaining.eq(0),
-                                     left.eq(total + value)]
-                    # value > n_max and value > slack from the high byte and the low-byte
-                    # compares, flags and the slack's parts registered with the low byte
-                    # (n_max <= 257; a slack above 255 has high byte 1).
-                    over_max = (byte > n_max[8:]) | ((byte == n_max[8:]) & lo_gt_max)
-                    over_slack = slack_neg | (byte > slack_hi) | (
-                        (byte == slack_hi) & lo_gt_slack)
-                    with m.If(over_max
-                              | (final & ((none_r & (byte == 0) & (lo == 0))
-                                          | over_slack))):
-                        fail()
-                    with m.Elif(final):
-                        m.next = "ADVANCE"
-                        early_last()
-                    with m.Else():
-                        m.next = "CNT_LO"
-                        early_last()
-            with m.State("ADVANCE"):
-                # Step to the next length that has codes (canonical: code <<= 1 per length).
-                with m.If(remaining == 0):
-                    m.d.sync += [cur_len.eq(cur_len + 1), pad.eq(pad - 1), code.eq(code << 1),
-                                 remaining.eq(_pick(list(counts), cur_len))]
-                with m.Else():
-                    m.next = "SYM_LO"
-            with m.State("SYM_LO"):
-                with m.If(hs):
-                    m.d.sync += lo.eq(byte)
-                    m.next = "SYM_HI"
-                    early_last()
-            with m.State("SYM_HI"):
-                with m.If(hs):
-                    lit = value < esc_idx
-                    is_esc = value == esc_idx
-                    is_run = (value > esc_idx) & (value < n_max)
-                    m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
-                                 left.eq(left - 1)]
-                    with m.If(lit):
-                        m.d.comb += [
-                            wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1
-                                       else value[:b]),
-                            wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
-                            wp.en.eq(1),
-                        ]
-                    if R:
-                        with m.If(is_run):
-                            m.d.comb += [
-                                wp.addr.eq(Cat((value - esc_idx + ((1 << b) - 1))[:ab], grp)
-                                           if G > 1 else
-                                           (value - esc_idx + ((1 << b) - 1))[:ab]),
-                                wp.data.eq(Cat(Const(1, 1), code_field, len_field)),
-                                wp.en.eq(1),
-                            ]
-                    with m.If(is_esc):
-                        m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(cur_len),
-                                     esc_present[grp].eq(1)]
-                        for g in range(G):
-                            with m.If(grp == g):
-                                raw_at = CODE_MAX - bits_of[g] - cur_len
-                                m.d.sync += [
-                                    esc_lj[g].eq(code[:L] << (CODE_MAX - cur_len).as_unsigned()),
-                                    esc_pos[g].eq(Const(1, CODE_MAX) << raw_at.as_unsigned()),
-                                    esc_total[g].eq(cur_len + bits_of[g])]
-                    # Kraft: every code of length l must be below 2**l.
-                    overfull = (code >> cur_len) != 0
-                    with m.If(~(lit | is_esc | is_run) | overfull):
-                        fail()
-                    with m.Elif(left == 1):
-                        # The table's final byte (its length follows from the header and the
-                        # counts): the load ends here, with or without ``last``; without it, or
-                        # with the wrong ESC presence, the table is bad.
-                        m.next = "PLAN" if R else "HDR0"
-                        with m.If(~cfg.payload.last
-                                  | ((_pick(list(esc_present), grp) | is_esc) != esc_flag)):
-                            m.d.sync += error.eq(1)
-                    with m.Elif(remaining == 1):
-                        m.next = "ADVANCE"
-                        early_last()
-                    with m.Else():
-                        m.next = "SYM_LO"
-                        early_last()
+        with m.If(p.start):
+            m.d.sync += error.eq(0)
+        if self._runtime:
+            # The table sets its group's width (1 to b).
+            with m.If(p.set_width):
+                for g in range(G):
+                    with m.If(p.start_group == g):
+                        m.d.sync += [self._gbits[g].eq(p.cfg.payload.data),
+                                     self._gmask[g].eq((Const(1, b + 1)
+                                                        << p.cfg.payload.data[:4]) - 1)]
+        with m.If(p.header):
+            # Invalidate the group's entries, one per cycle, before the counts; cfg waits.
+            m.d.sync += [clr.eq(0), clearing.eq(1), esc_present[grp].eq(0)]
+        with m.If(clearing):
+            m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr), wp.data.eq(0),
+                         wp.en.eq(1)]
+            m.d.sync += clr.eq(clr + 1)
+            with m.If(clr == (1 << ab) - 1):
+                m.d.sync += clearing.eq(0)
+        with m.If(p.count & p.final):
+            m.d.sync += pad.eq(cw)
+        with m.If(p.advance):
+            m.d.sync += pad.eq(pad - 1)
+        with m.If(p.symbol):
+            value = p.value
+            with m.If(p.is_lit):
+                m.d.comb += [
+                    wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
+                    wp.data.eq(entry), wp.en.eq(1)]
             if R:
-                self._plan_pass(m, grp, rl_flag)
-            with m.State("SKIP"):
-                # After a malformed table: drop bytes up to the one flagged last. Symbols are
-                # not held back meanwhile, so a bad load that never sends ``last`` cannot
-                # block the encoder.
-                with m.If(hs & cfg.payload.last):
-                    m.next = "HDR0"
-        # Symbols wait while a byte is offered or a good load is unfinished.
-        m.d.comb += loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
-        # cfg waits in HDR0 until no accepted symbol still needs the old table, and while the
-        # entries are cleared or a length is stepped. One expression (a continuous assignment
-        # in Verilog): a per-state process would stay X in Icarus until its inputs changed.
-        m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), ~busy,
-                                     ~(fsm.ongoing("CLEAR") | fsm.ongoing("ADVANCE")
-                                       | (fsm.ongoing("PLAN") if R else 0))))
+                run_addr = (value - p.esc_index + ((1 << b) - 1))[:ab]
+                with m.If(p.is_run):
+                    m.d.comb += [wp.addr.eq(Cat(run_addr, grp) if G > 1 else run_addr),
+                                 wp.data.eq(entry), wp.en.eq(1)]
+            with m.If(p.is_esc):
+                m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(p.code_len),
+                             esc_present[grp].eq(1)]
+                for g in range(G):
+                    with m.If(grp == g):
+                        raw_at = CODE_MAX - bits_of[g] - p.code_len
+                        m.d.sync += [
+                            esc_lj[g].eq(code[:L] << (CODE_MAX - p.code_len).as_unsigned()),
+                            esc_pos[g].eq(Const(1, CODE_MAX) << raw_at.as_unsigned()),
+                            esc_total[g].eq(p.code_len + bits_of[g])]
+        with m.If(p.failed):
+            m.d.sync += error.eq(1)
+        planning = Const(0)
+        if R:
+            # After a table's final byte (good or not: its entries are written), the run
+            # plan is rebuilt from them; cfg and symbols wait.
+            with m.FSM(name="plan") as plan_fsm:
+                with m.State("IDLE"):
+                    with m.If(p.end):
+                        m.next = "PLAN"
+                self._plan_pass(m, grp, p.rl_flag)
+            planning = plan_fsm.ongoing("PLAN")
+        # Symbols wait while a byte is offered or a good load (or its plan) is unfinished;
+        # cfg waits until no accepted symbol still needs the old table.
+        m.d.comb += [loading.eq(p.loading | planning), p.may_start.eq(~busy & ~planning),
+                     p.hold.eq(clearing)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -332,6 +332,12 @@ class TableParser(wiring.Component):
         left = Signal(range(na + 1))
         esc_seen = Signal()
         prev = Signal(range(na + 1))    # the last symbol, for the order check
+        lo_lt_esc, lo_eq_esc, lo_lt_max, lo_gt_prev = (Signal(name=n) for n in (
+            "lo_lt_esc", "lo_eq_esc", "lo_lt_max", "lo_gt_prev"))
+        overfull = Signal()
+        # Registered with the symbol's low byte: the final symbol, the last of its length,
+        # the lone entry of a table with a length other than 1.
+        last_sym, run_end, lone_long = Signal(), Signal(), Signal()
         new_len = Signal()              # no symbol of this length yet
         first_sym = Signal()            # no symbol of the table yet
 
@@ -453,7 +459,16 @@ class TableParser(wiring.Component):
                     m.next = "SYM_LO"
             with m.State("SYM_LO"):
                 with m.If(hs):
-                    m.d.sync += lo.eq(byte)
+                    # The symbol's low byte, compared here with the low bytes of ESC, n_max
+                    # and the previous symbol (and the Kraft check of the code, from
+                    # registers), so the high byte's cycle has only compares with 2-bit
+                    # high parts left.
+                    m.d.sync += [lo.eq(byte), lo_lt_esc.eq(byte < esc_idx[:8]),
+                                 lo_eq_esc.eq(byte == esc_idx[:8]),
+                                 lo_lt_max.eq(byte < n_max[:8]), lo_gt_prev.eq(byte > prev[:8]),
+                                 overfull.eq((code >> cur_len) != 0),
+                                 last_sym.eq(left == 1), run_end.eq(remaining == 1),
+                                 lone_long.eq(first_sym & (left == 1) & (cur_len != 1))]
                     m.next = "SYM_HI"
                     early_last()
             with m.State("SYM_HI"):
@@ -464,16 +479,15 @@ class TableParser(wiring.Component):
                                  first_sym.eq(0)]
                     with m.If(self.is_esc):
                         m.d.sync += esc_seen.eq(1)
-                    # Kraft: every code of length l must be below 2**l.
-                    overfull = (code >> cur_len) != 0
+                    # Kraft (``overfull``): every code of length l must be below 2**l.
                     # Canonical order: the symbols of one length ascend.
-                    unordered = ~new_len & (value <= prev)
-                    # A table of one entry gives it length 1.
-                    lone_long = first_sym & (left == 1) & (cur_len != 1)
+                    unordered = ~new_len & ~((byte > prev[8:]) | ((byte == prev[8:])
+                                                                   & lo_gt_prev))
+                    # (``lone_long``: a table of one entry gives it length 1.)
                     with m.If(~(self.is_lit | self.is_esc | self.is_run) | overfull | unordered
                               | lone_long):
                         fail()
-                    with m.Elif(left == 1):
+                    with m.Elif(last_sym):
                         # The table's final byte (its length follows from the header and the
                         # counts): the load ends here, with or without ``last``; without it,
                         # or with the wrong ESC presence, the table is bad.
@@ -481,7 +495,7 @@ class TableParser(wiring.Component):
                         m.next = "HDR0"
                         with m.If(~cfg.payload.last | ((esc_seen | self.is_esc) != esc_flag)):
                             m.d.comb += self.failed.eq(1)
-                    with m.Elif(remaining == 1):
+                    with m.Elif(run_end):
                         m.next = "ADVANCE"
                         early_last()
                     with m.Else():
@@ -491,9 +505,13 @@ class TableParser(wiring.Component):
                 # After a malformed table: drop bytes up to the one flagged last.
                 with m.If(hs & cfg.payload.last):
                     m.next = "HDR0"
-        m.d.comb += [self.is_lit.eq(value < esc_idx), self.is_esc.eq(value == esc_idx)]
+        # value < esc_idx, == esc_idx and < n_max from the high byte and the low-byte flags.
+        esc_hi, max_hi = esc_idx[8:], n_max[8:]
+        m.d.comb += [self.is_lit.eq((byte < esc_hi) | ((byte == esc_hi) & lo_lt_esc)),
+                     self.is_esc.eq((byte == esc_hi) & lo_eq_esc)]
         if R:
-            m.d.comb += self.is_run.eq((value > esc_idx) & (value < n_max))
+            m.d.comb += self.is_run.eq(~self.is_lit & ~self.is_esc & (
+                (byte < max_hi) | ((byte == max_hi) & lo_lt_max)))
         m.d.comb += self.loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
         # One expression (a continuous assignment in Verilog): a per-state process would stay
         # X in Icarus until its inputs changed.

@@ -1,9 +1,13 @@
-"""Building blocks of the Huffman coders: a skid buffer, a queue, a canonical length decoder.
+"""Building blocks of the Huffman coders: a skid buffer, a queue, a canonical length decoder,
+the table parser both coders load tables with, the encoder's bit packer and the decoder's bit
+buffer.
 
-Each is a ``wiring.Component`` with its own contract below, its own tests
-(``tests/test_coder_parts.py``) and, for the skid buffer, a formal proof
-(``tests/formal/test_coder_parts_formal.py``). ``hdl/huffman_decoder.py`` is built from the
-queue and the length decoder.
+Each is a ``wiring.Component`` with its own contract below and its own tests
+(``tests/test_coder_parts.py``, ``tests/test_table_parser.py``, ``tests/test_bit_packer.py``,
+``tests/test_bit_buffer.py``); the skid buffer also has a formal proof
+(``tests/formal/test_coder_parts_formal.py``). ``hdl/huffman_encoder.py`` is built from the
+parser and the packer, ``hdl/huffman_decoder.py`` from the parser, the bit buffer, the length
+decoder and the queue. ``docs/coder_parts.md`` lists them with their costs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CanonicalLength", "Queue", "SkidBuffer", "TableParser", "canonical_limits", "pick"]
+__all__ = ["BitBuffer", "BitPacker", "CODE_MAX", "CanonicalLength", "LEN_BITS", "Queue",
+           "SkidBuffer", "TableParser", "canonical_limits", "pick"]
+
+CODE_MAX = 32   # longest code with its raw bits, L + b <= 32
+LEN_BITS = 6    # bits of a code length 0 .. 32
 
 
 def _check_width(name, value, lo, hi):
@@ -517,4 +525,203 @@ class TableParser(wiring.Component):
         # X in Icarus until its inputs changed.
         m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), self.may_start,
                                      ~(fsm.ongoing("ADVANCE") | self.hold)))
+        return m
+
+
+class BitPacker(wiring.Component):
+    """Bit packer: codes in, MSB-first W-bit words out, one code per cycle.
+
+    The golden twin is ``golden.codec.bitio.pack_codes`` applied to each tile. The code of a
+    beat is left-justified in 32 bits (its first bit is bit 31); ``length`` bits of it are
+    appended to the tile's bit string, and a beat flagged ``last`` ends the tile: the packer
+    drains, zero-pads the final word, flags it ``last`` and reports the tile's bit count.
+
+    Parameters
+    ----------
+    word_width : int
+        Output word width W: 8, 16, 32 or 64.
+    max_code : int
+        Longest code (1 to 32): the buffer keeps room for one such code.
+    count_width : int
+        Width of the bit count on ``o_count`` (1 to 64).
+
+    Ports
+    -----
+    i_stream : In(stream)  payload ``{code (32), length (6), last}``; ``length`` 0 is allowed
+        (a beat that adds no bits: an empty beat, or ``last`` alone to end a tile). A length
+        above ``max_code`` breaks the contract (such a beat is never taken).
+    o_stream : Out(stream)  payload ``{data (W), last}``: the tile's words, the final one
+        zero-padded and flagged ``last`` (a tile of no bits has no words).
+    o_count : Out(stream)  payload ``{nbits}``: one beat per tile, once its final word has
+        gone out.
+
+    Contract: ``i_stream.ready`` is a register output (``~valid | take`` of the packer's
+    input register, whose ``take`` uses registered fill flags only); a code is taken while
+    the buffer has room for ``max_code`` more bits and no tile is draining, so with codes of
+    at most W bits on average and ``o_stream.ready`` high one code passes per cycle; one word
+    goes out per cycle whenever the buffer holds more than W bits (or the tile drains).
+    """
+
+    def __init__(self, word_width, max_code, count_width=32):
+        if word_width not in (8, 16, 32, 64):
+            raise ValueError(f"Word width must be 8, 16, 32 or 64, not {word_width}")
+        self._W = word_width
+        self._cw = _check_width("Longest code", max_code, 1, CODE_MAX)
+        self._count_width = _check_width("Count width", count_width, 1, 64)
+        super().__init__({
+            "i_stream": In(stream.Signature(data.StructLayout(
+                {"code": unsigned(CODE_MAX), "length": unsigned(LEN_BITS), "last": 1}))),
+            "o_stream": Out(stream.Signature(data.StructLayout(
+                {"data": unsigned(word_width), "last": 1}))),
+            "o_count": Out(stream.Signature(data.StructLayout(
+                {"nbits": unsigned(count_width)}))),
+        })
+        # The input register's length and its registered ``length <= max_code`` check (which
+        # ``take`` uses instead of the compare). Made here so formal proofs can state that the
+        # two agree in every reachable state (tests/formal/coders.py, ``encoder_invariants``).
+        self.len2 = Signal(LEN_BITS, name="len2")
+        self.len_ok2 = Signal(init=1, name="len_ok2")
+
+    @property
+    def buffer_bits(self):
+        """Bits of the packing buffer, ``2 W + 32``."""
+        return 2 * self._W + CODE_MAX
+
+    def elaborate(self, platform):
+        m = Module()
+        W, cw, C = self._W, self._cw, self.buffer_bits
+        i, o = self.i_stream, self.o_stream
+        # Input register (the encoder's stage 2): the code, its length and the flag.
+        valid2 = Signal()
+        code2 = Signal(CODE_MAX)
+        len2, len_ok2 = self.len2, self.len_ok2
+        last2 = Signal()
+        take = Signal()
+        m.d.comb += i.ready.eq(~valid2 | take)
+        with m.If(i.ready):
+            m.d.sync += [valid2.eq(i.valid), code2.eq(i.payload.code),
+                         len2.eq(i.payload.length), len_ok2.eq(i.payload.length <= cw),
+                         last2.eq(i.payload.last)]
+
+        # Left-aligned bit buffer, one word out per cycle. The fill level's compares are
+        # registered flags, computed for both outcomes of this cycle's word out (with and
+        # without) from registers, and ``o_stream.ready`` only picks one.
+        buf = Signal(C)
+        fill = Signal(range(C + 1))
+        fill_w = Signal(range(C + 1))   # fill - W, kept as its own register
+        gt_w = Signal()                 # fill > W
+        nz = Signal()                   # fill != 0
+        room = Signal(init=1)           # fill <= C - max_code: room for any code
+        flushing = Signal()
+        tile_bits = Signal(self._count_width)
+        # A word that would empty the buffer waits for the next code or the tile's end, so a
+        # tile closed by a flush-only beat still flags its final word ``last``.
+        m.d.comb += [
+            o.valid.eq(gt_w | (flushing & nz)),
+            o.payload.data.eq(buf[C - W:]),
+            o.payload.last.eq(flushing & ~gt_w),
+        ]
+        emit = Signal()
+        m.d.comb += emit.eq(o.valid & o.ready)
+        # ``len2 <= max_code`` always holds; stating it (as the flag registered with len2)
+        # keeps the fill in range from any state (the k-induction of the stream rules starts
+        # from arbitrary register values and is given the flag's agreement as an invariant).
+        m.d.comb += take.eq(valid2 & ~flushing & room & len_ok2)
+        # The code is placed below the valid bits: both placements (with and without this
+        # cycle's word out) are shifts by registers. A word goes out while not flushing only
+        # when fill > W, so then fill - W is the new fill; a flush's final word empties it.
+        placed_keep = Signal(C)
+        placed_emit = Signal(C)
+        m.d.comb += [placed_keep.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill),
+                     placed_emit.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill_w)]
+        add = Signal(LEN_BITS)
+        m.d.comb += add.eq(Mux(take, len2, 0))
+        n_keep = Signal.like(fill)
+        n_emit = Signal.like(fill)
+        m.d.comb += [n_keep.eq(fill + add), n_emit.eq(Mux(gt_w, fill_w, 0) + add)]
+
+        def flags(n):
+            return Cat(n, (n - W)[:len(fill)], n > W, n != 0, n <= C - cw)
+
+        state = Cat(fill, fill_w, gt_w, nz, room)
+        m.d.sync += [state.eq(Mux(emit, flags(n_emit), flags(n_keep))),
+                     buf.eq(Mux(emit, buf << W, buf)
+                            | Mux(take, Mux(emit, placed_emit, placed_keep), 0))]
+        # fill after this cycle's word out (before the code is added)
+        empty_e = Signal()
+        m.d.comb += empty_e.eq(Mux(emit, ~gt_w, ~nz))
+        with m.If(take):
+            m.d.sync += tile_bits.eq(tile_bits + len2)
+            with m.If(last2):
+                m.d.sync += flushing.eq(1)
+
+        # Bit count: one beat per tile, once its final word has gone out.
+        cnt = self.o_count
+        with m.If(cnt.ready):
+            m.d.sync += cnt.valid.eq(0)
+        with m.If(flushing & empty_e & (~cnt.valid | cnt.ready)):
+            m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
+                         flushing.eq(0), tile_bits.eq(0)]
+        return m
+
+
+class BitBuffer(wiring.Component):
+    """Bit buffer and aligner: W-bit words in at the bottom of the valid bits, bits out at
+    the top, a variable number per cycle (the decoder's input side).
+
+    The buffer holds ``fill`` bits of the stream, left-aligned: bit ``B - 1`` of ``bits`` is
+    the next bit (MSB first, as ``golden.codec.bitio`` packs them), the bits below the
+    ``fill`` valid ones are zero. In one cycle a word may come in (``take``: it lands right
+    below the valid bits) and ``shift`` bits may go (``shift_en``; they may include bits of
+    the word coming in); ``clear`` empties the buffer (a new tile).
+
+    Parameters
+    ----------
+    word_width : int
+        Input word width W: 8, 16, 32 or 64.
+    buffer_bits : int
+        Buffer size B, W + 1 to 4096 bits.
+    max_shift : int
+        Most bits consumed in one cycle (1 to B): the longest code.
+
+    Ports
+    -----
+    word : In(W)  the input word (used when ``take``).
+    take : In(1)  the word comes in (the block keeps ``fill + W <= B``).
+    shift : In(range(max_shift + 1))  bits consumed from the top when ``shift_en`` (at most
+        the bits held, the word counted when it comes in the same cycle).
+    shift_en, clear : In(1)
+    bits : Out(B)  the buffer (register), next bit first.
+    fill : Out(range(B + 1))  bits held (register).
+    """
+
+    def __init__(self, word_width, buffer_bits, max_shift):
+        if word_width not in (8, 16, 32, 64):
+            raise ValueError(f"Word width must be 8, 16, 32 or 64, not {word_width}")
+        self._W = word_width
+        self._B = _check_width("Buffer bits", buffer_bits, word_width + 1, 4096)
+        B = self._B
+        self._S = _check_width("Longest shift", max_shift, 1, B)
+        super().__init__({"word": In(word_width), "take": In(1),
+                          "shift": In(range(max_shift + 1)),
+                          "shift_en": In(1), "clear": In(1), "bits": Out(B),
+                          "fill": Out(range(B + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        W, B = self._W, self._B
+        buf, fill = self.bits, self.fill
+        # The word lands below the valid bits (a word comes in only while fill <= B - W, so
+        # the placing shift needs only the bits of B - W); the shift follows.
+        ins = Signal(B)
+        at = fill[:(B - W).bit_length()]
+        m.d.comb += ins.eq(Mux(self.take, Cat(Const(0, B - W), self.word) >> at, 0))
+        merged = Signal(B)
+        m.d.comb += merged.eq(buf | ins)
+        shifted = Signal(B)
+        m.d.comb += shifted.eq(merged << self.shift)
+        acc = Mux(self.clear, 0, Mux(self.shift_en, shifted, merged))
+        m.d.sync += [buf.eq(acc[:B]),
+                     fill.eq(Mux(self.clear, 0, fill + Mux(self.take, W, 0)
+                                 - Mux(self.shift_en, self.shift, 0)))]
         return m

@@ -23,7 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.coder_parts import CanonicalLength, Queue, TableParser, canonical_limits
+from hdl.coder_parts import BitBuffer, CanonicalLength, Queue, TableParser, canonical_limits
 from hdl.coder_params import coder_modules, setup_coder
 from hdl.huffman_encoder import _pick
 from hdl.registry import Block, huffman_arguments
@@ -325,8 +325,10 @@ class HuffmanDecoder(wiring.Component):
         # Tile control.
         remaining = Signal(self._count_width)
         seen_last = Signal()
-        buf = Signal(B)
-        fill = Signal(range(B + 1))
+        # Input bit buffer (``hdl.coder_parts.BitBuffer``): words in below the valid bits, the
+        # decoded code's bits out at the top.
+        m.submodules.bits = bb = BitBuffer(W, B, CW)
+        buf, fill = bb.bits, bb.fill
         busy_cfg = Signal()     # a table load is waiting or in progress
         i = self.i_stream
         cnt = self.i_count
@@ -400,20 +402,10 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough) & fits)
         m.d.sync += tail_ok.eq(decoding & ~shift_en & enough & ~invalid)
 
-        take_word = Signal()
-        clear_buf = Signal()    # a tile header: the buffer starts empty
-        ins = Signal(B)
-        m.d.comb += ins.eq(Mux(take_word, Cat(Const(0, B - W), i.payload.data) >> fill, 0))
-        merged = Signal(B)
-        m.d.comb += merged.eq(buf | ins)
-        # The shift: by the code's length (plus the raw bits after ESC), or none; nothing is
-        # kept on a header.
-        shifted = Signal(B)
-        m.d.comb += shifted.eq(merged << total)
-        acc = Mux(clear_buf, 0, Mux(shift_en, shifted, merged))
-        m.d.sync += [buf.eq(acc[:B]),
-                     fill.eq(Mux(clear_buf, 0,
-                                 fill + Mux(take_word, W, 0) - Mux(shift_en, total, 0)))]
+        take_word = bb.take
+        clear_buf = bb.clear    # a tile header: the buffer starts empty
+        # The shift: by the code's length (plus the raw bits after ESC), or none.
+        m.d.comb += [bb.word.eq(i.payload.data), bb.shift.eq(total), bb.shift_en.eq(shift_en)]
 
         # Stage 0: the decoded code's window, one-hot length, ESC flag, group, last, first.
         v0 = Signal()

@@ -26,14 +26,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hdl.coder_params import coder_modules, encoder_tables, setup_coder
-from hdl.coder_parts import TableParser, pick
+from hdl.coder_parts import CODE_MAX, LEN_BITS, BitPacker, TableParser, pick
 from hdl.pipeline import stage_enables
 from hdl.registry import Block, huffman_arguments
 
 __all__ = ["BLOCK", "HuffmanEncoder", "encoder_tables"]
 
-LEN_BITS = 6  # code lengths up to L + b <= 32
-CODE_MAX = 32
 
 
 _pick = pick  # (also used by hdl/huffman_decoder.py)
@@ -146,11 +144,11 @@ class HuffmanEncoder(wiring.Component):
         # Not a port: high from a table load's first byte to its end or its failure (the
         # formal proofs in tests/formal/ bound how long it stays high).
         self.loading = Signal(name="loading")
-        # Stage 2's code length and its registered ``len2 <= L + b`` check (which ``take``
-        # uses instead of the compare). Made here so the formal proofs can state that the two
-        # agree in every reachable state (tests/formal/coders.py, ``encoder_invariants``).
-        self._len2 = Signal(LEN_BITS, name="len2")
-        self._len_ok2 = Signal(init=1, name="len_ok2")
+        # The bit packer (``hdl.coder_parts.BitPacker``, stage 2 is its input register). Made
+        # here so the formal proofs reach its code length and the registered ``len2 <= L + b``
+        # check (tests/formal/coders.py, ``encoder_invariants``).
+        self._packer = BitPacker(word_width, self._code_width(), self._count_width)
+        self._len2, self._len_ok2 = self._packer.len2, self._packer.len_ok2
 
     # -----------------------------------------------------------------------------------------
     @property
@@ -166,7 +164,7 @@ class HuffmanEncoder(wiring.Component):
     @property
     def buffer_bits(self):
         """Bits of the packing buffer, ``2 W + 32``."""
-        return 2 * self._W + CODE_MAX
+        return self._packer.buffer_bits
 
     def _code_width(self):
         return self._L + self._b
@@ -223,8 +221,7 @@ class HuffmanEncoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        b, L, W, G = self._b, self._L, self._W, self._G
-        C = self.buffer_bits
+        b, L, G = self._b, self._L, self._G
         # Each group's symbol width and mask: constants, or with runtime_groups registers the
         # loader sets from the table's header.
         if self._runtime:
@@ -247,9 +244,9 @@ class HuffmanEncoder(wiring.Component):
         # Stage enables: stage 0 (the code-memory read), stage 1 (its data in a fabric
         # register: the block RAM's clock-to-output is most of a cycle) and stage 2 (the
         # resolved, left-justified code).
-        take = Signal()
+        m.submodules.packer = packer = self._packer
         error = Signal()
-        valid, load = stage_enables(m, take, 3)
+        valid, load = stage_enables(m, packer.i_stream.ready, 2)
         loading = self.loading
         blocked = loading
         if not baked:
@@ -315,79 +312,19 @@ class HuffmanEncoder(wiring.Component):
                      use_esc.eq(~empty1 & ~e_valid & esc_ok1 & ~run1)]
         uncodable = Signal()
         m.d.comb += uncodable.eq(~empty1 & ~e_valid & (~esc_ok1 | run1))
-        code2 = Signal(CODE_MAX)
-        len2 = self._len2
-        last2 = Signal()
-        len_ok2 = self._len_ok2     # len2 <= L + b, registered with it
-        with m.If(load[2]):
-            len_next = Mux(use_entry, e_len, Mux(use_esc, esc_len1, 0))
-            m.d.sync += [code2.eq(Mux(use_entry, Cat(Const(0, CODE_MAX - cw), e_code),
-                                      Mux(use_esc, esc1, 0))),
-                         len2.eq(len_next), len_ok2.eq(len_next <= cw),
-                         last2.eq(last1)]
+        # Stage 2 is the packer's input register.
+        pi = packer.i_stream
+        m.d.comb += [pi.valid.eq(valid[1]),
+                     pi.payload.code.eq(Mux(use_entry, Cat(Const(0, CODE_MAX - cw), e_code),
+                                            Mux(use_esc, esc1, 0))),
+                     pi.payload.length.eq(Mux(use_entry, e_len, Mux(use_esc, esc_len1, 0))),
+                     pi.payload.last.eq(last1)]
         code_error = Signal()
-        m.d.comb += code_error.eq(valid[1] & load[2] & uncodable)
+        m.d.comb += code_error.eq(valid[1] & pi.ready & uncodable)
 
-        # Packer: left-aligned bit buffer, one word out per cycle. The fill level's compares
-        # are registered flags, computed for both outcomes of this cycle's word out (with and
-        # without) from registers, and ``o_ready`` only picks one.
-        buf = Signal(C)
-        fill = Signal(range(C + 1))
-        fill_w = Signal(range(C + 1))   # fill - W, kept as its own register
-        gt_w = Signal()                 # fill > W
-        nz = Signal()                   # fill != 0
-        room = Signal(init=1)           # fill <= C - (L + b): room for any code
-        flushing = Signal()
-        tile_bits = Signal(self._count_width)
-        o = self.o_stream
-        # A word that would empty the buffer waits for the next code or the tile's end, so a
-        # tile closed by a flush-only beat still flags its final word ``last``.
-        m.d.comb += [
-            o.valid.eq(gt_w | (flushing & nz)),
-            o.payload.data.eq(buf[C - W:]),
-            o.payload.last.eq(flushing & ~gt_w),
-        ]
-        emit = Signal()
-        m.d.comb += emit.eq(o.valid & o.ready)
-        # ``len2 <= L + b`` always holds; stating it (as the flag registered with len2) keeps
-        # the fill in range from any state (the k-induction of the stream rules starts from
-        # arbitrary register values and is given the flag's agreement as an invariant).
-        m.d.comb += take.eq(valid[2] & ~flushing & room & len_ok2)
-        # The code is placed below the valid bits: both placements (with and without this
-        # cycle's word out) are shifts by registers. A word goes out while not flushing only
-        # when fill > W, so then fill - W is the new fill; a flush's final word empties it.
-        placed_keep = Signal(C)
-        placed_emit = Signal(C)
-        m.d.comb += [placed_keep.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill),
-                     placed_emit.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill_w)]
-        add = Signal(LEN_BITS)
-        m.d.comb += add.eq(Mux(take, len2, 0))
-        n_keep = Signal.like(fill)
-        n_emit = Signal.like(fill)
-        m.d.comb += [n_keep.eq(fill + add), n_emit.eq(Mux(gt_w, fill_w, 0) + add)]
-
-        def flags(n):
-            return Cat(n, (n - W)[:len(fill)], n > W, n != 0, n <= C - cw)
-
-        state = Cat(fill, fill_w, gt_w, nz, room)
-        m.d.sync += [state.eq(Mux(emit, flags(n_emit), flags(n_keep))),
-                     buf.eq(Mux(emit, buf << W, buf)
-                            | Mux(take, Mux(emit, placed_emit, placed_keep), 0))]
-        # fill after this cycle's word out (before the code is added)
-        empty_e = Signal()
-        m.d.comb += empty_e.eq(Mux(emit, ~gt_w, ~nz))
-        with m.If(take):
-            m.d.sync += tile_bits.eq(tile_bits + len2)
-            with m.If(last2):
-                m.d.sync += flushing.eq(1)
-
-        # Bit count: one beat per tile, once its final word has gone out.
-        cnt = self.o_count
-        with m.If(cnt.ready):
-            m.d.sync += cnt.valid.eq(0)
-        with m.If(flushing & empty_e & (~cnt.valid | cnt.ready)):
-            m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
-                         flushing.eq(0), tile_bits.eq(0)]
+        # The packer: words out, and the bit count of each tile once its final word is out.
+        wiring.connect(m, packer.o_stream, wiring.flipped(self.o_stream))
+        wiring.connect(m, packer.o_count, wiring.flipped(self.o_count))
 
         m.d.comb += self.error.eq(error)
         with m.If(code_error | self._front_error):

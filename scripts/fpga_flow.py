@@ -141,11 +141,14 @@ def _huffman_decoder_rl():
 def _coder_part(name):
     """The coders' components at the default build's point (b = 8, L = 12, W = 32)."""
     def factory():
-        from hdl.coder_parts import CanonicalLength, Queue, SkidBuffer, TableParser
+        from hdl.coder_parts import (BitBuffer, BitPacker, CanonicalLength, Queue, SkidBuffer,
+                                     TableParser)
         comp = {"skid_buffer": lambda: SkidBuffer(10),
                 "queue": lambda: Queue(10, 8),
                 "canonical_length": lambda: CanonicalLength(12, 8),
-                "table_parser": lambda: TableParser(8, 12)}[name]()
+                "table_parser": lambda: TableParser(8, 12),
+                "bit_packer": lambda: BitPacker(32, 20),
+                "bit_buffer": lambda: BitBuffer(32, 72, 20)}[name]()
         return comp, {"family": name, "parallelism": 1, "multipliers": 0,
                       "values_per_cycle": 1.0}
     return factory
@@ -172,7 +175,8 @@ CONFIGS = {
     "huffman_decoder": _huffman_decoder,
     "huffman_decoder_rl": _huffman_decoder_rl,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length",
-                                                       "table_parser")},
+                                                       "table_parser", "bit_packer",
+                                                       "bit_buffer")},
     **{f"huffman_lane_{block}_n{n}": _huffman_lanes(block, n)
        for block in ("encoder", "decoder") for n in (2, 4, 8)},
 }

@@ -148,6 +148,8 @@ class HuffmanEncoder(wiring.Component):
         # here so the formal proofs reach its code length and the registered ``len2 <= L + b``
         # check (tests/formal/coders.py, ``encoder_invariants``).
         self._packer = BitPacker(word_width, self._code_width(), self._count_width)
+        # Elaborated with the encoder; an encoder never elaborated warns for both already.
+        self._packer._MustUse__silence = True
         self._len2, self._len_ok2 = self._packer.len2, self._packer.len_ok2
 
     # -----------------------------------------------------------------------------------------

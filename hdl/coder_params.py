@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from amaranth.hdl import Signal
+
 from hdl.registry import UsageError
 from hdl.registry import Module as BuildModule
 
@@ -95,6 +97,9 @@ def setup_coder(coder, symbol_width, max_len, word_width, groups, group_bounds, 
     if not isinstance(runtime_groups, bool):
         raise TypeError(f"Run-time groups flag must be a bool, not {runtime_groups!r}")
     coder._runtime = runtime_groups
+    coder._shared_parser = None     # see share_parser
+    coder.cfg_may_start = Signal(name="cfg_may_start")
+    coder.cfg_hold = Signal(name="cfg_hold")
     b = check_int("Symbol width", symbol_width, 1, 8)
     L = check_int("Maximum code length", max_len, 1, 24)
     if isinstance(word_width, bool) or not isinstance(word_width, int):
@@ -229,3 +234,36 @@ def _runtime_coder_module(args, cls, name):
                        "runtime_groups": True, "buffer_bits": comp.buffer_bits,
                        "run_max": 0},
     })]
+
+
+def share_parser(coder, parser, present):
+    """Let ``coder`` (a run-time-table encoder or decoder, not yet elaborated) load its tables
+    through ``parser``, a ``hdl.coder_parts.TableParser`` its lane coder owns and elaborates,
+    seeing the loads of the global groups ``present`` (those it meets, in order). The coder's
+    ``cfg`` port then only tells it that a byte is offered (``cfg.valid``); its wish to start
+    a load and to hold the bytes come out on ``coder.cfg_may_start`` and ``coder.cfg_hold``,
+    for the lane coder to combine over its lanes."""
+    coder._shared_parser = (parser, list(present))
+
+
+def coder_parser(coder, m):
+    """The table parser of ``coder`` (built by ``_loader``): its own ``TableParser`` on its
+    ``cfg`` port, or the one shared with ``share_parser``. Returns ``(view, may_start, hold)``:
+    a ``ParserView`` and the two signals the coder drives (whether a load may start, whether
+    the bytes after the first must wait)."""
+    from amaranth.lib import wiring
+
+    from hdl.coder_parts import ParserView, TableParser
+    may_start, hold = coder.cfg_may_start, coder.cfg_hold
+    if coder._shared_parser is not None:
+        parser, present = coder._shared_parser
+        return ParserView(parser, present), may_start, hold
+    m.submodules.parser = parser = TableParser(
+        coder._b, coder._L, coder._G, coder._group_bits, run_max=coder._run_max,
+        runtime=coder._runtime)
+    wiring.connect(m, wiring.flipped(coder.cfg), parser.cfg)
+    if coder._runtime:
+        m.d.comb += [parser.widths[g].eq(coder._gbits[g]) for g in range(coder._G)]
+    m.d.comb += [parser.may_start.eq(may_start), parser.hold.eq(hold)]
+    return ParserView(parser), may_start, hold
+

@@ -725,3 +725,47 @@ class BitBuffer(wiring.Component):
                      fill.eq(Mux(self.clear, 0, fill + Mux(self.take, W, 0)
                                  - Mux(self.shift_en, self.shift, 0)))]
         return m
+
+
+class ParserView:
+    """What one coder sees of a ``TableParser``: the coder's own, or one shared by the lanes
+    of a lane coder (``hdl/huffman_lanes.py``), of which a lane sees only the loads of the
+    groups it meets.
+
+    ``present`` None: every output of ``parser`` as it is. Otherwise the global indices of
+    the groups the lane meets, in order: ``group`` and ``start_group`` become indices among
+    them, and the events (``start``, ``header``, ``count``, ``advance``, ``symbol``, ``end``,
+    ``failed``) are those of loads of those groups only.
+    """
+
+    _PASS = ("index", "value", "total", "final", "code", "code_len", "is_lit", "is_esc",
+             "is_run", "esc_index", "n_max", "esc_flag", "rl_flag", "loading", "cfg",
+             "group_ok", "set_width")
+    _EVENTS = ("header", "count", "advance", "symbol", "end")
+
+    def __init__(self, parser, present=None):
+        self.parser = parser
+        for name in self._PASS:
+            setattr(self, name, getattr(parser, name))
+        if present is None:
+            self.group, self.start_group = parser.group, parser.start_group
+            for name in self._EVENTS + ("start", "failed"):
+                setattr(self, name, getattr(parser, name))
+            return
+        width = max(1, (len(present) - 1).bit_length())
+
+        def meets(g):
+            return Cat(*(Const(int(x in present), 1) for x in range(1 << len(g)))).bit_select(
+                g, 1)
+
+        def local(g):
+            return Cat(*(Const(present.index(x) if x in present else 0, width)
+                         for x in range(1 << len(g)))).word_select(g, width)
+
+        here, starting = meets(parser.group), meets(parser.start_group)
+        self.group, self.start_group = local(parser.group), local(parser.start_group)
+        for name in self._EVENTS:
+            setattr(self, name, getattr(parser, name) & here)
+        self.start = parser.start & starting
+        # A failure on a load's first byte belongs to the group that byte names.
+        self.failed = parser.failed & Mux(parser.start, starting, here)

@@ -23,8 +23,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.coder_parts import BitBuffer, CanonicalLength, Queue, TableParser, canonical_limits
-from hdl.coder_params import coder_modules, setup_coder
+from hdl.coder_parts import BitBuffer, CanonicalLength, Queue, canonical_limits
+from hdl.coder_params import coder_modules, coder_parser, setup_coder
 from hdl.huffman_encoder import _pick
 from hdl.registry import Block, huffman_arguments
 
@@ -638,11 +638,7 @@ class HuffmanDecoder(wiring.Component):
         b, L, G = self._b, self._L, self._G
         RL = self._run_max > 0
         A, PW = self._pos_width, self._payload_width
-        m.submodules.parser = p = TableParser(b, L, G, self._group_bits, run_max=self._run_max,
-                                              runtime=self._runtime)
-        wiring.connect(m, wiring.flipped(self.cfg), p.cfg)
-        if self._runtime:
-            m.d.comb += [p.widths[g].eq(self._gbits[g]) for g in range(G)]
+        p, may_start, hold = coder_parser(self, m)
         wp = mem.write_port()
         grp = p.group if G > 1 else Const(0, 1)
         value = p.value
@@ -708,7 +704,7 @@ class HuffmanDecoder(wiring.Component):
             m.d.comb += raise_code.eq(DecoderError.BAD_TABLE)
         # cfg waits for the first byte until the decoder is between tiles with its pipeline
         # empty. Headers wait while a byte is offered or a good load is unfinished.
-        m.d.comb += [p.may_start.eq(may_load), p.hold.eq(0), self.loading.eq(p.loading),
+        m.d.comb += [may_start.eq(may_load), hold.eq(0), self.loading.eq(p.loading),
                      busy_cfg.eq(self.cfg.valid | self.loading)]
 
 

@@ -25,8 +25,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.coder_params import coder_modules, encoder_tables, setup_coder
-from hdl.coder_parts import CODE_MAX, LEN_BITS, BitPacker, TableParser, pick
+from hdl.coder_params import coder_modules, coder_parser, encoder_tables, setup_coder
+from hdl.coder_parts import CODE_MAX, LEN_BITS, BitPacker, pick
 from hdl.pipeline import stage_enables
 from hdl.registry import Block, huffman_arguments
 
@@ -563,11 +563,7 @@ class HuffmanEncoder(wiring.Component):
         b, L, G, R = self._b, self._L, self._G, self._run_max
         cw = self._code_width()
         ab = self._addr_bits()
-        m.submodules.parser = p = TableParser(b, L, G, self._group_bits, run_max=R,
-                                              runtime=self._runtime)
-        wiring.connect(m, wiring.flipped(self.cfg), p.cfg)
-        if self._runtime:
-            m.d.comb += [p.widths[g].eq(self._gbits[g]) for g in range(G)]
+        p, may_start, hold = coder_parser(self, m)
         wp = mem.write_port()
         grp = p.group if G > 1 else Const(0, 1)
         bits_of = self._gbits
@@ -638,8 +634,8 @@ class HuffmanEncoder(wiring.Component):
             planning = plan_fsm.ongoing("PLAN")
         # Symbols wait while a byte is offered or a good load (or its plan) is unfinished;
         # cfg waits until no accepted symbol still needs the old table.
-        m.d.comb += [loading.eq(p.loading | planning), p.may_start.eq(~busy & ~planning),
-                     p.hold.eq(clearing)]
+        m.d.comb += [loading.eq(p.loading | planning), may_start.eq(~busy & ~planning),
+                     hold.eq(clearing)]
 
 
 # ---------------------------------------------------------------------------------------------

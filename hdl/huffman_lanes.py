@@ -21,7 +21,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.huffman_decoder import HuffmanDecoder
-from hdl.coder_params import build_table_groups
+from hdl.coder_params import build_table_groups, share_parser
+from hdl.coder_parts import TableParser
 from hdl.huffman_encoder import HuffmanEncoder, encoder_tables
 from hdl.registry import Block, UsageError, huffman_arguments
 from hdl.registry import Module as BuildModule
@@ -103,6 +104,11 @@ class _Lanes(wiring.Component):
                 table=[tables[g] for g in present] if tables else None,
                 count_width=count_width))
         if tables is None:
+            # The lanes' tables come from one parser (``_share_cfg``).
+            self._parser = TableParser(symbol_width, max_len, groups, group_bits)
+            self._parser._MustUse__silence = True   # elaborated with the lane coder
+            for coder, present in zip(self.coders, self.lane_map):
+                share_parser(coder, self._parser, present)
             cfg = {"data": unsigned(8)}
             if groups > 1:
                 cfg["group"] = unsigned((groups - 1).bit_length())
@@ -110,38 +116,18 @@ class _Lanes(wiring.Component):
             members["cfg"] = In(stream.Signature(data.StructLayout(cfg)))
         super().__init__(members)
 
-    def _fork_cfg(self, m):
-        """Table bytes of group g go to every lane that meets g (as its local group index)."""
+    def _share_cfg(self, m):
+        """One table parser for every lane: group g's loads reach the lanes that meet g (as
+        their local group index). A load starts when every lane may start one, and its bytes
+        wait while any lane holds them."""
         if self.baked:
             return
-        cfg, n, g_count = self.cfg, self.lanes, self.groups
-        done = Signal(n, name="cfg_done")
-        ready = []
-        takes = []
-        for lane, (coder, present) in enumerate(zip(self.coders, self.lane_map)):
-            if g_count > 1:
-                g = cfg.payload.group
-                has = Cat(*(Const(int(x in present), 1) for x in range(1 << len(g))))
-                has = has.bit_select(g, 1)
-                width = max(1, (len(present) - 1).bit_length())
-                local = Cat(*(Const(present.index(x) if x in present else 0, width)
-                              for x in range(1 << len(g)))).word_select(g, width)
-            else:
-                has, local = Const(1, 1), None
-            m.d.comb += [
-                coder.cfg.valid.eq(cfg.valid & has & ~done[lane]),
-                coder.cfg.payload.data.eq(cfg.payload.data),
-                coder.cfg.payload.last.eq(cfg.payload.last),
-            ]
-            if len(present) > 1:
-                m.d.comb += coder.cfg.payload.group.eq(local)
-            ready.append(done[lane] | ~has | coder.cfg.ready)
-            takes.append(coder.cfg.valid & coder.cfg.ready)
-        m.d.comb += cfg.ready.eq(Cat(*ready).all())
-        with m.If(cfg.valid & cfg.ready):
-            m.d.sync += done.eq(0)
-        with m.Else():
-            m.d.sync += done.eq(done | Cat(*takes))
+        m.submodules.parser = p = self._parser
+        wiring.connect(m, wiring.flipped(self.cfg), p.cfg)
+        m.d.comb += [p.may_start.eq(Cat(*(c.cfg_may_start for c in self.coders)).all()),
+                     p.hold.eq(Cat(*(c.cfg_hold for c in self.coders)).any())]
+        for coder in self.coders:
+            m.d.comb += coder.cfg.valid.eq(self.cfg.valid)
 
     def _info(self):
         return {"lanes": self.lanes, "lane_groups": self.lane_map}
@@ -235,7 +221,7 @@ class HuffmanLaneEncoder(_Lanes):
                 coder.o_count.ready.eq(self.o_count.ready & all_valid),
             ]
         m.d.comb += self.error.eq(Cat(*(c.error for c in self.coders)).any())
-        self._fork_cfg(m)
+        self._share_cfg(m)
         return m
 
 
@@ -429,7 +415,7 @@ class HuffmanLaneDecoder(_Lanes):
             m.d.sync += [flagged.eq(flagged | (rise & ~h_done)),
                          pending.eq(pending | (rise & h_done))]
         m.d.comb += [self.lane_error.eq(flagged), self.error.eq(flagged.any())]
-        self._fork_cfg(m)
+        self._share_cfg(m)
         return m
 
 

@@ -362,6 +362,11 @@ class TableParser(wiring.Component):
                 m.d.comb += self.failed.eq(1)
                 m.next = "HDR0"
 
+        def then(state):
+            # More bytes of this table follow: go on in ``state`` unless this one ends early.
+            m.next = state
+            early_last()
+
         with m.FSM(name="parser") as fsm:
             with m.State("HDR0"):
                 with m.If(hs):
@@ -386,8 +391,7 @@ class TableParser(wiring.Component):
                     with m.If((byte == 0) | (byte > L)):
                         fail()
                     with m.Else():
-                        m.next = "HDR2"
-                        early_last()
+                        then("HDR2")
             with m.State("HDR2"):
                 with m.If(hs):
                     m.d.sync += esc_flag.eq(byte[0])
@@ -401,8 +405,7 @@ class TableParser(wiring.Component):
                     with m.If(bad_flags):
                         fail()
                     with m.Else():
-                        m.next = "HDR3"
-                        early_last()
+                        then("HDR3")
             with m.State("HDR3"):
                 with m.If(hs):
                     # Byte 3: log2 R' of a run-length table (at most log2 R), 0 otherwise.
@@ -420,16 +423,14 @@ class TableParser(wiring.Component):
                         fail()
                     with m.Else():
                         m.d.comb += self.header.eq(~cfg.payload.last)
-                        m.next = "CNT_LO"
-                        early_last()
+                        then("CNT_LO")
             with m.State("CNT_LO"):
                 with m.If(hs):
                     m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
                                  lo_gt_slack.eq(byte > slack[:8]),
                                  final_r.eq(li == t_len - 1), none_r.eq(total == 0),
                                  slack_neg.eq(slack < 0), slack_hi.eq(slack[8:17])]
-                    m.next = "CNT_HI"
-                    early_last()
+                    then("CNT_HI")
             with m.State("CNT_HI"):
                 with m.If(hs):
                     m.d.comb += self.count.eq(1)
@@ -452,11 +453,9 @@ class TableParser(wiring.Component):
                               | (final_r & ((none_r & (byte == 0) & (lo == 0)) | over_slack))):
                         fail()
                     with m.Elif(final_r):
-                        m.next = "ADVANCE"
-                        early_last()
+                        then("ADVANCE")
                     with m.Else():
-                        m.next = "CNT_LO"
-                        early_last()
+                        then("CNT_LO")
             with m.State("ADVANCE"):
                 # Step to the next length that has codes (canonical: code <<= 1 per length).
                 with m.If(remaining == 0):
@@ -477,8 +476,7 @@ class TableParser(wiring.Component):
                                  overfull.eq((code >> cur_len) != 0),
                                  last_sym.eq(left == 1), run_end.eq(remaining == 1),
                                  lone_long.eq(first_sym & (left == 1) & (cur_len != 1))]
-                    m.next = "SYM_HI"
-                    early_last()
+                    then("SYM_HI")
             with m.State("SYM_HI"):
                 with m.If(hs):
                     m.d.comb += self.symbol.eq(1)
@@ -504,11 +502,9 @@ class TableParser(wiring.Component):
                         with m.If(~cfg.payload.last | ((esc_seen | self.is_esc) != esc_flag)):
                             m.d.comb += self.failed.eq(1)
                     with m.Elif(run_end):
-                        m.next = "ADVANCE"
-                        early_last()
+                        then("ADVANCE")
                     with m.Else():
-                        m.next = "SYM_LO"
-                        early_last()
+                        then("SYM_LO")
             with m.State("SKIP"):
                 # After a malformed table: drop bytes up to the one flagged last.
                 with m.If(hs & cfg.payload.last):

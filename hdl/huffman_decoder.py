@@ -23,9 +23,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hdl.coder_parts import BitBuffer, CanonicalLength, Queue, canonical_limits
+from hdl.coder_parts import BitBuffer, CanonicalLength, Queue, canonical_limits, pick
 from hdl.coder_params import coder_modules, coder_parser, setup_coder
-from hdl.huffman_encoder import _pick
 from hdl.registry import Block, huffman_arguments
 
 __all__ = ["BLOCK", "DecoderError", "HuffmanDecoder"]
@@ -427,7 +426,7 @@ class HuffmanDecoder(wiring.Component):
         # the one-hot length; the raw bits after an ESC code.
         # Per-group reads as shifts of one vector (continuous assignments: Icarus leaves an
         # ``Array`` read of registers that never change X, see "Simulator notes").
-        esc_len0 = _pick([r["esc_len"] for r in regs], grp0)
+        esc_len0 = pick([r["esc_len"] for r in regs], grp0)
         v1 = Signal()
         prefix1 = Signal(A)
         off1 = Signal(A)
@@ -440,7 +439,7 @@ class HuffmanDecoder(wiring.Component):
         off_terms = []
         for ln in range(1, L + 1):
             pre_terms.append(Mux(oh0[ln], win0[CW - ln:].as_unsigned(), 0))
-            off_terms.append(Mux(oh0[ln], _pick([r["off"][ln - 1] for r in regs], grp0), 0))
+            off_terms.append(Mux(oh0[ln], pick([r["off"][ln - 1] for r in regs], grp0), 0))
         pre = pre_terms[0]
         for t in pre_terms[1:]:
             pre = pre | t

@@ -33,10 +33,6 @@ from hdl.registry import Block, huffman_arguments
 __all__ = ["BLOCK", "HuffmanEncoder", "encoder_tables"]
 
 
-
-_pick = pick  # (also used by hdl/huffman_decoder.py)
-
-
 class HuffmanEncoder(wiring.Component):
     """Canonical Huffman encoder, plain mode (bitstream version 1) and, with ``run_max`` > 0,
     run-length mode (version 2); one symbol per cycle.
@@ -290,7 +286,7 @@ class HuffmanEncoder(wiring.Component):
         e1 = Signal(entry_width)
         sym_at = 0
         for s_ in range(CODE_MAX):
-            sym_at = sym_at | Mux(_pick(esc_pos, grp0)[s_], (sym0 << s_)[:CODE_MAX], 0)
+            sym_at = sym_at | Mux(pick(esc_pos, grp0)[s_], (sym0 << s_)[:CODE_MAX], 0)
         esc1 = Signal(CODE_MAX)
         esc_len1 = Signal(LEN_BITS)
         esc_ok1 = Signal()
@@ -298,9 +294,9 @@ class HuffmanEncoder(wiring.Component):
         with m.If(load[1]):
             m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0), run1.eq(run0)]
             if not baked:
-                m.d.sync += [esc1.eq(_pick(esc_lj, grp0) | sym_at),
-                             esc_len1.eq(_pick(esc_total, grp0)),
-                             esc_ok1.eq(_pick(list(esc_present), grp0))]
+                m.d.sync += [esc1.eq(pick(esc_lj, grp0) | sym_at),
+                             esc_len1.eq(pick(esc_total, grp0)),
+                             esc_ok1.eq(pick(list(esc_present), grp0))]
 
         # Stage 1 -> 2: the entry (its code already left-justified in L + b bits), or
         # ESC + raw bits, or nothing (an empty beat, or an uncodable symbol).
@@ -397,7 +393,7 @@ class HuffmanEncoder(wiring.Component):
         else:
             group_now = self._column_group(m)
         sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & _pick(self._gmask, group_now))
+        m.d.comb += sym_masked.eq(ip.symbol & pick(self._gmask, group_now))
         return (self.i_stream.valid, sym_masked, sym_masked, group_now, ip.last, ip.empty,
                 Const(0), valid0)
 
@@ -469,7 +465,7 @@ class HuffmanEncoder(wiring.Component):
                 g_in = Mux(bad_group, 0, g_in)
             m.d.comb += group_now.eq(Mux(mode[0], g_in, col_group))
         sym_masked = Signal(b)
-        m.d.comb += sym_masked.eq(ip.symbol & _pick(self._gmask, group_now))
+        m.d.comb += sym_masked.eq(ip.symbol & pick(self._gmask, group_now))
 
         # Counter and event FIFO.
         from amaranth.lib.fifo import SyncFIFOBuffered
@@ -478,7 +474,7 @@ class HuffmanEncoder(wiring.Component):
         m.submodules.events = fifo = SyncFIFOBuffered(width=ev_layout.size, depth=4)
         cnt = Signal(rb)
         top_now = Signal(rb)
-        m.d.comb += top_now.eq(_pick(top, group_now))
+        m.d.comb += top_now.eq(pick(top, group_now))
         hs = Signal()
         m.d.comb += [self.i_stream.ready.eq(fifo.w_rdy & ~blocked),
                      hs.eq(self.i_stream.valid & self.i_stream.ready)]
@@ -486,7 +482,7 @@ class HuffmanEncoder(wiring.Component):
         # cfg byte holds symbols back), so the next load's first byte clears it.
         group_error = hs & bad_group
         zero = Signal()
-        m.d.comb += zero.eq(~ip.empty & (sym_masked == 0) & _pick(mode, group_now))
+        m.d.comb += zero.eq(~ip.empty & (sym_masked == 0) & pick(mode, group_now))
         no_run = Signal()   # a zero in a table without any run code
         m.d.comb += no_run.eq(zero & (top_now == 0))
         full = Signal()

@@ -65,7 +65,7 @@ def _group_of(col, bounds):
 
 def _select(onehot, values, width):
     """OR of ``values[g]`` where ``onehot[g]``: a mux without an ``always @*`` case process
-    (Icarus leaves those X until an input changes; see ``hdl.huffman_encoder._pick``)."""
+    (Icarus leaves those X until an input changes; see ``hdl.coder_parts.pick``)."""
     out = Const(0, width)
     for sel, v in zip(onehot, values):
         out = out | Mux(sel, v, 0)

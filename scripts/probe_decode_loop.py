@@ -24,6 +24,9 @@ synthesis, nextpnr, median of the seeds):
 - ``loop_slow2``, ``loop_slow3``, ``loop_slow4``: 2, 3 or 4 lanes taking turns in one loop cut
   into as many register stages (``InterleavedLoop``): one code per cycle in total, each lane
   one per C cycles.
+- ``loop_map``: the lengths first, then the loop (``MapLoop``): a feed-forward stage gives
+  each bit position of a word the position where the next code would start; the loop is one
+  select of that map by its position. docs/fpga.md, "Decode loop probe, second pass".
 
 They are loops only (no symbol memory, queue, tile control or table loader): the symbol's
 window and length go to registered outputs, which is what the decoder's pipeline takes from
@@ -355,13 +358,147 @@ class InterleavedLoop(wiring.Component):
         return m
 
 
+class MapLoop(DecodeLoop):
+    """``loop_map``: lengths first, then the loop. A feed-forward map stage gives every bit
+    position j of a word, before the word reaches the loop, the position where the next code
+    would start if a code started at j: ``next[j] = j + total``. It is two register stages:
+    the L limit compares and the ESC range check at each of the W positions (reading the
+    word and the first L - 1 bits of the one after it), then length, total and ``j + total``
+    into a queue (``hdl.coder_parts.Queue``) of words with their maps. ``next[j]`` is at most
+    ``W - 1 + L + b``: in this word or the next.
+
+    The loop holds two word slots in a ring (bits and map each) and a position (slot, p).
+    Each cycle ``p <- next[slot, p]`` (low bits) and the slot flips on its top bit: one
+    2W-to-1 select and an XOR, no compare, add or shift. A slot the loop has left is
+    refilled from the queue the cycle after, from registers only; a step into the other
+    slot waits until it is filled. The code's window (the ``L + b`` bits from p) is a
+    feed-forward select of the registers; its bits past the code are undefined (the other
+    slot may already hold a later word). The tile's last word needs a word (or a flush)
+    behind it before its map exists, which this probe does not model.
+    """
+
+    QUEUE_DEPTH = 3
+
+    def __init__(self, **kw):
+        super().__init__(False, **kw)
+
+    def elaborate(self, platform):
+        from hdl.coder_parts import Queue
+
+        m = Module()
+        b, L, W = self._b, self._L, self._W
+        CW = L + b
+        P = (W - 1).bit_length()         # bits of a position in a word
+        N = P + 1                        # bits of a next position (< 2 W)
+        ENT = N + 2                      # next position, the invalid flag, its near_end
+        # The map stage: word x waits for its successor (the input word), then x with its
+        # map goes into the queue.
+        x = Signal(W)
+        xv = Signal()
+        m.submodules.queue = q = Queue(W + W * ENT, self.QUEUE_DEPTH)
+        both = Cat(self.i_word[W - (L - 1):], x)     # x's bits, then L - 1 of the next word
+        # Stage M0 (registered): per position j (0 = x's first bit, its MSB), the L compares
+        # of the L bits from there with the limits (a thermometer) and the ESC range check.
+        # Stage M1 (into the queue): thermometer -> length -> total -> j + total.
+        m0v = Signal()
+        m0x = Signal(W)
+        ges = [Signal(L, name=f"ge{j}") for j in range(W)]
+        escs = [Signal(name=f"esc{j}") for j in range(W)]
+        load = Signal()
+        push = Signal()
+        m.d.comb += [push.eq(m0v & q.i_stream.ready),
+                     load.eq(xv & self.i_valid & (~m0v | push)),
+                     self.i_ready.eq(~xv | load)]
+        with m.If(load):
+            m.d.sync += [m0v.eq(1), m0x.eq(x)]
+            for j in range(W):
+                top = both[len(both) - j - L:len(both) - j]
+                m.d.sync += [ges[j].eq(Cat(
+                    top[L - 1 - t:] >= self.limits[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
+                    for t in range(L))),
+                    escs[j].eq(self.esc & (top >= self.esc_lo) & (top < self.esc_hi))]
+        with m.Elif(push):
+            m.d.sync += m0v.eq(0)
+        with m.If(self.i_valid & self.i_ready):
+            m.d.sync += [x.eq(self.i_word), xv.eq(1)]
+        entries = []
+        for j in range(W):
+            # next = j + length as an AND-OR of constants over the one-hot length (no adder
+            # after the compares); j + the ESC total from registers beside it. An unassigned
+            # code (past the last limit) points at itself.
+            ge = ges[j]
+            terms = [Mux(~ge[t - 1] & (ge[t - 2] if t > 1 else 1), (j + t) % (1 << N), 0)
+                     for t in range(1, L + 1)]
+            by_len = terms[0]
+            for t in terms[1:]:
+                by_len = by_len | t
+            esc_next = Signal(N, name=f"esc_next{j}")
+            m.d.comb += esc_next.eq(j + self.esc_total)
+            nxt_j = Mux(ge[L - 1], j, Mux(escs[j], esc_next, by_len))
+            # And whether the next position lies in its word's last L + b positions.
+            near_j = Signal(name=f"near{j}")
+            m.d.comb += near_j.eq(nxt_j[:P] >= W - CW)
+            entries.append(Cat(nxt_j[:N], ge[L - 1], near_j))
+        m.d.comb += [q.i_stream.valid.eq(push), q.i_stream.payload.eq(Cat(m0x, *entries))]
+
+        # The loop: two word slots in a ring (their bits and maps); the ring position is
+        # (slot, p). A code's next position lies in its own slot or the other one: p takes
+        # its low bits, the slot flips on the top bit. Nothing but that select is in the
+        # loop: the clock enable of (slot, p) comes from registers only. A code at an
+        # unassigned position (``bad``) has itself as its next position (the map stores so),
+        # so the loop stays there without a condition; so do the maps at reset. A code can
+        # run into the other slot only from the slot's last L + b positions (``near_end``,
+        # registered from the next position): there the loop waits for the other slot. A
+        # slot the loop has left is refilled from the queue from registers only.
+        bits = [Signal(W, name=f"s{k}_bits") for k in range(2)]
+        selfs = sum(((j | 1 << N | int(j >= W - CW) << (N + 1)) << (j * ENT))
+                    for j in range(W))      # next = j, bad
+        maps = [Signal(W * ENT, name=f"s{k}_map", init=selfs) for k in range(2)]
+        sv = [Signal(name=f"s{k}_valid") for k in range(2)]
+        slot = Signal()
+        p = Signal(P)
+        near_end = Signal()
+        head = q.o_stream
+        ent = Signal(ENT)
+        m.d.comb += ent.eq(Cat(maps[0], maps[1]).word_select(Cat(p, slot), ENT))
+        nxt, bad = ent[:N], ent[N]
+        cross = nxt[P]
+        other_ok = Mux(slot, sv[0], sv[1])
+        run = Signal()
+        m.d.comb += run.eq(self.room & (other_ok | ~near_end))
+        with m.If(run):
+            m.d.sync += [p.eq(nxt[:P]), slot.eq(slot ^ cross),
+                         near_end.eq(ent[N + 1])]
+        step = Signal()
+        m.d.comb += step.eq(run & ~bad)
+        # Refill: an empty slot (slot 0 first), from registers only.
+        target = Signal()
+        m.d.comb += [target.eq(sv[0]), head.ready.eq(~(sv[0] & sv[1]))]
+        for k in range(2):
+            with m.If(head.valid & head.ready & (target == k)):
+                m.d.sync += [bits[k].eq(head.payload[:W]), maps[k].eq(head.payload[W:]),
+                             sv[k].eq(1)]
+            with m.Elif(run & cross & (slot == k)):
+                m.d.sync += sv[k].eq(0)
+        # The code's window and total, a cycle later from registers (outside the loop; the
+        # slot a code starts in is refilled two cycles after the step at the earliest).
+        v0, p0, slot0, nxt0 = Signal(), Signal(P), Signal(), Signal(N)
+        m.d.sync += [v0.eq(step), p0.eq(p), slot0.eq(slot), nxt0.eq(nxt)]
+        two = Mux(slot0, Cat(bits[0], bits[1]), Cat(bits[1], bits[0]))
+        m.d.sync += [self.o_valid.eq(v0),
+                     self.o_window.eq((two << p0)[2 * W - CW:2 * W]),
+                     self.o_total.eq(nxt0 - p0)]
+        return m
+
+
 def main(argv=None):
     import fpga_flow
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+",
                    default=["loop_now", "loop_lookahead", "loop_lookahead_onehot",
-                            "loop_short", "loop_slow2", "loop_slow3", "loop_slow4"])
+                            "loop_short", "loop_slow2", "loop_slow3", "loop_slow4",
+                            "loop_map"])
     p.add_argument("--targets", nargs="+", default=["ecp5-25k"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="build/probe_decode_loop")
@@ -375,6 +512,7 @@ def main(argv=None):
     for c in (2, 3, 4):
         fpga_flow.add_config(f"loop_slow{c}",
                              lambda c=c: (InterleavedLoop(c), dict(info, family=f"loop_slow{c}")))
+    fpga_flow.add_config("loop_map", lambda: (MapLoop(), dict(info, family="loop_map")))
     fpga_flow.add_config("loop_lookahead_onehot",
                          lambda: (DecodeLoop(True, onehot=True),
                                   dict(info, family="loop_lookahead_onehot")))

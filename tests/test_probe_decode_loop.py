@@ -1,8 +1,9 @@
 """The decode-loop probe (``scripts/probe_decode_loop.py``): its loops, simulated with Amaranth
 on a coded tile, give every code's window and total length in order, equal to the lengths
 ``golden`` coded; the look-ahead loops lose one cycle per escape, the short-table loop one
-per code longer than its table, and none otherwise. Their FPGA figures (docs/fpga.md) are
-only worth comparing if the loops decode."""
+per code longer than its table, the length-map loop one per long code into a new word, and
+none otherwise. Their FPGA figures (docs/fpga.md) are only worth comparing if the loops
+decode."""
 
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from probe_decode_loop import (  # noqa: E402
     SHORT,
     DecodeLoop,
     InterleavedLoop,
+    MapLoop,
     ShortTableLoop,
     short_entries,
 )
@@ -128,6 +130,26 @@ def test_short_table_matches(tile, reference):
     assert any(t > SHORT for t in lens)
     assert codes == reference[0]
     assert cycles <= len(lens) + slow + 3
+
+
+def test_map_loop_matches(tile, reference):
+    """The length-map loop: the same codes, one per cycle after a few cycles of fill, but a
+    wait of one cycle after a code that ends in the next word within the last L + b bits
+    of that word (the word after it is not in yet). Only each window's code bits count
+    (past the code, a slot may already hold a later word)."""
+    table, words, lens = tile
+    codes, cycles = _decode(MapLoop(), table, words, len(lens))
+    cw = L + B
+
+    def code_bits(pairs):
+        return [(win >> (cw - t), t) for win, t in pairs]
+
+    assert len(codes) == len(lens)
+    assert code_bits(codes) == code_bits(reference[0])
+    ends = np.cumsum(lens)
+    waits = sum(1 for e, t in zip(ends, lens)
+                if (e - t) // W != e // W and e % W >= W - cw)
+    assert cycles <= len(lens) + waits + 6
 
 
 @pytest.mark.parametrize("slow", [2, 3, 4])

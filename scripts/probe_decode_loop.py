@@ -363,9 +363,10 @@ class MapLoop(DecodeLoop):
     position j of a word, before the word reaches the loop, the position where the next code
     would start if a code started at j: ``next[j] = j + total``. It is two register stages:
     the L limit compares and the ESC range check at each of the W positions (reading the
-    word and the first L - 1 bits of the one after it), then length, total and ``j + total``
-    into a queue (``hdl.coder_parts.Queue``) of words with their maps. ``next[j]`` is at most
-    ``W - 1 + L + b``: in this word or the next.
+    word and the first L - 1 bits of the one after it), then ``next[j]`` (an AND-OR of
+    constants over the one-hot length, or ``j`` + the ESC total) and whether it falls in its
+    word's last L + b positions, into a queue (``hdl.coder_parts.Queue``) of words with their
+    maps. ``next[j]`` is at most ``W - 1 + L + b``: in this word or the next.
 
     The loop holds two word slots in a ring (bits and map each) and a position (slot, p).
     Each cycle ``p <- next[slot, p]`` (low bits) and the slot flips on its top bit: one
@@ -399,7 +400,7 @@ class MapLoop(DecodeLoop):
         both = Cat(self.i_word[W - (L - 1):], x)     # x's bits, then L - 1 of the next word
         # Stage M0 (registered): per position j (0 = x's first bit, its MSB), the L compares
         # of the L bits from there with the limits (a thermometer) and the ESC range check.
-        # Stage M1 (into the queue): thermometer -> length -> total -> j + total.
+        # Stage M1 (into the queue): thermometer -> next position and its near-end bit.
         m0v = Signal()
         m0x = Signal(W)
         ges = [Signal(L, name=f"ge{j}") for j in range(W)]
@@ -448,7 +449,7 @@ class MapLoop(DecodeLoop):
         # unassigned position (``bad``) has itself as its next position (the map stores so),
         # so the loop stays there without a condition; so do the maps at reset. A code can
         # run into the other slot only from the slot's last L + b positions (``near_end``,
-        # registered from the next position): there the loop waits for the other slot. A
+        # taken from the map with the position): there the loop waits for the other slot. A
         # slot the loop has left is refilled from the queue from registers only.
         bits = [Signal(W, name=f"s{k}_bits") for k in range(2)]
         selfs = sum(((j | 1 << N | int(j >= W - CW) << (N + 1)) << (j * ENT))

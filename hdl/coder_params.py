@@ -202,6 +202,8 @@ def coder_modules(args, cls, name):
         extra = {}
         if getattr(args, "run_max", None) is not None:
             extra["run_max"] = args.run_max
+        if getattr(cls, "LOOPS", None) and getattr(args, "decoder_loop", "shift") != "shift":
+            extra["loop"] = args.decoder_loop
         comp = cls(args.symbol_width, args.max_len, args.word_width, groups,
                    group_bounds=bounds, table=tables if tables else None, **extra)
     except (TypeError, ValueError) as e:
@@ -213,13 +215,17 @@ def coder_modules(args, cls, name):
                        "word_width": args.word_width, "groups": groups,
                        "group_bounds": bounds, "group_bits": comp._group_bits,
                        "baked_table": args.table, "buffer_bits": comp.buffer_bits,
-                       "run_max": comp._run_max},
+                       "run_max": comp._run_max, **({"loop": comp._loop}
+                                                   if hasattr(comp, "_loop") else {})},
     })]
 
 
 def _runtime_coder_module(args, cls, name):
     """Run-time shapes (``--max-channels``/``--max-k``): a coder of ``--max-groups`` groups
     whose widths come with the tables and whose groups arrive at run time."""
+    if getattr(args, "decoder_loop", "shift") != "shift":
+        raise UsageError("The map decode loop needs one table group known at build time, "
+                         "not run-time shapes (--max-channels)")
     try:
         comp = cls(args.symbol_width, args.max_len, args.word_width, args.max_groups,
                    runtime_groups=True)

@@ -115,16 +115,30 @@ class HuffmanDecoder(wiring.Component):
     RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted, with run_max > 0
     LATENCY = 7  # handshake of the word completing a code -> that symbol on o_stream
     QUEUE_DEPTH = 8  # output queue: symbols decoded and not yet taken from o_stream
+    #: Decode loops: ``shift`` (a bit buffer shifted by each code's length) or ``map`` (each
+    #: word's map of next-code positions computed ahead, the loop a select of it).
+    LOOPS = ("shift", "map")
+    MAP_LATENCY = 13    # ``LATENCY`` of the map loop
+    MAP_QUEUE_DEPTH = 12    # its output queue (two more stages between loop and queue)
+    MAP_WORDS = 3       # its queue of words with their maps
 
     #: Width of ``columns`` and of each of ``edges`` (K up to 4096).
     COLUMN_BITS = 13
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
                  group_bits=None, table=None, *, count_width=32, run_max=None,
-                 runtime_groups=False):
+                 runtime_groups=False, loop="shift"):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
                     table, count_width, 48, run_max, runtime_groups)
         b, tables = self._b, self._tables
+        if loop not in self.LOOPS:
+            raise ValueError(f"Decode loop must be one of {', '.join(self.LOOPS)}, not "
+                             f"{loop!r}")
+        if loop == "map" and (groups > 1 or self._run_max or max_len + b > word_width):
+            raise ValueError(f"The map decode loop needs one group, plain mode and codes "
+                             f"that fit a word (L + b <= W), not G = {groups}, run max "
+                             f"{self._run_max}, L + b = {max_len + b}, W = {word_width}")
+        self._loop = loop
 
         header = {"count": unsigned(self._count_width)}
         if self._run_max:
@@ -169,8 +183,16 @@ class HuffmanDecoder(wiring.Component):
     @property
     def latency(self):
         """Cycles from the handshake of the word completing a code to its symbol on
-        ``o_stream``: ``LATENCY``, plus the run expander's register in run-length builds."""
+        ``o_stream``: ``LATENCY`` (``MAP_LATENCY`` with the map loop), plus the run
+        expander's register in run-length builds."""
+        if self._loop == "map":
+            return self.MAP_LATENCY
         return self.LATENCY + (1 if self._run_max else 0)
+
+    @property
+    def queue_depth(self):
+        """Entries of the output queue."""
+        return self.MAP_QUEUE_DEPTH if self._loop == "map" else self.QUEUE_DEPTH
 
     @property
     def memory_bits(self):
@@ -324,10 +346,8 @@ class HuffmanDecoder(wiring.Component):
         # Tile control.
         remaining = Signal(self._count_width)
         seen_last = Signal()
-        # Input bit buffer (``hdl.coder_parts.BitBuffer``): words in below the valid bits, the
-        # decoded code's bits out at the top.
-        m.submodules.bits = bb = BitBuffer(W, B, CW)
-        buf, fill = bb.bits, bb.fill
+        MAP = self._loop == "map"
+        QD = self.queue_depth
         busy_cfg = Signal()     # a table load is waiting or in progress
         i = self.i_stream
         cnt = self.i_count
@@ -336,10 +356,10 @@ class HuffmanDecoder(wiring.Component):
         # pipeline below (no stall) into the queue; the loop decodes only while the queue has
         # room for every symbol in flight (``occ`` counts them), so ``o_stream.ready`` reaches
         # nothing but the queue and that counter.
-        m.submodules.queue = queue = Queue(PW + 1 if RL else b + 2, self.QUEUE_DEPTH)
-        occ = Signal(range(self.QUEUE_DEPTH + 1))
+        m.submodules.queue = queue = Queue(PW + 1 if RL else b + 2, QD)
+        occ = Signal(range(QD + 1))
         room = Signal()
-        m.d.comb += room.eq(occ != self.QUEUE_DEPTH)
+        m.d.comb += room.eq(occ != QD)
         pop = Signal()
         if not RL:
             m.d.comb += [o.valid.eq(queue.o_stream.valid), queue.o_stream.ready.eq(o.ready),
@@ -347,64 +367,70 @@ class HuffmanDecoder(wiring.Component):
                          Cat(o.payload.symbol, o.payload.last, o.payload.first).eq(
                              queue.o_stream.payload)]
 
-        # Decode loop: the length of the code at the top of the buffer.
-        m.submodules.length = cl = CanonicalLength(L, b)
-        top = Signal(L)
-        m.d.comb += [top.eq(buf[B - L:]), cl.top.eq(top), cl.limits.eq(Cat(cur["lim"])),
-                     cl.esc.eq(cur["esc"]), cl.esc_lo.eq(cur["esc_lo"]),
-                     cl.esc_hi.eq(cur["esc_hi"]),
-                     cl.esc_total.eq(cur["esc_len"] + cur["bits"])]
-        oh_len, is_esc, total = cl.onehot, cl.is_esc, cl.total
-        invalid = Signal()
-        m.d.comb += invalid.eq(cl.invalid | ~cur["ok"])
-        enough = Signal()       # the code lies within the buffered bits
-        m.d.comb += enough.eq(total <= fill)
-        # The buffer shifts without waiting for the length check: with CW bits buffered every
-        # code fits; after the tile's final word every bit is in, and a code that does not
-        # fit is ENDED_EARLY (the shift is then harmless: the decoder drains). With fewer
-        # bits while words are still due (a starved input) the check is registered in
-        # ``tail_ok`` and the code is shifted out on the next cycle. A symbol is decoded
-        # (``step``) only when it fits.
-        fast = Signal()
-        m.d.comb += fast.eq(fill >= CW)
-        tail_ok = Signal()
         decoding = Signal()
-        shift_en = Signal()
-        m.d.comb += shift_en.eq(decoding & room & (fast | seen_last | tail_ok))
         step = Signal()
-        # Run-length builds: the tile's bits end at its header's nbits (``left`` to go); a
-        # code past that end is not decoded.
-        left = Signal(self.nbits_width if RL else 1)
-        fits = Signal()
-        # ``left`` is kept as a high part and a low part of LB bits (2^LB > L + b, the longest
-        # code), so the loop compares and subtracts only LB bits: ``left >= 2^LB`` comes
-        # straight from the register, and the high part's decrement is ready before the
-        # code's length is (a carry-select subtract).
-        LB = max(1, (L + b).bit_length())
-        split = RL and len(left) > LB
-        left_big = Signal()
-        left_end = Signal()     # the code ends exactly at nbits
-        left_next = Signal.like(left)
-        if split:
-            lo_next = Signal(LB + 1)
-            hi = left[LB:]
-            m.d.comb += [left_big.eq(hi != 0),
-                         fits.eq(left_big | (total <= left[:LB])),
-                         left_end.eq(~left_big & (left[:LB] == total)),
-                         lo_next.eq(left[:LB] - total),
-                         left_next.eq(Cat(lo_next[:LB], Mux(lo_next[LB], hi - 1, hi)))]
-        elif RL:
-            m.d.comb += [fits.eq(total <= left), left_end.eq(left == total),
-                         left_next.eq(left - total)]
-        else:
-            m.d.comb += fits.eq(1)
-        m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough) & fits)
-        m.d.sync += tail_ok.eq(decoding & ~shift_en & enough & ~invalid)
+        first_pend = Signal()   # the tile's first symbol is yet to be decoded
+        if not MAP:
+            # Input bit buffer (``hdl.coder_parts.BitBuffer``): words in below the valid
+            # bits, the decoded code's bits out at the top.
+            m.submodules.bits = bb = BitBuffer(W, B, CW)
+            buf, fill = bb.bits, bb.fill
+            # Decode loop: the length of the code at the top of the buffer.
+            m.submodules.length = cl = CanonicalLength(L, b)
+            top = Signal(L)
+            m.d.comb += [top.eq(buf[B - L:]), cl.top.eq(top), cl.limits.eq(Cat(cur["lim"])),
+                         cl.esc.eq(cur["esc"]), cl.esc_lo.eq(cur["esc_lo"]),
+                         cl.esc_hi.eq(cur["esc_hi"]),
+                         cl.esc_total.eq(cur["esc_len"] + cur["bits"])]
+            oh_len, is_esc, total = cl.onehot, cl.is_esc, cl.total
+            invalid = Signal()
+            m.d.comb += invalid.eq(cl.invalid | ~cur["ok"])
+            enough = Signal()       # the code lies within the buffered bits
+            m.d.comb += enough.eq(total <= fill)
+            # The buffer shifts without waiting for the length check: with CW bits buffered every
+            # code fits; after the tile's final word every bit is in, and a code that does not
+            # fit is ENDED_EARLY (the shift is then harmless: the decoder drains). With fewer
+            # bits while words are still due (a starved input) the check is registered in
+            # ``tail_ok`` and the code is shifted out on the next cycle. A symbol is decoded
+            # (``step``) only when it fits.
+            fast = Signal()
+            m.d.comb += fast.eq(fill >= CW)
+            tail_ok = Signal()
+            shift_en = Signal()
+            m.d.comb += shift_en.eq(decoding & room & (fast | seen_last | tail_ok))
+            # Run-length builds: the tile's bits end at its header's nbits (``left`` to go); a
+            # code past that end is not decoded.
+            left = Signal(self.nbits_width if RL else 1)
+            fits = Signal()
+            # ``left`` is kept as a high part and a low part of LB bits (2^LB > L + b, the longest
+            # code), so the loop compares and subtracts only LB bits: ``left >= 2^LB`` comes
+            # straight from the register, and the high part's decrement is ready before the
+            # code's length is (a carry-select subtract).
+            LB = max(1, (L + b).bit_length())
+            split = RL and len(left) > LB
+            left_big = Signal()
+            left_end = Signal()     # the code ends exactly at nbits
+            left_next = Signal.like(left)
+            if split:
+                lo_next = Signal(LB + 1)
+                hi = left[LB:]
+                m.d.comb += [left_big.eq(hi != 0),
+                             fits.eq(left_big | (total <= left[:LB])),
+                             left_end.eq(~left_big & (left[:LB] == total)),
+                             lo_next.eq(left[:LB] - total),
+                             left_next.eq(Cat(lo_next[:LB], Mux(lo_next[LB], hi - 1, hi)))]
+            elif RL:
+                m.d.comb += [fits.eq(total <= left), left_end.eq(left == total),
+                             left_next.eq(left - total)]
+            else:
+                m.d.comb += fits.eq(1)
+            m.d.comb += step.eq(shift_en & ~invalid & (fast | tail_ok | enough) & fits)
+            m.d.sync += tail_ok.eq(decoding & ~shift_en & enough & ~invalid)
 
-        take_word = bb.take
-        clear_buf = bb.clear    # a tile header: the buffer starts empty
-        # The shift: by the code's length (plus the raw bits after ESC), or none.
-        m.d.comb += [bb.word.eq(i.payload.data), bb.shift.eq(total), bb.shift_en.eq(shift_en)]
+            take_word = bb.take
+            clear_buf = bb.clear    # a tile header: the buffer starts empty
+            # The shift: by the code's length (plus the raw bits after ESC), or none.
+            m.d.comb += [bb.word.eq(i.payload.data), bb.shift.eq(total), bb.shift_en.eq(shift_en)]
 
         # Stage 0: the decoded code's window, one-hot length, ESC flag, group, last, first.
         v0 = Signal()
@@ -414,13 +440,17 @@ class HuffmanDecoder(wiring.Component):
         grp0 = Signal.like(grp)
         last0 = Signal()
         first0 = Signal()
-        first_pend = Signal()   # the tile's first symbol is yet to be decoded
-        m.d.sync += v0.eq(step)
-        with m.If(step):
-            m.d.sync += [win0.eq(buf[B - CW:]), oh0.eq(oh_len), esc0.eq(is_esc),
-                         last0.eq(remaining == 1), first0.eq(first_pend), first_pend.eq(0)]
-            if G > 1:
-                m.d.sync += grp0.eq(grp)
+        if MAP:
+            fr = self._map_front(m, cur, room, decoding, step, first_pend, remaining)
+            m.d.sync += [v0.eq(fr.v), win0.eq(fr.window), oh0.eq(fr.onehot),
+                         esc0.eq(fr.is_esc), last0.eq(fr.last), first0.eq(fr.first)]
+        else:
+            m.d.sync += v0.eq(step)
+            with m.If(step):
+                m.d.sync += [win0.eq(buf[B - CW:]), oh0.eq(oh_len), esc0.eq(is_esc),
+                             last0.eq(remaining == 1), first0.eq(first_pend), first_pend.eq(0)]
+                if G > 1:
+                    m.d.sync += grp0.eq(grp)
 
         # Stage 1: the code's value (its top l bits) and the offset of its length, selected by
         # the one-hot length; the raw bits after an ESC code.
@@ -487,7 +517,7 @@ class HuffmanDecoder(wiring.Component):
                          queue.i_stream.payload.eq(Cat(Mux(esc3, raw3, sym3), last3, first3))]
         m.d.sync += occ.eq(occ + step - pop)
         pre_mem = Signal()      # a symbol is yet to read the symbol memory
-        m.d.comb += pre_mem.eq(v0 | v1)
+        m.d.comb += pre_mem.eq(v0 | v1 | (fr.pre_mem if MAP else 0))
 
         if RL:
             # Run expander: one value per cycle from the queue's entries, RUN_k as k zeros;
@@ -528,9 +558,10 @@ class HuffmanDecoder(wiring.Component):
         with m.FSM(name="tile") as fsm:
             with m.State("IDLE"):
                 if not RL:
+                    # (Map loop: its words are all gone between tiles, DRAIN waits for that.)
                     m.d.comb += cnt.ready.eq(~busy_cfg)
                 with m.If(cnt.valid & cnt.ready):
-                    m.d.comb += [clear.eq(1), clear_buf.eq(1)]
+                    m.d.comb += [clear.eq(1), fr.clear.eq(1) if MAP else clear_buf.eq(1)]
                     m.d.sync += [remaining.eq(cnt.payload.count), seen_last.eq(0),
                                  first_pend.eq(1)]
                     if RL:
@@ -557,15 +588,26 @@ class HuffmanDecoder(wiring.Component):
                         with m.If(cnt.payload.count != 0):
                             m.next = "DECODE"
             with m.State("DECODE"):
-                m.d.comb += [i.ready.eq(~seen_last & (fill <= B - W)),
-                             take_word.eq(i.valid & i.ready), decoding.eq(1)]
+                if MAP:
+                    take_word = fr.take
+                    # Decremented on every run of the loop: a run that decodes nothing is an
+                    # error, and the tile is drained.
+                    with m.If(fr.run):
+                        m.d.sync += remaining.eq(remaining - 1)
+                    with m.If(step):
+                        m.d.sync += first_pend.eq(0)
+                    invalid = Signal()
+                    m.d.comb += invalid.eq(fr.invalid | ~cur["ok"])
+                else:
+                    m.d.comb += [i.ready.eq(~seen_last & (fill <= B - W)),
+                                 take_word.eq(i.valid & i.ready), decoding.eq(1)]
                 with m.If(take_word & i.payload.last):
                     m.d.sync += seen_last.eq(1)
                 with m.If(invalid):
                     m.d.comb += raise_code.eq(Mux(cur["ok"], DecoderError.INVALID_CODE,
                                                   DecoderError.NO_TABLE))
                     m.next = "DRAIN"
-                with m.Elif(~enough & seen_last):
+                with m.Elif(fr.beyond if MAP else ~enough & seen_last):
                     m.d.comb += raise_code.eq(DecoderError.ENDED_EARLY)
                     m.next = "DRAIN"
                 if RL:
@@ -579,6 +621,9 @@ class HuffmanDecoder(wiring.Component):
                         m.d.sync += left.eq(left_next)
                         with m.If(left_end):
                             m.next = "RL_END"
+                elif MAP:
+                    with m.Elif(step & (remaining == 1)):
+                        m.next = "TAIL"
                 else:
                     with m.Elif(step):
                         m.d.sync += remaining.eq(remaining - 1)
@@ -598,22 +643,47 @@ class HuffmanDecoder(wiring.Component):
                             m.next = "DRAIN"
                         with m.Else():
                             m.next = "TAIL"
-            with m.State("TAIL"):
+            if MAP:
+                with m.State("TAIL"):
+                    # The loop stopped after the final code: the padding check is computed.
+                    m.next = "TAIL2"
+            with m.State("TAIL2" if MAP else "TAIL"):
                 # The final symbol is out: the rest must be the final word's zero padding.
-                with m.If(~seen_last | (fill >= W)):
+                # Map loop: the word holding the code's final bit (the one before if the
+                # code ended at its word's end) must be the last.
+                if MAP:
+                    excess = Mux(fr.at_start, ~fr.prev_last, ~fr.cur_last)
+                    pad_nz = ~fr.at_start & fr.pad_nz
+                else:
+                    excess = ~seen_last | (fill >= W)
+                    pad_nz = buf != 0
+                with m.If(excess):
                     m.d.comb += raise_code.eq(DecoderError.EXCESS_WORDS)
                     m.next = "DRAIN"
                 with m.Else():
-                    with m.If(buf != 0):
+                    with m.If(pad_nz):
                         m.d.comb += raise_code.eq(DecoderError.PADDING)
                     m.next = "IDLE"
             with m.State("DRAIN"):
                 # After an error: drop words up to the one flagged last; emit nothing more.
-                m.d.comb += i.ready.eq(~seen_last)
-                with m.If((i.valid & i.ready & i.payload.last) | seen_last):
-                    m.d.sync += seen_last.eq(1)
-                    m.next = "IDLE"
+                if MAP:
+                    # ... and the words in the map stage, its queue and the loop's slots.
+                    with m.If(fr.take & i.payload.last):
+                        m.d.sync += seen_last.eq(1)
+                    with m.If(seen_last & fr.front_empty):
+                        m.next = "IDLE"
+                else:
+                    m.d.comb += i.ready.eq(~seen_last)
+                    with m.If((i.valid & i.ready & i.payload.last) | seen_last):
+                        m.d.sync += seen_last.eq(1)
+                        m.next = "IDLE"
         idle = fsm.ongoing("IDLE")
+        if MAP:
+            # Continuous assignments, not parts of the state machine's process (Icarus left
+            # that process's outputs X until the state first changed).
+            drain = fsm.ongoing("DRAIN")
+            m.d.comb += [decoding.eq(fsm.ongoing("DECODE")), fr.flush.eq(drain),
+                         fr.accept.eq((decoding | drain) & ~seen_last)]
         if RL:
             # Run-length builds take a header only with the previous tile's values all out
             # of the queue (its count is checked against them). One expression: in a baked
@@ -625,6 +695,177 @@ class HuffmanDecoder(wiring.Component):
         else:
             self._loader(m, mem, regs, idle & ~pre_mem, busy_cfg, raise_code, clear)
         return m
+
+    # -----------------------------------------------------------------------------------------
+    def _map_front(self, m, cur, room, decoding, step, first_pend, remaining):
+        """The map decode loop (``loop="map"``, docs/huffman_decoder.md "Decode loops"): words
+        in, per decoded code its window, one-hot length, ESC flag, ``last`` and ``first``
+        (``v`` high) three cycles after its ``step``. Drives ``step``; returns the signals
+        the tile control reads and drives (a namespace).
+
+        Map stage: a word waits for its successor (or is the tile's last word, then zeros
+        follow it); then, per bit position j of the word, the L limit compares and the ESC
+        range check on the L bits from j (one register stage), and the position where the
+        next code would start, ``next[j] = j + total`` (an AND-OR of constants over the
+        one-hot length), with three flags: ``bad`` (no code starts with these bits; its
+        next is j itself), ``near`` (next lies in its word's last L + b positions, from
+        where a code may run into the following word) and ``over`` (next lies past the
+        following word's first bit). The word, its ``last`` and its map go into a queue.
+
+        Loop: a ring of two word slots and a position (slot, p). Each cycle it runs, ``p <-
+        next[slot, p]`` and the slot flips when next passes the word's end: one select of
+        2W entries and an XOR. Its enable comes from registers only: decoding, room in
+        the output queue, the current slot filled, and, at a ``near`` position, the other
+        slot filled too (or the current word the tile's last). A slot the loop has left is
+        refilled from the queue a cycle later.
+        """
+        from types import SimpleNamespace
+
+        b, L, W = self._b, self._L, self._W
+        CW = L + b
+        P = (W - 1).bit_length()        # bits of a position in a word
+        N = P + 1                       # bits of a next position (below 2 W)
+        ENT = N + 3                     # next, bad, near, over
+        i = self.i_stream
+        f = SimpleNamespace(clear=Signal(name="map_clear"), flush=Signal(name="map_flush"),
+                            accept=Signal(name="map_accept"))
+        lims = Cat(cur["lim"])
+        esc_total = Signal(range(CW + 1))
+        m.d.comb += esc_total.eq(cur["esc_len"] + cur["bits"])
+
+        # Map stage. x: the word waiting for its successor; M0: the compares; then the queue.
+        x = Signal(W)
+        xlast = Signal()
+        xv = Signal()
+        m.submodules.words = q = Queue(W + 1 + W * ENT, self.MAP_WORDS)
+        m0v = Signal()
+        m0x = Signal(W)
+        m0last = Signal()
+        ges = [Signal(L, name=f"map_ge{j}") for j in range(W)]
+        escs = [Signal(name=f"map_esc{j}") for j in range(W)]
+        push = Signal()
+        load = Signal()
+        take = Signal()
+        m.d.comb += [push.eq(m0v & q.i_stream.ready),
+                     i.ready.eq(f.accept & (~xv | ~m0v | push)),
+                     take.eq(i.valid & i.ready),
+                     load.eq(xv & (xlast | take) & (~m0v | push))]
+        f.take = take
+        ahead = Mux(xlast, 0, i.payload.data[W - (L - 1):]) if L > 1 else Const(0, 0)
+        both = Cat(ahead, x)     # x's bits, then the first L - 1 bits after it
+        with m.If(load):
+            m.d.sync += [m0v.eq(1), m0x.eq(x), m0last.eq(xlast)]
+            for j in range(W):
+                top = both[len(both) - j - L:len(both) - j]
+                m.d.sync += [
+                    ges[j].eq(Cat(top[L - 1 - t:] >= lims[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
+                                  for t in range(L))),
+                    escs[j].eq(cur["esc"] & (top >= cur["esc_lo"]) & (top < cur["esc_hi"]))]
+        with m.Elif(push):
+            m.d.sync += m0v.eq(0)
+        with m.If(take):
+            m.d.sync += [x.eq(i.payload.data), xlast.eq(i.payload.last), xv.eq(1)]
+        with m.Elif(load):
+            m.d.sync += xv.eq(0)
+        entries = []
+        for j in range(W):
+            ge = ges[j]
+            terms = [Mux(~ge[t - 1] & (ge[t - 2] if t > 1 else 1), j + t, 0)
+                     for t in range(1, L + 1)]
+            by_len = terms[0]
+            for t in terms[1:]:
+                by_len = by_len | t
+            esc_next = Signal(N, name=f"map_esc_next{j}")
+            m.d.comb += esc_next.eq(j + esc_total)
+            nxt = Signal(N, name=f"map_next{j}")
+            m.d.comb += nxt.eq(Mux(ge[L - 1], j, Mux(escs[j], esc_next, by_len)))
+            entries.append(Cat(nxt, ge[L - 1], nxt[:P] >= W - CW, nxt > W))
+        m.d.comb += [q.i_stream.valid.eq(push),
+                     q.i_stream.payload.eq(Cat(m0x, m0last, *entries))]
+        with m.If(f.clear):
+            m.d.sync += [xv.eq(0), m0v.eq(0)]
+
+        # The loop.
+        bits = [Signal(W, name=f"map_s{k}_bits") for k in range(2)]
+        lasts = [Signal(name=f"map_s{k}_last") for k in range(2)]
+        maps = [Signal(W * ENT, name=f"map_s{k}_map") for k in range(2)]
+        sv = [Signal(name=f"map_s{k}_valid") for k in range(2)]
+        slot = Signal()
+        p = Signal(P)
+        near = Signal()
+        ent = Signal(ENT)
+        m.d.comb += ent.eq(Cat(maps[0], maps[1]).word_select(Cat(p, slot), ENT))
+        nxt, bad, over = ent[:N], ent[N], ent[N + 2]
+        cross = nxt[P]
+        cur_ok = Mux(slot, sv[1], sv[0])
+        cur_last = Mux(slot, lasts[1], lasts[0])
+        other_ok = Mux(slot, sv[0], sv[1])
+        run = Signal()
+        m.d.comb += run.eq(decoding & room & cur_ok & (other_ok | ~near | cur_last))
+        with m.If(run):
+            m.d.sync += [p.eq(nxt[:P]), slot.eq(slot ^ cross), near.eq(ent[N + 1])]
+        # A code running past the tile's last word is not decoded (ENDED_EARLY); neither is
+        # a code after one that ended exactly at its end (``beyond``).
+        ended = Signal()
+        m.d.comb += [ended.eq(cur_last & over), step.eq(run & ~bad & ~ended)]
+        beyond = Signal()
+        with m.If(run & cur_last & cross):
+            m.d.sync += beyond.eq(1)
+        f.run, f.beyond = run, beyond
+        f.invalid = Signal()
+        m.d.comb += f.invalid.eq(cur_ok & bad)
+        # Refill: an empty slot (slot 0 first) from the queue, from registers only; while
+        # flushing, the queue is emptied.
+        head = q.o_stream
+        m.d.comb += head.ready.eq(f.flush | (decoding & ~(sv[0] & sv[1])))
+        for k in range(2):
+            with m.If(f.clear):
+                m.d.sync += sv[k].eq(0)
+            with m.Elif(head.valid & head.ready & ~f.flush & (sv[0] == k)):
+                m.d.sync += [bits[k].eq(head.payload[:W]), lasts[k].eq(head.payload[W]),
+                             maps[k].eq(head.payload[W + 1:]), sv[k].eq(1)]
+            with m.Elif(run & cross & (slot == k)):
+                m.d.sync += sv[k].eq(0)
+        with m.If(f.clear):
+            m.d.sync += [slot.eq(0), p.eq(0), near.eq(0), beyond.eq(0)]
+        # Words in the queue, counted here (a register: the queue's own ``level`` is a
+        # combinational sum that Icarus leaves X until its inputs change).
+        held = Signal(range(self.MAP_WORDS + 1))
+        m.d.sync += held.eq(held + push - (head.valid & head.ready))
+        f.front_empty = Signal()
+        m.d.comb += f.front_empty.eq(~xv & ~m0v & (held == 0))
+
+        # The tile's end, for the tail checks: the final code ended exactly at its word's end
+        # (p = 0 after it), the last flags of both slots, and whether the bits from p on in
+        # the current slot are all zero (a register: read the cycle after the final step).
+        f.at_start = p == 0
+        f.cur_last = cur_last
+        f.prev_last = Mux(slot, lasts[0], lasts[1])
+        f.pad_nz = Signal()
+        cur_bits = Mux(slot, bits[1], bits[0])
+        m.d.sync += f.pad_nz.eq((cur_bits << p)[:W] != 0)
+
+        # After the loop: stage A holds the step's position, stage W the code's window (a
+        # select of both slots' bits; the slot a code starts in is refilled two cycles after
+        # its step at the earliest) and its flags; its length and ESC flag are recomputed
+        # from the window (a valid code's length depends on its own bits only).
+        va, pa, sa, lasta, firsta = Signal(), Signal(P), Signal(), Signal(), Signal()
+        m.d.sync += [va.eq(step), pa.eq(p), sa.eq(slot), lasta.eq(remaining == 1),
+                     firsta.eq(first_pend)]
+        f.v = Signal()
+        f.window = Signal(CW)
+        f.last = Signal()
+        f.first = Signal()
+        two = Mux(sa, Cat(bits[0], bits[1]), Cat(bits[1], bits[0]))
+        m.d.sync += [f.v.eq(va), f.window.eq((two << pa)[2 * W - CW:2 * W]),
+                     f.last.eq(lasta), f.first.eq(firsta)]
+        m.submodules.map_length = cl = CanonicalLength(L, b)
+        m.d.comb += [cl.top.eq(f.window[CW - L:]), cl.limits.eq(lims), cl.esc.eq(cur["esc"]),
+                     cl.esc_lo.eq(cur["esc_lo"]), cl.esc_hi.eq(cur["esc_hi"]),
+                     cl.esc_total.eq(esc_total)]
+        f.onehot, f.is_esc = cl.onehot, cl.is_esc
+        f.pre_mem = va | f.v
+        return f
 
     # -----------------------------------------------------------------------------------------
     def _loader(self, m, mem, regs, may_load, busy_cfg, raise_code, clear):

@@ -95,5 +95,8 @@ def huffman_arguments(parser):
                              "two up to 256 (default: the baked tables', else 0); the "
                              "compressor and decompressor then have one coder per table "
                              "group, each group a tile of its own")
+    parser.add_argument("--decoder-loop", choices=("shift", "map"), default="shift",
+                        help="decode loop of the Huffman decoder: shift (default) or map "
+                             "(faster, more LUTs; plain mode, one table group, L + b <= W)")
     parser.add_argument("--table", default=None, metavar="FILE",
                         help="bake a golden table file into the Huffman blocks")

@@ -706,6 +706,9 @@ class Decompressor(_Common):
         groups; ``s_axis_bits`` with one); ``docs/top.md`` describes the tile sequencing.
     runtime_shape, max_groups : bool, int or None
         As for ``Compressor``; ``out_group`` must then be a power of two dividing every C.
+    decoder_loop : str
+        The decoder's decode loop, ``"shift"`` (default) or ``"map"`` (faster, more LUTs;
+        plain mode with one table group; ``docs/huffman_decoder.md``, "Decode loops").
 
     Ports
     -----
@@ -730,12 +733,14 @@ class Decompressor(_Common):
                  mult_width=16, multipliers=16, out_group=None, relu=False, max_len=12,
                  word_width=32, group_bounds=None, group_bits=None, weights=None, table=None,
                  pixels_width=32, family="generic", run_max=None, runtime_shape=False,
-                 max_groups=None):
+                 max_groups=None, decoder_loop="shift"):
         self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits,
                     runtime_shape, max_groups)
         self._coding_mode(table, run_max)
         if runtime_shape and weights is not None:
             raise ValueError("A run-time-shape top loads its weights at run time")
+        if decoder_loop != "shift" and self._R:
+            raise ValueError("The map decode loop needs plain mode (run max 0)")
         if isinstance(pixels_width, bool) or not isinstance(pixels_width, int):
             raise TypeError(f"Pixel count width must be an integer, not {pixels_width!r}")
         if not 1 <= pixels_width <= 32:
@@ -755,7 +760,7 @@ class Decompressor(_Common):
         else:
             self.dec = HuffmanDecoder(self._cw, max_len, word_width,
                                       count_width=pixels_width + self._kbits,
-                                      **self._huffman_kwargs())
+                                      loop=decoder_loop, **self._huffman_kwargs())
             self.decs = [self.dec]
         og = out_group or rows
         members = {**_AxiPorts.slave("s_axis_pixels", pixels_width, last=False)}
@@ -1023,6 +1028,12 @@ def fpga_configs():
         out[f"compressor_m16{suffix}"] = comp
         out[f"decompressor_m16{suffix}"] = decomp
 
+        def decomp_map(family=family):
+            d = Decompressor(64, 16, multipliers=16, family=family, decoder_loop="map")
+            return d, {"family": "decompressor_map", "parallelism": 16,
+                       "values_per_cycle": round(64 / d.cycles_per_pixel, 3)}
+        out[f"decompressor_m16_map{suffix}"] = decomp_map
+
     # Run-length mode (run-time tables, longest run symbol 64), ECP5 MAC arrays.
     def comp_rl():
         c = Compressor(64, 16, multipliers=16, family="ecp5", run_max=64)
@@ -1082,6 +1093,9 @@ def _artifact(args):
 
 def _runtime_modules(args):
     """``--max-channels``/``--max-k``: the run-time-shape tops (``docs/runtime.md``)."""
+    if getattr(args, "decoder_loop", "shift") != "shift":
+        raise UsageError("The map decode loop needs one table group known at build time, "
+                         "not run-time shapes (--max-channels)")
     if args.in_width > 8:
         raise UsageError(f"The compressor and decompressor code coefficients of at most 8 "
                          f"bits, not --in-width {args.in_width}")
@@ -1150,7 +1164,8 @@ def _modules(args):
             out.append(BuildModule("compressor", c, _info(c, "compressor")))
         if args.top in ("all", "decompressor"):
             d = Decompressor(args.channels, args.k, out_width=args.out_width,
-                             out_group=args.out_group, relu=args.relu, weights=inv, **common)
+                             out_group=args.out_group, relu=args.relu, weights=inv,
+                             decoder_loop=getattr(args, "decoder_loop", "shift"), **common)
             out.append(BuildModule("decompressor", d, _info(d, "decompressor")))
     except (TypeError, ValueError) as e:
         raise UsageError(f"{args.top}: {e}") from None

@@ -130,6 +130,14 @@ def _huffman_decoder():
                                        "multipliers": 0, "values_per_cycle": 1.0}
 
 
+def _huffman_decoder_map():
+    """The decoder with the map decode loop (``loop="map"``), run-time tables."""
+    from hdl.huffman_decoder import HuffmanDecoder
+    return HuffmanDecoder(8, 12, 32, loop="map"), {
+        "family": "huffman_decoder_map", "parallelism": 1, "multipliers": 0,
+        "values_per_cycle": 1.0}
+
+
 def _huffman_decoder_rl():
     """The decoder with run-length mode (run_max 256, the largest), run-time tables."""
     from hdl.huffman_decoder import HuffmanDecoder
@@ -173,6 +181,7 @@ CONFIGS = {
     "huffman_encoder": _huffman_encoder,
     "huffman_encoder_rl": _huffman_encoder_rl,
     "huffman_decoder": _huffman_decoder,
+    "huffman_decoder_map": _huffman_decoder_map,
     "huffman_decoder_rl": _huffman_decoder_rl,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length",
                                                        "table_parser", "bit_packer",

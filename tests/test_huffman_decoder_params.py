@@ -53,6 +53,16 @@ def table(bits=4, max_len=8, seed=0):
     ((8, 12, 32), {"run_max": 512}, ValueError,
      r"Run max must be 0 or a power of two up to 256, not 512"),
     ((8, 12, 32), {"run_max": True}, TypeError, r"Run max must be an integer, not True"),
+    ((8, 12, 32), {"loop": "fast"}, ValueError,
+     r"Decode loop must be one of shift, map, not 'fast'"),
+    ((8, 12, 32), {"loop": "map", "run_max": 64}, ValueError,
+     r"The map decode loop needs one group, plain mode and codes that fit a word "
+     r"\(L \+ b <= W\), not G = 1, run max 64, L \+ b = 20, W = 32"),
+    ((8, 12, 16), {"loop": "map"}, ValueError, r"The map decode loop needs one group, .*"
+     r"L \+ b = 20, W = 16"),
+    ((8, 12, 32, 2), {"loop": "map", "group_bounds": [0, 4, 8]}, ValueError,
+     r"The map decode loop needs one group, plain mode and codes that fit a word "
+     r"\(L \+ b <= W\), not G = 2"),
 ])
 def test_bad_parameters_raise_specific_errors(args, kwargs, exc, message):
     with pytest.raises(exc, match="^" + message):
@@ -137,6 +147,10 @@ def run_main(argv, capsys):
     (["--table", "{set}", "--groups", "3"], r"--groups 3 does not match the table file's 2 "),
     (["--table", "{set}", "--k", "16"], r"Table file covers 8 components, not --k 16"),
     (["--table", "{set}", "--symbol-width", "3"], r"Symbol width 3 is narrower than the "),
+    (["--decoder-loop", "fast"], r"argument --decoder-loop: invalid choice: 'fast'"),
+    (["--decoder-loop", "map", "--groups", "2"], r"The map decode loop needs one group"),
+    (["--decoder-loop", "map", "--max-channels", "64", "--max-k", "16"],
+     r"The map decode loop needs one table group known at build time"),
 ])
 def test_cli_errors_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)

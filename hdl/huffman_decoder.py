@@ -597,7 +597,7 @@ class HuffmanDecoder(wiring.Component):
                     with m.If(step):
                         m.d.sync += first_pend.eq(0)
                     invalid = Signal()
-                    m.d.comb += invalid.eq(fr.invalid | ~cur["ok"])
+                    m.d.comb += invalid.eq(fr.bad_hit | ~cur["ok"])
                 else:
                     m.d.comb += [i.ready.eq(~seen_last & (fill <= B - W)),
                                  take_word.eq(i.valid & i.ready), decoding.eq(1)]
@@ -607,6 +607,11 @@ class HuffmanDecoder(wiring.Component):
                     m.d.comb += raise_code.eq(Mux(cur["ok"], DecoderError.INVALID_CODE,
                                                   DecoderError.NO_TABLE))
                     m.next = "DRAIN"
+                if MAP:
+                    # (The final code may end exactly at the last word's end: then it is
+                    # ``beyond`` it too.)
+                    with m.Elif(fr.final_hit):
+                        m.next = "TAIL"
                 with m.Elif(fr.beyond if MAP else ~enough & seen_last):
                     m.d.comb += raise_code.eq(DecoderError.ENDED_EARLY)
                     m.next = "DRAIN"
@@ -621,10 +626,7 @@ class HuffmanDecoder(wiring.Component):
                         m.d.sync += left.eq(left_next)
                         with m.If(left_end):
                             m.next = "RL_END"
-                elif MAP:
-                    with m.Elif(step & (remaining == 1)):
-                        m.next = "TAIL"
-                else:
+                elif not MAP:
                     with m.Elif(step):
                         m.d.sync += remaining.eq(remaining - 1)
                         if G > 1:
@@ -643,11 +645,7 @@ class HuffmanDecoder(wiring.Component):
                             m.next = "DRAIN"
                         with m.Else():
                             m.next = "TAIL"
-            if MAP:
-                with m.State("TAIL"):
-                    # The loop stopped after the final code: the padding check is computed.
-                    m.next = "TAIL2"
-            with m.State("TAIL2" if MAP else "TAIL"):
+            with m.State("TAIL"):
                 # The final symbol is out: the rest must be the final word's zero padding.
                 # Map loop: the word holding the code's final bit (the one before if the
                 # code ended at its word's end) must be the last.
@@ -797,11 +795,23 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += ent.eq(Cat(maps[0], maps[1]).word_select(Cat(p, slot), ENT))
         nxt, bad, over = ent[:N], ent[N], ent[N + 2]
         cross = nxt[P]
+        # ``left[k]``: the loop left slot k in the previous cycle (a register, so that the
+        # select feeds no more than one gate before a flip-flop); the slot is free for a word
+        # from then on, and not a slot to cross into.
+        left = [Signal(name=f"map_s{k}_left") for k in range(2)]
+        free = [~sv[k] | left[k] for k in range(2)]
         cur_ok = Mux(slot, sv[1], sv[0])
         cur_last = Mux(slot, lasts[1], lasts[0])
-        other_ok = Mux(slot, sv[0], sv[1])
+        other_ok = Mux(slot, sv[0] & ~left[0], sv[1] & ~left[1])
+        # The tile's final code and an unassigned code are registered too (``final_hit``,
+        # ``bad_hit``): the tile control acts on them a cycle later; the loop does not run
+        # in that cycle after the final code, and does not move at an unassigned one.
+        f.final_hit = Signal(name="map_final_hit")
+        f.bad_hit = Signal(name="map_bad_hit")
+        go = Signal()
+        m.d.comb += go.eq(decoding & ~f.final_hit)
         run = Signal()
-        m.d.comb += run.eq(decoding & room & cur_ok & (other_ok | ~near | cur_last))
+        m.d.comb += run.eq(go & room & cur_ok & (other_ok | ~near | cur_last))
         with m.If(run):
             m.d.sync += [p.eq(nxt[:P]), slot.eq(slot ^ cross), near.eq(ent[N + 1])]
         # A code running past the tile's last word is not decoded (ENDED_EARLY); neither is
@@ -811,20 +821,23 @@ class HuffmanDecoder(wiring.Component):
         beyond = Signal()
         with m.If(run & cur_last & cross):
             m.d.sync += beyond.eq(1)
+        m.d.sync += [f.final_hit.eq(step & (remaining == 1)),
+                     f.bad_hit.eq(decoding & cur_ok & bad)]
+        for k in range(2):
+            m.d.sync += left[k].eq(run & cross & (slot == k))
         f.run, f.beyond = run, beyond
-        f.invalid = Signal()
-        m.d.comb += f.invalid.eq(cur_ok & bad)
-        # Refill: an empty slot (slot 0 first) from the queue, from registers only; while
+        # Refill: a free slot (slot 0 first) from the queue, from registers only; while
         # flushing, the queue is emptied.
         head = q.o_stream
-        m.d.comb += head.ready.eq(f.flush | (decoding & ~(sv[0] & sv[1])))
+        m.d.comb += head.ready.eq(f.flush | (go & (free[0] | free[1])))
         for k in range(2):
+            target = free[0] if k == 0 else ~free[0]
             with m.If(f.clear):
                 m.d.sync += sv[k].eq(0)
-            with m.Elif(head.valid & head.ready & ~f.flush & (sv[0] == k)):
+            with m.Elif(head.valid & head.ready & ~f.flush & target):
                 m.d.sync += [bits[k].eq(head.payload[:W]), lasts[k].eq(head.payload[W]),
                              maps[k].eq(head.payload[W + 1:]), sv[k].eq(1)]
-            with m.Elif(run & cross & (slot == k)):
+            with m.Elif(left[k]):
                 m.d.sync += sv[k].eq(0)
         with m.If(f.clear):
             m.d.sync += [slot.eq(0), p.eq(0), near.eq(0), beyond.eq(0)]

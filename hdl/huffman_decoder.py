@@ -832,11 +832,16 @@ class HuffmanDecoder(wiring.Component):
         m.d.comb += head.ready.eq(f.flush | (go & (free[0] | free[1])))
         for k in range(2):
             target = free[0] if k == 0 else ~free[0]
+            # The slot's bits, last flag and map (over 300 flip-flops) load whenever it is
+            # the free slot the next word goes to, word or not (from registers only, a short
+            # path to a wide enable); its valid flag says whether a word came.
+            with m.If(go & target & free[k]):
+                m.d.sync += [bits[k].eq(head.payload[:W]), lasts[k].eq(head.payload[W]),
+                             maps[k].eq(head.payload[W + 1:])]
             with m.If(f.clear):
                 m.d.sync += sv[k].eq(0)
             with m.Elif(head.valid & head.ready & ~f.flush & target):
-                m.d.sync += [bits[k].eq(head.payload[:W]), lasts[k].eq(head.payload[W]),
-                             maps[k].eq(head.payload[W + 1:]), sv[k].eq(1)]
+                m.d.sync += sv[k].eq(1)
             with m.Elif(left[k]):
                 m.d.sync += sv[k].eq(0)
         with m.If(f.clear):
@@ -953,12 +958,18 @@ class HuffmanDecoder(wiring.Component):
                              esc_lens[grp].eq(p.code_len)]
         with m.If(p.end & ~p.failed):
             m.d.sync += [oks[grp].eq(1), escs[grp].eq(p.esc_flag)]
-        with m.If(p.failed):
+        # A failed load raises BAD_TABLE a cycle later (``failed_r``: the byte's checks reach
+        # a flip-flop, not the error flag's logic); in that cycle no load starts and no
+        # header is taken (either would clear the flag as it is raised).
+        failed_r = Signal()
+        m.d.sync += failed_r.eq(p.failed)
+        with m.If(failed_r):
             m.d.comb += raise_code.eq(DecoderError.BAD_TABLE)
         # cfg waits for the first byte until the decoder is between tiles with its pipeline
         # empty. Headers wait while a byte is offered or a good load is unfinished.
-        m.d.comb += [may_start.eq(may_load), hold.eq(0), self.loading.eq(p.loading),
-                     busy_cfg.eq(self.cfg.valid | self.loading)]
+        m.d.comb += [may_start.eq(may_load & ~failed_r), hold.eq(0),
+                     self.loading.eq(p.loading),
+                     busy_cfg.eq(self.cfg.valid | self.loading | failed_r)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,9 +48,10 @@ class LoadSpec(Elaboratable):
     """``cfg`` bytes offered back to back, arbitrary (data, group, ``last`` anywhere or
     nowhere); the block's other inputs arbitrary, its outputs always taken.
 
-    Asserted: a load (``dut.loading``) lasts at most ``load_bound`` cycles, and ends either
-    loaded (error low) or with the error flag raised. Covered: a good load, a failed one,
-    two loads in a row.
+    Asserted: a load (``dut.loading``) lasts at most ``load_bound`` cycles. Covered: a good
+    load (error low when it ends and a cycle later), a failed one (the error flag raised when
+    it ends or a cycle later: the decoder registers a failure before raising it), two loads
+    in a row.
     """
 
     def __init__(self, dut, sources, sinks, clear):
@@ -74,14 +75,15 @@ class LoadSpec(Elaboratable):
             m.d.sync += length.eq(0)
         m.d.comb += Assert(length <= bound)
         ended = past(m, dut.loading) & ~dut.loading
+        ended_before = past(m, ended)
         good = Signal()
         bad = Signal()
         loads = Signal(range(3))
         with m.If(ended):
             m.d.sync += loads.eq(loads + (loads != 2))
-            with m.If(dut.error):
-                m.d.sync += bad.eq(1)
-            with m.Else():
-                m.d.sync += good.eq(1)
+        with m.If((ended | ended_before) & dut.error):
+            m.d.sync += bad.eq(1)
+        with m.If(ended_before & ~dut.error & ~past(m, dut.error)):
+            m.d.sync += good.eq(1)
         m.d.comb += [Cover(good), Cover(bad), Cover(loads == 2)]
         return m

@@ -118,9 +118,8 @@ class HuffmanDecoder(wiring.Component):
     #: Decode loops: ``shift`` (a bit buffer shifted by each code's length) or ``map`` (each
     #: word's map of next-code positions computed ahead, the loop a select of it).
     LOOPS = ("shift", "map")
-    MAP_LATENCY = 13    # ``LATENCY`` of the map loop
+    MAP_LATENCY = 11    # ``LATENCY`` of the map loop
     MAP_QUEUE_DEPTH = 12    # its output queue (two more stages between loop and queue)
-    MAP_WORDS = 3       # its queue of words with their maps
 
     #: Width of ``columns`` and of each of ``edges`` (K up to 4096).
     COLUMN_BITS = 13
@@ -731,11 +730,10 @@ class HuffmanDecoder(wiring.Component):
         esc_total = Signal(range(CW + 1))
         m.d.comb += esc_total.eq(cur["esc_len"] + cur["bits"])
 
-        # Map stage. x: the word waiting for its successor; M0: the compares; then the queue.
+        # Map stage. x: the word waiting for its successor; M0: the compares; then a slot.
         x = Signal(W)
         xlast = Signal()
         xv = Signal()
-        m.submodules.words = q = Queue(W + 1 + W * ENT, self.MAP_WORDS)
         m0v = Signal()
         m0x = Signal(W)
         m0last = Signal()
@@ -744,8 +742,7 @@ class HuffmanDecoder(wiring.Component):
         push = Signal()
         load = Signal()
         take = Signal()
-        m.d.comb += [push.eq(m0v & q.i_stream.ready),
-                     i.ready.eq(f.accept & (~xv | ~m0v | push)),
+        m.d.comb += [i.ready.eq(f.accept & (~xv | ~m0v | push)),
                      take.eq(i.valid & i.ready),
                      load.eq(xv & (xlast | take) & (~m0v | push))]
         f.take = take
@@ -778,8 +775,7 @@ class HuffmanDecoder(wiring.Component):
             nxt = Signal(N, name=f"map_next{j}")
             m.d.comb += nxt.eq(Mux(ge[L - 1], j, Mux(escs[j], esc_next, by_len)))
             entries.append(Cat(nxt, ge[L - 1], nxt[:P] >= W - CW, nxt > W))
-        m.d.comb += [q.i_stream.valid.eq(push),
-                     q.i_stream.payload.eq(Cat(m0x, m0last, *entries))]
+        mapped = Cat(m0x, m0last, *entries)    # what a slot takes: word, last, map
         with m.If(f.clear):
             m.d.sync += [xv.eq(0), m0v.eq(0)]
 
@@ -826,32 +822,27 @@ class HuffmanDecoder(wiring.Component):
         for k in range(2):
             m.d.sync += left[k].eq(run & cross & (slot == k))
         f.run, f.beyond = run, beyond
-        # Refill: a free slot (slot 0 first) from the queue, from registers only; while
-        # flushing, the queue is emptied.
-        head = q.o_stream
-        m.d.comb += head.ready.eq(f.flush | (go & (free[0] | free[1])))
+        # Refill: the map stage's word goes into a free slot (slot 0 first), from registers
+        # only; while flushing, it is dropped.
+        m.d.comb += push.eq(m0v & (f.flush | (go & (free[0] | free[1]))))
         for k in range(2):
             target = free[0] if k == 0 else ~free[0]
             # The slot's bits, last flag and map (over 300 flip-flops) load whenever it is
             # the free slot the next word goes to, word or not (from registers only, a short
             # path to a wide enable); its valid flag says whether a word came.
             with m.If(go & target & free[k]):
-                m.d.sync += [bits[k].eq(head.payload[:W]), lasts[k].eq(head.payload[W]),
-                             maps[k].eq(head.payload[W + 1:])]
+                m.d.sync += [bits[k].eq(mapped[:W]), lasts[k].eq(mapped[W]),
+                             maps[k].eq(mapped[W + 1:])]
             with m.If(f.clear):
                 m.d.sync += sv[k].eq(0)
-            with m.Elif(head.valid & head.ready & ~f.flush & target):
+            with m.Elif(push & ~f.flush & target):
                 m.d.sync += sv[k].eq(1)
             with m.Elif(left[k]):
                 m.d.sync += sv[k].eq(0)
         with m.If(f.clear):
             m.d.sync += [slot.eq(0), p.eq(0), near.eq(0), beyond.eq(0)]
-        # Words in the queue, counted here (a register: the queue's own ``level`` is a
-        # combinational sum that Icarus leaves X until its inputs change).
-        held = Signal(range(self.MAP_WORDS + 1))
-        m.d.sync += held.eq(held + push - (head.valid & head.ready))
         f.front_empty = Signal()
-        m.d.comb += f.front_empty.eq(~xv & ~m0v & (held == 0))
+        m.d.comb += f.front_empty.eq(~xv & ~m0v)
 
         # The tile's end, for the tail checks: the final code ended exactly at its word's end
         # (p = 0 after it), the last flags of both slots, and whether the bits from p on in

@@ -15,7 +15,8 @@ quantized by ``quantize_input``. One Verilog toplevel holds both tops side by si
 
 under idle/backpressure patterns on every AXI port (the diagonal; on the main point also the
 stress pairs of ``tb.common.flow_pairs``), the shared ``StreamRule`` monitor on every output,
-with run-time loaded and baked constants. With no stalls: the steady-state cycles per pixel
+with run-time loaded and baked constants, and the decompressor also with the map decode loop
+(``decoder_loop="map"``). With no stalls: the steady-state cycles per pixel
 checked against ``max(C*K/M, K)``, and the cycles per tile of back-to-back 1- and 4-pixel
 tiles against the measured ``tile_cycles``. The main point also checks loads without
 ``tlast`` (``run_cfg_framing``).
@@ -49,6 +50,10 @@ CONFIGS = [
     {"name": "c64k16m64-baked-g6g4", "m": 64, "w": 16, "group_bits": [6, 4], "baked": True,
      "tile_cycles": {"1": {"c": [16, 16], "d": [20, 20]},
                      "4": {"c": [64, 64], "d": [68, 68]}}},
+    # The main point with the map decode loop in the decompressor.
+    {"name": "c64k16m16-runtime-map", "m": 16, "w": 32, "group_bits": [8], "baked": False,
+     "decoder_loop": "map", "tile_cycles": {"1": {"c": [64, 64], "d": [64, 64]},
+                                            "4": {"c": [256, 256], "d": [256, 256]}}},
 ]
 TILES = (1, 40, 23)          # pixels per tile (a one-pixel tile, a long one, another)
 TIMEOUT_NS = 20_000_000
@@ -105,7 +110,8 @@ def build(cfg, art_path):
                          weights={k: getattr(art, f"inv_{k}") for k in keys}, **common)
     else:
         c = Compressor(64, 16, act_width=art.in_bits, **common)
-        d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu, **common)
+        d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu,
+                         decoder_loop=cfg.get("decoder_loop", "shift"), **common)
 
     info = {"c_cycles": c.cycles_per_pixel, "d_cycles": d.cycles_per_pixel,
             "og": len(d.mac.o_stream.payload.data), "c_cfg_width": c.mac.cfg_data_width,

@@ -752,8 +752,9 @@ class HuffmanDecoder(wiring.Component):
             m.d.sync += [m0v.eq(1), m0x.eq(x), m0last.eq(xlast)]
             for j in range(W):
                 top = both[len(both) - j - L:len(both) - j]
+                # (The compare for length t + 1 on its t + 1 significant bits only.)
                 m.d.sync += [
-                    ges[j].eq(Cat(top[L - 1 - t:] >= lims[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
+                    ges[j].eq(Cat(top[L - 1 - t:] >= cur["lim"][t][L - 1 - t:]
                                   for t in range(L))),
                     escs[j].eq(cur["esc"] & (top >= cur["esc_lo"]) & (top < cur["esc_hi"]))]
         with m.Elif(push):

@@ -358,7 +358,13 @@ class HuffmanDecoder(wiring.Component):
         m.submodules.queue = queue = Queue(PW + 1 if RL else b + 2, QD)
         occ = Signal(range(QD + 1))
         room = Signal()
-        m.d.comb += room.eq(occ != QD)
+        # Map loop: ``occ`` counts a step a cycle later (from the registered step ``va``, not
+        # from the select), and the room check adds that step back.
+        step_seen = Signal()
+        if MAP:
+            m.d.comb += room.eq(occ + step_seen < QD)
+        else:
+            m.d.comb += room.eq(occ != QD)
         pop = Signal()
         if not RL:
             m.d.comb += [o.valid.eq(queue.o_stream.valid), queue.o_stream.ready.eq(o.ready),
@@ -443,6 +449,7 @@ class HuffmanDecoder(wiring.Component):
             fr = self._map_front(m, cur, room, decoding, step, first_pend, remaining)
             m.d.sync += [v0.eq(fr.v), win0.eq(fr.window), oh0.eq(fr.onehot),
                          esc0.eq(fr.is_esc), last0.eq(fr.last), first0.eq(fr.first)]
+            m.d.comb += step_seen.eq(fr.va)
         else:
             m.d.sync += v0.eq(step)
             with m.If(step):
@@ -514,7 +521,7 @@ class HuffmanDecoder(wiring.Component):
         else:
             m.d.comb += [queue.i_stream.valid.eq(v3),
                          queue.i_stream.payload.eq(Cat(Mux(esc3, raw3, sym3), last3, first3))]
-        m.d.sync += occ.eq(occ + step - pop)
+        m.d.sync += occ.eq(occ + (step_seen if MAP else step) - pop)
         pre_mem = Signal()      # a symbol is yet to read the symbol memory
         m.d.comb += pre_mem.eq(v0 | v1 | (fr.pre_mem if MAP else 0))
 
@@ -875,6 +882,7 @@ class HuffmanDecoder(wiring.Component):
                      cl.esc_total.eq(esc_total)]
         f.onehot, f.is_esc = cl.onehot, cl.is_esc
         f.pre_mem = va | f.v
+        f.va = va
         return f
 
     # -----------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ the code into its position in canonical order, reads the symbol memory (or takes
 after ESC) and writes the symbol into an output queue (``hdl.coder_parts.Queue``); the loop
 decodes only while the queue has room for every symbol in flight, so ``o_stream.ready`` never
 reaches it.
+
+``loop="map"`` replaces the bit buffer and its loop by the map loop (``_map_front``): every
+word's next-code positions computed ahead, the loop a select of them; the pipeline after it is
+the same (docs/huffman_decoder.md, "Decode loops").
 """
 
 from __future__ import annotations
@@ -86,6 +90,10 @@ class HuffmanDecoder(wiring.Component):
         and each group's symbol width is its loaded table's (header byte 0, 1 to
         ``symbol_width``; ``group_bits`` are the widths before the first load). One decoder
         then serves layers of any K, bounds and widths.
+    loop : str
+        The decode loop: ``"shift"`` (default) or ``"map"`` (about 1.4 times the clock at
+        about twice the LUTs; one group, plain mode, ``L + b <= W``; latency
+        ``MAP_LATENCY``).
 
     Ports
     -----

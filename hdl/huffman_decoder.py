@@ -22,6 +22,8 @@ the same (docs/huffman_decoder.md, "Decode loops").
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -712,7 +714,7 @@ class HuffmanDecoder(wiring.Component):
     def _map_front(self, m, cur, room, decoding, step, first_pend, remaining):
         """The map decode loop (``loop="map"``, docs/huffman_decoder.md "Decode loops"): words
         in, per decoded code its window, one-hot length, ESC flag, ``last`` and ``first``
-        (``v`` high) three cycles after its ``step``. Drives ``step``; returns the signals
+        (``v`` high) two cycles after its ``step``. Drives ``step``; returns the signals
         the tile control reads and drives (a namespace).
 
         Map stage: a word waits for its successor (or is the tile's last word, then zeros
@@ -722,17 +724,16 @@ class HuffmanDecoder(wiring.Component):
         one-hot length), with three flags: ``bad`` (no code starts with these bits; its
         next is j itself), ``near`` (next lies in its word's last L + b positions, from
         where a code may run into the following word) and ``over`` (next lies past the
-        following word's first bit). The word, its ``last`` and its map go into a queue.
+        following word's first bit). The word, its ``last`` and its map go into a free slot
+        of the loop (the map stage holds them while both slots are full).
 
         Loop: a ring of two word slots and a position (slot, p). Each cycle it runs, ``p <-
         next[slot, p]`` and the slot flips when next passes the word's end: one select of
         2W entries and an XOR. Its enable comes from registers only: decoding, room in
         the output queue, the current slot filled, and, at a ``near`` position, the other
         slot filled too (or the current word the tile's last). A slot the loop has left is
-        refilled from the queue a cycle later.
+        refilled from the map stage a cycle later.
         """
-        from types import SimpleNamespace
-
         b, L, W = self._b, self._L, self._W
         CW = L + b
         P = (W - 1).bit_length()        # bits of a position in a word

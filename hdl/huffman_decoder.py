@@ -681,7 +681,8 @@ class HuffmanDecoder(wiring.Component):
             with m.State("DRAIN"):
                 # After an error: drop words up to the one flagged last; emit nothing more.
                 if MAP:
-                    # ... and the words in the map stage, its queue and the loop's slots.
+                    # ... and the words in the map stage (the slots are cleared at the next
+                    # header).
                     with m.If(fr.take & i.payload.last):
                         m.d.sync += seen_last.eq(1)
                     with m.If(seen_last & fr.front_empty):
@@ -718,8 +719,8 @@ class HuffmanDecoder(wiring.Component):
         the tile control reads and drives (a namespace).
 
         Map stage: a word waits for its successor (or is the tile's last word, then zeros
-        follow it); then, per bit position j of the word, the L limit compares and the ESC
-        range check on the L bits from j (one register stage), and the position where the
+        follow it); then, per bit position j of the word, a canonical length decoder
+        (``CanonicalLength``) on the L bits from j (one register stage), and the position where the
         next code would start, ``next[j] = j + total`` (an AND-OR of constants over the
         one-hot length), with three flags: ``bad`` (no code starts with these bits; its
         next is j itself), ``near`` (next lies in its word's last L + b positions, from
@@ -753,7 +754,8 @@ class HuffmanDecoder(wiring.Component):
         m0v = Signal()
         m0x = Signal(W)
         m0last = Signal()
-        ges = [Signal(L, name=f"map_ge{j}") for j in range(W)]
+        ohs = [Signal(L + 1, name=f"map_onehot{j}") for j in range(W)]
+        bads = [Signal(name=f"map_bad{j}") for j in range(W)]
         escs = [Signal(name=f"map_esc{j}") for j in range(W)]
         push = Signal()
         load = Signal()
@@ -764,15 +766,19 @@ class HuffmanDecoder(wiring.Component):
         f.take = take
         ahead = Mux(xlast, 0, i.payload.data[W - (L - 1):]) if L > 1 else Const(0, 0)
         both = Cat(ahead, x)     # x's bits, then the first L - 1 bits after it
+        # One canonical length decoder per bit position, registered.
+        for j in range(W):
+            cl = CanonicalLength(L, b)
+            m.submodules[f"map_length{j}"] = cl
+            m.d.comb += [cl.top.eq(both[len(both) - j - L:len(both) - j]),
+                         cl.limits.eq(lims), cl.esc.eq(cur["esc"]),
+                         cl.esc_lo.eq(cur["esc_lo"]), cl.esc_hi.eq(cur["esc_hi"]),
+                         cl.esc_total.eq(esc_total)]
+            with m.If(load):
+                m.d.sync += [ohs[j].eq(cl.onehot), bads[j].eq(cl.invalid),
+                             escs[j].eq(cl.is_esc)]
         with m.If(load):
             m.d.sync += [m0v.eq(1), m0x.eq(x), m0last.eq(xlast)]
-            for j in range(W):
-                top = both[len(both) - j - L:len(both) - j]
-                # (The compare for length t + 1 on its t + 1 significant bits only.)
-                m.d.sync += [
-                    ges[j].eq(Cat(top[L - 1 - t:] >= cur["lim"][t][L - 1 - t:]
-                                  for t in range(L))),
-                    escs[j].eq(cur["esc"] & (top >= cur["esc_lo"]) & (top < cur["esc_hi"]))]
         with m.Elif(push):
             m.d.sync += m0v.eq(0)
         with m.If(take):
@@ -781,17 +787,15 @@ class HuffmanDecoder(wiring.Component):
             m.d.sync += xv.eq(0)
         entries = []
         for j in range(W):
-            ge = ges[j]
-            terms = [Mux(~ge[t - 1] & (ge[t - 2] if t > 1 else 1), j + t, 0)
-                     for t in range(1, L + 1)]
+            terms = [Mux(ohs[j][t], j + t, 0) for t in range(1, L + 1)]
             by_len = terms[0]
             for t in terms[1:]:
                 by_len = by_len | t
             esc_next = Signal(N, name=f"map_esc_next{j}")
             m.d.comb += esc_next.eq(j + esc_total)
             nxt = Signal(N, name=f"map_next{j}")
-            m.d.comb += nxt.eq(Mux(ge[L - 1], j, Mux(escs[j], esc_next, by_len)))
-            entries.append(Cat(nxt, ge[L - 1], nxt[:P] >= W - CW, nxt > W))
+            m.d.comb += nxt.eq(Mux(bads[j], j, Mux(escs[j], esc_next, by_len)))
+            entries.append(Cat(nxt, bads[j], nxt[:P] >= W - CW, nxt > W))
         mapped = Cat(m0x, m0last, *entries)    # what a slot takes: word, last, map
         with m.If(f.clear):
             m.d.sync += [xv.eq(0), m0v.eq(0)]

@@ -93,7 +93,7 @@ class HuffmanDecoder(wiring.Component):
         ``symbol_width``; ``group_bits`` are the widths before the first load). One decoder
         then serves layers of any K, bounds and widths.
     loop : str
-        The decode loop: ``"shift"`` (default) or ``"map"`` (about 1.4 times the clock at
+        The decode loop: ``"shift"`` (default) or ``"map"`` (about 1.6 times the clock at
         about twice the LUTs; one group, plain mode, ``L + b <= W``; latency
         ``MAP_LATENCY``).
 

@@ -204,6 +204,8 @@ def coder_modules(args, cls, name):
             extra["run_max"] = args.run_max
         if getattr(cls, "LOOPS", None) and getattr(args, "decoder_loop", "shift") != "shift":
             extra["loop"] = args.decoder_loop
+        if getattr(cls, "FAMILY", False):
+            extra["family"] = getattr(args, "family", "generic")
         comp = cls(args.symbol_width, args.max_len, args.word_width, groups,
                    group_bounds=bounds, table=tables if tables else None, **extra)
     except (TypeError, ValueError) as e:
@@ -216,7 +218,8 @@ def coder_modules(args, cls, name):
                        "group_bounds": bounds, "group_bits": comp._group_bits,
                        "baked_table": args.table, "buffer_bits": comp.buffer_bits,
                        "run_max": comp._run_max, **({"loop": comp._loop}
-                                                   if hasattr(comp, "_loop") else {})},
+                                                   if hasattr(comp, "_loop") else {}),
+                       **({"family": comp._family} if hasattr(comp, "_family") else {})},
     })]
 
 
@@ -226,9 +229,11 @@ def _runtime_coder_module(args, cls, name):
     if getattr(args, "decoder_loop", "shift") != "shift":
         raise UsageError("The map decode loop needs one table group known at build time, "
                          "not run-time shapes (--max-channels)")
+    extra = ({"family": getattr(args, "family", "generic")} if getattr(cls, "FAMILY", False)
+             else {})
     try:
         comp = cls(args.symbol_width, args.max_len, args.word_width, args.max_groups,
-                   runtime_groups=True)
+                   runtime_groups=True, **extra)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     return [BuildModule(name, comp, {
@@ -238,7 +243,7 @@ def _runtime_coder_module(args, cls, name):
         "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
                        "word_width": args.word_width, "groups": args.max_groups,
                        "runtime_groups": True, "buffer_bits": comp.buffer_bits,
-                       "run_max": 0},
+                       "run_max": 0, **extra},
     })]
 
 

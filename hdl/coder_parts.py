@@ -528,16 +528,26 @@ class BitPacker(wiring.Component):
     """Bit packer: codes in, MSB-first W-bit words out, one code per cycle.
 
     The golden twin is ``golden.codec.bitio.pack_codes`` applied to each tile. The code of a
-    beat is left-justified in 32 bits (its first bit is bit 31); ``length`` bits of it are
-    appended to the tile's bit string, and a beat flagged ``last`` ends the tile: the packer
-    drains, zero-pads the final word, flags it ``last`` and reports the tile's bit count.
+    beat is left-justified in 32 bits (its first bit is bit 31, the bits after its length
+    zero); ``length`` bits of it are appended to the tile's bit string, and a beat flagged
+    ``last`` ends the tile: the final word is zero-padded and flagged ``last``, and the tile's
+    bit count follows on ``o_count``.
+
+    A pipeline with no stall inside it (docs/coder_parts.md): an input register (which cuts a
+    code longer than W into W-bit pieces, and gives a ``last`` beat a second cycle, the tile
+    end); the position, a ``log2 W``-bit running offset in the current word; the placement of
+    the piece at that offset in a 2W-bit window; the assembly of the partial word, which
+    pushes at most one finished word per cycle into an output queue. A word that leaves the
+    partial word empty is held until the next bits or the tile end show whether it is the
+    final one. The input register sends a piece only while the queue has room for every beat
+    in flight (a credit count, registered), so nothing after it ever waits.
 
     Parameters
     ----------
     word_width : int
         Output word width W: 8, 16, 32 or 64.
     max_code : int
-        Longest code (1 to 32): the buffer keeps room for one such code.
+        Longest code (1 to 32).
     count_width : int
         Width of the bit count on ``o_count`` (1 to 64).
 
@@ -545,18 +555,23 @@ class BitPacker(wiring.Component):
     -----
     i_stream : In(stream)  payload ``{code (32), length (6), last}``; ``length`` 0 is allowed
         (a beat that adds no bits: an empty beat, or ``last`` alone to end a tile). A length
-        above ``max_code`` breaks the contract (such a beat is never taken).
+        above ``max_code`` breaks the contract (such a beat is never passed on, and the input
+        stalls).
     o_stream : Out(stream)  payload ``{data (W), last}``: the tile's words, the final one
         zero-padded and flagged ``last`` (a tile of no bits has no words).
     o_count : Out(stream)  payload ``{nbits}``: one beat per tile, once its final word has
         gone out.
 
-    Contract: ``i_stream.ready`` is a register output (``~valid | take`` of the packer's
-    input register, whose ``take`` uses registered fill flags only); a code is taken while
-    the buffer has room for ``max_code`` more bits and no tile is draining, so with codes of
-    at most W bits on average and ``o_stream.ready`` high one code passes per cycle; one word
-    goes out per cycle whenever the buffer holds more than W bits (or the tile drains).
+    Contract: ``i_stream.ready`` is a function of registers only; with ``o_stream.ready``
+    high, one code of at most W bits is taken per cycle, a code of n > W bits in
+    ``ceil(n / W)`` cycles, and a ``last`` beat in two. ``o_stream.valid`` and its payload are
+    the output queue's registers. ``LATENCY`` cycles from the handshake of a tile's last beat
+    to its final word; a word finished inside a tile leaves one cycle sooner after the
+    handshake of the code that finishes it.
     """
+
+    QUEUE_DEPTH = 8     # output queue beats: the credit loop's round trip, with room to spare
+    LATENCY = 6         # a tile's last handshake -> its final word
 
     def __init__(self, word_width, max_code, count_width=32):
         if word_width not in (8, 16, 32, 64):
@@ -573,91 +588,157 @@ class BitPacker(wiring.Component):
                 {"nbits": unsigned(count_width)}))),
         })
         # The input register's length and its registered ``length <= max_code`` check (which
-        # ``take`` uses instead of the compare). Made here so formal proofs can state that the
-        # two agree in every reachable state (tests/formal/coders.py, ``encoder_invariants``).
+        # the input register uses instead of the compare). Made here so formal proofs can
+        # state that the two agree in every reachable state (tests/formal/coders.py,
+        # ``encoder_invariants``).
         self.len2 = Signal(LEN_BITS, name="len2")
         self.len_ok2 = Signal(init=1, name="len_ok2")
 
     @property
     def buffer_bits(self):
-        """Bits of the packing buffer, ``2 W + 32``."""
-        return 2 * self._W + CODE_MAX
+        """Bits the packer can hold: the input register's code, the piece and its placement
+        window, the partial and the held word, and the output queue's words."""
+        return CODE_MAX + (5 + self.QUEUE_DEPTH) * self._W
 
     def elaborate(self, platform):
         m = Module()
-        W, cw, C = self._W, self._cw, self.buffer_bits
+        W, cw, D = self._W, self._cw, self.QUEUE_DEPTH
+        lw = (W - 1).bit_length()       # bits of an offset in a word
+        chop = cw > W                   # codes longer than a word go as W-bit pieces
         i, o = self.i_stream, self.o_stream
-        # Input register (the encoder's stage 2): the code, its length and the flag.
-        valid2 = Signal()
-        code2 = Signal(CODE_MAX)
+
+        # Input register (the encoder's stage 2). A ``last`` beat takes two steps: its code,
+        # then the tile end (``a_end``). ``send``: a piece or the tile end leaves this cycle.
+        a_valid = Signal()
+        a_code = Signal(CODE_MAX)
         len2, len_ok2 = self.len2, self.len_ok2
-        last2 = Signal()
-        take = Signal()
-        m.d.comb += i.ready.eq(~valid2 | take)
+        a_last = Signal()
+        a_end = Signal()
+        a_small = Signal(init=1)        # len2 <= W: the code's last piece (chop only)
+        credit = Signal(init=1)         # the queue has room for one more beat in flight
+        send = Signal()
+        m.d.comb += send.eq(a_valid & len_ok2 & credit)
+        if chop:
+            done = a_end | (~a_last & a_small)
+            length = Mux(a_small, len2, W)
+        else:
+            done = a_end | ~a_last
+            length = len2
+        m.d.comb += i.ready.eq(~a_valid | (send & done))
+        with m.If(send):
+            if chop:
+                with m.If(~a_end & ~a_small):
+                    m.d.sync += [a_code.eq(a_code << W), len2.eq(len2 - W),
+                                 a_small.eq(len2 <= 2 * W)]
+                with m.Elif(a_last & ~a_end):
+                    m.d.sync += a_end.eq(1)
+                with m.Else():
+                    m.d.sync += a_valid.eq(0)
+            else:
+                with m.If(a_last & ~a_end):
+                    m.d.sync += a_end.eq(1)
+                with m.Else():
+                    m.d.sync += a_valid.eq(0)
         with m.If(i.ready):
-            m.d.sync += [valid2.eq(i.valid), code2.eq(i.payload.code),
+            m.d.sync += [a_valid.eq(i.valid), a_code.eq(i.payload.code),
                          len2.eq(i.payload.length), len_ok2.eq(i.payload.length <= cw),
-                         last2.eq(i.payload.last)]
+                         a_last.eq(i.payload.last), a_end.eq(0)]
+            if chop:
+                m.d.sync += a_small.eq(i.payload.length <= W)
 
-        # Left-aligned bit buffer, one word out per cycle. The fill level's compares are
-        # registered flags, computed for both outcomes of this cycle's word out (with and
-        # without) from registers, and ``o_stream.ready`` only picks one.
-        buf = Signal(C)
-        fill = Signal(range(C + 1))
-        fill_w = Signal(range(C + 1))   # fill - W, kept as its own register
-        gt_w = Signal()                 # fill > W
-        nz = Signal()                   # fill != 0
-        room = Signal(init=1)           # fill <= C - max_code: room for any code
-        flushing = Signal()
-        tile_bits = Signal(self._count_width)
-        # A word that would empty the buffer waits for the next code or the tile's end, so a
-        # tile closed by a flush-only beat still flags its final word ``last``.
-        m.d.comb += [
-            o.valid.eq(gt_w | (flushing & nz)),
-            o.payload.data.eq(buf[C - W:]),
-            o.payload.last.eq(flushing & ~gt_w),
-        ]
-        emit = Signal()
-        m.d.comb += emit.eq(o.valid & o.ready)
-        # ``len2 <= max_code`` always holds; stating it (as the flag registered with len2)
-        # keeps the fill in range from any state (the k-induction of the stream rules starts
-        # from arbitrary register values and is given the flag's agreement as an invariant).
-        m.d.comb += take.eq(valid2 & ~flushing & room & len_ok2)
-        # The code is placed below the valid bits: both placements (with and without this
-        # cycle's word out) are shifts by registers. A word goes out while not flushing only
-        # when fill > W, so then fill - W is the new fill; a flush's final word empties it.
-        placed_keep = Signal(C)
-        placed_emit = Signal(C)
-        m.d.comb += [placed_keep.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill),
-                     placed_emit.eq(Cat(Const(0, C - CODE_MAX), code2) >> fill_w)]
-        add = Signal(LEN_BITS)
-        m.d.comb += add.eq(Mux(take, len2, 0))
-        n_keep = Signal.like(fill)
-        n_emit = Signal.like(fill)
-        m.d.comb += [n_keep.eq(fill + add), n_emit.eq(Mux(gt_w, fill_w, 0) + add)]
+        # Position: the running offset in the current word; the piece's first W bits (the
+        # code's top bits; a code is at most 32 bits, so a 64-bit word pads below).
+        off = Signal(lw)
+        total = Signal(lw + 1)
+        m.d.comb += total.eq(off + Mux(a_end, 0, length))
+        piece = a_code[CODE_MAX - W:] if W <= CODE_MAX else Cat(Const(0, W - CODE_MAX), a_code)
+        q_v, q_end, q_word, q_full, q_bits = Signal(), Signal(), Signal(), Signal(), Signal()
+        q_off = Signal(lw)
+        q_piece = Signal(W)
+        m.d.sync += q_v.eq(send)
+        with m.If(send):
+            # q_word: the piece completes a word; q_full: that leaves no bits over;
+            # q_bits: it adds bits (a held word is then not the tile's final one).
+            m.d.sync += [q_end.eq(a_end), q_word.eq(total[lw] & ~a_end),
+                         q_full.eq(total[:lw] == 0), q_bits.eq(~a_end & (length != 0)),
+                         q_off.eq(off), q_piece.eq(piece),
+                         off.eq(Mux(a_end, 0, total[:lw]))]
 
-        def flags(n):
-            return Cat(n, (n - W)[:len(fill)], n > W, n != 0, n <= C - cw)
+        # Placement: the piece at the offset in a 2W-bit window (a shift between registers).
+        r_v, r_end, r_word, r_full, r_bits = Signal(), Signal(), Signal(), Signal(), Signal()
+        r_off = Signal(lw)
+        r_hi = Signal(W)
+        r_lo = Signal(W)
+        window = Cat(Const(0, W), q_piece) >> q_off
+        m.d.sync += [r_v.eq(q_v), r_end.eq(q_end), r_word.eq(q_word), r_full.eq(q_full),
+                     r_bits.eq(q_bits), r_off.eq(q_off), r_lo.eq(window[:W]),
+                     r_hi.eq(window[W:])]
 
-        state = Cat(fill, fill_w, gt_w, nz, room)
-        m.d.sync += [state.eq(Mux(emit, flags(n_emit), flags(n_keep))),
-                     buf.eq(Mux(emit, buf << W, buf)
-                            | Mux(take, Mux(emit, placed_emit, placed_keep), 0))]
-        # fill after this cycle's word out (before the code is added)
-        empty_e = Signal()
-        m.d.comb += empty_e.eq(Mux(emit, ~gt_w, ~nz))
-        with m.If(take):
-            m.d.sync += tile_bits.eq(tile_bits + len2)
-            with m.If(last2):
-                m.d.sync += flushing.eq(1)
+        # Assembly: the partial word and a held one; at most one queue entry per beat.
+        # An entry is a word (its data, ``last``, and for a final word its bits, 0 meaning W)
+        # or, for a tile of no bits, the tile end alone.
+        part = Signal(W)
+        held = Signal(W)
+        held_v = Signal()
+        joined = Signal(W)
+        m.d.comb += joined.eq(part | r_hi)
+        entry = data.StructLayout({"data": unsigned(W), "last": 1, "word": 1,
+                                   "bits": unsigned(lw)})
+        m.submodules.queue = queue = Queue(entry.size, D)
+        push = queue.i_stream
+        pd = entry(push.payload)
+        # The entry as continuous assignments (a process of comb statements under ``If``
+        # would stay X in Icarus until one of its inputs changed).
+        end_push = Signal()             # the tile end: its final word, or the end alone
+        held_push = Signal()            # more bits came: the held word was not the last
+        word_push = Signal()            # a word finished with bits left over
+        m.d.comb += [end_push.eq(r_v & r_end),
+                     held_push.eq(r_v & ~r_end & held_v & r_bits),
+                     word_push.eq(r_v & ~r_end & ~(held_v & r_bits) & r_word & ~r_full),
+                     push.valid.eq(end_push | held_push | word_push),
+                     pd.data.eq(Mux(end_push | held_push, Mux(held_v, held, part), joined)),
+                     pd.last.eq(end_push),
+                     pd.word.eq(~end_push | held_v | (r_off != 0)),
+                     pd.bits.eq(Mux(held_v, 0, r_off))]
+        with m.If(r_v & r_end):
+            m.d.sync += [part.eq(0), held_v.eq(0)]
+        with m.Elif(r_v):
+            m.d.sync += part.eq(Mux(r_word, r_lo, joined))
+            with m.If(held_v & r_bits):
+                # A word completed now starts at bit 0 and fills it exactly: held in turn.
+                m.d.sync += [held_v.eq(r_word), held.eq(joined)]
+            with m.Elif(r_word & r_full):
+                m.d.sync += [held_v.eq(1), held.eq(joined)]
 
-        # Bit count: one beat per tile, once its final word has gone out.
+        # Credit: beats sent and not yet either dropped (no entry) or taken from the queue
+        # (counted a cycle late). A beat is sent only while fewer than D are outstanding.
+        used = Signal(range(D + 1))
+        taken_r = Signal()
+        used_next = Signal(range(D + 1))
+        m.d.comb += used_next.eq(used + send - (r_v & ~push.valid) - taken_r)
+        m.d.sync += [used.eq(used_next), credit.eq(used_next < D)]
+
+        # Output: words to ``o_stream``; the tile's bit count once its final word (or its
+        # empty end) has left the queue. A final word waits while the count register is full.
+        head = queue.o_stream
+        hd = entry(head.payload)
         cnt = self.o_count
+        acc = Signal(self._count_width)     # bits of the tile's words gone out so far
+        m.d.comb += [o.valid.eq(head.valid & hd.word & ~(hd.last & cnt.valid)),
+                     o.payload.data.eq(hd.data), o.payload.last.eq(hd.last),
+                     head.ready.eq((o.valid & o.ready) | (head.valid & ~hd.word & ~cnt.valid))]
+        taken = Signal()
+        m.d.comb += taken.eq(head.valid & head.ready)
+        m.d.sync += taken_r.eq(taken)
         with m.If(cnt.ready):
             m.d.sync += cnt.valid.eq(0)
-        with m.If(flushing & empty_e & (~cnt.valid | cnt.ready)):
-            m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(tile_bits),
-                         flushing.eq(0), tile_bits.eq(0)]
+        with m.If(taken):
+            with m.If(hd.last):
+                last_bits = Mux(hd.word, Mux(hd.bits == 0, W, hd.bits), 0)
+                m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(acc + last_bits),
+                             acc.eq(0)]
+            with m.Else():
+                m.d.sync += acc.eq(acc + W)
         return m
 
 

@@ -614,9 +614,6 @@ class HuffmanDecoder(wiring.Component):
                         m.d.sync += first_pend.eq(0)
                     invalid = Signal()
                     m.d.comb += invalid.eq(fr.bad_hit | ~cur["ok"])
-                else:
-                    m.d.comb += [i.ready.eq(~seen_last & (fill <= B - W)),
-                                 take_word.eq(i.valid & i.ready), decoding.eq(1)]
                 with m.If(take_word & i.payload.last):
                     m.d.sync += seen_last.eq(1)
                 with m.If(invalid):
@@ -688,7 +685,6 @@ class HuffmanDecoder(wiring.Component):
                     with m.If(seen_last & fr.front_empty):
                         m.next = "IDLE"
                 else:
-                    m.d.comb += i.ready.eq(~seen_last)
                     with m.If((i.valid & i.ready & i.payload.last) | seen_last):
                         m.d.sync += seen_last.eq(1)
                         m.next = "IDLE"
@@ -699,6 +695,14 @@ class HuffmanDecoder(wiring.Component):
             drain = fsm.ongoing("DRAIN")
             m.d.comb += [decoding.eq(fsm.ongoing("DECODE")), fr.flush.eq(drain),
                          fr.accept.eq((decoding | drain) & ~seen_last)]
+        else:
+            # The same for the shift loop: words are taken while decoding with room for a
+            # word, and dropped while draining (with a word waiting while the decoder is
+            # idle, the state machine's process would leave ``ready`` X in Icarus).
+            m.d.comb += [decoding.eq(fsm.ongoing("DECODE")),
+                         i.ready.eq(~seen_last & ((decoding & (fill <= B - W))
+                                                  | fsm.ongoing("DRAIN"))),
+                         take_word.eq(decoding & i.valid & i.ready)]
         if RL:
             # Run-length builds take a header only with the previous tile's values all out
             # of the queue (its count is checked against them). One expression: in a baked

@@ -20,13 +20,17 @@ same look-up and packer.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hdl.block_ram import RegisteredRam
 from hdl.coder_params import coder_modules, coder_parser, encoder_tables, setup_coder
 from hdl.coder_parts import CODE_MAX, LEN_BITS, BitPacker, pick
+from hdl.multiply import FAMILIES
 from hdl.pipeline import stage_enables
 from hdl.registry import Block, huffman_arguments
 
@@ -74,6 +78,11 @@ class HuffmanEncoder(wiring.Component):
         ``group_bounds``, and each group's symbol width is its loaded table's (header byte 0,
         1 to ``symbol_width``; ``group_bits`` are the widths before the first load). One
         encoder then serves layers of any K, bounds and widths (``docs/huffman_encoder.md``).
+    family : str
+        FPGA family (``hdl.multiply.FAMILIES``): ``"ecp5"`` builds the code table from
+        ``DP16KD`` tiles read through their own output register (``hdl.block_ram``), which
+        takes the block RAM's clock-to-output off the fabric's paths; ``"generic"`` (default)
+        and ``"ice40"`` infer the memory.
 
     Ports
     -----
@@ -101,7 +110,10 @@ class HuffmanEncoder(wiring.Component):
     """
 
     RUN_LENGTH = True  # run-length tables (bitstream version 2) accepted
-    LATENCY = 4  # input handshake -> earliest word holding that symbol's bits
+    FAMILY = True  # takes ``family`` (python -m hdl.build --family)
+    # A tile's last handshake -> its final word: the code-memory read, its register, then the
+    # packer (a word finished inside a tile leaves a cycle sooner).
+    LATENCY = 2 + BitPacker.LATENCY
 
     @property
     def latency(self):
@@ -111,9 +123,13 @@ class HuffmanEncoder(wiring.Component):
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
                  group_bits=None, table=None, *, count_width=32, run_max=None,
-                 runtime_groups=False):
+                 runtime_groups=False, family="generic"):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
                     table, count_width, 64, run_max, runtime_groups)
+        if family not in FAMILIES:
+            raise ValueError(f"FPGA family must be one of {', '.join(FAMILIES)}, not "
+                             f"{family!r}")
+        self._family = family
         b, tables = self._b, self._tables
 
         i_fields = {"symbol": unsigned(b), "last": 1, "empty": 1}
@@ -234,14 +250,16 @@ class HuffmanEncoder(wiring.Component):
         baked = self._tables is not None
         entry_width = 1 + cw + LEN_BITS
 
-        m.submodules.codes = mem = Memory(shape=unsigned(entry_width),
-                                          depth=G << self._addr_bits(),
-                                          init=self._init() if baked else [])
-        rp = mem.read_port()
+        # The code memory, read in two steps (hdl.block_ram): the address latched with stage
+        # 0, the word in the output register with stage 1 (a fabric register, or with
+        # family="ecp5" the block RAM's own: its clock-to-output is most of a cycle).
+        ram = RegisteredRam(G << self._addr_bits(), entry_width,
+                            "ecp5" if self._family == "ecp5" else "generic",
+                            self._init() if baked else [])
+        ram.elaborate(m, "codes")
 
-        # Stage enables: stage 0 (the code-memory read), stage 1 (its data in a fabric
-        # register: the block RAM's clock-to-output is most of a cycle) and stage 2 (the
-        # resolved, left-justified code).
+        # Stage enables: stage 0 (the code-memory read), stage 1 (its data in the output
+        # register) and stage 2 (the resolved, left-justified code).
         m.submodules.packer = packer = self._packer
         error = Signal()
         valid, load = stage_enables(m, packer.i_stream.ready, 2)
@@ -257,11 +275,13 @@ class HuffmanEncoder(wiring.Component):
         # The loader reads the code memory too (which run lengths have a code, to build the
         # plan after a run-length table); symbols are held back meanwhile.
         self._ld_rsel = ld_rsel = Signal()
-        self._ld_raddr = ld_raddr = Signal(len(rp.addr))
-        m.d.comb += [rp.addr.eq(Mux(ld_rsel, ld_raddr,
-                                    Cat(rq_addr, rq_grp) if G > 1 else rq_addr)),
-                     rp.en.eq(load[0] | ld_rsel)]
-        self._rp = rp
+        self._ld_raddr = ld_raddr = Signal(len(ram.r_addr))
+        ld_rsel_d = Signal()
+        m.d.sync += ld_rsel_d.eq(ld_rsel)
+        m.d.comb += [ram.r_addr.eq(Mux(ld_rsel, ld_raddr,
+                                       Cat(rq_addr, rq_grp) if G > 1 else rq_addr)),
+                     ram.r_en.eq(load[0] | ld_rsel), ram.o_en.eq(load[1] | ld_rsel_d)]
+        self._ram = ram
 
         sym0 = Signal(b)
         grp0 = Signal(range(G)) if G > 1 else Const(0, 1)
@@ -281,9 +301,9 @@ class HuffmanEncoder(wiring.Component):
         esc_pos = [Signal(CODE_MAX, name=f"esc_pos{g}") for g in range(G)]
         esc_total = [Signal(LEN_BITS, name=f"esc_total{g}") for g in range(G)]
 
-        # Stage 1: the memory word in a register; the escaped code (ESC code, then the raw
-        # bits placed by the one-hot position) from registers only.
-        e1 = Signal(entry_width)
+        # Stage 1: the memory word in the output register; the escaped code (ESC code, then
+        # the raw bits placed by the one-hot position) from registers only.
+        e1 = ram.r_data
         sym_at = 0
         for s_ in range(CODE_MAX):
             sym_at = sym_at | Mux(pick(esc_pos, grp0)[s_], (sym0 << s_)[:CODE_MAX], 0)
@@ -292,7 +312,7 @@ class HuffmanEncoder(wiring.Component):
         esc_ok1 = Signal()
         last1, empty1, run1 = Signal(), Signal(), Signal()
         with m.If(load[1]):
-            m.d.sync += [e1.eq(rp.data), last1.eq(last0), empty1.eq(empty0), run1.eq(run0)]
+            m.d.sync += [last1.eq(last0), empty1.eq(empty0), run1.eq(run0)]
             if not baked:
                 m.d.sync += [esc1.eq(pick(esc_lj, grp0) | sym_at),
                              esc_len1.eq(pick(esc_total, grp0)),
@@ -329,7 +349,7 @@ class HuffmanEncoder(wiring.Component):
             m.d.sync += error.eq(1)
 
         if not baked:
-            self._loader(m, mem, busy, loading, error, esc_code, esc_len,
+            self._loader(m, ram, busy, loading, error, esc_code, esc_len,
                          esc_present, esc_lj, esc_pos, esc_total)
         return m
 
@@ -343,10 +363,10 @@ class HuffmanEncoder(wiring.Component):
         rb = self._run_bits()
         pn = Signal(range(R + 3))       # address phase: n being read
         pn_d = Signal(range(R + 3))     # data phase: n whose valid bit is on rp.data
-        pn_r = Signal(range(R + 3))     # that bit in a register (a block RAM's clock-to-
-        pv_d = Signal()                 # output is most of a cycle)
+        pn_r = Signal(range(R + 3))     # that bit in the memory's output register
+        pv_d = Signal()
         pv_r = Signal()
-        coded = Signal()
+        coded = self._ram.r_data[0]
         best = Signal(rb)
         pw = self._plan_mem.write_port()
         best_n = Signal(rb)
@@ -356,8 +376,7 @@ class HuffmanEncoder(wiring.Component):
             m.d.comb += [self._ld_rsel.eq(1),
                          self._ld_raddr.eq(Cat(run_addr, grp) if G > 1 else run_addr)]
             m.d.sync += [pn.eq(Mux(pn == R + 2, pn, pn + 1)), pn_d.eq(pn),
-                         pv_d.eq((pn >= 1) & (pn <= R)), pn_r.eq(pn_d), pv_r.eq(pv_d),
-                         coded.eq(self._rp.data[0])]
+                         pv_d.eq((pn >= 1) & (pn <= R)), pn_r.eq(pn_d), pv_r.eq(pv_d)]
             with m.If(pv_r):
                 m.d.comb += [pw.addr.eq(Cat(pn_r[:rb], grp) if G > 1 else pn_r[:rb]),
                              pw.data.eq(Cat(best_n, coded)), pw.en.eq(1)]
@@ -551,7 +570,7 @@ class HuffmanEncoder(wiring.Component):
         return rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy
 
     # -----------------------------------------------------------------------------------------
-    def _loader(self, m, mem, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,
+    def _loader(self, m, ram, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,
                 esc_pos, esc_total):
         """Table loading: ``hdl.coder_parts.TableParser`` checks the bytes of
         ``HuffmanTable.serialize()``; this writes what it finds into the code memory (after
@@ -560,7 +579,7 @@ class HuffmanEncoder(wiring.Component):
         cw = self._code_width()
         ab = self._addr_bits()
         p, may_start, hold = coder_parser(self, m)
-        wp = mem.write_port()
+        wp = SimpleNamespace(addr=ram.w_addr, data=ram.w_data, en=ram.w_en)
         grp = p.group if G > 1 else Const(0, 1)
         bits_of = self._gbits
         code = p.code
@@ -630,8 +649,10 @@ class HuffmanEncoder(wiring.Component):
             planning = plan_fsm.ongoing("PLAN")
         # Symbols wait while a byte is offered or a good load (or its plan) is unfinished;
         # cfg waits until no accepted symbol still needs the old table.
-        m.d.comb += [loading.eq(p.loading | planning), may_start.eq(~busy & ~planning),
-                     hold.eq(clearing)]
+        # The code memory's writes are registered (hdl.block_ram): the last one is done a cycle
+        # after its byte, and symbols (and the next load) wait for it.
+        m.d.comb += [loading.eq(p.loading | planning | ram.w_pending),
+                     may_start.eq(~busy & ~planning & ~ram.w_pending), hold.eq(clearing)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,11 +78,12 @@ class _Lanes(wiring.Component):
     coder = None
 
     def __init__(self, lanes, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32, members=None):
+                 group_bits=None, table=None, *, count_width=32, members=None, **coder_kw):
         n = _check_lanes(lanes)
         # A coder of every group checks the parameters with the single coder's own messages.
         probe = self.coder(symbol_width, max_len, word_width, groups, group_bounds=group_bounds,
-                           group_bits=group_bits, table=table, count_width=count_width)
+                           group_bits=group_bits, table=table, count_width=count_width,
+                           **coder_kw)
         probe._MustUse__silence = True
         tables, file_bounds = (None, None) if table is None else encoder_tables(table)
         bounds = [int(x) for x in group_bounds] if group_bounds is not None else file_bounds
@@ -102,7 +103,7 @@ class _Lanes(wiring.Component):
                 symbol_width, max_len, word_width, len(present), group_bounds=local,
                 group_bits=[group_bits[g] for g in present],
                 table=[tables[g] for g in present] if tables else None,
-                count_width=count_width))
+                count_width=count_width, **coder_kw))
         if tables is None:
             # The lanes' tables come from one parser (``_share_cfg``).
             self._parser = TableParser(symbol_width, max_len, groups, group_bits)
@@ -169,7 +170,7 @@ class HuffmanLaneEncoder(_Lanes):
     coder = HuffmanEncoder
 
     def __init__(self, lanes, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32):
+                 group_bits=None, table=None, *, count_width=32, family="generic"):
         n = _check_lanes(lanes)
         i_layout = data.StructLayout({"symbols": data.ArrayLayout(unsigned(symbol_width), n)
                                       if isinstance(symbol_width, int) else 1,
@@ -185,7 +186,8 @@ class HuffmanLaneEncoder(_Lanes):
             "error": Out(1),
         }
         super().__init__(lanes, symbol_width, max_len, word_width, groups, group_bounds,
-                         group_bits, table, count_width=count_width, members=members)
+                         group_bits, table, count_width=count_width, members=members,
+                         family=family)
 
     LATENCY = HuffmanEncoder.LATENCY  # input handshake -> earliest word of that symbol
 
@@ -441,10 +443,11 @@ def _modules(args):
         _check_lanes(lanes)
         tables, bounds, groups = build_table_groups(args)
         built = []
-        for cls, name in ((HuffmanLaneEncoder, "huffman_lane_encoder"),
-                          (HuffmanLaneDecoder, "huffman_lane_decoder")):
+        for cls, name, kw in ((HuffmanLaneEncoder, "huffman_lane_encoder",
+                               {"family": getattr(args, "family", "generic")}),
+                              (HuffmanLaneDecoder, "huffman_lane_decoder", {})):
             comp = cls(lanes, args.symbol_width, args.max_len, args.word_width, groups,
-                       group_bounds=bounds, table=tables)
+                       group_bounds=bounds, table=tables, **kw)
             built.append((name, comp))
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None

@@ -1079,9 +1079,11 @@ def _add_arguments(parser):
     parser.add_argument("--weights", default=None, metavar="FILE",
                         help="bake a golden artifact (.npz) into the MAC arrays")
     parser.add_argument("--family", choices=FAMILIES, default="generic",
-                        help="FPGA family of the MAC arrays' multipliers: generic (inferred, "
-                             "portable; default), ecp5 (registered MULT18X18D, distributed-RAM "
-                             "tables: 150 MHz) or ice40 (two 8x8 products per SB_MAC16)")
+                        help="FPGA family of the MAC arrays' multipliers and the Huffman "
+                             "encoders' code table: generic (inferred, portable; default), "
+                             "ecp5 (registered MULT18X18D, distributed-RAM tables: 150 MHz; "
+                             "the code table in DP16KD tiles read through their output "
+                             "register) or ice40 (two 8x8 products per SB_MAC16)")
     parser.add_argument("--dsp-budget", type=non_negative("DSP budget"), default=None,
                         metavar="N",
                         help="DSP tiles for each MAC array's weight products; the others "

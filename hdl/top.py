@@ -513,11 +513,12 @@ class Compressor(_Common):
                             weights=weights, family=family, runtime_shape=runtime_shape)
         self._og = rows
         if self._R:
-            self.encs = self._group_coders(HuffmanEncoder, count_width=count_width)
+            self.encs = self._group_coders(HuffmanEncoder, count_width=count_width,
+                                           family=family)
             self.enc = None
         else:
             self.enc = HuffmanEncoder(self._cw, max_len, word_width, count_width=count_width,
-                                      **self._huffman_kwargs())
+                                      family=family, **self._huffman_kwargs())
             self.encs = [self.enc]
         self._act_w = act_width
         members = {**_AxiPorts.slave("s_axis", channels * act_width)}

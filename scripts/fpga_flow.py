@@ -110,10 +110,15 @@ MAC_OPTIONS = {
 }
 
 
-def _huffman_encoder():
-    from hdl.huffman_encoder import HuffmanEncoder
-    return HuffmanEncoder(8, 12, 32), {"family": "huffman_encoder", "parallelism": 1,
-                                       "multipliers": 0, "values_per_cycle": 1.0}
+def _huffman_encoder(family="generic"):
+    """The encoder at the default point, run-time tables; ``family="ecp5"``: its code table
+    in DP16KD tiles read through their output register."""
+    def factory():
+        from hdl.huffman_encoder import HuffmanEncoder
+        name = "huffman_encoder" + ("" if family == "generic" else f"_{family}")
+        return HuffmanEncoder(8, 12, 32, family=family), {
+            "family": name, "parallelism": 1, "multipliers": 0, "values_per_cycle": 1.0}
+    return factory
 
 
 def _huffman_encoder_rl():
@@ -162,12 +167,14 @@ def _coder_part(name):
     return factory
 
 
-def _huffman_lanes(block, lanes):
+def _huffman_lanes(block, lanes, family="generic"):
     def factory():
         from hdl.huffman_lanes import HuffmanLaneDecoder, HuffmanLaneEncoder
         cls = HuffmanLaneEncoder if block == "encoder" else HuffmanLaneDecoder
-        return cls(lanes, 8, 12, 32), {"family": f"huffman_lane_{block}", "parallelism": lanes,
-                                       "multipliers": 0, "values_per_cycle": float(lanes)}
+        kw = {} if family == "generic" else {"family": family}
+        return cls(lanes, 8, 12, 32, **kw), {
+            "family": f"huffman_lane_{block}", "parallelism": lanes, "multipliers": 0,
+            "values_per_cycle": float(lanes)}
     return factory
 
 
@@ -178,7 +185,8 @@ CONFIGS = {
     **{f"mac_array_m{m}": _mac_array(m) for m in (4, 16, 64, 256)},
     **{f"mac_array_m{m}_{k}": _mac_array(m, **v) for m in (4, 16, 64, 256)
        for k, v in MAC_OPTIONS.items()},
-    "huffman_encoder": _huffman_encoder,
+    "huffman_encoder": _huffman_encoder(),
+    "huffman_encoder_ecp5": _huffman_encoder("ecp5"),
     "huffman_encoder_rl": _huffman_encoder_rl,
     "huffman_decoder": _huffman_decoder,
     "huffman_decoder_map": _huffman_decoder_map,
@@ -188,6 +196,8 @@ CONFIGS = {
                                                        "bit_buffer")},
     **{f"huffman_lane_{block}_n{n}": _huffman_lanes(block, n)
        for block in ("encoder", "decoder") for n in (2, 4, 8)},
+    **{f"huffman_lane_encoder_n{n}_ecp5": _huffman_lanes("encoder", n, "ecp5")
+       for n in (2, 4, 8)},
 }
 
 

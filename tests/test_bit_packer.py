@@ -4,8 +4,11 @@ golden's ``golden.codec.bitio.pack_codes`` tile by tile.
 - Random codes of every length 0..max_code, tiles ended by the last code or by a beat of
   length 0, tiles of no bits, under random valid/ready on the input and on both outputs: the
   words, their ``last`` flags and the bit counts are golden's.
-- Rate: with codes shorter than a word on average and the outputs always ready, one code is
-  taken per cycle.
+- Word boundaries: codes of exactly W bits and halves of it, so that words end exactly at
+  code ends (the held word), tiles ending on a word boundary, then by a length-0 beat.
+- Rate: with codes of at most W bits and the outputs always ready, one code is taken per
+  cycle; a code of n > W bits takes ``ceil(n / W)`` cycles and a ``last`` beat two.
+- Latency: ``BitPacker.LATENCY`` cycles from a tile's last handshake to its final word.
 """
 
 import numpy as np
@@ -39,7 +42,7 @@ def _beats(tiles):
     return beats
 
 
-def _run(dut, beats, n_tiles, p_valid, p_ready, seed, limit=200_000):
+def _run(dut, beats, n_tiles, p_valid, p_ready, seed, limit=200_000, word_cycles=False):
     rng = np.random.default_rng(seed)
     words, counts, took = [], [], []
 
@@ -62,7 +65,8 @@ def _run(dut, beats, n_tiles, p_valid, p_ready, seed, limit=200_000):
                 took.append(cycle)
             if ctx.get(dut.o_stream.valid) and o_ready:
                 words.append((ctx.get(dut.o_stream.payload.data),
-                              ctx.get(dut.o_stream.payload.last)))
+                              ctx.get(dut.o_stream.payload.last))
+                             + ((cycle,) if word_cycles else ()))
             if ctx.get(dut.o_count.valid) and c_ready:
                 counts.append(ctx.get(dut.o_count.payload.nbits))
             await ctx.tick()
@@ -85,8 +89,12 @@ def test_packer_matches_golden(word_width, max_code, p_valid, p_ready):
     dut = BitPacker(word_width, max_code)
     words, counts, _ = _run(dut, _beats(tiles), len(tiles), p_valid, p_ready,
                             seed=int(p_valid * 10 + p_ready * 100))
+    _check(tiles, words, counts, word_width)
+
+
+def _check(tiles, words, counts, word_width):
     at = 0
-    for (codes, lens, _), nbits in zip(tiles, counts):
+    for (codes, lens, _), nbits in zip(tiles, counts, strict=True):
         want, want_bits = pack_codes(np.asarray(codes, dtype=np.uint64),
                                      np.asarray(lens, dtype=np.int64), word_width)
         assert nbits == want_bits
@@ -95,6 +103,39 @@ def test_packer_matches_golden(word_width, max_code, p_valid, p_ready):
         assert [w for w, _ in got] == [int(x) for x in want]
         assert [last for _, last in got] == [0] * (len(want) - 1) + [1] * bool(len(want))
     assert at == len(words)
+
+
+@pytest.mark.parametrize("word_width", [8, 32])
+@pytest.mark.parametrize("p_valid,p_ready", [(1.0, 1.0), (0.7, 0.4)])
+def test_packer_word_boundaries(word_width, p_valid, p_ready):
+    W = word_width
+    rng = np.random.default_rng(W)
+    tiles = []
+    for t in range(40):
+        lens = [int(x) for x in rng.choice([0, W // 2, W], size=int(rng.integers(1, 12)))]
+        codes = [int(rng.integers(0, 1 << n)) if n else 0 for n in lens]
+        tiles.append((codes, lens, bool(t % 2)))
+    dut = BitPacker(W, W)
+    words, counts, _ = _run(dut, _beats(tiles), len(tiles), p_valid, p_ready, seed=W)
+    _check(tiles, words, counts, W)
+
+
+def test_packer_rate_and_latency():
+    """Outputs always ready: a code of n bits into 8-bit words takes ceil(n / 8) cycles, a
+    ``last`` beat two; the final word leaves ``LATENCY`` cycles after the last handshake."""
+    lens = [3, 8, 9, 20, 1, 16, 32, 5]
+    codes = [(1 << n) - 1 for n in lens]
+    beats = _beats([(codes, lens, False)])
+    dut = BitPacker(8, 32)
+    words, counts, took = _run(dut, beats, 1, 1.0, 1.0, seed=0)
+    _check([(codes, lens, False)], words, counts, 8)
+    cycles = [max(1, -(-n // 8)) for n in lens]
+    cycles[-1] += 1
+    assert [b - a for a, b in zip(took, took[1:])] == cycles[:-1]
+    one = BitPacker(32, 20)
+    words, counts, took = _run(one, _beats([([5], [3], False)]), 1, 1.0, 1.0, seed=0,
+                               word_cycles=True)
+    assert [c for _, _, c in words] == [took[0] + BitPacker.LATENCY]
 
 
 def test_packer_takes_one_code_per_cycle():

@@ -11,6 +11,7 @@ from golden.codec.container import TableSet, pack_tables
 from golden.codec.plain import encode_tile
 from golden.codec.runlength import build_rl_table
 from golden.codec.tables import build_table
+from hdl.coder_parts import BitPacker
 from hdl.huffman_encoder import BLOCK, HuffmanEncoder
 
 # A constructor that raises leaves a half-built Elaboratable behind; Amaranth warns about it.
@@ -108,7 +109,7 @@ def test_ports():
     enc = HuffmanEncoder(6, 10, 16, 3, group_bounds=[0, 2, 5, 8], group_bits=[4, 6, 5])
     members = enc.signature.members
     assert set(members) == {"i_stream", "o_stream", "o_count", "cfg", "error"}
-    assert enc.buffer_bits == 2 * 16 + 32
+    assert enc.buffer_bits == 32 + (5 + BitPacker.QUEUE_DEPTH) * 16
     from hdl.manifest import describe_ports
     ports = {p["name"]: p for p in describe_ports(enc)}
     assert [f["name"] for f in ports["i_stream__payload"]["fields"]] == ["symbol", "last",

@@ -30,10 +30,11 @@ def baked(cls, name, **kw):
 def load_bound(dut, clear: bool) -> int:
     """Cycles a table load may take with its bytes offered back to back: the longest table
     (``4 + 2 L + 2 (2**b + 1)`` bytes), two cycles per code length (a step to it, and one
-    more to leave it where it has codes), and for the encoder one per entry cleared."""
+    more to leave it where it has codes), and for the encoder one per entry cleared and one
+    for its last write (the code memory's writes are registered, ``hdl.block_ram``)."""
     b, L = dut._b, dut._L
     n = (1 << b) + 1
-    return 4 + 2 * L + 2 * n + 2 * L + ((1 << b) if clear else 0) + 1
+    return 4 + 2 * L + 2 * n + 2 * L + ((1 << b) + 1 if clear else 0) + 1
 
 
 def encoder_invariants(m, enc) -> None:

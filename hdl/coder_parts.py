@@ -188,6 +188,15 @@ class CanonicalLength(wiring.Component):
         return m
 
 
+def _small(byte, x):
+    """A high byte against the high part of a field below 1024 (at most 3): ``(byte < x,
+    byte == x, byte > x)`` from the byte's two low bits and whether the others are zero, with
+    no carry chain over the byte."""
+    top0 = byte[2:] == 0
+    lo2, x2 = byte[:2], x[:2]
+    return top0 & (lo2 < x2), top0 & (lo2 == x2), ~top0 | (lo2 > x2)
+
+
 def pick(items, index):
     """``items[index]`` as one shift expression (a continuous assignment in Verilog).
 
@@ -324,6 +333,7 @@ class TableParser(wiring.Component):
         value = self.value
         m.d.comb += value.eq(Cat(lo, byte))
         li, total = self.index, self.total
+        li_oh = Signal(L)               # li, one-hot (the count registers' write enables)
         # n_max - total, kept as a register so the final count's check is one compare.
         slack = Signal(signed(17))
         # Registered with a count's low byte, so the high byte's checks start from flags:
@@ -337,6 +347,8 @@ class TableParser(wiring.Component):
         slack_hi = Signal(9)
         code, cur_len = self.code, self.code_len
         remaining = Signal(range(na + 1))
+        rem_zero = Signal()             # remaining == 0, kept as a register
+        count_zero = Signal(L)          # each length's count is 0 (registered with it)
         left = Signal(range(na + 1))
         esc_seen = Signal()
         prev = Signal(range(na + 1))    # the last symbol, for the order check
@@ -417,7 +429,8 @@ class TableParser(wiring.Component):
                         with m.If(rl_flag):
                             m.d.comb += n_next.eq(
                                 esc_idx + 1 + (Const(1, R.bit_length()) << byte[:4]))
-                    m.d.sync += [li.eq(0), total.eq(0), n_max.eq(n_next), slack.eq(n_next),
+                    m.d.sync += [li.eq(0), li_oh.eq(1), total.eq(0), n_max.eq(n_next),
+                                 slack.eq(n_next),
                                  esc_seen.eq(0)]
                     with m.If(~log_ok):
                         fail()
@@ -435,20 +448,24 @@ class TableParser(wiring.Component):
                 with m.If(hs):
                     m.d.comb += self.count.eq(1)
                     for i in range(L):
-                        with m.If(li == i):
-                            m.d.sync += counts[i].eq(value)
-                    m.d.sync += [total.eq(total + value), li.eq(li + 1),
+                        with m.If(li_oh[i]):
+                            m.d.sync += [counts[i].eq(value),
+                                         count_zero[i].eq((byte == 0) & (lo == 0))]
+                    m.d.sync += [total.eq(total + value), li.eq(li + 1), li_oh.eq(li_oh << 1),
                                  slack.eq(slack - value)]
                     with m.If(final_r):
                         # Set whether or not the count fails (a failed load never reads them):
                         # the registers' enables then wait for no check.
                         m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
-                                     left.eq(total + value), first_sym.eq(1)]
+                                     rem_zero.eq(1), left.eq(total + value),
+                                     first_sym.eq(1)]
                     # value > n_max and value > slack from the high byte and the flags of
                     # the low byte.
-                    over_max = (byte > n_max[8:]) | ((byte == n_max[8:]) & lo_gt_max)
-                    over_slack = slack_neg | (byte > slack_hi) | (
-                        (byte == slack_hi) & lo_gt_slack)
+                    # n_max is below 1024, and so is the slack when it is not negative.
+                    _, count_eq, count_gt = _small(byte, n_max[8:])
+                    _, slack_eq, slack_gt = _small(byte, slack_hi)
+                    over_max = count_gt | (count_eq & lo_gt_max)
+                    over_slack = slack_neg | slack_gt | (slack_eq & lo_gt_slack)
                     with m.If(over_max
                               | (final_r & ((none_r & (byte == 0) & (lo == 0)) | over_slack))):
                         fail()
@@ -458,10 +475,11 @@ class TableParser(wiring.Component):
                         then("CNT_LO")
             with m.State("ADVANCE"):
                 # Step to the next length that has codes (canonical: code <<= 1 per length).
-                with m.If(remaining == 0):
+                with m.If(rem_zero):
                     m.d.comb += self.advance.eq(1)
                     m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
-                                 remaining.eq(pick(counts, cur_len)), new_len.eq(1)]
+                                 remaining.eq(pick(counts, cur_len)),
+                                 rem_zero.eq(pick(list(count_zero), cur_len)), new_len.eq(1)]
                 with m.Else():
                     m.next = "SYM_LO"
             with m.State("SYM_LO"):
@@ -481,14 +499,15 @@ class TableParser(wiring.Component):
                 with m.If(hs):
                     m.d.comb += self.symbol.eq(1)
                     m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
-                                 left.eq(left - 1), prev.eq(value), new_len.eq(0),
-                                 first_sym.eq(0)]
+                                 rem_zero.eq(run_end), left.eq(left - 1), prev.eq(value),
+                                 new_len.eq(0), first_sym.eq(0)]
                     with m.If(self.is_esc):
                         m.d.sync += esc_seen.eq(1)
                     # Kraft (``overfull``): every code of length l must be below 2**l.
                     # Canonical order: the symbols of one length ascend.
-                    unordered = ~new_len & ~((byte > prev[8:]) | ((byte == prev[8:])
-                                                                   & lo_gt_prev))
+                    # (prev, a symbol of this table, is below n_max.)
+                    _, prev_eq, prev_gt = _small(byte, prev[8:])
+                    unordered = ~new_len & ~(prev_gt | (prev_eq & lo_gt_prev))
                     # (``lone_long``: a table of one entry gives it length 1.)
                     with m.If(~(self.is_lit | self.is_esc | self.is_run) | overfull | unordered
                               | lone_long):
@@ -510,12 +529,13 @@ class TableParser(wiring.Component):
                 with m.If(hs & cfg.payload.last):
                     m.next = "HDR0"
         # value < esc_idx, == esc_idx and < n_max from the high byte and the low-byte flags.
-        esc_hi, max_hi = esc_idx[8:], n_max[8:]
-        m.d.comb += [self.is_lit.eq((byte < esc_hi) | ((byte == esc_hi) & lo_lt_esc)),
-                     self.is_esc.eq((byte == esc_hi) & lo_eq_esc)]
+        esc_lt, esc_eq, _ = _small(byte, esc_idx[8:])
+        max_lt, max_eq, _ = _small(byte, n_max[8:])
+        m.d.comb += [self.is_lit.eq(esc_lt | (esc_eq & lo_lt_esc)),
+                     self.is_esc.eq(esc_eq & lo_eq_esc)]
         if R:
             m.d.comb += self.is_run.eq(~self.is_lit & ~self.is_esc & (
-                (byte < max_hi) | ((byte == max_hi) & lo_lt_max)))
+                max_lt | (max_eq & lo_lt_max)))
         m.d.comb += self.loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
         # One expression (a continuous assignment in Verilog): a per-state process would stay
         # X in Icarus until its inputs changed.
@@ -654,22 +674,25 @@ class BitPacker(wiring.Component):
         piece = a_code[CODE_MAX - W:] if W <= CODE_MAX else Cat(Const(0, W - CODE_MAX), a_code)
         q_v, q_end, q_word, q_full, q_bits = Signal(), Signal(), Signal(), Signal(), Signal()
         q_off = Signal(lw)
-        q_piece = Signal(W)
+        # The placement's shift in two steps: by the offset's multiple of 8 here (from
+        # registers), by its low 3 bits in the next step.
+        q_window = Signal(2 * W)
+        coarse = Cat(Const(0, 3), off[3:]) if lw > 3 else Const(0, 1)
         m.d.sync += q_v.eq(send)
         with m.If(send):
             # q_word: the piece completes a word; q_full: that leaves no bits over;
             # q_bits: it adds bits (a held word is then not the tile's final one).
             m.d.sync += [q_end.eq(a_end), q_word.eq(total[lw] & ~a_end),
                          q_full.eq(total[:lw] == 0), q_bits.eq(~a_end & (length != 0)),
-                         q_off.eq(off), q_piece.eq(piece),
+                         q_off.eq(off), q_window.eq(Cat(Const(0, W), piece) >> coarse),
                          off.eq(Mux(a_end, 0, total[:lw]))]
 
-        # Placement: the piece at the offset in a 2W-bit window (a shift between registers).
+        # Placement: the rest of the shift (the offset's low 3 bits), between registers.
         r_v, r_end, r_word, r_full, r_bits = Signal(), Signal(), Signal(), Signal(), Signal()
         r_off = Signal(lw)
         r_hi = Signal(W)
         r_lo = Signal(W)
-        window = Cat(Const(0, W), q_piece) >> q_off
+        window = q_window >> q_off[:min(3, lw)]
         m.d.sync += [r_v.eq(q_v), r_end.eq(q_end), r_word.eq(q_word), r_full.eq(q_full),
                      r_bits.eq(q_bits), r_off.eq(q_off), r_lo.eq(window[:W]),
                      r_hi.eq(window[W:])]

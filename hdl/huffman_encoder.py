@@ -589,7 +589,9 @@ class HuffmanEncoder(wiring.Component):
         #                                 before the code's shift into the memory word)
         code_field = Signal(cw)
         m.d.comb += code_field.eq(code[:L] << pad)
-        entry = Cat(Const(1, 1), code_field, p.code_len[:LEN_BITS])
+        # The written word does not depend on which write this is (only the address and the
+        # enable do): a cleared entry is the same word with its valid bit low.
+        m.d.comb += wp.data.eq(Cat(~clearing, code_field, p.code_len[:LEN_BITS]))
 
         with m.If(p.start):
             m.d.sync += error.eq(0)
@@ -605,8 +607,7 @@ class HuffmanEncoder(wiring.Component):
             # Invalidate the group's entries, one per cycle, before the counts; cfg waits.
             m.d.sync += [clr.eq(0), clearing.eq(1), esc_present[grp].eq(0)]
         with m.If(clearing):
-            m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr), wp.data.eq(0),
-                         wp.en.eq(1)]
+            m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr), wp.en.eq(1)]
             m.d.sync += clr.eq(clr + 1)
             with m.If(clr == (1 << ab) - 1):
                 m.d.sync += clearing.eq(0)
@@ -619,12 +620,12 @@ class HuffmanEncoder(wiring.Component):
             with m.If(p.is_lit):
                 m.d.comb += [
                     wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
-                    wp.data.eq(entry), wp.en.eq(1)]
+                    wp.en.eq(1)]
             if R:
                 run_addr = (value - p.esc_index + ((1 << b) - 1))[:ab]
                 with m.If(p.is_run):
                     m.d.comb += [wp.addr.eq(Cat(run_addr, grp) if G > 1 else run_addr),
-                                 wp.data.eq(entry), wp.en.eq(1)]
+                                 wp.en.eq(1)]
             with m.If(p.is_esc):
                 m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(p.code_len),
                              esc_present[grp].eq(1)]
@@ -635,7 +636,12 @@ class HuffmanEncoder(wiring.Component):
                             esc_lj[g].eq(code[:L] << (CODE_MAX - p.code_len).as_unsigned()),
                             esc_pos[g].eq(Const(1, CODE_MAX) << raw_at.as_unsigned()),
                             esc_total[g].eq(p.code_len + bits_of[g])]
-        with m.If(p.failed):
+        # A failed load raises the error flag a cycle later (``failed_r``: the byte's checks
+        # reach a register, not the flag's logic); no load starts in that cycle (the flag is
+        # never cleared as it is raised), and symbols wait for it.
+        failed_r = Signal()
+        m.d.sync += failed_r.eq(p.failed)
+        with m.If(failed_r):
             m.d.sync += error.eq(1)
         planning = Const(0)
         if R:
@@ -651,8 +657,9 @@ class HuffmanEncoder(wiring.Component):
         # cfg waits until no accepted symbol still needs the old table.
         # The code memory's writes are registered (hdl.block_ram): the last one is done a cycle
         # after its byte, and symbols (and the next load) wait for it.
-        m.d.comb += [loading.eq(p.loading | planning | ram.w_pending),
-                     may_start.eq(~busy & ~planning & ~ram.w_pending), hold.eq(clearing)]
+        m.d.comb += [loading.eq(p.loading | planning | ram.w_pending | failed_r),
+                     may_start.eq(~busy & ~planning & ~ram.w_pending & ~failed_r),
+                     hold.eq(clearing)]
 
 
 # ---------------------------------------------------------------------------------------------

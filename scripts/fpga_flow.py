@@ -17,7 +17,8 @@ parallelism.
 A configuration that does not fit a target is a result, not a failure: its status reads
 "does not fit (...)" with nextpnr's reason. One whose multiplier count exceeds the target's DSP
 tiles is not run at all (yosys maps every product onto a DSP tile, so nextpnr could only refuse
-it) and says so in its status.
+it) and says so in its status, as is one built from another family's primitives (the
+encoder's ``family="ecp5"`` code table on an iCE40).
 
 YoWASP tools cannot see absolute paths under /tmp, so every tool runs inside the output
 folder with relative paths.
@@ -117,7 +118,8 @@ def _huffman_encoder(family="generic"):
         from hdl.huffman_encoder import HuffmanEncoder
         name = "huffman_encoder" + ("" if family == "generic" else f"_{family}")
         return HuffmanEncoder(8, 12, 32, family=family), {
-            "family": name, "parallelism": 1, "multipliers": 0, "values_per_cycle": 1.0}
+            "family": name, "parallelism": 1, "multipliers": 0, "values_per_cycle": 1.0,
+            **({"built_for": family} if family != "generic" else {})}
     return factory
 
 
@@ -174,7 +176,7 @@ def _huffman_lanes(block, lanes, family="generic"):
         kw = {} if family == "generic" else {"family": family}
         return cls(lanes, 8, 12, 32, **kw), {
             "family": f"huffman_lane_{block}", "parallelism": lanes, "multipliers": 0,
-            "values_per_cycle": float(lanes)}
+            "values_per_cycle": float(lanes), **({"built_for": family} if kw else {})}
     return factory
 
 
@@ -384,6 +386,10 @@ def place_and_route(target, work: Path, seed: int, freq_mhz: float):
 def _silence(obj, seen=None):
     """Mark an elaboratable and the ones it holds as used (their unused warnings are noise)."""
     seen = set() if seen is None else seen
+    if isinstance(obj, (list, tuple)):
+        for value in obj:
+            _silence(value, seen)
+        return
     if id(obj) in seen or not hasattr(obj, "_MustUse__silence"):
         return
     seen.add(id(obj))
@@ -425,6 +431,12 @@ def run_config(name, target, seeds, out: Path, jobs: int = 1):
         _silence(component)  # never elaborated, on purpose
         status = (f"does not fit (not run: {tiles} product DSP tiles > "
                   f"{t['dsp']} {t['dsp_cell']} on {target})")
+        print(f"  {name:28s} {target:11s} {status}", flush=True)
+        return {"config": name, "target": target, **info, "status": status, "seconds": 0.0}
+    built_for = info.get("built_for")
+    if built_for and not target.startswith(built_for):
+        _silence(component)  # never elaborated, on purpose
+        status = f"not run: built from {built_for} primitives"
         print(f"  {name:28s} {target:11s} {status}", flush=True)
         return {"config": name, "target": target, **info, "status": status, "seconds": 0.0}
     try:

@@ -250,3 +250,57 @@ def test_amaranth_sim_matches_golden():
     want = [(int(w), int(i == len(ws) - 1)) for ws, _ in expect for i, w in enumerate(ws)]
     assert words == want
     assert counts == [n for _, n in expect]
+
+
+def test_back_to_back_tiles_lose_one_cycle_each():
+    """50 tiles of 16 symbols offered back to back, outputs always ready: the packer gives a
+    tile's ``last`` beat a second cycle (the tile end), and nothing else waits, so 800
+    symbols take 849 cycles between the first and the last input handshake."""
+    from amaranth.sim import Simulator
+
+    rng = np.random.default_rng(0)
+    vals = rng.integers(-6, 7, size=800)
+    enc = HuffmanEncoder(4, 8, 32, table=build_table(vals, 4, 8, histogram=False))
+    took = []
+
+    async def bench(ctx):
+        ctx.set(enc.o_stream.ready, 1)
+        ctx.set(enc.o_count.ready, 1)
+        ctx.set(enc.i_stream.valid, 1)
+        i = 0
+        for cycle in range(2000):
+            if i == len(vals):
+                break
+            ctx.set(enc.i_stream.payload, {"symbol": int(vals[i]) & 15,
+                                           "last": int(i % 16 == 15), "empty": 0})
+            if ctx.get(enc.i_stream.ready):
+                took.append(cycle)
+                i += 1
+            await ctx.tick()
+        ctx.set(enc.i_stream.valid, 0)
+
+    sim = Simulator(enc)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(took) == 800
+    assert took[-1] - took[0] + 1 == 800 + 49
+
+
+def test_family_ecp5_code_table():
+    """``--family ecp5``: the code table is built from DP16KD tiles with their output register
+    (two tiles for the 27-bit entries of b = 8, L = 12), and the manifest says so; an unknown
+    family is refused with one message."""
+    from amaranth.back import verilog
+    from hdl.build import parse_args
+
+    (mod,) = BLOCK.modules(parse_args(["--family", "ecp5"]))
+    assert mod.info["parameters"]["family"] == "ecp5"
+    text = verilog.convert(mod.component, name="huffman_encoder")
+    assert text.count("DP16KD #(") == 2 and text.count('.REGMODE_B("OUTREG")') == 2
+    (mod,) = BLOCK.modules(parse_args([]))
+    assert mod.info["parameters"]["family"] == "generic"
+    assert "DP16KD" not in verilog.convert(mod.component, name="huffman_encoder")
+    with pytest.raises(ValueError, match=r"^FPGA family must be one of generic, ecp5, ice40, "
+                                         r"not 'xc7'$"):
+        HuffmanEncoder(8, 12, 32, family="xc7")

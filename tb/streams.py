@@ -322,7 +322,7 @@ async def start_clock_and_reset(dut, period_ns: int = 10, cycles: int = 3):
     before its inputs took their initial values keeps an X until one of them changes. A
     register fed by such a block (and by itself, like a counter) would otherwise stay X
     through a reset held from time zero; a reset edge makes every next-state block run
-    again."""
+    again. ``cycles`` counts that first edge: the reset is high for ``cycles - 1`` edges."""
     from cocotb.clock import Clock
     from cocotb.triggers import RisingEdge
 
@@ -330,7 +330,7 @@ async def start_clock_and_reset(dut, period_ns: int = 10, cycles: int = 3):
     dut.rst.value = 0
     await RisingEdge(dut.clk)
     dut.rst.value = 1
-    for _ in range(cycles):
+    for _ in range(cycles - 1):     # the same cycle count as a reset held from time zero
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     await RisingEdge(dut.clk)

@@ -389,7 +389,11 @@ async def run_test(dut, idle, backpressure):
     if backpressure == "fill":
         assert any(s.pattern.fills for s in tb.sinks.values()), "backpressure never filled"
     if backpressure != "none":
-        assert all(s.rule.stalls > 0 for s in tb.sinks.values()), "an output was never stalled"
+        # The word (or symbol) outputs; the encoder's count port carries one beat per tile
+        # (about ten here), too few for a fixed pattern to be sure to meet one of its stalls
+        # (its valid/ready rule is still checked every cycle), as for the single encoder.
+        stalls = {k: s.rule.stalls for k, s in tb.sinks.items() if k != "o_count"}
+        assert all(stalls.values()), f"an output was never stalled: {stalls}"
 
 
 async def run_throughput(dut):

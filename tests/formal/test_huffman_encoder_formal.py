@@ -3,8 +3,8 @@
 - Stream rules on ``o_stream`` and ``o_count`` (k-induction), inputs assumed to follow them,
   reset free; run-time tables.
 - Latency: with input valid and output ready held, a symbol's bits leave within
-  ``latency_bound`` cycles (the pipeline, the flush of the tile before, then enough codes
-  after it to fill a word), and the input waits at most ``buffer_bits // W + 2`` cycles.
+  ``latency_bound`` cycles (the pipeline, then enough codes after it to fill a word and
+  release it), and the input waits at most ``buffer_bits // W + 2`` cycles.
 - Loads: any ``cfg`` byte sequence ends loaded or in error within ``coders.load_bound``.
 The token contract is the encoder -> decoder round trip (``test_huffman_roundtrip_formal.py``).
 """
@@ -53,11 +53,11 @@ def _lookup(m, values, index, width, name):
 
 def latency_bound(dut):
     """Cycles from a symbol's handshake to the word holding its last bit, output always ready:
-    the pipeline (``LATENCY``); the flush of the tile before, whose buffer then holds at most
-    ``W + L + b`` bits (a word leaves whenever more than W are in), plus its count beat; then
-    up to W one-bit codes after the symbol until a word is full."""
-    W = dut._W
-    return dut.LATENCY + -(-(W + dut._L + dut._b) // W) + 1 + W
+    the pipeline to a word (``LATENCY``); then up to W one-bit codes after the symbol, W - 1
+    to fill its word and one more to release a word that ends exactly at a code's end (the
+    packer holds it until it knows whether the tile goes on); and one more cycle, the tile
+    end's second step of a ``last`` beat met on the way. One lower fails (step 19, b2L3-esc)."""
+    return dut.LATENCY + dut._W + 1
 
 
 class LatencySpec(Elaboratable):
@@ -148,8 +148,8 @@ def test_latency(name):
     t = BAKED[name]
     dut = baked(HuffmanEncoder, name, count_width=COUNT_WIDTH)
     # The bound can only be exceeded from step latency_bound + 2 on (the first pick is in
-    # step 1): 4 steps more. A bound one lower fails in step 16 (a one-symbol tile's flush,
-    # then one-bit codes); each step past 18 costs several times the one before.
+    # step 1): 4 steps more. A bound one lower fails in step 19 (b2L3-esc); each step past
+    # 20 costs several times the one before.
     check(LatencySpec(dut, t), f"enc-latency-{name}", "bmc", latency_bound(dut) + 4)
 
 

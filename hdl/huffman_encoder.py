@@ -6,11 +6,13 @@ mode, version 2), ``docs/bitstream.md``. Ports, the table-loading protocol and t
 ``docs/huffman_encoder.md``.
 
 Datapath: the input stage looks the symbol up in a code memory (one entry per symbol pattern and
-group: valid, code, length); stage 1 resolves escapes (ESC code followed by the raw b bits, one
-code of up to ``L + b`` bits) and left-justifies the code; the packer appends it to a bit buffer
-of ``2 W + 32`` bits and emits one word per cycle whenever the buffer holds a word. A tile ends
-with a beat flagged ``last``: the packer drains, zero-pads the final word, flags it ``last``
-and reports the tile's payload bit count on ``o_count``.
+group: valid, code, length), read through an output register (``hdl.block_ram``; with
+``family="ecp5"`` the ``DP16KD`` tiles' own); stage 1 resolves escapes (ESC code followed by the
+raw b bits, one code of up to ``L + b`` bits) and left-justifies the code; the packer
+(``hdl.coder_parts.BitPacker``, a pipeline with no stall inside and an output queue) places it
+in the tile's bit string and emits each word as it fills. A tile ends with a beat flagged
+``last``: the packer zero-pads the final word, flags it ``last`` and reports the tile's payload
+bit count on ``o_count``.
 
 Run-length mode (R > 0) puts a front end before the look-up: zeros are counted, and an event
 (pending run, the value after it) per nonzero value or tile end is queued; an issuer turns each
@@ -177,7 +179,7 @@ class HuffmanEncoder(wiring.Component):
 
     @property
     def buffer_bits(self):
-        """Bits of the packing buffer, ``2 W + 32``."""
+        """Bits the packer can hold (``BitPacker.buffer_bits``, ``32 + 13 W``)."""
         return self._packer.buffer_bits
 
     def _code_width(self):

@@ -20,8 +20,8 @@ Both families have the same two-step read, which is what the encoder's pipeline 
 read) and a fabric register (the output register): any device and every simulator.
 ``family="ecp5"``: ``ceil(width / 18)`` ``DP16KD`` tiles in their 1024 x 18 mode side by side
 (and ``ceil(depth / 1024)`` such rows, the read picking a row after the output registers),
-port A writing, port B reading through its output register. The testbenches simulate the tiles with
-``tb/models/DP16KD.v`` (the mode used here).
+port A writing, port B reading through its output register. The testbenches simulate the
+tiles with ``tb/models/DP16KD.v`` (the mode used here).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def _initval(words, tile, block):
     for i in range(16):
         addr = block * 16 + i
         if addr < len(words):
-            value |= ((words[addr] >> (tile * _TILE_WIDTH)) & ((1 << _TILE_WIDTH) - 1)) << (20 * i)
+            bits = (words[addr] >> (tile * _TILE_WIDTH)) & ((1 << _TILE_WIDTH) - 1)
+            value |= bits << (20 * i)
     return Const(value, 320)
 
 
@@ -50,8 +51,9 @@ class RegisteredRam:
 
     Signals to drive: ``w_addr``, ``w_data``, ``w_en`` (a write, done from registers in the
     next cycle), ``r_addr``, ``r_en``, ``o_en``; to read: ``r_data`` and ``w_pending`` (a
-    registered write not yet done: a read of its address must wait a cycle). ``init``: the initial words (a
-    list of ints, or empty: zeros). ``elaborate(m, name)`` adds the RAM to module ``m``.
+    registered write not yet done: a read of its address must wait a cycle). ``init``: the
+    initial words (a list of ints, or empty: zeros). ``elaborate(m, name)`` adds the RAM to
+    module ``m``.
     """
 
     def __init__(self, depth, width, family="generic", init=()):

@@ -60,6 +60,10 @@ CONFIGS = [
      "real": True, "throughput": True, "errors": True, "main": True, "family": "ecp5"},
     {"b": 5, "L": 10, "W": 64, "bounds": [0, 3, 7], "bits": [5, 3], "baked": True,
      "family": "ecp5"},
+    # Five groups of b = 8: 1,280 table entries, two rows of DP16KD tiles (the read picks
+    # the row after the output registers).
+    {"b": 8, "L": 12, "W": 32, "bounds": [0, 2, 4, 6, 8, 10], "bits": [8, 8, 8, 8, 8],
+     "baked": False, "family": "ecp5"},
 ]
 
 THROUGHPUT_SYMBOLS = 100_000

@@ -22,8 +22,6 @@ same look-up and packer.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -364,7 +362,7 @@ class HuffmanEncoder(wiring.Component):
         ab = self._addr_bits()
         rb = self._run_bits()
         pn = Signal(range(R + 3))       # address phase: n being read
-        pn_d = Signal(range(R + 3))     # data phase: n whose valid bit is on rp.data
+        pn_d = Signal(range(R + 3))     # data phase: n whose valid bit is being read
         pn_r = Signal(range(R + 3))     # that bit in the memory's output register
         pv_d = Signal()
         pv_r = Signal()
@@ -581,7 +579,6 @@ class HuffmanEncoder(wiring.Component):
         cw = self._code_width()
         ab = self._addr_bits()
         p, may_start, hold = coder_parser(self, m)
-        wp = SimpleNamespace(addr=ram.w_addr, data=ram.w_data, en=ram.w_en)
         grp = p.group if G > 1 else Const(0, 1)
         bits_of = self._gbits
         code = p.code
@@ -593,7 +590,7 @@ class HuffmanEncoder(wiring.Component):
         m.d.comb += code_field.eq(code[:L] << pad)
         # The written word does not depend on which write this is (only the address and the
         # enable do): a cleared entry is the same word with its valid bit low.
-        m.d.comb += wp.data.eq(Cat(~clearing, code_field, p.code_len[:LEN_BITS]))
+        m.d.comb += ram.w_data.eq(Cat(~clearing, code_field, p.code_len[:LEN_BITS]))
 
         with m.If(p.start):
             m.d.sync += error.eq(0)
@@ -609,7 +606,7 @@ class HuffmanEncoder(wiring.Component):
             # Invalidate the group's entries, one per cycle, before the counts; cfg waits.
             m.d.sync += [clr.eq(0), clearing.eq(1), esc_present[grp].eq(0)]
         with m.If(clearing):
-            m.d.comb += [wp.addr.eq(Cat(clr, grp) if G > 1 else clr), wp.en.eq(1)]
+            m.d.comb += [ram.w_addr.eq(Cat(clr, grp) if G > 1 else clr), ram.w_en.eq(1)]
             m.d.sync += clr.eq(clr + 1)
             with m.If(clr == (1 << ab) - 1):
                 m.d.sync += clearing.eq(0)
@@ -621,13 +618,13 @@ class HuffmanEncoder(wiring.Component):
             value = p.value
             with m.If(p.is_lit):
                 m.d.comb += [
-                    wp.addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
-                    wp.en.eq(1)]
+                    ram.w_addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
+                    ram.w_en.eq(1)]
             if R:
                 run_addr = (value - p.esc_index + ((1 << b) - 1))[:ab]
                 with m.If(p.is_run):
-                    m.d.comb += [wp.addr.eq(Cat(run_addr, grp) if G > 1 else run_addr),
-                                 wp.en.eq(1)]
+                    m.d.comb += [ram.w_addr.eq(Cat(run_addr, grp) if G > 1 else run_addr),
+                                 ram.w_en.eq(1)]
             with m.If(p.is_esc):
                 m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(p.code_len),
                              esc_present[grp].eq(1)]

@@ -189,7 +189,7 @@ class HuffmanLaneEncoder(_Lanes):
                          group_bits, table, count_width=count_width, members=members,
                          family=family)
 
-    LATENCY = HuffmanEncoder.LATENCY  # input handshake -> earliest word of that symbol
+    LATENCY = HuffmanEncoder.LATENCY  # a tile's last handshake -> its lane's final word
 
     def elaborate(self, platform):
         m = Module()

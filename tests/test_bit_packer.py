@@ -125,13 +125,13 @@ def test_packer_rate_and_latency():
     ``last`` beat two; the final word leaves ``LATENCY`` cycles after the last handshake."""
     lens = [3, 8, 9, 20, 1, 16, 32, 5]
     codes = [(1 << n) - 1 for n in lens]
-    beats = _beats([(codes, lens, False)])
+    tiles = [(codes, lens, False), ([1], [1], False)]     # a second tile after the first
     dut = BitPacker(8, 32)
-    words, counts, took = _run(dut, beats, 1, 1.0, 1.0, seed=0)
-    _check([(codes, lens, False)], words, counts, 8)
+    words, counts, took = _run(dut, _beats(tiles), 2, 1.0, 1.0, seed=0)
+    _check(tiles, words, counts, 8)
     cycles = [max(1, -(-n // 8)) for n in lens]
-    cycles[-1] += 1
-    assert [b - a for a, b in zip(took, took[1:])] == cycles[:-1]
+    cycles[-1] += 1                                     # the tile end's second cycle
+    assert [b - a for a, b in zip(took, took[1:])] == cycles
     one = BitPacker(32, 20)
     words, counts, took = _run(one, _beats([([5], [3], False)]), 1, 1.0, 1.0, seed=0,
                                word_cycles=True)

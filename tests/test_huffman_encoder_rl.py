@@ -359,3 +359,14 @@ def test_plain_tables_ignore_group_out_of_range():
     words, nbits = encode_groups(rows, tables, bounds, 32)
     assert not out["error"]
     assert out["counts"] == [nbits] and out["words"] == [[int(x) for x in words]]
+
+
+def test_tile_end_latency():
+    """The first two rows of docs/huffman_encoder.md's run-length timing table (b = 6, L = 12,
+    W = 32, R = 16, no stalls): one value takes 14 cycles to its bit count, 5,000 Laplacian
+    coefficients 5,014 (the tile end's latency after one per cycle)."""
+    rng = np.random.default_rng(11)
+    t = build_rl_table(laplace(rng, 4000, 0.4, 6), 6, 12, run_max=16)
+    assert check([t], [np.array([3])], 32, 1, stall=0, backpressure=0)["cycles"] == 14
+    out = check([t], [laplace(rng, 5000, 0.4, 6)], 32, 1, stall=0, backpressure=0)
+    assert out["cycles"] == 5014

@@ -12,6 +12,8 @@ decoder and the queue. ``docs/coder_parts.md`` lists them with their costs.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -188,15 +190,6 @@ class CanonicalLength(wiring.Component):
         return m
 
 
-def _small(byte, x):
-    """A high byte against the high part of a field below 1024 (at most 3): ``(byte < x,
-    byte == x, byte > x)`` from the byte's two low bits and whether the others are zero, with
-    no carry chain over the byte."""
-    top0 = byte[2:] == 0
-    lo2, x2 = byte[:2], x[:2]
-    return top0 & (lo2 < x2), top0 & (lo2 == x2), ~top0 | (lo2 > x2)
-
-
 def pick(items, index):
     """``items[index]`` as one shift expression (a continuous assignment in Verilog).
 
@@ -316,8 +309,13 @@ class TableParser(wiring.Component):
         b, L, G, R, na = self._b, self._L, self._G, self._R, self._na
         cfg = self.cfg
         byte = cfg.payload.data
-        hs = Signal()
-        m.d.comb += hs.eq(cfg.valid & cfg.ready)
+        # The handshake, as each state sees it: in HDR0 the block's ``may_start`` gates it,
+        # in the others only ``hold`` (ADVANCE takes no byte and never reads it). ``hs`` is
+        # rebound by ``state`` below.
+        hs_first, hs_more = Signal(), Signal()
+        m.d.comb += [hs_first.eq(cfg.valid & self.may_start),
+                     hs_more.eq(cfg.valid & ~self.hold)]
+        hs = None
         widths = (list(self.widths) if self._runtime else [Const(x, 4) for x in self._bits])
 
         grp = self.group
@@ -332,19 +330,22 @@ class TableParser(wiring.Component):
         lo = Signal(8)
         value = self.value
         m.d.comb += value.eq(Cat(lo, byte))
+        hi_ok = Signal()                # the byte on offer, as a high byte, is below 4
+        m.d.comb += hi_ok.eq(byte[2:] == 0)
+
+        def ahead(low, fn):
+            """``fn(k, v)`` for the 10-bit values ``v = k * 256 + low``, k = 0 to 3."""
+            return Cat(*(fn(k, Cat(low, Const(k, 2))) for k in range(4)))
         li, total = self.index, self.total
         li_oh = Signal(L)               # li, one-hot (the count registers' write enables)
         # n_max - total, kept as a register so the final count's check is one compare.
         slack = Signal(signed(17))
-        # Registered with a count's low byte, so the high byte's checks start from flags:
-        # low-byte compares, this count is the final one, no count so far, the slack's sign
-        # and high part.
-        lo_gt_max = Signal()
-        lo_gt_slack = Signal()
+        # Every 16-bit field checked against the table's limits (counts, symbols) is below
+        # 1024 when good: with its low byte the checks are made for each of the four high
+        # parts 0 to 3 and registered (``ahead``); the high byte's cycle selects one by its
+        # two low bits, and a high byte of 4 or more is bad whatever the rest.
+        cnt_bad = Signal(4)             # per high part: the count breaks a rule
         final_r = self.final
-        none_r = Signal()
-        slack_neg = Signal()
-        slack_hi = Signal(9)
         code, cur_len = self.code, self.code_len
         remaining = Signal(range(na + 1))
         rem_zero = Signal()             # remaining == 0, kept as a register
@@ -352,195 +353,210 @@ class TableParser(wiring.Component):
         left = Signal(range(na + 1))
         esc_seen = Signal()
         prev = Signal(range(na + 1))    # the last symbol, for the order check
-        lo_lt_esc, lo_eq_esc, lo_lt_max, lo_gt_prev = (Signal(name=n) for n in (
-            "lo_lt_esc", "lo_eq_esc", "lo_lt_max", "lo_gt_prev"))
-        overfull = Signal()
-        # Registered with the symbol's low byte: the final symbol, the last of its length,
-        # the lone entry of a table with a length other than 1.
-        last_sym, run_end, lone_long = Signal(), Signal(), Signal()
+        # Per high part, registered with a symbol's low byte: the value is a literal, ESC,
+        # a run symbol; the symbol breaks a rule.
+        lit_v, esc_v, run_v, sym_bad = (Signal(4, name=n) for n in (
+            "sym_lit", "sym_esc", "sym_run", "sym_bad"))
+        # Registered with the symbol's low byte: the final symbol, the last of its length.
+        last_sym, run_end = Signal(), Signal()
         new_len = Signal()              # no symbol of this length yet
         first_sym = Signal()            # no symbol of the table yet
 
-        def fail():
-            m.d.comb += self.failed.eq(1)
-            with m.If(cfg.payload.last):
-                m.next = "HDR0"
-            with m.Else():
-                m.next = "SKIP"
+        # ``failed``: a verdict on the byte on offer that each state computes apart from the
+        # handshake (``bad``, in HDR0 ``bad_first``), ANDed with that state's handshake: the
+        # two cones (the handshake's through the block's ``may_start`` is as deep as the
+        # checks) meet in one gate before the block's flag register.
+        bad_first, bad = Signal(), Signal()
+        m.d.comb += self.failed.eq((hs_first & bad_first) | (hs_more & bad))
 
-        def early_last():
-            # A byte flagged last before the table's end.
-            with m.If(cfg.payload.last):
-                m.d.comb += self.failed.eq(1)
-                m.next = "HDR0"
+        # The state machine, one flip-flop per state (yosys keeps an Amaranth FSM's binary
+        # code, as its register has an initial value; a state test is then a LUT, on the
+        # handshake's path and the checks'). ``goto`` in a state's branches, one per cycle.
+        st = {n: Signal(init=int(n == "HDR0"), name=f"parser_{n.lower()}")
+              for n in ("HDR0", "HDR1", "HDR2", "HDR3", "CNT_LO", "CNT_HI", "ADVANCE",
+                        "SYM_LO", "SYM_HI", "SKIP")}
+        here = [None]
 
-        def then(state):
-            # More bytes of this table follow: go on in ``state`` unless this one ends early.
-            m.next = state
-            early_last()
+        def goto(name):
+            if name != here[0]:
+                m.d.sync += [st[here[0]].eq(0), st[name].eq(1)]
 
-        with m.FSM(name="parser") as fsm:
-            with m.State("HDR0"):
-                with m.If(hs):
-                    m.d.comb += self.start.eq(1)
-                    m.d.sync += rl_flag.eq(0)
-                    if G > 1:
-                        m.d.sync += grp.eq(g_in)
-                    bad_group = (g_in >= G) if G & (G - 1) else Const(0)
-                    if self._runtime:
-                        bad_bits = (byte == 0) | (byte > b)
-                        m.d.comb += self.set_width.eq(~bad_group & ~bad_bits)
-                    else:
-                        bad_bits = byte != pick(widths, g_in)
-                    m.d.comb += self.group_ok.eq(~bad_group)
-                    with m.If(bad_group | bad_bits | cfg.payload.last):
-                        fail()
-                    with m.Else():
-                        m.next = "HDR1"
-            with m.State("HDR1"):
-                with m.If(hs):
-                    m.d.sync += t_len.eq(byte)
-                    with m.If((byte == 0) | (byte > L)):
-                        fail()
-                    with m.Else():
-                        then("HDR2")
-            with m.State("HDR2"):
-                with m.If(hs):
-                    m.d.sync += esc_flag.eq(byte[0])
-                    if R:
-                        # Bit 1: run-length mode (version 2); the others are reserved.
-                        m.d.sync += rl_flag.eq(byte[1])
-                        bad_flags = byte[2:] != 0
-                    else:
-                        # A block without run-length mode (R = 0) refuses bit 1 too.
-                        bad_flags = byte[1:] != 0
-                    with m.If(bad_flags):
-                        fail()
-                    with m.Else():
-                        then("HDR3")
-            with m.State("HDR3"):
-                with m.If(hs):
-                    # Byte 3: log2 R' of a run-length table (at most log2 R), 0 otherwise.
-                    log_ok = byte == 0
-                    n_next = Signal(range(na + 1))
-                    m.d.comb += n_next.eq(esc_idx + 1)
-                    if R:
-                        log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
-                        with m.If(rl_flag):
-                            m.d.comb += n_next.eq(
-                                esc_idx + 1 + (Const(1, R.bit_length()) << byte[:4]))
-                    m.d.sync += [li.eq(0), li_oh.eq(1), total.eq(0), n_max.eq(n_next),
-                                 slack.eq(n_next),
-                                 esc_seen.eq(0)]
-                    with m.If(~log_ok):
-                        fail()
-                    with m.Else():
-                        m.d.comb += self.header.eq(~cfg.payload.last)
-                        then("CNT_LO")
-            with m.State("CNT_LO"):
-                with m.If(hs):
-                    m.d.sync += [lo.eq(byte), lo_gt_max.eq(byte > n_max[:8]),
-                                 lo_gt_slack.eq(byte > slack[:8]),
-                                 final_r.eq(li == t_len - 1), none_r.eq(total == 0),
-                                 slack_neg.eq(slack < 0), slack_hi.eq(slack[8:17])]
-                    then("CNT_HI")
-            with m.State("CNT_HI"):
-                with m.If(hs):
-                    m.d.comb += self.count.eq(1)
-                    for i in range(L):
-                        with m.If(li_oh[i]):
-                            m.d.sync += [counts[i].eq(value),
-                                         count_zero[i].eq((byte == 0) & (lo == 0))]
-                    m.d.sync += [total.eq(total + value), li.eq(li + 1), li_oh.eq(li_oh << 1),
-                                 slack.eq(slack - value)]
-                    with m.If(final_r):
-                        # Set whether or not the count fails (a failed load never reads them):
-                        # the registers' enables then wait for no check.
-                        m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
-                                     rem_zero.eq(1), left.eq(total + value),
-                                     first_sym.eq(1)]
-                    # value > n_max and value > slack from the high byte and the flags of
-                    # the low byte.
-                    # n_max is below 1024, and so is the slack when it is not negative.
-                    _, count_eq, count_gt = _small(byte, n_max[8:])
-                    _, slack_eq, slack_gt = _small(byte, slack_hi)
-                    over_max = count_gt | (count_eq & lo_gt_max)
-                    over_slack = slack_neg | slack_gt | (slack_eq & lo_gt_slack)
-                    with m.If(over_max
-                              | (final_r & ((none_r & (byte == 0) & (lo == 0)) | over_slack))):
-                        fail()
-                    with m.Elif(final_r):
-                        then("ADVANCE")
-                    with m.Else():
-                        then("CNT_LO")
-            with m.State("ADVANCE"):
-                # Step to the next length that has codes (canonical: code <<= 1 per length).
-                with m.If(rem_zero):
-                    m.d.comb += self.advance.eq(1)
-                    m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
-                                 remaining.eq(pick(counts, cur_len)),
-                                 rem_zero.eq(pick(list(count_zero), cur_len)), new_len.eq(1)]
+        @contextmanager
+        def state(name):
+            nonlocal hs
+            here[0] = name
+            hs = hs_first if name == "HDR0" else hs_more
+            with m.If(st[name]):
+                yield
+
+        def check(cond):
+            """A byte that breaks a rule (``cond``) or, with more bytes due, is flagged last:
+            the load fails (to SKIP, or at once to HDR0 on a ``last`` byte). Returns the
+            branch for a good byte (``with check(...): goto(...)``)."""
+            m.d.comb += (bad_first if here[0] == "HDR0" else bad).eq(cond | cfg.payload.last)
+            with m.If(hs & cfg.payload.last):
+                goto("HDR0")
+            with m.Elif(hs & cond):
+                goto("SKIP")
+            return m.Elif(hs)
+
+        with state("HDR0"):
+            with m.If(hs):
+                m.d.comb += self.start.eq(1)
+                m.d.sync += rl_flag.eq(0)
+                if G > 1:
+                    m.d.sync += grp.eq(g_in)
+                bad_group = (g_in >= G) if G & (G - 1) else Const(0)
+                if self._runtime:
+                    bad_bits = (byte == 0) | (byte > b)
+                    m.d.comb += self.set_width.eq(~bad_group & ~bad_bits)
+                else:
+                    bad_bits = byte != pick(widths, g_in)
+                m.d.comb += self.group_ok.eq(~bad_group)
+            with check(bad_group | bad_bits):
+                goto("HDR1")
+        with state("HDR1"):
+            with m.If(hs):
+                m.d.sync += t_len.eq(byte)
+            with check((byte == 0) | (byte > L)):
+                goto("HDR2")
+        with state("HDR2"):
+            with m.If(hs):
+                m.d.sync += esc_flag.eq(byte[0])
+                if R:
+                    # Bit 1: run-length mode (version 2); the others are reserved.
+                    m.d.sync += rl_flag.eq(byte[1])
+                    bad_flags = byte[2:] != 0
+                else:
+                    # A block without run-length mode (R = 0) refuses bit 1 too.
+                    bad_flags = byte[1:] != 0
+            with check(bad_flags):
+                goto("HDR3")
+        with state("HDR3"):
+            with m.If(hs):
+                # Byte 3: log2 R' of a run-length table (at most log2 R), 0 otherwise.
+                log_ok = byte == 0
+                n_next = Signal(range(na + 1))
+                m.d.comb += n_next.eq(esc_idx + 1)
+                if R:
+                    log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
+                    with m.If(rl_flag):
+                        m.d.comb += n_next.eq(
+                            esc_idx + 1 + (Const(1, R.bit_length()) << byte[:4]))
+                m.d.sync += [li.eq(0), li_oh.eq(1), total.eq(0), n_max.eq(n_next),
+                             slack.eq(n_next),
+                             esc_seen.eq(0)]
+            with check(~log_ok):
+                m.d.comb += self.header.eq(1)
+                goto("CNT_LO")
+        with state("CNT_LO"):
+            with m.If(hs):
+                final_now = li == t_len - 1
+
+                def count_bad(k, v):
+                    # Above n_max; and for the final count: the counts' sum above n_max
+                    # (value above the slack) or zero.
+                    zero = (v == 0) & (total == 0) if k == 0 else Const(0)
+                    return (v > n_max) | (final_now & (zero | (slack < 0) | (v > slack)))
+                m.d.sync += [lo.eq(byte), final_r.eq(final_now),
+                             cnt_bad.eq(ahead(byte, count_bad))]
+            with check(Const(0)):
+                goto("CNT_HI")
+        with state("CNT_HI"):
+            with m.If(hs):
+                m.d.comb += self.count.eq(1)
+                for i in range(L):
+                    with m.If(li_oh[i]):
+                        m.d.sync += [counts[i].eq(value),
+                                     count_zero[i].eq((byte == 0) & (lo == 0))]
+                m.d.sync += [total.eq(total + value), li.eq(li + 1), li_oh.eq(li_oh << 1),
+                             slack.eq(slack - value)]
+                with m.If(final_r):
+                    # Set whether or not the count fails (a failed load never reads them):
+                    # the registers' enables then wait for no check.
+                    m.d.sync += [cur_len.eq(0), code.eq(0), remaining.eq(0),
+                                 rem_zero.eq(1), left.eq(total + value),
+                                 first_sym.eq(1)]
+            with check(~hi_ok | cnt_bad.bit_select(byte[:2], 1)):
+                with m.If(final_r):
+                    goto("ADVANCE")
                 with m.Else():
-                    m.next = "SYM_LO"
-            with m.State("SYM_LO"):
-                with m.If(hs):
-                    # The symbol's low byte, compared here with the low bytes of ESC, n_max
-                    # and the previous symbol (and the Kraft check of the code, from
-                    # registers), so the high byte's cycle has only compares with 2-bit
-                    # high parts left.
-                    m.d.sync += [lo.eq(byte), lo_lt_esc.eq(byte < esc_idx[:8]),
-                                 lo_eq_esc.eq(byte == esc_idx[:8]),
-                                 lo_lt_max.eq(byte < n_max[:8]), lo_gt_prev.eq(byte > prev[:8]),
-                                 overfull.eq((code >> cur_len) != 0),
-                                 last_sym.eq(left == 1), run_end.eq(remaining == 1),
-                                 lone_long.eq(first_sym & (left == 1) & (cur_len != 1))]
-                    then("SYM_HI")
-            with m.State("SYM_HI"):
-                with m.If(hs):
-                    m.d.comb += self.symbol.eq(1)
-                    m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
-                                 rem_zero.eq(run_end), left.eq(left - 1), prev.eq(value),
-                                 new_len.eq(0), first_sym.eq(0)]
-                    with m.If(self.is_esc):
-                        m.d.sync += esc_seen.eq(1)
-                    # Kraft (``overfull``): every code of length l must be below 2**l.
-                    # Canonical order: the symbols of one length ascend.
-                    # (prev, a symbol of this table, is below n_max.)
-                    _, prev_eq, prev_gt = _small(byte, prev[8:])
-                    unordered = ~new_len & ~(prev_gt | (prev_eq & lo_gt_prev))
-                    # (``lone_long``: a table of one entry gives it length 1.)
-                    with m.If(~(self.is_lit | self.is_esc | self.is_run) | overfull | unordered
-                              | lone_long):
-                        fail()
-                    with m.Elif(last_sym):
-                        # The table's final byte (its length follows from the header and the
-                        # counts): the load ends here, with or without ``last``; without it,
-                        # or with the wrong ESC presence, the table is bad.
-                        m.d.comb += self.end.eq(1)
-                        m.next = "HDR0"
-                        with m.If(~cfg.payload.last | ((esc_seen | self.is_esc) != esc_flag)):
-                            m.d.comb += self.failed.eq(1)
-                    with m.Elif(run_end):
-                        then("ADVANCE")
-                    with m.Else():
-                        then("SYM_LO")
-            with m.State("SKIP"):
-                # After a malformed table: drop bytes up to the one flagged last.
-                with m.If(hs & cfg.payload.last):
-                    m.next = "HDR0"
-        # value < esc_idx, == esc_idx and < n_max from the high byte and the low-byte flags.
-        esc_lt, esc_eq, _ = _small(byte, esc_idx[8:])
-        max_lt, max_eq, _ = _small(byte, n_max[8:])
-        m.d.comb += [self.is_lit.eq(esc_lt | (esc_eq & lo_lt_esc)),
-                     self.is_esc.eq(esc_eq & lo_eq_esc)]
-        if R:
-            m.d.comb += self.is_run.eq(~self.is_lit & ~self.is_esc & (
-                max_lt | (max_eq & lo_lt_max)))
-        m.d.comb += self.loading.eq(~(fsm.ongoing("HDR0") | fsm.ongoing("SKIP")))
+                    goto("CNT_LO")
+        with state("ADVANCE"):
+            # Step to the next length that has codes (canonical: code <<= 1 per length).
+            with m.If(rem_zero):
+                m.d.comb += self.advance.eq(1)
+                m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
+                             remaining.eq(pick(counts, cur_len)),
+                             rem_zero.eq(pick(list(count_zero), cur_len)), new_len.eq(1)]
+            with m.Else():
+                goto("SYM_LO")
+        with state("SYM_LO"):
+            with m.If(hs):
+                # The symbol's checks, one per high part, from its low byte and registers.
+                final = left == 1
+                # Kraft: every code of length l must be below 2**l. (``lone``: a table of
+                # one entry gives it length 1.)
+                overfull = (code >> cur_len) != 0
+                lone = first_sym & final & (cur_len != 1)
+                lit = ahead(byte, lambda k, v: v < esc_idx)
+                esc = ahead(byte, lambda k, v: v == esc_idx)
+                run = (ahead(byte, lambda k, v: v < n_max) & ~lit & ~esc) if R else Const(0, 4)
+
+                def sym_broken(k, v):
+                    is_lit, is_esc, is_run = lit[k], esc[k], run[k]
+                    # Canonical order: the symbols of one length ascend (prev, a symbol of
+                    # this table, is below n_max). At the table's final symbol, ESC has
+                    # appeared exactly when flagged.
+                    unordered = ~new_len & (v <= prev)
+                    esc_wrong = final & ((esc_seen | is_esc) != esc_flag)
+                    return (~(is_lit | is_esc | is_run) | overfull | unordered | lone
+                            | esc_wrong)
+                m.d.sync += [lo.eq(byte), lit_v.eq(lit), esc_v.eq(esc), run_v.eq(run),
+                             sym_bad.eq(ahead(byte, sym_broken)),
+                             last_sym.eq(final), run_end.eq(remaining == 1)]
+            with check(Const(0)):
+                goto("SYM_HI")
+        with state("SYM_HI"):
+            with m.If(hs):
+                m.d.comb += self.symbol.eq(1)
+                m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
+                             rem_zero.eq(run_end), left.eq(left - 1), prev.eq(value),
+                             new_len.eq(0), first_sym.eq(0)]
+                with m.If(self.is_esc):
+                    m.d.sync += esc_seen.eq(1)
+            broken = ~hi_ok | sym_bad.bit_select(byte[:2], 1)
+            # The table's final byte (its length follows from the header and the counts)
+            # ends the load, with or without ``last`` (without it, the table is bad); any
+            # other byte flagged last ends it early.
+            m.d.comb += bad.eq(broken | (last_sym ^ cfg.payload.last))
+            with m.If(hs & broken):
+                with m.If(cfg.payload.last):
+                    goto("HDR0")
+                with m.Else():
+                    goto("SKIP")
+            with m.Elif(hs & last_sym):
+                m.d.comb += self.end.eq(1)
+                goto("HDR0")
+            with m.Elif(hs & cfg.payload.last):
+                goto("HDR0")
+            with m.Elif(hs & run_end):
+                goto("ADVANCE")
+            with m.Elif(hs):
+                goto("SYM_LO")
+        with state("SKIP"):
+            # After a malformed table: drop bytes up to the one flagged last.
+            with m.If(hs & cfg.payload.last):
+                goto("HDR0")
+        # The symbol's kind, selected by the high byte like its checks.
+        sel = byte[:2]
+        m.d.comb += [self.is_lit.eq(hi_ok & lit_v.bit_select(sel, 1)),
+                     self.is_esc.eq(hi_ok & esc_v.bit_select(sel, 1)),
+                     self.is_run.eq(hi_ok & run_v.bit_select(sel, 1))]
+        m.d.comb += self.loading.eq(~(st["HDR0"] | st["SKIP"]))
         # One expression (a continuous assignment in Verilog): a per-state process would stay
         # X in Icarus until its inputs changed.
-        m.d.comb += cfg.ready.eq(Mux(fsm.ongoing("HDR0"), self.may_start,
-                                     ~(fsm.ongoing("ADVANCE") | self.hold)))
+        m.d.comb += cfg.ready.eq(Mux(st["HDR0"], self.may_start, ~(st["ADVANCE"] | self.hold)))
         return m
 
 

@@ -610,7 +610,9 @@ class HuffmanDecoder(wiring.Component):
                     # error, and the tile is drained.
                     with m.If(fr.run):
                         m.d.sync += remaining.eq(remaining - 1)
-                    with m.If(step):
+                    # (Cleared a cycle after the first step, from its register: the loop's
+                    # select reaches no more than the step's own flip-flop.)
+                    with m.If(fr.va):
                         m.d.sync += first_pend.eq(0)
                     invalid = Signal()
                     m.d.comb += invalid.eq(fr.bad_hit | ~cur["ok"])
@@ -885,7 +887,7 @@ class HuffmanDecoder(wiring.Component):
         # from the window (a valid code's length depends on its own bits only).
         va, pa, sa, lasta, firsta = Signal(), Signal(P), Signal(), Signal(), Signal()
         m.d.sync += [va.eq(step), pa.eq(p), sa.eq(slot), lasta.eq(remaining == 1),
-                     firsta.eq(first_pend)]
+                     firsta.eq(first_pend & ~va)]
         f.v = Signal()
         f.window = Signal(CW)
         f.last = Signal()

@@ -251,9 +251,9 @@ def share_parser(coder, parser, present):
     """Let ``coder`` (a run-time-table encoder or decoder, not yet elaborated) load its tables
     through ``parser``, a ``hdl.coder_parts.TableParser`` its lane coder owns and elaborates,
     seeing the loads of the global groups ``present`` (those it meets, in order). The coder's
-    ``cfg`` port then only tells it that a byte is offered (``cfg.valid``); its wish to start
-    a load and to hold the bytes come out on ``coder.cfg_may_start`` and ``coder.cfg_hold``,
-    for the lane coder to combine over its lanes."""
+    own ``cfg`` port is then unused (the parser's ``pending`` tells it that a byte waits); its
+    wish to start a load and to hold the bytes come out on ``coder.cfg_may_start`` and
+    ``coder.cfg_hold``, for the lane coder to combine over its lanes."""
     coder._shared_parser = (parser, list(present))
 
 

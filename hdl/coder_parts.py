@@ -210,8 +210,17 @@ class TableParser(wiring.Component):
 
     Shared by ``HuffmanEncoder`` and ``HuffmanDecoder``: it checks every rule of the format
     (``docs/bitstream.md``, "Table format") and tells the block, one event per byte taken,
-    what to write; the block owns its memories, registers and error reporting. Events are
-    combinational and last the one cycle the byte is taken; the other outputs are registers.
+    what to write; the block owns its memories, registers and error reporting. A byte on
+    ``cfg`` first enters an input register (one byte; ``cfg.ready`` is high while it is empty
+    or its byte goes on), and is *taken* from there: one cycle after its handshake at the
+    earliest. Events are combinational and last the one cycle a byte is taken; the other
+    outputs are registers.
+
+    Timing: the checks start from flip-flops (the register keeps what they need of the byte
+    alone, such as its high bits being zero; the low byte of a 16-bit field is compared with
+    the table's limits for each of the four high parts a good field can have, and the high
+    byte selects one), the state machine is one flip-flop per state, and ``failed`` is a
+    verdict made apart from the handshake, ANDed with it.
 
     Parameters
     ----------
@@ -231,14 +240,17 @@ class TableParser(wiring.Component):
 
     Ports
     -----
-    cfg : In(stream)  payload ``{data, group (G > 1), last}``.
+    cfg : In(stream)  payload ``{data, group (G > 1), last}``, into the input register.
+    pending : Out(1)  comb: a byte is offered on ``cfg`` or waits in the input register (the
+        block holds its other work back for the load).
+    data : Out(8)  the byte in the input register (``set_width`` stores it).
     may_start : In(1)  a load may begin (the first byte waits while low).
     hold : In(1)  the bytes after the first wait while high (the block clearing a memory).
     widths : In(G x 4 bits)  (``runtime`` only) each group's current width.
     loading : Out(1)  comb: a load is under way (from its first byte to its end or failure).
     group : Out  the load's group (register).
     start : Out(1)  event: the first byte is taken (the block clears its error flag);
-        ``start_group`` is ``cfg.payload.group`` then, ``group_ok`` whether it names a group
+        ``start_group`` is the group it came with, ``group_ok`` whether it names a group
         below G, ``set_width`` (runtime) whether the block should store the byte as that
         group's width.
     header : Out(1)  event: the fourth header byte is taken and the header is good; counts
@@ -299,6 +311,7 @@ class TableParser(wiring.Component):
             "advance": Out(1), "symbol": Out(1), "code": Out(L + 1),
             "code_len": Out(range(L + 1)), "is_lit": Out(1), "is_esc": Out(1),
             "is_run": Out(1), "end": Out(1), "failed": Out(1), "value": Out(16),
+            "pending": Out(1), "data": Out(8),
         }
         if runtime:
             members["widths"] = In(data.ArrayLayout(unsigned(4), G))
@@ -308,18 +321,47 @@ class TableParser(wiring.Component):
         m = Module()
         b, L, G, R, na = self._b, self._L, self._G, self._R, self._na
         cfg = self.cfg
-        byte = cfg.payload.data
+        widths = (list(self.widths) if self._runtime else [Const(x, 4) for x in self._bits])
+        gw = len(self.group)
+
+        # Input register: a byte on ``cfg`` enters it whenever it is empty or its byte goes
+        # on, and what the checks need of the byte alone is decoded as it enters, so every
+        # check starts from flip-flops.
+        full = Signal()
+        byte = Signal(8, name="in_byte")
+        last = Signal(name="in_last")
+        g_in = Signal(gw, name="in_group") if G > 1 else Const(0, 1)
+        hi_ok = Signal(name="in_hi_ok")     # the byte's six high bits are zero
+        zero = Signal(name="in_zero")
+        width_bad = Signal(name="in_width_bad")   # byte 0: not the group's width
+        len_bad = Signal(name="in_len_bad")       # byte 1: not a length 1 to L
+        log_le = Signal(name="in_log_le")         # byte 3: at most log2 R
+        d = cfg.payload.data
+        g_next = cfg.payload.group if G > 1 else Const(0, 1)
+        take = Signal()                     # the register's byte goes on (comb)
+        m.d.comb += [cfg.ready.eq(~full | take), self.pending.eq(cfg.valid | full),
+                     self.data.eq(byte)]
+        with m.If(cfg.valid & cfg.ready):
+            m.d.sync += [full.eq(1), byte.eq(d), last.eq(cfg.payload.last),
+                         hi_ok.eq(d[2:] == 0), zero.eq(d == 0),
+                         width_bad.eq((d == 0) | (d > b) if self._runtime
+                                      else d != pick(widths, g_next)),
+                         len_bad.eq((d == 0) | (d > L)),
+                         log_le.eq(d <= max(R.bit_length() - 1, 0))]
+            if G > 1:
+                m.d.sync += g_in.eq(g_next)
+        with m.Elif(take):
+            m.d.sync += full.eq(0)
+
         # The handshake, as each state sees it: in HDR0 the block's ``may_start`` gates it,
         # in the others only ``hold`` (ADVANCE takes no byte and never reads it). ``hs`` is
         # rebound by ``state`` below.
         hs_first, hs_more = Signal(), Signal()
-        m.d.comb += [hs_first.eq(cfg.valid & self.may_start),
-                     hs_more.eq(cfg.valid & ~self.hold)]
+        m.d.comb += [hs_first.eq(full & self.may_start),
+                     hs_more.eq(full & ~self.hold)]
         hs = None
-        widths = (list(self.widths) if self._runtime else [Const(x, 4) for x in self._bits])
 
         grp = self.group
-        g_in = cfg.payload.group if G > 1 else Const(0, 1)
         m.d.comb += [self.start_group.eq(g_in),
                      self.esc_index.eq(pick([Const(1, b + 1) << w for w in widths],
                                             grp if G > 1 else Const(0, 1)))]
@@ -328,21 +370,24 @@ class TableParser(wiring.Component):
         esc_flag, rl_flag = self.esc_flag, self.rl_flag
         counts = [Signal(range(na + 1), name=f"count{i}") for i in range(L)]
         lo = Signal(8)
+        lo_zero = Signal()              # the low byte of a count is zero
         value = self.value
         m.d.comb += value.eq(Cat(lo, byte))
-        hi_ok = Signal()                # the byte on offer, as a high byte, is below 4
-        m.d.comb += hi_ok.eq(byte[2:] == 0)
 
-        def ahead(low, fn):
-            """``fn(k, v)`` for the 10-bit values ``v = k * 256 + low``, k = 0 to 3."""
-            return Cat(*(fn(k, Cat(low, Const(k, 2))) for k in range(4)))
+        def ahead(low, x):
+            """The values ``v = k * 256 + low`` (k = 0 to 3) against ``x`` (below 1024):
+            lists over k of ``(v < x, v == x)``, from one compare of the low bytes."""
+            xl, xh = x.as_unsigned()[:8], x.as_unsigned()[8:10]
+            lt8, eq8 = low < xl, low == xl
+            return [((k < xh) | ((k == xh) & lt8), (k == xh) & eq8) for k in range(4)]
         li, total = self.index, self.total
         li_oh = Signal(L)               # li, one-hot (the count registers' write enables)
         # n_max - total, kept as a register so the final count's check is one compare.
         slack = Signal(signed(17))
         # Every 16-bit field checked against the table's limits (counts, symbols) is below
         # 1024 when good: with its low byte the checks are made for each of the four high
-        # parts 0 to 3 and registered (``ahead``); the high byte's cycle selects one by its
+        # parts 0 to 3 and registered (``ahead``: the low byte compared once with the
+        # limit's, its high part with each k); the high byte's cycle selects one by its
         # two low bits, and a high byte of 4 or more is bad whatever the rest.
         cnt_bad = Signal(4)             # per high part: the count breaks a rule
         final_r = self.final
@@ -393,8 +438,8 @@ class TableParser(wiring.Component):
             """A byte that breaks a rule (``cond``) or, with more bytes due, is flagged last:
             the load fails (to SKIP, or at once to HDR0 on a ``last`` byte). Returns the
             branch for a good byte (``with check(...): goto(...)``)."""
-            m.d.comb += (bad_first if here[0] == "HDR0" else bad).eq(cond | cfg.payload.last)
-            with m.If(hs & cfg.payload.last):
+            m.d.comb += (bad_first if here[0] == "HDR0" else bad).eq(cond | last)
+            with m.If(hs & last):
                 goto("HDR0")
             with m.Elif(hs & cond):
                 goto("SKIP")
@@ -408,17 +453,14 @@ class TableParser(wiring.Component):
                     m.d.sync += grp.eq(g_in)
                 bad_group = (g_in >= G) if G & (G - 1) else Const(0)
                 if self._runtime:
-                    bad_bits = (byte == 0) | (byte > b)
-                    m.d.comb += self.set_width.eq(~bad_group & ~bad_bits)
-                else:
-                    bad_bits = byte != pick(widths, g_in)
+                    m.d.comb += self.set_width.eq(~bad_group & ~width_bad)
                 m.d.comb += self.group_ok.eq(~bad_group)
-            with check(bad_group | bad_bits):
+            with check(bad_group | width_bad):
                 goto("HDR1")
         with state("HDR1"):
             with m.If(hs):
                 m.d.sync += t_len.eq(byte)
-            with check((byte == 0) | (byte > L)):
+            with check(len_bad):
                 goto("HDR2")
         with state("HDR2"):
             with m.If(hs):
@@ -426,40 +468,37 @@ class TableParser(wiring.Component):
                 if R:
                     # Bit 1: run-length mode (version 2); the others are reserved.
                     m.d.sync += rl_flag.eq(byte[1])
-                    bad_flags = byte[2:] != 0
-                else:
-                    # A block without run-length mode (R = 0) refuses bit 1 too.
-                    bad_flags = byte[1:] != 0
-            with check(bad_flags):
+            # Bits 2 to 7 reserved; a block without run-length mode (R = 0) refuses bit 1 too.
+            with check(~hi_ok | (byte[1] if not R else Const(0))):
                 goto("HDR3")
         with state("HDR3"):
             with m.If(hs):
                 # Byte 3: log2 R' of a run-length table (at most log2 R), 0 otherwise.
-                log_ok = byte == 0
                 n_next = Signal(range(na + 1))
                 m.d.comb += n_next.eq(esc_idx + 1)
                 if R:
-                    log_ok = Mux(rl_flag, byte <= R.bit_length() - 1, byte == 0)
                     with m.If(rl_flag):
                         m.d.comb += n_next.eq(
                             esc_idx + 1 + (Const(1, R.bit_length()) << byte[:4]))
                 m.d.sync += [li.eq(0), li_oh.eq(1), total.eq(0), n_max.eq(n_next),
                              slack.eq(n_next),
                              esc_seen.eq(0)]
-            with check(~log_ok):
+            with check(~(Mux(rl_flag, log_le, zero) if R else zero)):
                 m.d.comb += self.header.eq(1)
                 goto("CNT_LO")
         with state("CNT_LO"):
             with m.If(hs):
                 final_now = li == t_len - 1
 
-                def count_bad(k, v):
-                    # Above n_max; and for the final count: the counts' sum above n_max
-                    # (value above the slack) or zero.
-                    zero = (v == 0) & (total == 0) if k == 0 else Const(0)
-                    return (v > n_max) | (final_now & (zero | (slack < 0) | (v > slack)))
-                m.d.sync += [lo.eq(byte), final_r.eq(final_now),
-                             cnt_bad.eq(ahead(byte, count_bad))]
+                # Above n_max; and for the final count: the counts' sum above n_max (the
+                # value above the slack, or the slack negative) or zero.
+                none = zero & (total == 0)
+                verdicts = [~(lt_m | eq_m) | (final_now & ((slack < 0) | ~(lt_s | eq_s)
+                                                           | (none if k == 0 else 0)))
+                            for k, ((lt_m, eq_m), (lt_s, eq_s)) in enumerate(
+                                zip(ahead(byte, n_max), ahead(byte, slack)))]
+                m.d.sync += [lo.eq(byte), lo_zero.eq(zero), final_r.eq(final_now),
+                             cnt_bad.eq(Cat(*verdicts))]
             with check(Const(0)):
                 goto("CNT_HI")
         with state("CNT_HI"):
@@ -468,7 +507,7 @@ class TableParser(wiring.Component):
                 for i in range(L):
                     with m.If(li_oh[i]):
                         m.d.sync += [counts[i].eq(value),
-                                     count_zero[i].eq((byte == 0) & (lo == 0))]
+                                     count_zero[i].eq(zero & lo_zero)]
                 m.d.sync += [total.eq(total + value), li.eq(li + 1), li_oh.eq(li_oh << 1),
                              slack.eq(slack - value)]
                 with m.If(final_r):
@@ -499,21 +538,22 @@ class TableParser(wiring.Component):
                 # one entry gives it length 1.)
                 overfull = (code >> cur_len) != 0
                 lone = first_sym & final & (cur_len != 1)
-                lit = ahead(byte, lambda k, v: v < esc_idx)
-                esc = ahead(byte, lambda k, v: v == esc_idx)
-                run = (ahead(byte, lambda k, v: v < n_max) & ~lit & ~esc) if R else Const(0, 4)
-
-                def sym_broken(k, v):
-                    is_lit, is_esc, is_run = lit[k], esc[k], run[k]
+                lit, esc, run, broken = [], [], [], []
+                for (lt_e, eq_e), (lt_m, _), (lt_p, eq_p) in zip(
+                        ahead(byte, esc_idx), ahead(byte, n_max), ahead(byte, prev)):
+                    is_run = (lt_m & ~lt_e & ~eq_e) if R else Const(0)
                     # Canonical order: the symbols of one length ascend (prev, a symbol of
                     # this table, is below n_max). At the table's final symbol, ESC has
                     # appeared exactly when flagged.
-                    unordered = ~new_len & (v <= prev)
-                    esc_wrong = final & ((esc_seen | is_esc) != esc_flag)
-                    return (~(is_lit | is_esc | is_run) | overfull | unordered | lone
-                            | esc_wrong)
-                m.d.sync += [lo.eq(byte), lit_v.eq(lit), esc_v.eq(esc), run_v.eq(run),
-                             sym_bad.eq(ahead(byte, sym_broken)),
+                    unordered = ~new_len & (lt_p | eq_p)
+                    esc_wrong = final & ((esc_seen | eq_e) != esc_flag)
+                    lit.append(lt_e)
+                    esc.append(eq_e)
+                    run.append(is_run)
+                    broken.append(~(lt_e | eq_e | is_run) | overfull | unordered | lone
+                                  | esc_wrong)
+                m.d.sync += [lo.eq(byte), lit_v.eq(Cat(*lit)), esc_v.eq(Cat(*esc)),
+                             run_v.eq(Cat(*run)), sym_bad.eq(Cat(*broken)),
                              last_sym.eq(final), run_end.eq(remaining == 1)]
             with check(Const(0)):
                 goto("SYM_HI")
@@ -529,16 +569,16 @@ class TableParser(wiring.Component):
             # The table's final byte (its length follows from the header and the counts)
             # ends the load, with or without ``last`` (without it, the table is bad); any
             # other byte flagged last ends it early.
-            m.d.comb += bad.eq(broken | (last_sym ^ cfg.payload.last))
+            m.d.comb += bad.eq(broken | (last_sym ^ last))
             with m.If(hs & broken):
-                with m.If(cfg.payload.last):
+                with m.If(last):
                     goto("HDR0")
                 with m.Else():
                     goto("SKIP")
             with m.Elif(hs & last_sym):
                 m.d.comb += self.end.eq(1)
                 goto("HDR0")
-            with m.Elif(hs & cfg.payload.last):
+            with m.Elif(hs & last):
                 goto("HDR0")
             with m.Elif(hs & run_end):
                 goto("ADVANCE")
@@ -546,7 +586,7 @@ class TableParser(wiring.Component):
                 goto("SYM_LO")
         with state("SKIP"):
             # After a malformed table: drop bytes up to the one flagged last.
-            with m.If(hs & cfg.payload.last):
+            with m.If(hs & last):
                 goto("HDR0")
         # The symbol's kind, selected by the high byte like its checks.
         sel = byte[:2]
@@ -556,7 +596,7 @@ class TableParser(wiring.Component):
         m.d.comb += self.loading.eq(~(st["HDR0"] | st["SKIP"]))
         # One expression (a continuous assignment in Verilog): a per-state process would stay
         # X in Icarus until its inputs changed.
-        m.d.comb += cfg.ready.eq(Mux(st["HDR0"], self.may_start, ~(st["ADVANCE"] | self.hold)))
+        m.d.comb += take.eq(full & Mux(st["HDR0"], self.may_start, ~(st["ADVANCE"] | self.hold)))
         return m
 
 
@@ -762,7 +802,12 @@ class BitPacker(wiring.Component):
         head = queue.o_stream
         hd = entry(head.payload)
         cnt = self.o_count
-        acc = Signal(self._count_width)     # bits of the tile's words gone out so far
+        # The tile's bits gone out so far are whole words: kept as a word count (and that
+        # count plus one beside it), the final count is the word count with the final word's
+        # bits below it, and no adder follows the queue.
+        wb = max(1, self._count_width - lw)
+        words = Signal(wb)
+        words1 = Signal(wb, init=1)
         m.d.comb += [o.valid.eq(head.valid & hd.word & ~(hd.last & cnt.valid)),
                      o.payload.data.eq(hd.data), o.payload.last.eq(hd.last),
                      head.ready.eq((o.valid & o.ready) | (head.valid & ~hd.word & ~cnt.valid))]
@@ -773,11 +818,13 @@ class BitPacker(wiring.Component):
             m.d.sync += cnt.valid.eq(0)
         with m.If(taken):
             with m.If(hd.last):
-                last_bits = Mux(hd.word, Mux(hd.bits == 0, W, hd.bits), 0)
-                m.d.sync += [cnt.valid.eq(1), cnt.payload.nbits.eq(acc + last_bits),
-                             acc.eq(0)]
+                whole = hd.word & (hd.bits == 0)
+                m.d.sync += [cnt.valid.eq(1),
+                             cnt.payload.nbits.eq(Cat(Mux(hd.word, hd.bits, 0),
+                                                      Mux(whole, words1, words))),
+                             words.eq(0), words1.eq(1)]
             with m.Else():
-                m.d.sync += acc.eq(acc + W)
+                m.d.sync += [words.eq(words1), words1.eq(words1 + 1)]
         return m
 
 
@@ -856,7 +903,7 @@ class ParserView:
 
     _PASS = ("index", "value", "total", "final", "code", "code_len", "is_lit", "is_esc",
              "is_run", "esc_index", "n_max", "esc_flag", "rl_flag", "loading", "cfg",
-             "group_ok", "set_width")
+             "group_ok", "set_width", "pending", "data")
     _EVENTS = ("header", "count", "advance", "symbol", "end")
 
     def __init__(self, parser, present=None):

@@ -943,7 +943,7 @@ class HuffmanDecoder(wiring.Component):
             with m.If(p.set_width):
                 for g in range(G):
                     with m.If(p.start_group == g):
-                        m.d.sync += self._gbits[g].eq(p.cfg.payload.data)
+                        m.d.sync += self._gbits[g].eq(p.data)
         with m.If(p.header):
             m.d.sync += [first.eq(0), escs[grp].eq(0)]
         with m.If(p.count):
@@ -988,7 +988,7 @@ class HuffmanDecoder(wiring.Component):
         # empty. Headers wait while a byte is offered or a good load is unfinished.
         m.d.comb += [may_start.eq(may_load & ~failed_r), hold.eq(0),
                      self.loading.eq(p.loading),
-                     busy_cfg.eq(self.cfg.valid | self.loading | failed_r)]
+                     busy_cfg.eq(p.pending | self.loading | failed_r)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -265,8 +265,9 @@ class HuffmanEncoder(wiring.Component):
         valid, load = stage_enables(m, packer.i_stream.ready, 2)
         loading = self.loading
         blocked = loading
+        pending = Signal(name="cfg_pending")    # a table byte is offered or in the parser
         if not baked:
-            blocked = loading | self.cfg.valid  # a waiting table load holds new symbols back
+            blocked = loading | pending  # a waiting table load holds new symbols back
         if self._run_max:
             front = self._run_front(m, load[0], blocked, valid[0])
         else:
@@ -349,7 +350,7 @@ class HuffmanEncoder(wiring.Component):
             m.d.sync += error.eq(1)
 
         if not baked:
-            self._loader(m, ram, busy, loading, error, esc_code, esc_len,
+            self._loader(m, ram, busy, loading, pending, error, esc_code, esc_len,
                          esc_present, esc_lj, esc_pos, esc_total)
         return m
 
@@ -570,8 +571,8 @@ class HuffmanEncoder(wiring.Component):
         return rq_valid, rq_sym, rq_addr, rq_grp, rq_last, rq_empty, rq_run, busy
 
     # -----------------------------------------------------------------------------------------
-    def _loader(self, m, ram, busy, loading, error, esc_code, esc_len, esc_present, esc_lj,
-                esc_pos, esc_total):
+    def _loader(self, m, ram, busy, loading, pending, error, esc_code, esc_len, esc_present,
+                esc_lj, esc_pos, esc_total):
         """Table loading: ``hdl.coder_parts.TableParser`` checks the bytes of
         ``HuffmanTable.serialize()``; this writes what it finds into the code memory (after
         the header, a pass that invalidates the group's entries) and the ESC registers."""
@@ -599,9 +600,8 @@ class HuffmanEncoder(wiring.Component):
             with m.If(p.set_width):
                 for g in range(G):
                     with m.If(p.start_group == g):
-                        m.d.sync += [self._gbits[g].eq(p.cfg.payload.data),
-                                     self._gmask[g].eq((Const(1, b + 1)
-                                                        << p.cfg.payload.data[:4]) - 1)]
+                        m.d.sync += [self._gbits[g].eq(p.data),
+                                     self._gmask[g].eq((Const(1, b + 1) << p.data[:4]) - 1)]
         with m.If(p.header):
             # Invalidate the group's entries, one per cycle, before the counts; cfg waits.
             m.d.sync += [clr.eq(0), clearing.eq(1), esc_present[grp].eq(0)]
@@ -656,7 +656,8 @@ class HuffmanEncoder(wiring.Component):
         # cfg waits until no accepted symbol still needs the old table.
         # The code memory's writes are registered (hdl.block_ram): the last one is done a cycle
         # after its byte, and symbols (and the next load) wait for it.
-        m.d.comb += [loading.eq(p.loading | planning | ram.w_pending | failed_r),
+        m.d.comb += [pending.eq(p.pending),
+                     loading.eq(p.loading | planning | ram.w_pending | failed_r),
                      may_start.eq(~busy & ~planning & ~ram.w_pending & ~failed_r),
                      hold.eq(clearing)]
 

@@ -127,8 +127,6 @@ class _Lanes(wiring.Component):
         wiring.connect(m, wiring.flipped(self.cfg), p.cfg)
         m.d.comb += [p.may_start.eq(Cat(*(c.cfg_may_start for c in self.coders)).all()),
                      p.hold.eq(Cat(*(c.cfg_hold for c in self.coders)).any())]
-        for coder in self.coders:
-            m.d.comb += coder.cfg.valid.eq(self.cfg.valid)
 
     def _info(self):
         return {"lanes": self.lanes, "lane_groups": self.lane_map}

@@ -68,12 +68,14 @@ class Bench:
                     ctx.set(dut.cfg.payload.group, group)
             ctx.set(dut.may_start, int(not (self.stall and rng.random() < 0.3)))
             ctx.set(dut.hold, int(self.stall and rng.random() < 0.3))
+            # Events are about the byte in the parser's input register: the last one taken.
             for name in EVENTS:
                 if ctx.get(getattr(dut, name)):
-                    events.append(self._event(ctx, name, i))
+                    events.append(self._event(ctx, name, i - 1))
             width = None
             if runtime and ctx.get(dut.set_width):
-                width = (ctx.get(dut.start_group), data[i])
+                assert ctx.get(dut.data) == data[i - 1]
+                width = (ctx.get(dut.start_group), data[i - 1])
             if ctx.get(dut.cfg.valid) and ctx.get(dut.cfg.ready):
                 i += 1
             else:

@@ -1,8 +1,8 @@
 """Open FPGA flow: synthesis and place-and-route of generated blocks, with registered I/O.
 
     python scripts/fpga_flow.py [--configs NAME ...] [--targets ice40-up5k ecp5-25k ecp5-85k]
-                                [--seeds 3] [--jobs 1] [--out build/fpga]
-                                [--plot docs/img/fpga.png]
+                                [--seeds 3] [--jobs 1] [--seed-timeout MINUTES]
+                                [--out build/fpga] [--plot docs/img/fpga.png]
 
 Each configuration is a block built from Python parameters, wrapped by
 ``hdl.io_wrapper.RegisteredIO`` so that every port sits behind a flip-flop (nextpnr otherwise
@@ -19,6 +19,11 @@ A configuration that does not fit a target is a result, not a failure: its statu
 tiles is not run at all (yosys maps every product onto a DSP tile, so nextpnr could only refuse
 it) and says so in its status, as is one built from another family's primitives (the
 encoder's ``family="ecp5"`` code table on an iCE40).
+
+``--seed-timeout`` stops a place-and-route seed that runs longer (some seeds of the largest
+configurations route for half an hour): the row's Fmax is then the median of the seeds that
+finished, and the stopped ones read "stopped" in its seed list (``null`` in the JSON, their
+numbers in ``seeds_stopped``).
 
 YoWASP tools cannot see absolute paths under /tmp, so every tool runs inside the output
 folder with relative paths.
@@ -226,10 +231,17 @@ def add_config(name, factory):
     CONFIGS[name] = factory
 
 
-def _run(cmd, log, cwd):
+def _run(cmd, log, cwd, timeout=None):
+    """Run ``cmd`` in ``cwd`` with its output in ``log``; returns its exit status. Past
+    ``timeout`` seconds the process is killed and ``subprocess.TimeoutExpired`` raised."""
     with open(cwd / log, "w") as f:
-        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
+                              timeout=timeout)
     return proc.returncode
+
+
+class SeedStopped(Exception):
+    """A place-and-route seed ran past ``--seed-timeout`` and was stopped."""
 
 
 def synthesize(name, component, target, work: Path, synth: str | None = None):
@@ -367,13 +379,17 @@ def _fit_failure(text: str) -> bool:
                                    "exceeds", "not enough"))
 
 
-def place_and_route(target, work: Path, seed: int, freq_mhz: float):
-    """Run nextpnr once; returns ``(fmax_mhz, report)`` or raises with the reason."""
+def place_and_route(target, work: Path, seed: int, freq_mhz: float, timeout=None):
+    """Run nextpnr once; returns ``(fmax_mhz, report)`` or raises with the reason
+    (``SeedStopped`` past ``timeout`` seconds)."""
     t = TARGETS[target]
     report = f"report-{seed}.json"
     cmd = [t["pnr"], *t["args"], "--json", "top.json", "--report", report, "--seed", str(seed),
            "--freq", str(freq_mhz), "--timing-allow-fail", "-q"]
-    rc = _run(cmd, f"pnr-{seed}.log", work)
+    try:
+        rc = _run(cmd, f"pnr-{seed}.log", work, timeout)
+    except subprocess.TimeoutExpired:
+        raise SeedStopped(seed) from None
     if rc != 0 or not (work / report).exists():
         tail = (work / f"pnr-{seed}.log").read_text().strip().splitlines()[-3:]
         raise RuntimeError("; ".join(line.removeprefix("ERROR: ") for line in tail
@@ -416,10 +432,11 @@ def pack_only(target, work: Path) -> dict:
     return util
 
 
-def run_config(name, target, seeds, out: Path, jobs: int = 1):
+def run_config(name, target, seeds, out: Path, jobs: int = 1, seed_timeout=None):
     """Synthesize, place and route one configuration on one target; returns its row.
     ``seeds`` 0: synthesis and nextpnr's packer only (a resource fit, no Fmax). ``jobs``:
-    place-and-route seeds run at once (each its own nextpnr process)."""
+    place-and-route seeds run at once (each its own nextpnr process). ``seed_timeout``:
+    seconds after which a seed is stopped (the median is then over the others)."""
     component, info = CONFIGS[name]()
     work = out / name / target
     if work.exists():
@@ -459,26 +476,37 @@ def run_config(name, target, seeds, out: Path, jobs: int = 1):
         freq = 12 if "ice40" in target else 50
 
         def one_seed(seed):
-            fmax, report = place_and_route(target, work, seed, freq)
+            try:
+                fmax, report = place_and_route(target, work, seed, freq, seed_timeout)
+            except SeedStopped:
+                print(f"  {name:28s} {target:11s} seed {seed}: stopped after "
+                      f"{seed_timeout:.0f} s", flush=True)
+                return None, None
             print(f"  {name:28s} {target:11s} seed {seed}: {fmax:7.2f} MHz "
                   f"({time.time() - start:.0f} s)", flush=True)
             return fmax, report
 
         with ThreadPoolExecutor(max(1, jobs)) as pool:
             results = list(pool.map(one_seed, range(1, seeds + 1)))
-        fmaxes = [f for f, _ in results]
-        reports = [r for _, r in results]
+        done = [i for i, (f, _) in enumerate(results) if f is not None]
+        if not done:
+            raise RuntimeError(f"every seed stopped after {seed_timeout:.0f} s "
+                               f"(--seed-timeout)")
+        fmaxes = [results[i][0] for i in done]
         median = statistics.median(fmaxes)
         # The critical path of the seed closest to the median (the slower one on a tie).
-        pick = min(range(len(fmaxes)), key=lambda i: (abs(fmaxes[i] - median), fmaxes[i]))
-        util = reports[pick]["utilization"]
+        pick = min(done, key=lambda i: (abs(results[i][0] - median), results[i][0]))
+        report = results[pick][1]
+        util = report["utilization"]
         row = {"config": name, "target": target, **info, **cells,
                "fmax_mhz": round(median, 2),
-               "fmax_seeds": [round(f, 2) for f in fmaxes],
+               "fmax_seeds": [None if f is None else round(f, 2) for f, _ in results],
                "logic_cells": _used(util, ("ICESTORM_LC", "TRELLIS_COMB")),
-               "critical_path": critical_path(reports[pick], types),
+               "critical_path": critical_path(report, types),
                "critical_path_seed": pick + 1,
                "status": "ok"}
+        if len(done) < len(results):
+            row["seeds_stopped"] = [i + 1 for i in range(len(results)) if i not in done]
     except RuntimeError as exc:
         status = f"does not fit ({exc})" if _fit_failure(str(exc)) else f"failed: {exc}"
         row = {"config": name, "target": target, **info, "status": status}
@@ -504,7 +532,7 @@ def print_table(rows):
             continue
         print(f"{r['config']:20s} {r['target']:11s} {vpc} {r['lut']:6d} {r['ff']:6d} "
               f"{r['dsp']:4d} {r['bram']:4d} {r.get('lutram', 0):6d} {r['fmax_mhz']:9.2f}  "
-              f"{r['fmax_seeds']}")
+              f"[{', '.join('stopped' if f is None else str(f) for f in r['fmax_seeds'])}]")
     paths = [r for r in rows if r["status"] == "ok" and r.get("critical_path")]
     if paths:
         print("\ncritical paths (seed closest to the median):")
@@ -562,6 +590,9 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1,
                         help="place-and-route seeds of one configuration run at once (each a "
                              "nextpnr process; default 1)")
+    parser.add_argument("--seed-timeout", type=float, default=None, metavar="MINUTES",
+                        help="stop a place-and-route seed after this long (the median is then "
+                             "over the seeds that finished)")
     parser.add_argument("--out", default="build/fpga")
     parser.add_argument("--plot", default=None, help="PNG path for the parallelism plot")
     args = parser.parse_args(argv)
@@ -573,6 +604,8 @@ def main(argv=None):
         parser.error("--seeds must be at least 0")
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    if args.seed_timeout is not None and not args.seed_timeout > 0:
+        parser.error("--seed-timeout must be a positive number of minutes")
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
@@ -582,7 +615,8 @@ def main(argv=None):
     for i, (name, target) in enumerate(jobs, 1):
         print(f"[{i}/{len(jobs)}] {name} on {target} ({time.time() - start:.0f} s elapsed)",
               flush=True)
-        rows.append(run_config(name, target, args.seeds, out, args.jobs))
+        rows.append(run_config(name, target, args.seeds, out, args.jobs,
+                               None if args.seed_timeout is None else 60 * args.seed_timeout))
         (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"\n{len(jobs)} runs in {time.time() - start:.0f} s, {args.seeds} seed(s) each\n")
     print_table(rows)

@@ -158,3 +158,49 @@ def test_decompressor_synthesizes_past_the_abc9_stop(tmp_path):
     stopped = tmp_path / "synth_abc9.log"
     assert ("lut_mapper" in cells) == stopped.exists()
     assert not stopped.exists() or fpga_flow.ABC9_STOP in stopped.read_text()
+
+
+def test_run_stops_a_process_past_its_timeout(tmp_path):
+    """``--seed-timeout``'s mechanism on a real process: killed, ``TimeoutExpired`` raised."""
+    with pytest.raises(subprocess.TimeoutExpired):
+        fpga_flow._run([sys.executable, "-c", "import time; time.sleep(60)"], "slow.log",
+                       tmp_path, timeout=0.5)
+    assert fpga_flow._run([sys.executable, "-c", "print('ok')"], "fast.log", tmp_path,
+                          timeout=60) == 0
+    assert (tmp_path / "fast.log").read_text() == "ok\n"
+
+
+def test_stopped_seeds_leave_the_median_of_the_others(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(fpga_flow.CONFIGS, "fake", _fake_config)
+    monkeypatch.setattr(fpga_flow, "synthesize", lambda *a: {k: 1 for k in fpga_flow.CELL_CLASSES})
+    monkeypatch.setattr(fpga_flow, "cell_types", lambda path: {})
+    report = {**CANNED_REPORT, "utilization": {"TRELLIS_COMB": {"used": 7, "available": 9}}}
+    seen = []
+
+    def pnr(target, work, seed, freq, timeout):
+        seen.append((seed, timeout))
+        if seed == 2:
+            raise fpga_flow.SeedStopped(seed)
+        return 100.0 + 10 * seed, report
+    monkeypatch.setattr(fpga_flow, "place_and_route", pnr)
+    row = fpga_flow.run_config("fake", "ecp5-25k", 3, tmp_path, seed_timeout=90)
+    assert sorted(seen) == [(1, 90), (2, 90), (3, 90)]
+    assert row["status"] == "ok" and row["fmax_mhz"] == 120.0
+    assert row["fmax_seeds"] == [110.0, None, 130.0] and row["seeds_stopped"] == [2]
+    assert row["critical_path_seed"] in (1, 3) and row["logic_cells"] == 7
+    fpga_flow.print_table([row])
+    assert "[110.0, stopped, 130.0]" in capsys.readouterr().out
+
+    def never(target, work, seed, freq, timeout):
+        raise fpga_flow.SeedStopped(seed)
+    monkeypatch.setattr(fpga_flow, "place_and_route", never)
+    row = fpga_flow.run_config("fake", "ecp5-25k", 2, tmp_path, seed_timeout=60)
+    assert row["status"] == "failed: every seed stopped after 60 s (--seed-timeout)"
+
+
+def test_seed_timeout_must_be_positive(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "fpga_flow.py"), "--configs", "requantizer",
+         "--seed-timeout", "0"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--seed-timeout must be a positive number of minutes" in result.stderr

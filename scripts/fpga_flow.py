@@ -376,7 +376,7 @@ def critical_path(report: dict, types: dict | None = None) -> dict | None:
 def _fit_failure(text: str) -> bool:
     """True when nextpnr's error says the design needs more resources than the device has."""
     return any(k in text for k in ("no BELs remaining", "Unable to place", "too many",
-                                   "exceeds", "not enough"))
+                                   "exceeds", "not enough", "Failed to expand region"))
 
 
 def place_and_route(target, work: Path, seed: int, freq_mhz: float, timeout=None):

@@ -122,6 +122,10 @@ def test_does_not_fit_is_a_result_not_a_failure(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fpga_flow, "place_and_route", no_room)
     row = fpga_flow.run_config("fake", "ecp5-25k", 1, tmp_path)
     assert row["status"].startswith("does not fit (Unable to place cell"), row
+    # The placer's message for more logic cells than the device has (the map-loop decoder
+    # on a UP5K: 8699 of its 5280).
+    assert fpga_flow._fit_failure("Failed to expand region (0, 0) |_> (25, 31) of 8699 "
+                                  "ICESTORM_LCs")
 
     def broken(*args):
         raise RuntimeError("nextpnr exit 1")

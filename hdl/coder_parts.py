@@ -413,6 +413,11 @@ class TableParser(wiring.Component):
         # checks) meet in one gate before the block's flag register.
         bad_first, bad = Signal(), Signal()
         m.d.comb += self.failed.eq((hs_first & bad_first) | (hs_more & bad))
+        # (Each verdict and event is one expression, assigned at the end: a continuous
+        # assignment in Verilog. As parts of a process whose inputs all keep their initial
+        # values until a byte comes, Icarus would leave them X, and the blocks' registers
+        # fed by them with it.)
+        verdict_of = {}
 
         # The state machine, one flip-flop per state (yosys keeps an Amaranth FSM's binary
         # code, as its register has an initial value; a state test is then a LUT, on the
@@ -438,7 +443,7 @@ class TableParser(wiring.Component):
             """A byte that breaks a rule (``cond``) or, with more bytes due, is flagged last:
             the load fails (to SKIP, or at once to HDR0 on a ``last`` byte). Returns the
             branch for a good byte (``with check(...): goto(...)``)."""
-            m.d.comb += (bad_first if here[0] == "HDR0" else bad).eq(cond | last)
+            verdict_of[here[0]] = cond | last
             with m.If(hs & last):
                 goto("HDR0")
             with m.Elif(hs & cond):
@@ -447,14 +452,10 @@ class TableParser(wiring.Component):
 
         with state("HDR0"):
             with m.If(hs):
-                m.d.comb += self.start.eq(1)
                 m.d.sync += rl_flag.eq(0)
                 if G > 1:
                     m.d.sync += grp.eq(g_in)
-                bad_group = (g_in >= G) if G & (G - 1) else Const(0)
-                if self._runtime:
-                    m.d.comb += self.set_width.eq(~bad_group & ~width_bad)
-                m.d.comb += self.group_ok.eq(~bad_group)
+            bad_group = (g_in >= G) if G & (G - 1) else Const(0)
             with check(bad_group | width_bad):
                 goto("HDR1")
         with state("HDR1"):
@@ -483,8 +484,8 @@ class TableParser(wiring.Component):
                 m.d.sync += [li.eq(0), li_oh.eq(1), total.eq(0), n_max.eq(n_next),
                              slack.eq(n_next),
                              esc_seen.eq(0)]
-            with check(~(Mux(rl_flag, log_le, zero) if R else zero)):
-                m.d.comb += self.header.eq(1)
+            log_ok = Mux(rl_flag, log_le, zero) if R else zero
+            with check(~log_ok):
                 goto("CNT_LO")
         with state("CNT_LO"):
             with m.If(hs):
@@ -503,7 +504,6 @@ class TableParser(wiring.Component):
                 goto("CNT_HI")
         with state("CNT_HI"):
             with m.If(hs):
-                m.d.comb += self.count.eq(1)
                 for i in range(L):
                     with m.If(li_oh[i]):
                         m.d.sync += [counts[i].eq(value),
@@ -524,7 +524,6 @@ class TableParser(wiring.Component):
         with state("ADVANCE"):
             # Step to the next length that has codes (canonical: code <<= 1 per length).
             with m.If(rem_zero):
-                m.d.comb += self.advance.eq(1)
                 m.d.sync += [cur_len.eq(cur_len + 1), code.eq(code << 1),
                              remaining.eq(pick(counts, cur_len)),
                              rem_zero.eq(pick(list(count_zero), cur_len)), new_len.eq(1)]
@@ -559,7 +558,6 @@ class TableParser(wiring.Component):
                 goto("SYM_HI")
         with state("SYM_HI"):
             with m.If(hs):
-                m.d.comb += self.symbol.eq(1)
                 m.d.sync += [code.eq(code + 1), remaining.eq(remaining - 1),
                              rem_zero.eq(run_end), left.eq(left - 1), prev.eq(value),
                              new_len.eq(0), first_sym.eq(0)]
@@ -569,14 +567,13 @@ class TableParser(wiring.Component):
             # The table's final byte (its length follows from the header and the counts)
             # ends the load, with or without ``last`` (without it, the table is bad); any
             # other byte flagged last ends it early.
-            m.d.comb += bad.eq(broken | (last_sym ^ last))
+            verdict_of["SYM_HI"] = broken | (last_sym ^ last)
             with m.If(hs & broken):
                 with m.If(last):
                     goto("HDR0")
                 with m.Else():
                     goto("SKIP")
             with m.Elif(hs & last_sym):
-                m.d.comb += self.end.eq(1)
                 goto("HDR0")
             with m.Elif(hs & last):
                 goto("HDR0")
@@ -588,6 +585,18 @@ class TableParser(wiring.Component):
             # After a malformed table: drop bytes up to the one flagged last.
             with m.If(hs & last):
                 goto("HDR0")
+        # (Outside every state's branch, as continuous assignments: see ``verdict_of``.)
+        start = st["HDR0"] & hs_first
+        m.d.comb += [self.start.eq(start), self.group_ok.eq(~bad_group),
+                     self.header.eq(st["HDR3"] & hs_more & log_ok & ~last),
+                     self.count.eq(st["CNT_HI"] & hs_more),
+                     self.advance.eq(st["ADVANCE"] & rem_zero),
+                     self.symbol.eq(st["SYM_HI"] & hs_more),
+                     self.end.eq(st["SYM_HI"] & hs_more & ~broken & last_sym),
+                     bad_first.eq(st["HDR0"] & verdict_of.pop("HDR0")),
+                     bad.eq(Cat(*(st[n] & v for n, v in verdict_of.items())).any())]
+        if self._runtime:
+            m.d.comb += self.set_width.eq(start & ~bad_group & ~width_bad)
         # The symbol's kind, selected by the high byte like its checks.
         sel = byte[:2]
         m.d.comb += [self.is_lit.eq(hi_ok & lit_v.bit_select(sel, 1)),

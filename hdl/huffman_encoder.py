@@ -605,8 +605,24 @@ class HuffmanEncoder(wiring.Component):
         with m.If(p.header):
             # Invalidate the group's entries, one per cycle, before the counts; cfg waits.
             m.d.sync += [clr.eq(0), clearing.eq(1), esc_present[grp].eq(0)]
+        # The memory's write: an entry cleared, a literal's code, a run symbol's code. One
+        # expression each for the enable and the address (continuous assignments: as a
+        # process whose inputs all keep their initial values until a table comes, Icarus
+        # would leave the enable X, and the registered write flag with it).
+        value = p.value
+        lit_w = p.symbol & p.is_lit
+        lit_addr = Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]
+        clr_addr = Cat(clr, grp) if G > 1 else clr
+        if R:
+            run_w = p.symbol & p.is_run
+            run_addr = (value - p.esc_index + ((1 << b) - 1))[:ab]
+            run_addr = Cat(run_addr, grp) if G > 1 else run_addr
+            lit_addr = Mux(run_w, run_addr, lit_addr)
+        else:
+            run_w = Const(0)
+        m.d.comb += [ram.w_en.eq(clearing | lit_w | run_w),
+                     ram.w_addr.eq(Mux(clearing, clr_addr, lit_addr))]
         with m.If(clearing):
-            m.d.comb += [ram.w_addr.eq(Cat(clr, grp) if G > 1 else clr), ram.w_en.eq(1)]
             m.d.sync += clr.eq(clr + 1)
             with m.If(clr == (1 << ab) - 1):
                 m.d.sync += clearing.eq(0)
@@ -615,16 +631,6 @@ class HuffmanEncoder(wiring.Component):
         with m.If(p.advance):
             m.d.sync += pad.eq(pad - 1)
         with m.If(p.symbol):
-            value = p.value
-            with m.If(p.is_lit):
-                m.d.comb += [
-                    ram.w_addr.eq(Cat(value[:b], Const(0, ab - b), grp) if G > 1 else value[:b]),
-                    ram.w_en.eq(1)]
-            if R:
-                run_addr = (value - p.esc_index + ((1 << b) - 1))[:ab]
-                with m.If(p.is_run):
-                    m.d.comb += [ram.w_addr.eq(Cat(run_addr, grp) if G > 1 else run_addr),
-                                 ram.w_en.eq(1)]
             with m.If(p.is_esc):
                 m.d.sync += [esc_code[grp].eq(code[:L]), esc_len[grp].eq(p.code_len),
                              esc_present[grp].eq(1)]

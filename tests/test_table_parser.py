@@ -4,6 +4,8 @@ the Amaranth simulator, against golden's own table parser (``golden.codec.contai
 - Good tables (escape, no escape, run-length, several groups, run-time widths): the count and
   symbol events carry golden's counts, canonical order and codes, and the load ends good on
   the byte flagged ``last``.
+- The input register: ``cfg.ready`` high whenever it is empty, ``pending`` exactly while a
+  byte is offered or held there, every cycle of every case.
 - Every rule: single-byte mutations, truncations, a missing or an early ``last`` and trailing
   bytes of good tables; the parser refuses exactly what golden's ``parse_table`` refuses (or
   what the block cannot hold: another width, a longer code, a run-length table in a plain
@@ -58,6 +60,7 @@ class Bench:
             for g in range(len(dut.widths)):
                 ctx.set(dut.widths[g], dut._b)
         events, i, idle = [], 0, 0
+        held = False        # a byte waits in the parser's input register
         while i < len(data) or idle < 40:
             stall = self.stall and rng.random() < 0.3
             ctx.set(dut.cfg.valid, int(i < len(data) and not stall))
@@ -76,7 +79,13 @@ class Bench:
             if runtime and ctx.get(dut.set_width):
                 assert ctx.get(dut.data) == data[i - 1]
                 width = (ctx.get(dut.start_group), data[i - 1])
-            if ctx.get(dut.cfg.valid) and ctx.get(dut.cfg.ready):
+            # The input register: ready while empty (or its byte goes on); ``pending`` while
+            # a byte is offered or held.
+            valid, ready = ctx.get(dut.cfg.valid), ctx.get(dut.cfg.ready)
+            assert ready or held
+            assert ctx.get(dut.pending) == int(valid or held)
+            held = bool(valid and ready) or (held and not ready)
+            if valid and ready:
                 i += 1
             else:
                 idle += i >= len(data)

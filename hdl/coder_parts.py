@@ -346,8 +346,9 @@ class TableParser(wiring.Component):
                          hi_ok.eq(d[2:] == 0), zero.eq(d == 0),
                          width_bad.eq((d == 0) | (d > b) if self._runtime
                                       else d != pick(widths, g_next)),
-                         len_bad.eq((d == 0) | (d > L)),
-                         log_le.eq(d <= max(R.bit_length() - 1, 0))]
+                         len_bad.eq((d == 0) | (d > L))]
+            if R:
+                m.d.sync += log_le.eq(d <= R.bit_length() - 1)
             if G > 1:
                 m.d.sync += g_in.eq(g_next)
         with m.Elif(take):

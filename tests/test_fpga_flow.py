@@ -191,7 +191,8 @@ def test_stopped_seeds_leave_the_median_of_the_others(tmp_path, monkeypatch, cap
     assert sorted(seen) == [(1, 90), (2, 90), (3, 90)]
     assert row["status"] == "ok" and row["fmax_mhz"] == 120.0
     assert row["fmax_seeds"] == [110.0, None, 130.0] and row["seeds_stopped"] == [2]
-    assert row["critical_path_seed"] in (1, 3) and row["logic_cells"] == 7
+    # Both finished seeds are 10 MHz from the median: the slower one's path is reported.
+    assert row["critical_path_seed"] == 1 and row["logic_cells"] == 7
     fpga_flow.print_table([row])
     assert "[110.0, stopped, 130.0]" in capsys.readouterr().out
 

@@ -188,6 +188,17 @@ def build_table_groups(args, run_length=False):
     return tables, bounds, groups
 
 
+def decoder_loop_kwargs(args):
+    """The decoder's ``loop`` and ``map_bits`` from ``--decoder-loop`` and ``--map-bits``
+    (only those given: a decoder checks them)."""
+    kw = {}
+    if getattr(args, "decoder_loop", "shift") != "shift":
+        kw["loop"] = args.decoder_loop
+    if getattr(args, "map_bits", None) is not None:
+        kw["map_bits"] = args.map_bits
+    return kw
+
+
 def coder_modules(args, cls, name):
     """``python -m hdl.build`` entry of a coder class: its one module and manifest entry
     (``latency`` from ``cls.LATENCY``, the throughput and the parameters)."""
@@ -202,8 +213,8 @@ def coder_modules(args, cls, name):
         extra = {}
         if getattr(args, "run_max", None) is not None:
             extra["run_max"] = args.run_max
-        if getattr(cls, "LOOPS", None) and getattr(args, "decoder_loop", "shift") != "shift":
-            extra["loop"] = args.decoder_loop
+        if getattr(cls, "LOOPS", None):
+            extra.update(decoder_loop_kwargs(args))
         if getattr(cls, "FAMILY", False):
             extra["family"] = getattr(args, "family", "generic")
         comp = cls(args.symbol_width, args.max_len, args.word_width, groups,
@@ -219,6 +230,8 @@ def coder_modules(args, cls, name):
                        "baked_table": args.table, "buffer_bits": comp.buffer_bits,
                        "run_max": comp._run_max, **({"loop": comp._loop}
                                                    if hasattr(comp, "_loop") else {}),
+                       **({"map_bits": comp._map_bits}
+                          if getattr(comp, "_loop", None) == "map" else {}),
                        **({"family": comp._family} if hasattr(comp, "_family") else {})},
     })]
 
@@ -226,7 +239,8 @@ def coder_modules(args, cls, name):
 def _runtime_coder_module(args, cls, name):
     """Run-time shapes (``--max-channels``/``--max-k``): a coder of ``--max-groups`` groups
     whose widths come with the tables and whose groups arrive at run time."""
-    if getattr(args, "decoder_loop", "shift") != "shift":
+    if getattr(args, "decoder_loop", "shift") != "shift" or \
+            getattr(args, "map_bits", None) is not None:
         raise UsageError("The map decode loop needs one table group known at build time, "
                          "not run-time shapes (--max-channels)")
     extra = ({"family": getattr(args, "family", "generic")} if getattr(cls, "FAMILY", False)

@@ -96,6 +96,12 @@ class HuffmanDecoder(wiring.Component):
         The decode loop: ``"shift"`` (default) or ``"map"`` (about 1.6 times the clock at
         about twice the LUTs; one group, plain mode, ``L + b <= W``; latency
         ``MAP_LATENCY``).
+    map_bits : int or None
+        Map loop only: bit positions of a word the map stage decodes per cycle, D, a power of
+        two from 4 to W (default W: a word per cycle). Each step down halves the map stage's
+        length decoders and doubles the cycles it spends on a word (W / D); one symbol per
+        cycle is then sustained while the codes average at most D bits, and the latency
+        grows by ``W / D - 1`` cycles.
 
     Ports
     -----
@@ -136,7 +142,7 @@ class HuffmanDecoder(wiring.Component):
 
     def __init__(self, symbol_width, max_len, word_width, groups=1, group_bounds=None,
                  group_bits=None, table=None, *, count_width=32, run_max=None,
-                 runtime_groups=False, loop="shift"):
+                 runtime_groups=False, loop="shift", map_bits=None):
         setup_coder(self, symbol_width, max_len, word_width, groups, group_bounds, group_bits,
                     table, count_width, 48, run_max, runtime_groups)
         b, tables = self._b, self._tables
@@ -148,6 +154,17 @@ class HuffmanDecoder(wiring.Component):
                              f"that fit a word (L + b <= W), not G = {groups}, run max "
                              f"{self._run_max}, L + b = {max_len + b}, W = {word_width}")
         self._loop = loop
+        if map_bits is not None and loop != "map":
+            raise ValueError(f"map_bits applies to the map decode loop only, not {loop!r}")
+        if map_bits is None:
+            map_bits = word_width
+        if isinstance(map_bits, bool) or not isinstance(map_bits, int):
+            raise TypeError(f"Map bits must be an integer, not {map_bits!r}")
+        if map_bits not in [word_width >> s for s in range(word_width.bit_length())
+                            if word_width >> s >= 4]:
+            raise ValueError(f"Map bits must be a power of two from 4 to the word width "
+                             f"{word_width}, not {map_bits!r}")
+        self._map_bits = map_bits
 
         header = {"count": unsigned(self._count_width)}
         if self._run_max:
@@ -195,7 +212,7 @@ class HuffmanDecoder(wiring.Component):
         ``o_stream``: ``LATENCY`` (``MAP_LATENCY`` with the map loop), plus the run
         expander's register in run-length builds."""
         if self._loop == "map":
-            return self.MAP_LATENCY
+            return self.MAP_LATENCY + self._W // self._map_bits - 1
         return self.LATENCY + (1 if self._run_max else 0)
 
     @property
@@ -766,23 +783,39 @@ class HuffmanDecoder(wiring.Component):
         push = Signal()
         load = Signal()
         take = Signal()
-        m.d.comb += [i.ready.eq(f.accept & (~xv | ~m0v | push)),
+        # The word's map is decoded D positions a cycle (chunk c: positions c D to c D + D - 1),
+        # its last chunk with its successor taken (or the word the tile's last); a chunk waits
+        # while the map register still holds a map no slot took.
+        D = self._map_bits
+        C = W // D
+        chunk = Signal(range(C))
+        last_chunk = chunk == C - 1
+        step_m = Signal()
+        free_m = ~m0v | push
+        m.d.comb += [i.ready.eq(f.accept & (~xv | (last_chunk & free_m))),
                      take.eq(i.valid & i.ready),
-                     load.eq(xv & (xlast | take) & (~m0v | push))]
+                     step_m.eq(xv & (xlast | (i.valid & f.accept)) & free_m),
+                     load.eq(step_m & last_chunk)]
         f.take = take
         ahead = Mux(xlast, 0, i.payload.data[W - (L - 1):]) if L > 1 else Const(0, 0)
         both = Cat(ahead, x)     # x's bits, then the first L - 1 bits after it
-        # One canonical length decoder per bit position, registered.
-        for j in range(W):
+        # D canonical length decoders, each on the L bits from its position in the chunk,
+        # registered.
+        for d in range(D):
             cl = CanonicalLength(L, b)
-            m.submodules[f"map_length{j}"] = cl
-            m.d.comb += [cl.top.eq(both[len(both) - j - L:len(both) - j]),
+            m.submodules[f"map_length{d}"] = cl
+            wins = [both[len(both) - j - L:len(both) - j] for j in range(d, W, D)]
+            m.d.comb += [cl.top.eq(Cat(*wins).word_select(chunk, L) if C > 1 else wins[0]),
                          cl.limits.eq(lims), cl.esc.eq(cur["esc"]),
                          cl.esc_lo.eq(cur["esc_lo"]), cl.esc_hi.eq(cur["esc_hi"]),
                          cl.esc_total.eq(esc_total)]
-            with m.If(load):
-                m.d.sync += [ohs[j].eq(cl.onehot), bads[j].eq(cl.invalid),
-                             escs[j].eq(cl.is_esc)]
+            for k, j in enumerate(range(d, W, D)):
+                with m.If(step_m & (chunk == k) if C > 1 else step_m):
+                    m.d.sync += [ohs[j].eq(cl.onehot), bads[j].eq(cl.invalid),
+                                 escs[j].eq(cl.is_esc)]
+        if C > 1:
+            with m.If(step_m):
+                m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
         with m.If(load):
             m.d.sync += [m0v.eq(1), m0x.eq(x), m0last.eq(xlast)]
         with m.Elif(push):
@@ -805,6 +838,8 @@ class HuffmanDecoder(wiring.Component):
         mapped = Cat(m0x, m0last, *entries)    # what a slot takes: word, last, map
         with m.If(f.clear):
             m.d.sync += [xv.eq(0), m0v.eq(0)]
+            if C > 1:
+                m.d.sync += chunk.eq(0)
 
         # The loop.
         bits = [Signal(W, name=f"map_s{k}_bits") for k in range(2)]

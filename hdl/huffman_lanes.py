@@ -21,7 +21,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.huffman_decoder import HuffmanDecoder
-from hdl.coder_params import build_table_groups, share_parser
+from hdl.coder_params import build_table_groups, decoder_loop_kwargs, share_parser
 from hdl.coder_parts import TableParser
 from hdl.huffman_encoder import HuffmanEncoder, encoder_tables
 from hdl.registry import Block, UsageError, huffman_arguments
@@ -234,6 +234,9 @@ class HuffmanLaneDecoder(_Lanes):
         Lane count N: 1, 2, 4 or 8.
     symbol_width, max_len, word_width, groups, group_bounds, group_bits, table, count_width
         As ``HuffmanDecoder`` (``docs/huffman_decoder.md``).
+    loop, map_bits
+        Every lane decoder's decode loop and map rate, as ``HuffmanDecoder``'s (the map loop
+        needs one table group).
 
     Ports
     -----
@@ -263,7 +266,7 @@ class HuffmanLaneDecoder(_Lanes):
     QUIET = HuffmanDecoder.LATENCY + 4
 
     def __init__(self, lanes, symbol_width, max_len, word_width, groups=1, group_bounds=None,
-                 group_bits=None, table=None, *, count_width=32):
+                 group_bits=None, table=None, *, count_width=32, loop="shift", map_bits=None):
         n = _check_lanes(lanes)
         b = unsigned(symbol_width) if isinstance(symbol_width, int) else 1
         members = {
@@ -278,11 +281,16 @@ class HuffmanLaneDecoder(_Lanes):
             "error": Out(1),
             "lane_error": Out(n),
         }
+        coder_kw = {"loop": loop} if map_bits is None else {"loop": loop, "map_bits": map_bits}
         super().__init__(lanes, symbol_width, max_len, word_width, groups, group_bounds,
-                         group_bits, table, count_width=count_width, members=members)
+                         group_bits, table, count_width=count_width, members=members,
+                         **coder_kw)
+        self.loop, self.map_bits = loop, self.coders[0]._map_bits if loop == "map" else None
+        self.QUIET = self.coders[0].latency + 4
+        self.LATENCY = self.coders[0].latency + 2
 
     # Word completing a code -> its beat: the lane decoder, its queue's write and read
-    # registers (measured in tb/test_huffman_lanes.py).
+    # registers (measured in tb/test_huffman_lanes.py); with the map loop, its latency + 2.
     LATENCY = HuffmanDecoder.LATENCY + 2
 
     def elaborate(self, platform):
@@ -443,7 +451,8 @@ def _modules(args):
         built = []
         for cls, name, kw in ((HuffmanLaneEncoder, "huffman_lane_encoder",
                                {"family": getattr(args, "family", "generic")}),
-                              (HuffmanLaneDecoder, "huffman_lane_decoder", {})):
+                              (HuffmanLaneDecoder, "huffman_lane_decoder",
+                               decoder_loop_kwargs(args))):
             comp = cls(lanes, args.symbol_width, args.max_len, args.word_width, groups,
                        group_bounds=bounds, table=tables, **kw)
             built.append((name, comp))
@@ -478,6 +487,9 @@ def manifest_info(comp, table=None):
         },
     }
     if isinstance(comp, HuffmanLaneDecoder):
+        info["parameters"]["loop"] = comp.loop
+        if comp.map_bits is not None:
+            info["parameters"]["map_bits"] = comp.map_bits
         info["buffer_memory"]["queue_bits"] = n * FIFO_DEPTH * (comp.symbol_width + 2)
         info["buffer_memory"]["header_bits"] = HEADER_DEPTH * comp.count_width
     return info

@@ -98,5 +98,9 @@ def huffman_arguments(parser):
     parser.add_argument("--decoder-loop", choices=("shift", "map"), default="shift",
                         help="decode loop of the Huffman decoder: shift (default) or map "
                              "(faster, more LUTs; plain mode, one table group, L + b <= W)")
+    parser.add_argument("--map-bits", type=int, default=None, metavar="D",
+                        help="map decode loop: bit positions of a word decoded per cycle, a "
+                             "power of two from 4 to W (default W; fewer LUTs, one symbol "
+                             "per cycle while codes average at most D bits)")
     parser.add_argument("--table", default=None, metavar="FILE",
                         help="bake a golden table file into the Huffman blocks")

@@ -710,6 +710,8 @@ class Decompressor(_Common):
     decoder_loop : str
         The decoder's decode loop, ``"shift"`` (default) or ``"map"`` (faster, more LUTs;
         plain mode with one table group; ``docs/huffman_decoder.md``, "Decode loops").
+    decoder_map_bits : int or None
+        The map loop's positions decoded per cycle (``HuffmanDecoder``'s ``map_bits``).
 
     Ports
     -----
@@ -734,13 +736,13 @@ class Decompressor(_Common):
                  mult_width=16, multipliers=16, out_group=None, relu=False, max_len=12,
                  word_width=32, group_bounds=None, group_bits=None, weights=None, table=None,
                  pixels_width=32, family="generic", run_max=None, runtime_shape=False,
-                 max_groups=None, decoder_loop="shift"):
+                 max_groups=None, decoder_loop="shift", decoder_map_bits=None):
         self._setup(channels, k, multipliers, max_len, word_width, group_bounds, group_bits,
                     runtime_shape, max_groups)
         self._coding_mode(table, run_max)
         if runtime_shape and weights is not None:
             raise ValueError("A run-time-shape top loads its weights at run time")
-        if decoder_loop != "shift" and self._R:
+        if (decoder_loop != "shift" or decoder_map_bits is not None) and self._R:
             raise ValueError("The map decode loop needs plain mode (run max 0)")
         if isinstance(pixels_width, bool) or not isinstance(pixels_width, int):
             raise TypeError(f"Pixel count width must be an integer, not {pixels_width!r}")
@@ -761,7 +763,8 @@ class Decompressor(_Common):
         else:
             self.dec = HuffmanDecoder(self._cw, max_len, word_width,
                                       count_width=pixels_width + self._kbits,
-                                      loop=decoder_loop, **self._huffman_kwargs())
+                                      loop=decoder_loop, map_bits=decoder_map_bits,
+                                      **self._huffman_kwargs())
             self.decs = [self.dec]
         og = out_group or rows
         members = {**_AxiPorts.slave("s_axis_pixels", pixels_width, last=False)}
@@ -1094,7 +1097,8 @@ def _artifact(args):
 
 def _runtime_modules(args):
     """``--max-channels``/``--max-k``: the run-time-shape tops (``docs/runtime.md``)."""
-    if getattr(args, "decoder_loop", "shift") != "shift":
+    if getattr(args, "decoder_loop", "shift") != "shift" or \
+            getattr(args, "map_bits", None) is not None:
         raise UsageError("The map decode loop needs one table group known at build time, "
                          "not run-time shapes (--max-channels)")
     if args.in_width > 8:
@@ -1166,7 +1170,8 @@ def _modules(args):
         if args.top in ("all", "decompressor"):
             d = Decompressor(args.channels, args.k, out_width=args.out_width,
                              out_group=args.out_group, relu=args.relu, weights=inv,
-                             decoder_loop=getattr(args, "decoder_loop", "shift"), **common)
+                             decoder_loop=getattr(args, "decoder_loop", "shift"),
+                             decoder_map_bits=getattr(args, "map_bits", None), **common)
             out.append(BuildModule("decompressor", d, _info(d, "decompressor")))
     except (TypeError, ValueError) as e:
         raise UsageError(f"{args.top}: {e}") from None

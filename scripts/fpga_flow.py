@@ -142,12 +142,15 @@ def _huffman_decoder():
                                        "multipliers": 0, "values_per_cycle": 1.0}
 
 
-def _huffman_decoder_map():
-    """The decoder with the map decode loop (``loop="map"``), run-time tables."""
-    from hdl.huffman_decoder import HuffmanDecoder
-    return HuffmanDecoder(8, 12, 32, loop="map"), {
-        "family": "huffman_decoder_map", "parallelism": 1, "multipliers": 0,
-        "values_per_cycle": 1.0}
+def _huffman_decoder_map(map_bits=None):
+    """The decoder with the map decode loop (``loop="map"``), run-time tables; ``map_bits``
+    positions of a word decoded per cycle (default: all 32)."""
+    def factory():
+        from hdl.huffman_decoder import HuffmanDecoder
+        return HuffmanDecoder(8, 12, 32, loop="map", map_bits=map_bits), {
+            "family": "huffman_decoder_map", "parallelism": 1, "multipliers": 0,
+            "values_per_cycle": 1.0, **({"map_bits": map_bits} if map_bits else {})}
+    return factory
 
 
 def _huffman_decoder_rl():
@@ -174,14 +177,17 @@ def _coder_part(name):
     return factory
 
 
-def _huffman_lanes(block, lanes, family="generic"):
+def _huffman_lanes(block, lanes, family="generic", map_bits=None):
+    """N-lane coders; ``map_bits``: decoders with the map loop at that rate."""
     def factory():
         from hdl.huffman_lanes import HuffmanLaneDecoder, HuffmanLaneEncoder
         cls = HuffmanLaneEncoder if block == "encoder" else HuffmanLaneDecoder
         kw = {} if family == "generic" else {"family": family}
-        return cls(lanes, 8, 12, 32, **kw), {
+        loop = {} if map_bits is None else {"loop": "map", "map_bits": map_bits}
+        return cls(lanes, 8, 12, 32, **kw, **loop), {
             "family": f"huffman_lane_{block}", "parallelism": lanes, "multipliers": 0,
-            "values_per_cycle": float(lanes), **({"built_for": family} if kw else {})}
+            "values_per_cycle": float(lanes), **({"built_for": family} if kw else {}),
+            **({"map_bits": map_bits} if loop else {})}
     return factory
 
 
@@ -196,7 +202,8 @@ CONFIGS = {
     "huffman_encoder_ecp5": _huffman_encoder("ecp5"),
     "huffman_encoder_rl": _huffman_encoder_rl,
     "huffman_decoder": _huffman_decoder,
-    "huffman_decoder_map": _huffman_decoder_map,
+    "huffman_decoder_map": _huffman_decoder_map(),
+    **{f"huffman_decoder_map_d{d}": _huffman_decoder_map(d) for d in (4, 8, 16)},
     "huffman_decoder_rl": _huffman_decoder_rl,
     **{f"part_{n}": _coder_part(n) for n in ("skid_buffer", "queue", "canonical_length",
                                                        "table_parser", "bit_packer",
@@ -205,6 +212,8 @@ CONFIGS = {
        for block in ("encoder", "decoder") for n in (2, 4, 8)},
     **{f"huffman_lane_encoder_n{n}_ecp5": _huffman_lanes("encoder", n, "ecp5")
        for n in (2, 4, 8)},
+    **{f"huffman_lane_decoder_n{n}_map_d{d}": _huffman_lanes("decoder", n, map_bits=d)
+       for n in (2, 4) for d in (8, 16)},
 }
 
 

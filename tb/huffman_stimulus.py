@@ -26,6 +26,7 @@ from tb.real_data import fit_and_held, save_atomic
 def config_name(c):
     g = f"-g{len(c['bounds']) - 1}" if c["bounds"] else ""
     loop = f"-{c['loop']}" if c.get("loop", "shift") != "shift" else ""
+    loop += f"{c['map_bits']}" if c.get("map_bits") else ""
     family = f"-{c['family']}" if c.get("family", "generic") != "generic" else ""
     return f"b{c['b']}L{c['L']}W{c['W']}{g}{'-baked' if c['baked'] else ''}{loop}{family}"
 

@@ -68,6 +68,13 @@ CONFIGS = [
      "real": True, "throughput": True, "errors": True, "main": True, "fuzz": True},
     # The map loop with a baked table, short codes and 16-bit words (codes up to W bits).
     {"b": 3, "L": 5, "W": 16, "bounds": None, "bits": None, "baked": True, "loop": "map"},
+    # The map loop decoding 8 positions a cycle (a word in 4 cycles): real data, corrupt
+    # streams, throughput.
+    {"b": 8, "L": 12, "W": 32, "bounds": None, "bits": None, "baked": False, "loop": "map",
+     "map_bits": 8, "real": True, "throughput": True, "min_rate": 0.998, "errors": True},
+    # 4 positions a cycle of 16-bit words (a word in 4 cycles), corrupt streams.
+    {"b": 3, "L": 5, "W": 16, "bounds": None, "bits": None, "baked": False, "loop": "map",
+     "map_bits": 4, "errors": True},
 ]
 
 THROUGHPUT_SYMBOLS = 100_000
@@ -269,8 +276,15 @@ async def run_throughput(dut):
     rate = THROUGHPUT_SYMBOLS / cycles
     dut._log.info(f"throughput: {THROUGHPUT_SYMBOLS} symbols in {cycles} cycles = "
                   f"{rate:.4f} symbols/cycle ({nbits} bits, {len(words)} words)")
-    assert f"{rate:.2f}" == "1.00" and cycles == THROUGHPUT_SYMBOLS, (
-        f"{rate:.4f} symbols per cycle over {THROUGHPUT_SYMBOLS} symbols")
+    if "min_rate" in cfg:
+        # A map stage slower than a word per cycle (``map_bits``): one symbol per cycle
+        # while the codes average at most ``map_bits`` bits; bursts of longer codes wait.
+        assert cfg["min_rate"] <= rate <= 1.0, (
+            f"{rate:.4f} symbols per cycle over {THROUGHPUT_SYMBOLS} symbols, documented at "
+            f"least {cfg['min_rate']}")
+    else:
+        assert f"{rate:.2f}" == "1.00" and cycles == THROUGHPUT_SYMBOLS, (
+            f"{rate:.4f} symbols per cycle over {THROUGHPUT_SYMBOLS} symbols")
 
 
 # ----------------------------------------------------------------------------- fuzzing
@@ -497,7 +511,8 @@ def build_decoder(cfg):
         tables = baked_tables(cfg)
         table = TableSet(tables, cfg["bounds"]) if cfg["bounds"] else tables[0]
     return HuffmanDecoder(cfg["b"], cfg["L"], cfg["W"], groups, group_bounds=cfg["bounds"],
-                          group_bits=cfg["bits"], table=table, loop=cfg.get("loop", "shift"))
+                          group_bits=cfg["bits"], table=table, loop=cfg.get("loop", "shift"),
+                          map_bits=cfg.get("map_bits"))
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_name)

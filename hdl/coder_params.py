@@ -199,6 +199,17 @@ def decoder_loop_kwargs(args):
     return kw
 
 
+def decoder_throughput(coder, rate, where=""):
+    """The manifest's throughput of a coder (``rate`` per cycle ``where``); a map-loop decoder
+    that decodes fewer than W positions of a word per cycle says when it sustains it."""
+    text = f"{rate} per cycle{where}"
+    D = getattr(coder, "_map_bits", None)
+    if getattr(coder, "_loop", None) == "map" and D < coder._W:
+        text += (f" while the codes average at most {D} bits (the map stage decodes {D} bit "
+                 f"positions per cycle)")
+    return text
+
+
 def coder_modules(args, cls, name):
     """``python -m hdl.build`` entry of a coder class: its one module and manifest entry
     (``latency`` from ``cls.LATENCY``, the throughput and the parameters)."""
@@ -223,7 +234,7 @@ def coder_modules(args, cls, name):
         raise UsageError(str(e)) from None
     return [BuildModule(name, comp, {
         "latency": getattr(comp, "latency", cls.LATENCY),
-        "throughput": "1 symbol per cycle",
+        "throughput": decoder_throughput(comp, "1 symbol"),
         "parameters": {"symbol_width": args.symbol_width, "max_len": args.max_len,
                        "word_width": args.word_width, "groups": groups,
                        "group_bounds": bounds, "group_bits": comp._group_bits,

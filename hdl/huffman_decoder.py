@@ -212,7 +212,8 @@ class HuffmanDecoder(wiring.Component):
         ``o_stream``: ``LATENCY`` (``MAP_LATENCY`` with the map loop), plus the run
         expander's register in run-length builds."""
         if self._loop == "map":
-            return self.MAP_LATENCY + self._W // self._map_bits - 1
+            C = self._W // self._map_bits
+            return self.MAP_LATENCY + (C if C > 1 else 0)
         return self.LATENCY + (1 if self._run_max else 0)
 
     @property
@@ -783,46 +784,73 @@ class HuffmanDecoder(wiring.Component):
         push = Signal()
         load = Signal()
         take = Signal()
-        # The word's map is decoded D positions a cycle (chunk c: positions c D to c D + D - 1),
-        # its last chunk with its successor taken (or the word the tile's last); a chunk waits
-        # while the map register still holds a map no slot took.
         D = self._map_bits
         C = W // D
-        chunk = Signal(range(C))
-        last_chunk = chunk == C - 1
-        step_m = Signal()
         free_m = ~m0v | push
-        m.d.comb += [i.ready.eq(f.accept & (~xv | (last_chunk & free_m))),
-                     take.eq(i.valid & i.ready),
-                     step_m.eq(xv & (xlast | (i.valid & f.accept)) & free_m),
-                     load.eq(step_m & last_chunk)]
-        f.take = take
         ahead = Mux(xlast, 0, i.payload.data[W - (L - 1):]) if L > 1 else Const(0, 0)
         both = Cat(ahead, x)     # x's bits, then the first L - 1 bits after it
-        # D canonical length decoders, each on the L bits from its position in the chunk,
-        # registered.
+        if C == 1:
+            # The word's map in one cycle, with its successor taken (or the word the tile's
+            # last), when the map register is free or gives its map to a slot.
+            m.d.comb += [i.ready.eq(f.accept & (~xv | free_m)),
+                         take.eq(i.valid & i.ready),
+                         load.eq(xv & (xlast | take) & free_m)]
+            windows, step_m = both, load
+            f.front_empty = Signal()
+            m.d.comb += f.front_empty.eq(~xv & ~m0v)
+        else:
+            # ``map_bits`` D < W: the word and the L - 1 bits after it go into a window
+            # register S when its successor is taken (or it is the tile's last), and S is
+            # decoded D positions a cycle over C = W / D cycles, shifted by D after each, so
+            # that the length decoders read fixed flip-flops (no select in front of them).
+            S = Signal(len(both), name="map_window")
+            sword = Signal(W, name="map_window_word")
+            slast = Signal(name="map_window_last")
+            sv = Signal(name="map_window_valid")
+            chunk = Signal(C, name="map_chunk", init=1)   # one-hot: the chunk S holds now
+            step_m = Signal()           # a chunk decoded
+            s_load = Signal()
+            s_done = Signal()
+            m.d.comb += [step_m.eq(sv & free_m),
+                         s_done.eq(step_m & chunk[C - 1]),
+                         i.ready.eq(f.accept & (~xv | ~sv | s_done)),
+                         take.eq(i.valid & i.ready),
+                         s_load.eq(xv & (xlast | take) & (~sv | s_done)),
+                         load.eq(s_done)]
+            with m.If(s_load):
+                m.d.sync += [S.eq(both), sword.eq(x), slast.eq(xlast), sv.eq(1),
+                             chunk.eq(1)]
+            with m.Elif(step_m):
+                m.d.sync += [S.eq(S << D), chunk.eq(chunk.rotate_left(1))]
+                with m.If(s_done):
+                    m.d.sync += sv.eq(0)
+            windows = S
+            f.front_empty = Signal()
+            m.d.comb += f.front_empty.eq(~xv & ~sv & ~m0v)
+            with m.If(f.clear):
+                m.d.sync += [sv.eq(0), chunk.eq(1)]
+        f.take = take
+        # D canonical length decoders, decoder d on the L bits from position d of the chunk,
+        # registered into the map register's entries c D + d.
         for d in range(D):
             cl = CanonicalLength(L, b)
             m.submodules[f"map_length{d}"] = cl
-            wins = [both[len(both) - j - L:len(both) - j] for j in range(d, W, D)]
-            m.d.comb += [cl.top.eq(Cat(*wins).word_select(chunk, L) if C > 1 else wins[0]),
+            m.d.comb += [cl.top.eq(windows[len(windows) - d - L:len(windows) - d]),
                          cl.limits.eq(lims), cl.esc.eq(cur["esc"]),
                          cl.esc_lo.eq(cur["esc_lo"]), cl.esc_hi.eq(cur["esc_hi"]),
                          cl.esc_total.eq(esc_total)]
             for k, j in enumerate(range(d, W, D)):
-                with m.If(step_m & (chunk == k) if C > 1 else step_m):
+                with m.If(step_m & chunk[k] if C > 1 else step_m):
                     m.d.sync += [ohs[j].eq(cl.onehot), bads[j].eq(cl.invalid),
                                  escs[j].eq(cl.is_esc)]
-        if C > 1:
-            with m.If(step_m):
-                m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
         with m.If(load):
-            m.d.sync += [m0v.eq(1), m0x.eq(x), m0last.eq(xlast)]
+            m.d.sync += [m0v.eq(1), m0x.eq(x if C == 1 else sword),
+                         m0last.eq(xlast if C == 1 else slast)]
         with m.Elif(push):
             m.d.sync += m0v.eq(0)
         with m.If(take):
             m.d.sync += [x.eq(i.payload.data), xlast.eq(i.payload.last), xv.eq(1)]
-        with m.Elif(load):
+        with m.Elif(load if C == 1 else s_load):
             m.d.sync += xv.eq(0)
         entries = []
         for j in range(W):
@@ -838,8 +866,6 @@ class HuffmanDecoder(wiring.Component):
         mapped = Cat(m0x, m0last, *entries)    # what a slot takes: word, last, map
         with m.If(f.clear):
             m.d.sync += [xv.eq(0), m0v.eq(0)]
-            if C > 1:
-                m.d.sync += chunk.eq(0)
 
         # The loop.
         bits = [Signal(W, name=f"map_s{k}_bits") for k in range(2)]
@@ -903,8 +929,6 @@ class HuffmanDecoder(wiring.Component):
                 m.d.sync += sv[k].eq(0)
         with m.If(f.clear):
             m.d.sync += [slot.eq(0), p.eq(0), near.eq(0), beyond.eq(0)]
-        f.front_empty = Signal()
-        m.d.comb += f.front_empty.eq(~xv & ~m0v)
 
         # The tile's end, for the tail checks: the final code ended exactly at its word's end
         # (p = 0 after it), the last flags of both slots, and whether the bits from p on in

@@ -21,7 +21,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hdl.huffman_decoder import HuffmanDecoder
-from hdl.coder_params import build_table_groups, decoder_loop_kwargs, share_parser
+from hdl.coder_params import (build_table_groups, decoder_loop_kwargs, decoder_throughput,
+                              share_parser)
 from hdl.coder_parts import TableParser
 from hdl.huffman_encoder import HuffmanEncoder, encoder_tables
 from hdl.registry import Block, UsageError, huffman_arguments
@@ -470,7 +471,7 @@ def manifest_info(comp, table=None):
     info = {
         "lanes": n,
         "latency": comp.LATENCY,
-        "throughput": f"{n} symbols per cycle within a tile",
+        "throughput": decoder_throughput(coders[0], f"{n} symbols", " within a tile"),
         "parameters": {"lanes": n, "symbol_width": comp.symbol_width,
                        "max_len": comp.max_len, "word_width": w, "groups": comp.groups,
                        "group_bounds": comp.group_bounds, "group_bits": comp.group_bits,

@@ -63,6 +63,18 @@ def table(bits=4, max_len=8, seed=0):
     ((8, 12, 32, 2), {"loop": "map", "group_bounds": [0, 4, 8]}, ValueError,
      r"The map decode loop needs one group, plain mode and codes that fit a word "
      r"\(L \+ b <= W\), not G = 2"),
+    ((8, 12, 32), {"map_bits": 8}, ValueError,
+     r"map_bits applies to the map decode loop only, not 'shift'"),
+    ((8, 12, 32), {"loop": "map", "map_bits": 12}, ValueError,
+     r"Map bits must be a power of two from 4 to the word width 32, not 12"),
+    ((8, 12, 32), {"loop": "map", "map_bits": 2}, ValueError,
+     r"Map bits must be a power of two from 4 to the word width 32, not 2"),
+    ((8, 12, 32), {"loop": "map", "map_bits": 64}, ValueError,
+     r"Map bits must be a power of two from 4 to the word width 32, not 64"),
+    ((8, 12, 32), {"loop": "map", "map_bits": 8.0}, TypeError,
+     r"Map bits must be an integer, not 8\.0"),
+    ((8, 12, 32), {"loop": "map", "map_bits": True}, TypeError,
+     r"Map bits must be an integer, not True"),
 ])
 def test_bad_parameters_raise_specific_errors(args, kwargs, exc, message):
     with pytest.raises(exc, match="^" + message):
@@ -151,6 +163,11 @@ def run_main(argv, capsys):
     (["--decoder-loop", "map", "--groups", "2"], r"The map decode loop needs one group"),
     (["--decoder-loop", "map", "--max-channels", "64", "--max-k", "16"],
      r"The map decode loop needs one table group known at build time"),
+    (["--map-bits", "8"], r"map_bits applies to the map decode loop only, not 'shift'"),
+    (["--decoder-loop", "map", "--map-bits", "12"],
+     r"Map bits must be a power of two from 4 to the word width 32, not 12"),
+    (["--decoder-loop", "map", "--map-bits", "8", "--max-channels", "64", "--max-k", "16"],
+     r"The map decode loop needs one table group known at build time"),
 ])
 def test_cli_errors_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
@@ -185,6 +202,28 @@ def test_cli_modules_and_manifest(tmp_path):
     (mod,) = BLOCK.modules(parse_args(["--groups", "4"]))
     assert mod.info["parameters"]["group_bounds"] == [0, 4, 8, 12, 16]
     assert "cfg" in mod.component.signature.members
+    assert "map_bits" not in mod.info["parameters"]
+
+
+@pytest.mark.parametrize("map_bits, latency", [(None, 11), (32, 11), (16, 13), (8, 15), (4, 19)])
+def test_cli_map_bits_in_the_manifest(map_bits, latency):
+    """The map loop's rate: below W the latency grows by W / D (the window register and the
+    D-position chunks), and the throughput says its condition."""
+    from hdl.build import parse_args
+
+    extra = [] if map_bits is None else ["--map-bits", str(map_bits)]
+    (mod,) = BLOCK.modules(parse_args(["--decoder-loop", "map", *extra]))
+    chunks = 32 // (map_bits or 32)
+    assert mod.info["latency"] == latency == HuffmanDecoder.MAP_LATENCY + (
+        chunks if chunks > 1 else 0)
+    assert mod.info["parameters"]["loop"] == "map"
+    assert mod.info["parameters"]["map_bits"] == (map_bits or 32)
+    if map_bits in (None, 32):
+        assert mod.info["throughput"] == "1 symbol per cycle"
+    else:
+        assert mod.info["throughput"] == (
+            f"1 symbol per cycle while the codes average at most {map_bits} bits (the map "
+            f"stage decodes {map_bits} bit positions per cycle)")
 
 
 # ----------------------------------------------------------------------------- simulation

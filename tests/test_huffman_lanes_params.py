@@ -91,6 +91,8 @@ def run_main(argv, capsys):
     (["--lanes", "4", "--groups", "3", "--k", "6"],
      r"Lane count 4 must divide the column count 6 when there are several table groups"),
     (["--lanes", "x"], r"argument --lanes: invalid int value: 'x'"),
+    (["--lanes", "4", "--decoder-loop", "map", "--groups", "2", "--k", "8"],
+     r"The map decode loop needs one group"),
 ])
 def test_cli_errors_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
@@ -121,6 +123,26 @@ def test_cli_modules_and_manifest(tmp_path):
     assert enc.info["latency"] == HuffmanLaneEncoder.LATENCY
     assert dec.info["latency"] == HuffmanLaneDecoder.LATENCY
     assert dec.info["buffer_memory"]["queue_bits"] == 4 * 4 * (4 + 2)
+    assert dec.info["parameters"]["loop"] == "shift"
+
+
+def test_cli_map_loop_lanes_manifest():
+    """Lane decoders with the map loop at 8 positions a cycle: every lane is one, and the
+    latency and throughput say so."""
+    from hdl.build import parse_args
+    from hdl.huffman_decoder import HuffmanDecoder
+
+    _, dec = BLOCK.modules(parse_args(["--lanes", "4", "--decoder-loop", "map",
+                                       "--map-bits", "8"]))
+    comp = dec.component
+    assert all(c._loop == "map" and c._map_bits == 8 for c in comp.coders)
+    assert dec.info["latency"] == HuffmanDecoder.MAP_LATENCY + 4 + 2 == comp.LATENCY
+    assert comp.QUIET == HuffmanDecoder.MAP_LATENCY + 4 + 4
+    assert dec.info["parameters"]["loop"] == "map"
+    assert dec.info["parameters"]["map_bits"] == 8
+    assert dec.info["throughput"] == (
+        "4 symbols per cycle within a tile while the codes average at most 8 bits (the map "
+        "stage decodes 8 bit positions per cycle)")
 
 
 # ----------------------------------------------------------------------------- simulation

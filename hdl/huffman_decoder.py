@@ -815,15 +815,20 @@ class HuffmanDecoder(wiring.Component):
                          s_done.eq(step_m & chunk[C - 1]),
                          i.ready.eq(f.accept & (~xv | ~sv | s_done)),
                          take.eq(i.valid & i.ready),
-                         s_load.eq(xv & (xlast | take) & (~sv | s_done)),
+                         # (The successor offered is taken exactly then: ``ready`` is
+                         # not on this path.)
+                         s_load.eq(xv & (xlast | (i.valid & f.accept)) & (~sv | s_done)),
                          load.eq(s_done)]
             with m.If(s_load):
-                m.d.sync += [S.eq(both), sword.eq(x), slast.eq(xlast), sv.eq(1),
-                             chunk.eq(1)]
+                m.d.sync += [S.eq(both), sword.eq(x), slast.eq(xlast), sv.eq(1)]
             with m.Elif(step_m):
-                m.d.sync += [S.eq(S << D), chunk.eq(chunk.rotate_left(1))]
+                m.d.sync += S.eq(S << D)
                 with m.If(s_done):
                     m.d.sync += sv.eq(0)
+            # The chunk's bit moves on with every chunk decoded and is back at chunk 0 after
+            # the last: a new word always starts there.
+            with m.If(step_m):
+                m.d.sync += chunk.eq(chunk.rotate_left(1))
             windows = S
             f.front_empty = Signal()
             m.d.comb += f.front_empty.eq(~xv & ~sv & ~m0v)

@@ -100,8 +100,8 @@ class HuffmanDecoder(wiring.Component):
         Map loop only: bit positions of a word the map stage decodes per cycle, D, a power of
         two from 4 to W (default W: a word per cycle). Each step down halves the map stage's
         length decoders and doubles the cycles it spends on a word (W / D); one symbol per
-        cycle is then sustained while the codes average at most D bits, and the latency
-        grows by ``W / D - 1`` cycles.
+        cycle is then sustained while the codes average at most D bits, and below W the
+        latency grows by ``W / D`` cycles (a window register and the chunks).
 
     Ports
     -----
@@ -758,6 +758,10 @@ class HuffmanDecoder(wiring.Component):
         the output queue, the current slot filled, and, at a ``near`` position, the other
         slot filled too (or the current word the tile's last). A slot the loop has left is
         refilled from the map stage a cycle later.
+
+        With ``map_bits`` D < W the map stage decodes D positions a cycle: the word and the
+        L - 1 bits after it wait in a window register that D length decoders read and that
+        shifts by D after each of the W / D cycles.
         """
         b, L, W = self._b, self._L, self._W
         CW = L + b
@@ -806,34 +810,34 @@ class HuffmanDecoder(wiring.Component):
             S = Signal(len(both), name="map_window")
             sword = Signal(W, name="map_window_word")
             slast = Signal(name="map_window_last")
-            sv = Signal(name="map_window_valid")
+            wv = Signal(name="map_window_valid")
             chunk = Signal(C, name="map_chunk", init=1)   # one-hot: the chunk S holds now
             step_m = Signal()           # a chunk decoded
             s_load = Signal()
             s_done = Signal()
-            m.d.comb += [step_m.eq(sv & free_m),
+            m.d.comb += [step_m.eq(wv & free_m),
                          s_done.eq(step_m & chunk[C - 1]),
-                         i.ready.eq(f.accept & (~xv | ~sv | s_done)),
+                         i.ready.eq(f.accept & (~xv | ~wv | s_done)),
                          take.eq(i.valid & i.ready),
                          # (The successor offered is taken exactly then: ``ready`` is
                          # not on this path.)
-                         s_load.eq(xv & (xlast | (i.valid & f.accept)) & (~sv | s_done)),
+                         s_load.eq(xv & (xlast | (i.valid & f.accept)) & (~wv | s_done)),
                          load.eq(s_done)]
             with m.If(s_load):
-                m.d.sync += [S.eq(both), sword.eq(x), slast.eq(xlast), sv.eq(1)]
+                m.d.sync += [S.eq(both), sword.eq(x), slast.eq(xlast), wv.eq(1)]
             with m.Elif(step_m):
                 m.d.sync += S.eq(S << D)
                 with m.If(s_done):
-                    m.d.sync += sv.eq(0)
+                    m.d.sync += wv.eq(0)
             # The chunk's bit moves on with every chunk decoded and is back at chunk 0 after
             # the last: a new word always starts there.
             with m.If(step_m):
                 m.d.sync += chunk.eq(chunk.rotate_left(1))
             windows = S
             f.front_empty = Signal()
-            m.d.comb += f.front_empty.eq(~xv & ~sv & ~m0v)
+            m.d.comb += f.front_empty.eq(~xv & ~wv & ~m0v)
             with m.If(f.clear):
-                m.d.sync += [sv.eq(0), chunk.eq(1)]
+                m.d.sync += [wv.eq(0), chunk.eq(1)]
         f.take = take
         # D canonical length decoders, decoder d on the L bits from position d of the chunk,
         # registered into the map register's entries c D + d.

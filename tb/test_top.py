@@ -16,7 +16,7 @@ quantized by ``quantize_input``. One Verilog toplevel holds both tops side by si
 under idle/backpressure patterns on every AXI port (the diagonal; on the main point also the
 stress pairs of ``tb.common.flow_pairs``), the shared ``StreamRule`` monitor on every output,
 with run-time loaded and baked constants, and the decompressor also with the map decode loop
-(``decoder_loop="map"``). With no stalls: the steady-state cycles per pixel
+(``decoder_loop="map"``, and with ``decoder_map_bits=8``). With no stalls: the steady-state cycles per pixel
 checked against ``max(C*K/M, K)``, and the cycles per tile of back-to-back 1- and 4-pixel
 tiles against the measured ``tile_cycles``. The main point also checks loads without
 ``tlast`` (``run_cfg_framing``).
@@ -54,6 +54,11 @@ CONFIGS = [
     {"name": "c64k16m16-runtime-map", "m": 16, "w": 32, "group_bits": [8], "baked": False,
      "decoder_loop": "map", "tile_cycles": {"1": {"c": [64, 64], "d": [64, 64]},
                                             "4": {"c": [256, 256], "d": [256, 256]}}},
+    # ... and with its map stage decoding 8 positions a cycle (``decoder_map_bits``).
+    {"name": "c64k16m16-runtime-map8", "m": 16, "w": 32, "group_bits": [8], "baked": False,
+     "decoder_loop": "map", "decoder_map_bits": 8,
+     "tile_cycles": {"1": {"c": [64, 64], "d": [64, 64]},
+                     "4": {"c": [256, 256], "d": [256, 256]}}},
 ]
 TILES = (1, 40, 23)          # pixels per tile (a one-pixel tile, a long one, another)
 TIMEOUT_NS = 20_000_000
@@ -111,7 +116,8 @@ def build(cfg, art_path):
     else:
         c = Compressor(64, 16, act_width=art.in_bits, **common)
         d = Decompressor(64, 16, out_width=art.out_bits, relu=art.relu,
-                         decoder_loop=cfg.get("decoder_loop", "shift"), **common)
+                         decoder_loop=cfg.get("decoder_loop", "shift"),
+                         decoder_map_bits=cfg.get("decoder_map_bits"), **common)
 
     info = {"c_cycles": c.cycles_per_pixel, "d_cycles": d.cycles_per_pixel,
             "og": len(d.mac.o_stream.payload.data), "c_cfg_width": c.mac.cfg_data_width,

@@ -282,10 +282,9 @@ class HuffmanLaneDecoder(_Lanes):
             "error": Out(1),
             "lane_error": Out(n),
         }
-        coder_kw = {"loop": loop} if map_bits is None else {"loop": loop, "map_bits": map_bits}
         super().__init__(lanes, symbol_width, max_len, word_width, groups, group_bounds,
                          group_bits, table, count_width=count_width, members=members,
-                         **coder_kw)
+                         loop=loop, map_bits=map_bits)
         self.loop, self.map_bits = loop, self.coders[0]._map_bits if loop == "map" else None
         self.QUIET = self.coders[0].latency + 4
         self.LATENCY = self.coders[0].latency + 2

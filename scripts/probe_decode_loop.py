@@ -492,6 +492,215 @@ class MapLoop(DecodeLoop):
         return m
 
 
+
+class PairMapLoop(DecodeLoop):
+    """``loop_pair``: two codes per turn of the loop, the turn cut into two register stages.
+
+    ``loop_map``'s loop is one select of a word's map by its position, and that select is
+    the whole critical path. Here the map gives each position j of word w the position
+    after the *two* codes from j (``next2[j] = next[next[j]]``, where ``next[j]`` may lie in
+    word w + 1, and ``next2[j]`` in w + 2), so one turn decodes two codes, and a turn may
+    take two cycles: stage A selects, for each of the 16 groups of 8 entries of the four
+    slots, the entry at the position's low 3 bits (registered); stage B selects one of the
+    16 by the slot and the position's high bits and adds the word step (0 to 2) to the
+    slot. One code per cycle in total, as ``loop_map``, with each cycle's logic a 16-to-1
+    select or less.
+
+    Map stages (all feed-forward, each registered; a stage moves on when the next one was
+    empty at the start of the cycle, so at most one word every two cycles, more than the
+    loop's 20 bits a cycle at most on codes that average under 16 bits):
+    M0 the limit compares and the ESC range check at each position (as ``loop_map``);
+    M1 each position's total as a one-hot (``t = 0`` for an unassigned code, which points at
+    itself), M2 ``next[j]`` and the total from it (AND-ORs of constants); then P, which holds
+    word w until word w + 1 is in M2, and Q and R, which compute each entry of word w:
+    ``next2`` and the second code's total, AND-ORs over the first code's one-hot total of
+    the next positions and totals of both words (a quarter of the terms each in Q), and the
+    first code's total.
+
+    The loop: four word slots in a ring, a slot pointer ``s`` (3 bits, mod 8 against the
+    fill pointer) and a position p. A turn starts (stage A) when the output has room and
+    the words ``s``, ``s + 1`` and ``s + 2`` are in (from registers); the first code's window
+    is read in the turn's second cycle and the second's in the cycle after, and a slot is
+    refilled only once the pointer of the cycle before has left it. The tile's end and the
+    error cases are not modelled (as ``loop_map``).
+    """
+
+    SLOTS = 4
+
+    def __init__(self, **kw):
+        super().__init__(False, **kw)
+
+    def elaborate(self, platform):
+        m = Module()
+        b, L, W = self._b, self._L, self._W
+        CW = L + b
+        P = (W - 1).bit_length()        # bits of a position in a word (5)
+        N1 = P + 1                      # next: below 2 W
+        N2 = P + 2                      # next2: below 3 W (W - 1 + 2 CW <= 3 W - 1)
+        T = CW + 1                      # one-hot total, t = 0 .. CW
+        TB = CW.bit_length()            # bits of a total
+        ENT = N2 + 2 * TB               # a map entry: next2, the two codes' totals
+        assert W - 1 + 2 * CW < 3 * W and (W - 1) + CW < 2 * W
+
+        # M0: the word x waits for its successor; then the compares at each position.
+        x = Signal(W)
+        xv = Signal()
+        m0v, m0x = Signal(), Signal(W)
+        ges = [Signal(L, name=f"ge{j}") for j in range(W)]
+        escs = [Signal(name=f"esc{j}") for j in range(W)]
+        both = Cat(self.i_word[W - (L - 1):], x)
+        load0 = Signal()
+        m.d.comb += [load0.eq(xv & self.i_valid & ~m0v), self.i_ready.eq(~xv | load0)]
+        with m.If(load0):
+            m.d.sync += [m0v.eq(1), m0x.eq(x)]
+            for j in range(W):
+                top = both[len(both) - j - L:len(both) - j]
+                m.d.sync += [ges[j].eq(Cat(
+                    top[L - 1 - t:] >= self.limits[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
+                    for t in range(L))),
+                    escs[j].eq(self.esc & (top >= self.esc_lo) & (top < self.esc_hi))]
+        with m.If(self.i_valid & self.i_ready):
+            m.d.sync += [x.eq(self.i_word), xv.eq(1)]
+
+        # M1: the one-hot total of each position.
+        m1v, m1x = Signal(), Signal(W)
+        tohs = [Signal(T, name=f"toh{j}") for j in range(W)]
+        esc_oh = Signal(T)
+        m.d.comb += esc_oh.eq(Const(1, T) << self.esc_total)
+        with m.If(m0v & ~m1v):
+            m.d.sync += [m1v.eq(1), m0v.eq(0), m1x.eq(m0x)]
+            for j in range(W):
+                ge = ges[j]
+                by_len = Cat(Const(0, 1), *[~ge[t - 1] & (ge[t - 2] if t > 1 else 1)
+                                            for t in range(1, L + 1)], Const(0, T - L - 1))
+                m.d.sync += tohs[j].eq(Mux(ge[L - 1], 1, Mux(escs[j], esc_oh, by_len)))
+
+        # M2: next[j] = j + t and the total t from the one-hot total (constants ORed).
+        m2v, m2x = Signal(), Signal(W)
+        m2toh = [Signal(T, name=f"m2_toh{j}") for j in range(W)]
+        nexts = [Signal(N1, name=f"next{j}") for j in range(W)]
+        tots = [Signal(TB, name=f"total{j}") for j in range(W)]
+
+        def and_or(onehot, values):
+            acc = Mux(onehot[0], values[0], 0)
+            for t in range(1, len(values)):
+                acc = acc | Mux(onehot[t], values[t], 0)
+            return acc
+
+        with m.If(m1v & ~m2v):
+            m.d.sync += [m2v.eq(1), m1v.eq(0), m2x.eq(m1x)]
+            for j in range(W):
+                m.d.sync += [m2toh[j].eq(tohs[j]),
+                             nexts[j].eq(and_or(tohs[j], [j + t for t in range(T)])),
+                             tots[j].eq(and_or(tohs[j], list(range(T))))]
+
+        # P: word w waits here for word w + 1 in M2; then word w's entries go to the output
+        # register R: ``next2`` and the totals of the two codes from j, while w + 1 takes
+        # its place.
+        av, ax = Signal(), Signal(W)
+        atoh = [Signal(T, name=f"a_toh{j}") for j in range(W)]
+        anext = [Signal(N1, name=f"a_next{j}") for j in range(W)]
+        atot = [Signal(TB, name=f"a_total{j}") for j in range(W)]
+        qv, qx = Signal(), Signal(W)
+        rv, rx = Signal(), Signal(W)
+        rent = [Signal(ENT, name=f"r_entry{j}") for j in range(W)]
+        pair = Signal()
+        q_to_r = Signal()
+        take_r = Signal()
+        m.d.comb += [q_to_r.eq(qv & (~rv | take_r)), pair.eq(av & m2v & (~qv | q_to_r))]
+        with m.If(m2v & (~av | pair)):
+            m.d.sync += [av.eq(1), m2v.eq(0), ax.eq(m2x)]
+            m.d.sync += [atoh[j].eq(m2toh[j]) for j in range(W)]
+            m.d.sync += [anext[j].eq(nexts[j]) for j in range(W)]
+            m.d.sync += [atot[j].eq(tots[j]) for j in range(W)]
+        # Next position and total of any position k of words w, w + 1 (k < 2 W; positions
+        # from w's start). ``next2`` and the second total are AND-ORs over the one-hot total
+        # (t = 0: an unassigned code, which points at itself), in two stages: Q holds the
+        # OR of each quarter of the terms, R the OR of the quarters.
+        absnext = [anext[k] for k in range(W)] + [W + nexts[k] for k in range(W)]
+        abstot = [atot[k] for k in range(W)] + [tots[k] for k in range(W)]
+        quarters = [range(q, T, 4) for q in range(4)]
+        qn2 = [[Signal(N2, name=f"q_next2_{j}_{q}") for q in range(4)] for j in range(W)]
+        qt2 = [[Signal(TB, name=f"q_total2_{j}_{q}") for q in range(4)] for j in range(W)]
+        qt1 = [Signal(TB, name=f"q_total{j}") for j in range(W)]
+        with m.If(pair):
+            m.d.sync += [qv.eq(1), qx.eq(ax)]
+            for j in range(W):
+                m.d.sync += qt1[j].eq(atot[j])
+                for q, ts in enumerate(quarters):
+                    h = atoh[j]
+                    m.d.sync += [
+                        qn2[j][q].eq(and_or([h[t] for t in ts],
+                                            [absnext[j + t] if t else j for t in ts])),
+                        qt2[j][q].eq(and_or([h[t] for t in ts],
+                                            [abstot[j + t] if t else 0 for t in ts]))]
+        with m.Elif(q_to_r):
+            m.d.sync += qv.eq(0)
+        with m.If(q_to_r):
+            m.d.sync += [rv.eq(1), rx.eq(qx)]
+            for j in range(W):
+                n2 = qn2[j][0] | qn2[j][1] | qn2[j][2] | qn2[j][3]
+                t2 = qt2[j][0] | qt2[j][1] | qt2[j][2] | qt2[j][3]
+                m.d.sync += rent[j].eq(Cat(n2, qt1[j], t2))
+        with m.Elif(take_r):
+            m.d.sync += rv.eq(0)
+
+        # The loop's slots: a ring of four, filled in order at ``wp``; a slot is free once the
+        # position has left it (its words were read in the turn that left it).
+        S = self.SLOTS
+        bits = [Signal(W, name=f"s{k}_bits") for k in range(S)]
+        maps = [Signal(W * ENT, name=f"s{k}_map") for k in range(S)]
+        s = Signal(3)       # the slot the position is in (mod 8 against wp)
+        wp = Signal(3)
+        m.d.comb += take_r.eq(rv & ((wp - s)[:3] < S))
+        for k in range(S):
+            with m.If(take_r & (wp[:2] == k)):
+                m.d.sync += [bits[k].eq(rx), maps[k].eq(Cat(*rent))]
+        with m.If(take_r):
+            m.d.sync += wp.eq(wp + 1)
+
+        p = Signal(P)
+        phase = Signal()
+        run = Signal()
+        m.d.comb += run.eq(~phase & self.room & ((wp - s)[:3] >= 3))
+        # Stage A: every cycle, per group of 8 entries, the entry at p's low 3 bits; and the
+        # words at s, s + 1, s + 2 (the turn's two codes lie in them).
+        groups = W // 8
+        cand = [Signal(ENT, name=f"cand{g}") for g in range(S * groups)]
+        for k in range(S):
+            for h in range(groups):
+                m.d.sync += cand[k * groups + h].eq(
+                    maps[k][h * 8 * ENT:(h + 1) * 8 * ENT].word_select(p[:3], ENT))
+        ring = Cat(*bits, *bits)
+        three = Signal(3 * W)
+        m.d.sync += three.eq(Cat(*[ring.word_select(s[:2] + i, W) for i in (2, 1, 0)]))
+        # Stage B: the group's entry by (slot, p's high bits); the slot steps by its top bits.
+        e = Signal(ENT)
+        m.d.comb += e.eq(Cat(*cand).word_select(Cat(p[3:], s[:2]), ENT))
+        with m.If(run):
+            m.d.sync += phase.eq(1)
+        with m.If(phase):
+            m.d.sync += [phase.eq(0), p.eq(e[:P]), s.eq(s + e[P:N2])]
+
+        # The two codes of a turn, from registers: in the turn's second cycle the 2 CW bits
+        # from p and the two totals; a cycle later the first code, and the window of the
+        # second (those bits shifted by the first total); a cycle later the second code.
+        wide = Signal(2 * CW)
+        t1r, t2r = Signal(TB), Signal(TB)
+        em1v, em2v = Signal(), Signal()
+        w2 = Signal(CW)
+        m.d.sync += [em1v.eq(phase), em2v.eq(em1v)]
+        with m.If(phase):
+            m.d.sync += [wide.eq((three << p)[3 * W - 2 * CW:3 * W]),
+                         t1r.eq(e[N2:N2 + TB]), t2r.eq(e[N2 + TB:])]
+        m.d.sync += w2.eq((wide << t1r)[CW:2 * CW])
+        with m.If(em1v):
+            m.d.sync += [self.o_window.eq(wide[CW:]), self.o_total.eq(t1r)]
+        with m.Elif(em2v):
+            m.d.sync += [self.o_window.eq(w2), self.o_total.eq(t2r)]
+        m.d.sync += self.o_valid.eq(em1v | em2v)
+        return m
+
 def main(argv=None):
     import fpga_flow
 
@@ -503,6 +712,7 @@ def main(argv=None):
     p.add_argument("--targets", nargs="+", default=["ecp5-25k"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="build/probe_decode_loop")
+    p.add_argument("--jobs", type=int, default=1, help="seeds placed and routed at once")
     args = p.parse_args(argv)
     info = {"parallelism": 1, "multipliers": 0, "values_per_cycle": 1.0}
     fpga_flow.add_config("loop_now", lambda: (DecodeLoop(False), dict(info, family="loop_now")))
@@ -514,11 +724,13 @@ def main(argv=None):
         fpga_flow.add_config(f"loop_slow{c}",
                              lambda c=c: (InterleavedLoop(c), dict(info, family=f"loop_slow{c}")))
     fpga_flow.add_config("loop_map", lambda: (MapLoop(), dict(info, family="loop_map")))
+    fpga_flow.add_config("loop_pair", lambda: (PairMapLoop(), dict(info, family="loop_pair")))
     fpga_flow.add_config("loop_lookahead_onehot",
                          lambda: (DecodeLoop(True, onehot=True),
                                   dict(info, family="loop_lookahead_onehot")))
     return fpga_flow.main(["--configs", *args.configs, "--targets",
-                           *args.targets, "--seeds", str(args.seeds), "--out", args.out])
+                           *args.targets, "--seeds", str(args.seeds), "--out", args.out,
+                           "--jobs", str(args.jobs)])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from probe_decode_loop import (  # noqa: E402
     DecodeLoop,
     InterleavedLoop,
     MapLoop,
+    PairMapLoop,
     ShortTableLoop,
     short_entries,
 )
@@ -150,6 +151,24 @@ def test_map_loop_matches(tile, reference):
     waits = sum(1 for e, t in zip(ends, lens)
                 if (e - t) // W != e // W and e % W >= W - cw)
     assert cycles <= len(lens) + waits + 6
+
+
+def test_pair_loop_matches(tile, reference):
+    """The two-codes-a-turn loop: the same codes in order, one per cycle once its map
+    pipeline is full: each turn (two cycles, two codes) waits only where its next turn
+    would start two words on (it needs three words in, refilled after a delay) or for the
+    map stages (one word every two cycles)."""
+    table, words, lens = tile
+    codes, cycles = _decode(PairMapLoop(), table, words, len(lens))
+    cw = L + B
+
+    def code_bits(pairs):
+        return [(win >> (cw - t), t) for win, t in pairs]
+
+    assert len(codes) == len(lens)
+    assert code_bits(codes) == code_bits(reference[0])
+    print(f"pair loop: {len(lens)} codes, {sum(lens)} bits, {cycles} cycles")
+    assert cycles <= len(lens) + 16
 
 
 @pytest.mark.parametrize("slow", [2, 3, 4])

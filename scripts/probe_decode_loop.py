@@ -607,7 +607,9 @@ class PairMapLoop(DecodeLoop):
         pair = Signal()
         q_to_r = Signal()
         take_r = Signal()
-        m.d.comb += [q_to_r.eq(qv & (~rv | take_r)), pair.eq(av & m2v & (~qv | q_to_r))]
+        # (Each move from registers only: into a stage that was empty at the start of the
+        # cycle, as in M0 to M2.)
+        m.d.comb += [q_to_r.eq(qv & ~rv), pair.eq(av & m2v & ~qv)]
         with m.If(m2v & (~av | pair)):
             m.d.sync += [av.eq(1), m2v.eq(0), ax.eq(m2x)]
             m.d.sync += [atoh[j].eq(m2toh[j]) for j in range(W)]
@@ -645,14 +647,16 @@ class PairMapLoop(DecodeLoop):
         with m.Elif(take_r):
             m.d.sync += rv.eq(0)
 
-        # The loop's slots: a ring of four, filled in order at ``wp``; a slot is free once the
-        # position has left it (its words were read in the turn that left it).
+        # The loop's slots: a ring of four, filled in order at ``wp``; a slot is free a cycle
+        # after the position has left it (its words were read in the turn that left it).
         S = self.SLOTS
         bits = [Signal(W, name=f"s{k}_bits") for k in range(S)]
         maps = [Signal(W * ENT, name=f"s{k}_map") for k in range(S)]
         s = Signal(3)       # the slot the position is in (mod 8 against wp)
         wp = Signal(3)
-        m.d.comb += take_r.eq(rv & ((wp - s)[:3] < S))
+        s_d1 = Signal(3)    # s a cycle ago: the fill's check starts from it and wp only
+        m.d.sync += s_d1.eq(s)
+        m.d.comb += take_r.eq(rv & ((wp - s_d1)[:3] < S))
         for k in range(S):
             with m.If(take_r & (wp[:2] == k)):
                 m.d.sync += [bits[k].eq(rx), maps[k].eq(Cat(*rent))]

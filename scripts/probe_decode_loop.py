@@ -648,20 +648,25 @@ class PairMapLoop(DecodeLoop):
             m.d.sync += rv.eq(0)
 
         # The loop's slots: a ring of four, filled in order at ``wp``; a slot is free a cycle
-        # after the position has left it (its words were read in the turn that left it).
+        # after the position has left it (its words are read in the turn that leaves it).
         S = self.SLOTS
         bits = [Signal(W, name=f"s{k}_bits") for k in range(S)]
         maps = [Signal(W * ENT, name=f"s{k}_map") for k in range(S)]
         s = Signal(3)       # the slot the position is in (mod 8 against wp)
         wp = Signal(3)
-        s_d1 = Signal(3)    # s a cycle ago: the fill's check starts from it and wp only
-        m.d.sync += s_d1.eq(s)
-        m.d.comb += take_r.eq(rv & ((wp - s_d1)[:3] < S))
+        # ``open_[k]``: slot k is the next to fill and free, decided a cycle ahead (from the
+        # position of the cycle before, so a slot left in a turn is read to the end first).
+        # Its data flip-flops load whenever it is open, word or not (the enable a flip-flop
+        # of its own); ``wp`` moves on when a word came.
+        open_ = Signal(S, name="slot_open")
+        m.d.comb += take_r.eq(rv & open_.any())
+        wp_next = Signal(3)
+        m.d.comb += wp_next.eq(wp + take_r)
+        m.d.sync += wp.eq(wp_next)
         for k in range(S):
-            with m.If(take_r & (wp[:2] == k)):
+            m.d.sync += open_[k].eq((wp_next[:2] == k) & ((wp_next - s)[:3] < S))
+            with m.If(open_[k]):
                 m.d.sync += [bits[k].eq(rx), maps[k].eq(Cat(*rent))]
-        with m.If(take_r):
-            m.d.sync += wp.eq(wp + 1)
 
         p = Signal(P)
         phase = Signal()

@@ -82,6 +82,22 @@ class DecodeLoop(wiring.Component):
                      cl.esc_total.eq(self.esc_total)]
         return cl
 
+    def _map_compares(self, m, both, load):
+        """Map stage M0 of the map loops: on ``load``, per position j of the word (0 = its
+        MSB) the L limit compares of the L bits of ``both`` from there (a thermometer) and
+        the ESC range check, registered. Returns the registers ``(ges, escs)``."""
+        L, W = self._L, self._W
+        ges = [Signal(L, name=f"ge{j}") for j in range(W)]
+        escs = [Signal(name=f"esc{j}") for j in range(W)]
+        with m.If(load):
+            for j in range(W):
+                top = both[len(both) - j - L:len(both) - j]
+                m.d.sync += [ges[j].eq(Cat(
+                    top[L - 1 - t:] >= self.limits[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
+                    for t in range(L))),
+                    escs[j].eq(self.esc & (top >= self.esc_lo) & (top < self.esc_hi))]
+        return ges, escs
+
     def _buffer(self, m):
         """The bit buffer and its word input: (B, buf, fill, take, merged), ``merged`` the
         buffer with this cycle's word placed below its ``fill`` bits."""
@@ -403,21 +419,14 @@ class MapLoop(DecodeLoop):
         # Stage M1 (into the queue): thermometer -> next position and its near-end bit.
         m0v = Signal()
         m0x = Signal(W)
-        ges = [Signal(L, name=f"ge{j}") for j in range(W)]
-        escs = [Signal(name=f"esc{j}") for j in range(W)]
         load = Signal()
         push = Signal()
         m.d.comb += [push.eq(m0v & q.i_stream.ready),
                      load.eq(xv & self.i_valid & (~m0v | push)),
                      self.i_ready.eq(~xv | load)]
+        ges, escs = self._map_compares(m, both, load)
         with m.If(load):
             m.d.sync += [m0v.eq(1), m0x.eq(x)]
-            for j in range(W):
-                top = both[len(both) - j - L:len(both) - j]
-                m.d.sync += [ges[j].eq(Cat(
-                    top[L - 1 - t:] >= self.limits[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
-                    for t in range(L))),
-                    escs[j].eq(self.esc & (top >= self.esc_lo) & (top < self.esc_hi))]
         with m.Elif(push):
             m.d.sync += m0v.eq(0)
         with m.If(self.i_valid & self.i_ready):
@@ -493,7 +502,7 @@ class MapLoop(DecodeLoop):
 
 
 
-class PairMapLoop(DecodeLoop):
+class PairMapLoop(MapLoop):
     """``loop_pair``: two codes per turn of the loop, the turn cut into two register stages.
 
     ``loop_map``'s loop is one select of a word's map by its position, and that select is
@@ -527,9 +536,6 @@ class PairMapLoop(DecodeLoop):
 
     SLOTS = 4
 
-    def __init__(self, **kw):
-        super().__init__(False, **kw)
-
     def elaborate(self, platform):
         m = Module()
         b, L, W = self._b, self._L, self._W
@@ -546,19 +552,12 @@ class PairMapLoop(DecodeLoop):
         x = Signal(W)
         xv = Signal()
         m0v, m0x = Signal(), Signal(W)
-        ges = [Signal(L, name=f"ge{j}") for j in range(W)]
-        escs = [Signal(name=f"esc{j}") for j in range(W)]
         both = Cat(self.i_word[W - (L - 1):], x)
         load0 = Signal()
         m.d.comb += [load0.eq(xv & self.i_valid & ~m0v), self.i_ready.eq(~xv | load0)]
+        ges, escs = self._map_compares(m, both, load0)
         with m.If(load0):
             m.d.sync += [m0v.eq(1), m0x.eq(x)]
-            for j in range(W):
-                top = both[len(both) - j - L:len(both) - j]
-                m.d.sync += [ges[j].eq(Cat(
-                    top[L - 1 - t:] >= self.limits[t * (L + 1):(t + 1) * (L + 1)][L - 1 - t:]
-                    for t in range(L))),
-                    escs[j].eq(self.esc & (top >= self.esc_lo) & (top < self.esc_hi))]
         with m.If(self.i_valid & self.i_ready):
             m.d.sync += [x.eq(self.i_word), xv.eq(1)]
 

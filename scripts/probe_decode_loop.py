@@ -27,6 +27,9 @@ synthesis, nextpnr, median of the seeds):
 - ``loop_map``: the lengths first, then the loop (``MapLoop``): a feed-forward stage gives
   each bit position of a word the position where the next code would start; the loop is one
   select of that map by its position. docs/fpga.md, "Decode loop probe, second pass".
+- ``loop_pair``: the map loop with two codes a turn (``PairMapLoop``): the map gives each
+  position the position after the next two codes, and a turn's select is cut into two
+  register stages. docs/fpga.md, "Decode loop probe, third pass".
 
 They are loops only (no symbol memory, queue, tile control or table loader): the symbol's
 window and length go to registered outputs, which is what the decoder's pipeline takes from
@@ -528,10 +531,11 @@ class PairMapLoop(MapLoop):
 
     The loop: four word slots in a ring, a slot pointer ``s`` (3 bits, mod 8 against the
     fill pointer) and a position p. A turn starts (stage A) when the output has room and
-    the words ``s``, ``s + 1`` and ``s + 2`` are in (from registers); the first code's window
-    is read in the turn's second cycle and the second's in the cycle after, and a slot is
-    refilled only once the pointer of the cycle before has left it. The tile's end and the
-    error cases are not modelled (as ``loop_map``).
+    the words ``s``, ``s + 1`` and ``s + 2`` are in (from registers); those three words are
+    registered in the turn's first cycle, the 2 (L + b) bits from p in its second, and the
+    two codes' windows and totals go out in the two cycles after it, from registers; a slot
+    is refilled a cycle after the position has left it. The tile's end and the error cases
+    are not modelled (as ``loop_map``).
     """
 
     SLOTS = 4

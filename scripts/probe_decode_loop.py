@@ -538,7 +538,7 @@ class PairMapLoop(MapLoop):
     are not modelled (as ``loop_map``).
     """
 
-    SLOTS = 4
+    SLOTS = 4   # word slots in the ring (the 3-bit pointers and 2-bit slot indices assume 4)
 
     def elaborate(self, platform):
         m = Module()
